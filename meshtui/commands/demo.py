@@ -1,0 +1,24 @@
+"""meshtui demo: a whole small mesh on this machine."""
+
+from __future__ import annotations
+
+import argparse
+
+from meshtui.commands._common import not_built
+
+HELP = "start the embedded demo mesh and open the dashboard on it"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--headless", action="store_true", help="run the mesh alone until interrupted")
+    p.add_argument(
+        "--intercept",
+        choices=("proxy", "iptables"),
+        default="proxy",
+        help="explicit proxying (default) or iptables in network namespaces (root)",
+    )
+    p.add_argument("--scale", type=int, default=1, help="replicas of each emojivoto deployment")
+
+
+def run(args: argparse.Namespace) -> int:
+    return not_built("demo")
