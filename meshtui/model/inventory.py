@@ -1,0 +1,164 @@
+"""The mesh's inventory: which pods exist, where they listen, where their proxies are.
+
+The controller reads it from a YAML/JSON file (``meshtui controller --inventory``);
+a proxy may read the same file to name its peers. The file holds::
+
+    pods:
+      - name: web-7d9c-0
+        namespace: emojivoto
+        deployment: web
+        address: 127.0.0.1:18080   # the app, as other pods reach it
+        proxy: 127.0.0.1:14190      # the proxy's gRPC (tap/metrics) port; absent: unmeshed
+        inbound: 127.0.0.1:14143    # optional: the proxy's inbound listener
+        admin: 127.0.0.1:14191      # optional: the proxy's /metrics
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class InventoryError(ValueError):
+    """The inventory file is not what it should be."""
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """Where a pod sits. Empty strings mean unknown."""
+
+    namespace: str = ""
+    deployment: str = ""
+    pod: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.namespace or self.deployment or self.pod)
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_address(text: str, *, what: str = "address") -> Address:
+    """``host:port`` or ``[v6]:port`` → Address; InventoryError for anything else."""
+    text = str(text).strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]:")
+        port_s = rest if sep else ""
+    else:
+        host, sep, port_s = text.rpartition(":")
+    if not sep or not host or not port_s.isdigit() or not 0 < int(port_s) < 65536:
+        raise InventoryError(f"bad {what} {text!r}: expected HOST:PORT")
+    return Address(host, int(port_s))
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    name: str
+    namespace: str
+    deployment: str
+    address: Address | None
+    proxy: Address | None = None
+    inbound: Address | None = None
+    admin: Address | None = None
+
+    @property
+    def meshed(self) -> bool:
+        """Whether the pod is meant to have a proxy (reachability is the controller's)."""
+        return self.proxy is not None
+
+    @property
+    def workload(self) -> Workload:
+        return Workload(self.namespace, self.deployment, self.name)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    pods: tuple[Pod, ...] = ()
+    _by_addr: dict[tuple[str, int], Pod] = field(default_factory=dict, compare=False, repr=False)
+    _by_ip: dict[str, Pod | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for pod in self.pods:
+            for addr in (pod.address, pod.inbound):
+                if addr is None:
+                    continue
+                self._by_addr[(addr.host, addr.port)] = pod
+                # An IP names a pod only when one pod alone has it (own network
+                # namespaces); on a shared loopback only ip:port does.
+                prev = self._by_ip.get(addr.host, pod)
+                self._by_ip[addr.host] = pod if prev is pod else None
+
+    def resolve(self, host: str, port: int | None = None) -> Pod | None:
+        """The pod listening at ``host:port``, or owning ``host`` outright; None if unknown."""
+        if port is not None:
+            pod = self._by_addr.get((host, port))
+            if pod is not None:
+                return pod
+        return self._by_ip.get(host)
+
+    def namespaces(self) -> list[str]:
+        return sorted({p.namespace for p in self.pods})
+
+    @classmethod
+    def from_pods(cls, pods: Iterable[Pod]) -> Inventory:
+        return cls(tuple(pods))
+
+    @classmethod
+    def from_data(cls, data: Any) -> Inventory:
+        """Builds an inventory from the parsed YAML/JSON document."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping) or not isinstance(data.get("pods", []), list):
+            raise InventoryError("inventory must be a mapping with a list under 'pods'")
+        pods = []
+        seen: set[tuple[str, str]] = set()
+        for i, raw in enumerate(data.get("pods") or []):
+            if not isinstance(raw, Mapping):
+                raise InventoryError(f"pods[{i}] is not a mapping")
+            name = str(raw.get("name") or "").strip()
+            ns = str(raw.get("namespace") or "default").strip()
+            if not name:
+                raise InventoryError(f"pods[{i}] has no name")
+            if (ns, name) in seen:
+                raise InventoryError(f"pod {ns}/{name} is listed twice")
+            seen.add((ns, name))
+
+            def addr(key: str, raw: Mapping[str, Any] = raw, name: str = name) -> Address | None:
+                v = raw.get(key)
+                return None if v in (None, "", "unmeshed") else parse_address(
+                    v, what=f"{key} of pod {name}"
+                )
+
+            pods.append(
+                Pod(
+                    name=name,
+                    namespace=ns,
+                    deployment=str(raw.get("deployment") or "").strip(),
+                    address=addr("address"),
+                    proxy=addr("proxy"),
+                    inbound=addr("inbound"),
+                    admin=addr("admin"),
+                )
+            )
+        return cls(tuple(pods))
+
+    def to_data(self) -> dict[str, Any]:
+        """The document form, as :meth:`from_data` reads it."""
+        out = []
+        for p in self.pods:
+            d: dict[str, Any] = {"name": p.name, "namespace": p.namespace}
+            if p.deployment:
+                d["deployment"] = p.deployment
+            for key in ("address", "proxy", "inbound", "admin"):
+                v = getattr(p, key)
+                if v is not None:
+                    d[key] = str(v)
+            out.append(d)
+        return {"pods": out}
