@@ -11,6 +11,16 @@ a proxy may read the same file to name its peers. The file holds::
         proxy: 127.0.0.1:14190      # the proxy's gRPC (tap/metrics) port; absent: unmeshed
         inbound: 127.0.0.1:14143    # optional: the proxy's inbound listener
         admin: 127.0.0.1:14191      # optional: the proxy's /metrics
+    services:                       # optional: names apps call, as Kubernetes Services
+      - name: emoji-svc
+        namespace: emojivoto
+        port: 8080
+        endpoints: [127.0.0.1:18080]
+
+A service is reached as ``NAME.NAMESPACE:PORT`` (``.svc`` and
+``.svc.cluster.local`` suffixes too); in explicit interception the proxy
+routes such an authority to one of the endpoints, as Linkerd's destination
+service tells its proxies.
 """
 
 from __future__ import annotations
@@ -78,13 +88,38 @@ class Pod:
         return Workload(self.namespace, self.deployment, self.name)
 
 
+@dataclass(frozen=True, slots=True)
+class Service:
+    name: str
+    namespace: str
+    port: int
+    endpoints: tuple[Address, ...] = ()
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.namespace}.svc.cluster.local"
+
+
+def _service_key(host: str) -> str:
+    """``emoji-svc.emojivoto[.svc[.cluster.local]]`` → ``emoji-svc.emojivoto``."""
+    host = host.lower().rstrip(".")
+    for suffix in (".svc.cluster.local", ".svc"):
+        if host.endswith(suffix):
+            return host[: -len(suffix)]
+    return host
+
+
 @dataclass(frozen=True)
 class Inventory:
     pods: tuple[Pod, ...] = ()
+    services: tuple[Service, ...] = ()
     _by_addr: dict[tuple[str, int], Pod] = field(default_factory=dict, compare=False, repr=False)
     _by_ip: dict[str, Pod | None] = field(default_factory=dict, compare=False, repr=False)
+    _svc: dict[tuple[str, int], Service] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        for svc in self.services:
+            self._svc[(f"{svc.name}.{svc.namespace}", svc.port)] = svc
         for pod in self.pods:
             for addr in (pod.address, pod.inbound):
                 if addr is None:
@@ -102,6 +137,10 @@ class Inventory:
             if pod is not None:
                 return pod
         return self._by_ip.get(host)
+
+    def service(self, host: str, port: int) -> Service | None:
+        """The service an authority ``host:port`` names, if any."""
+        return self._svc.get((_service_key(host), port))
 
     def namespaces(self) -> list[str]:
         return sorted({p.namespace for p in self.pods})
@@ -147,7 +186,7 @@ class Inventory:
                     admin=addr("admin"),
                 )
             )
-        return cls(tuple(pods))
+        return cls(tuple(pods), _services_from_data(data.get("services") or []))
 
     def to_data(self) -> dict[str, Any]:
         """The document form, as :meth:`from_data` reads it."""
@@ -161,4 +200,32 @@ class Inventory:
                 if v is not None:
                     d[key] = str(v)
             out.append(d)
-        return {"pods": out}
+        doc: dict[str, Any] = {"pods": out}
+        if self.services:
+            doc["services"] = [
+                {"name": s.name, "namespace": s.namespace, "port": s.port,
+                 "endpoints": [str(a) for a in s.endpoints]}
+                for s in self.services
+            ]
+        return doc
+
+
+def _services_from_data(raw_list: Any) -> tuple[Service, ...]:
+    if not isinstance(raw_list, list):
+        raise InventoryError("'services' must be a list")
+    out = []
+    for i, raw in enumerate(raw_list):
+        if not isinstance(raw, Mapping) or not raw.get("name"):
+            raise InventoryError(f"services[{i}] needs a name")
+        port = raw.get("port")
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise InventoryError(f"services[{i}] needs a port from 1 to 65535")
+        eps = raw.get("endpoints") or []
+        if not isinstance(eps, list):
+            raise InventoryError(f"services[{i}].endpoints must be a list")
+        out.append(Service(
+            name=str(raw["name"]), namespace=str(raw.get("namespace") or "default"), port=port,
+            endpoints=tuple(parse_address(e, what=f"endpoint of service {raw['name']}")
+                            for e in eps),
+        ))
+    return tuple(out)
