@@ -1,0 +1,80 @@
+"""The demo's apps over real sockets, without the mesh: they must work on their own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from meshtui.demo import dns
+from meshtui.demo.emojivoto import FAILING_CHOICE, emoji_handler, voting_handler, web_handler
+from meshtui.demo.httpkit import Client, serve
+
+
+async def _port(server: asyncio.Server) -> int:
+    return server.sockets[0].getsockname()[1]
+
+
+async def test_web_calls_emoji_and_voting_and_doughnut_fails() -> None:
+    emoji = await serve(emoji_handler(), "127.0.0.1", 0)  # type: ignore[arg-type]
+    voting = await serve(voting_handler(), "127.0.0.1", 0)  # type: ignore[arg-type]
+    client = Client()
+    web = await serve(
+        web_handler(client, f"http://127.0.0.1:{await _port(emoji)}",  # type: ignore[arg-type]
+                    f"http://127.0.0.1:{await _port(voting)}"),
+        "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{await _port(web)}"
+    try:
+        listing = await client.request("GET", f"{base}/api/list")
+        assert listing.status == 200
+        assert any(e["shortcode"] == ":rocket:" for e in json.loads(listing.body))
+        assert (await client.request("GET", f"{base}/api/vote?choice=:rocket:")).status == 200
+        failing = await client.request("GET", f"{base}/api/vote?choice={FAILING_CHOICE}")
+        assert failing.status == 500
+        board = json.loads((await client.request("GET", f"{base}/api/leaderboard")).body)
+        assert board == [{"shortcode": ":rocket:", "votes": 1}]
+        # keep-alive: many requests reuse the pooled connection
+        for _ in range(20):
+            assert (await client.request("GET", f"{base}/")).status == 200
+    finally:
+        await client.close()
+        for s in (emoji, voting, web):
+            s.close()
+
+
+async def test_web_reports_502_when_a_backend_is_down() -> None:
+    client = Client(timeout=2)
+    web = await serve(web_handler(client, "http://127.0.0.1:1", "http://127.0.0.1:1"),  # type: ignore[arg-type]
+                      "127.0.0.1", 0)
+    try:
+        resp = await client.request("GET", f"http://127.0.0.1:{await _port(web)}/api/list")
+        assert resp.status == 502
+    finally:
+        await client.close()
+        web.close()
+
+
+async def test_kube_dns_answers_over_udp_and_tcp() -> None:
+    records = {"emoji-svc.emojivoto.svc.cluster.local": "10.1.2.3",
+               "emoji-svc.emojivoto": "10.1.2.3"}
+    tcp, udp = await dns.serve_dns(records, "127.0.0.1", 0)
+    port = tcp.sockets[0].getsockname()[1]
+    # UDP on an ephemeral port of its own: ask the transport where it landed.
+    uport = udp.get_extra_info("sockname")[1]
+    try:
+        assert await dns.query_udp(("127.0.0.1", uport), "emoji-svc.emojivoto") == (0, ["10.1.2.3"])
+        answers = await dns.query_tcp(("127.0.0.1", port),
+                                      ["emoji-svc.emojivoto.svc.cluster.local", "nope.example"])
+        assert answers == [(0, ["10.1.2.3"]), (dns.RCODE_NXDOMAIN, [])]
+    finally:
+        tcp.close()
+        udp.close()
+
+
+def test_dns_rejects_malformed_messages() -> None:
+    import pytest
+
+    with pytest.raises(dns.DnsError):
+        dns.answer(b"\x00\x01", {})
+    loop = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c"
+    with pytest.raises(dns.DnsError):
+        dns.answer(loop, {})
