@@ -4,8 +4,8 @@ Configuration comes from the environment, as a pod's would:
 ``MESHTUI_APP_LISTEN`` (HOST:PORT to serve HTTP on), ``HTTP_PROXY`` (send calls
 through this proxy; absent: connect directly, resolving names with kube-dns at
 ``MESHTUI_DEMO_DNS``), ``MESHTUI_DEMO_DNS_TCP`` (where to send the periodic DNS
-queries over TCP), and for kube-dns ``MESHTUI_DNS_LISTEN`` and
-``MESHTUI_DEMO_DNS_RECORDS`` (JSON name → IPv4); for vote-bot ``MESHTUI_DEMO_RPS``
+queries over TCP), for kube-dns ``MESHTUI_DEMO_DNS_RECORDS`` (JSON name → IPv4;
+DNS over UDP and TCP, and HTTP health, all on the app's port); for vote-bot ``MESHTUI_DEMO_RPS``
 and ``MESHTUI_DEMO_REPORT`` (a file it writes its sent counts to).
 """
 
@@ -29,7 +29,7 @@ from meshtui.demo.emojivoto import (
     voting_handler,
     web_handler,
 )
-from meshtui.demo.httpkit import Client, serve
+from meshtui.demo.httpkit import Client, connection_handler, serve
 
 APPS = ("web", "emoji", "voting", "vote-bot", "kube-dns", "idle")
 
@@ -88,10 +88,11 @@ async def run_app(name: str) -> None:
         servers.append(await serve(handler, host, port))  # type: ignore[arg-type]
     elif name == "kube-dns":
         records = json.loads(os.environ.get("MESHTUI_DEMO_DNS_RECORDS", "{}"))
-        dhost, dport = _addr(os.environ.get("MESHTUI_DNS_LISTEN", "127.0.0.1:5353"))
-        tcp, udp = await dns.serve_dns(records, dhost, dport)
+        # DNS and the HTTP health endpoint share the app's port (see serve_dns).
+        tcp, udp = await dns.serve_dns(records, host, port,
+                                       http=connection_handler(kube_dns_health_handler()))  # type: ignore[arg-type]
         transports.append(udp)
-        servers += [tcp, await serve(kube_dns_health_handler(), host, port)]  # type: ignore[arg-type]
+        servers.append(tcp)
     elif name == "vote-bot":
         report = os.environ.get("MESHTUI_DEMO_REPORT")
         extra = [(u, 1.0) for u in os.environ.get("MESHTUI_DEMO_EXTRA_URLS", "").split() if u]

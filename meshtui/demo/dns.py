@@ -14,7 +14,7 @@ import contextlib
 import ipaddress
 import random
 import struct
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 QTYPE_A = 1
 QCLASS_IN = 1
@@ -124,11 +124,32 @@ class _Udp(asyncio.DatagramProtocol):
             self.transport.sendto(answer(data, self.records), addr)
 
 
-async def serve_dns(records: Mapping[str, str], host: str, port: int
+TcpFallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def serve_dns(records: Mapping[str, str], host: str, port: int,
+                    http: TcpFallback | None = None
                     ) -> tuple[asyncio.Server, asyncio.DatagramTransport]:
-    """Serves ``records`` (name → IPv4) over TCP and UDP at host:port."""
+    """Serves ``records`` (name → IPv4) over TCP and UDP at host:port.
+
+    With ``http``, a TCP connection that opens with an HTTP method is handed to
+    it instead: kube-dns's health endpoint then shares the DNS port, so one
+    proxy ``--app`` address fronts both in the explicit-mode demo.
+    """
 
     async def on_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if http is not None:
+            try:
+                first = await reader.readexactly(4)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+                return
+            # A DNS message starts with a 2-byte length; an HTTP request with a
+            # method in capitals. Put the bytes back for whoever reads them.
+            reader._buffer[0:0] = first  # type: ignore[attr-defined]
+            if first[:3].isalpha() and first[:3].isupper():
+                await http(reader, writer)
+                return
         try:
             while True:
                 (n,) = struct.unpack("!H", await reader.readexactly(2))

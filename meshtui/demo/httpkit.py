@@ -85,8 +85,10 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
     return await reader.readexactly(n) if n else b""
 
 
-async def serve(handler: Handler, host: str, port: int) -> asyncio.Server:
-    """Starts serving ``handler`` at host:port and returns the server."""
+def connection_handler(
+    handler: Handler,
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """The per-connection loop serving ``handler`` (keep-alive until the client closes)."""
 
     async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -119,7 +121,14 @@ async def serve(handler: Handler, host: str, port: int) -> asyncio.Server:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    return await asyncio.start_server(on_conn, host, port, limit=MAX_HEAD, reuse_address=True)
+    return on_conn
+
+
+async def serve(handler: Handler, host: str, port: int) -> asyncio.Server:
+    """Starts serving ``handler`` at host:port and returns the server."""
+    return await asyncio.start_server(
+        connection_handler(handler), host, port, limit=MAX_HEAD, reuse_address=True
+    )
 
 
 def _is_ip(host: str) -> bool:

@@ -78,3 +78,21 @@ def test_dns_rejects_malformed_messages() -> None:
     loop = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c"
     with pytest.raises(dns.DnsError):
         dns.answer(loop, {})
+
+
+async def test_kube_dns_shares_its_port_with_the_health_endpoint() -> None:
+    from meshtui.demo.emojivoto import kube_dns_health_handler
+    from meshtui.demo.httpkit import connection_handler
+
+    tcp, udp = await dns.serve_dns({"a.b": "10.0.0.9"}, "127.0.0.1", 0,
+                                   http=connection_handler(kube_dns_health_handler()))  # type: ignore[arg-type]
+    port = tcp.sockets[0].getsockname()[1]
+    client = Client()
+    try:
+        health = await client.request("GET", f"http://127.0.0.1:{port}/health")
+        assert health.status == 200
+        assert await dns.query_tcp(("127.0.0.1", port), ["a.b"]) == [(0, ["10.0.0.9"])]
+    finally:
+        await client.close()
+        tcp.close()
+        udp.close()
