@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import not_built
-
 HELP = "start the embedded demo mesh and open the dashboard on it"
 
 
@@ -21,4 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built("demo")
+    from meshtui.demo.run import run_demo
+    from meshtui.errors import UsageError
+    from meshtui.model.inventory import InventoryError, parse_address
+
+    try:
+        server = parse_address(args.server, what="--server")
+    except InventoryError as e:
+        raise UsageError(str(e)) from None
+    return run_demo(server, headless=args.headless, intercept=args.intercept, scale=args.scale)

@@ -1,0 +1,88 @@
+"""``meshtui demo``: plan the mesh, start it, keep it running, stop it cleanly."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from meshtui.demo.supervisor import Supervisor, port_in_use
+from meshtui.demo.topology import Plan, plan_explicit
+from meshtui.errors import RuntimeFailure, UsageError
+from meshtui.model.inventory import Address
+
+READY_TIMEOUT_S = 30.0
+
+
+def _say(msg: str) -> None:
+    print(f"demo: {msg}", file=sys.stderr, flush=True)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(_sig: int, _frame: FrameType | None) -> None:
+    raise _Stop
+
+
+@contextmanager
+def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
+                 rps: float = 20.0, log: Callable[[str], None] = _say
+                 ) -> Iterator[tuple[Plan, Supervisor]]:
+    """Starts the whole demo mesh and yields once every pod is ready.
+
+    Leaving the block (normally, by an exception, or by SIGTERM turned into
+    one) stops every process it started.
+    """
+    if scale < 1:
+        raise UsageError("demo: --scale must be at least 1")
+    if intercept != "proxy":
+        raise UsageError("demo: --intercept iptables is not built yet; use --intercept proxy")
+    if port_in_use(server):
+        raise RuntimeFailure(
+            f"demo: {server} is already in use (another demo running?); "
+            "choose another address with `meshtui --server HOST:PORT demo`")
+    state = Path(tempfile.mkdtemp(prefix="meshtui-demo-"))
+    sup = Supervisor(state, log=log)
+    ok = False
+    try:
+        plan = plan_explicit(server, state, scale=scale, rps=rps)
+        for spec in plan.processes:
+            sup.start(spec)
+        sup.wait_ready(READY_TIMEOUT_S)
+        ok = True
+        yield plan, sup
+    finally:
+        sup.stop()
+        if ok:
+            shutil.rmtree(state, ignore_errors=True)
+        else:
+            log(f"logs of the failed start are in {state}")
+
+
+def run_demo(server: Address, *, headless: bool, intercept: str = "proxy", scale: int = 1
+             ) -> int:
+    old_term = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        with running_mesh(server, intercept=intercept, scale=scale) as (plan, sup):
+            namespaces = plan.inventory.namespaces()
+            _say(f"{len(plan.inventory.pods)} pods in {len(namespaces)} namespaces "
+                 f"({', '.join(namespaces)}); controller at {server}")
+            if not headless:
+                _say("the dashboard is not built yet; running headless")
+            _say(f"try: meshtui --server {server} stat deploy -n emojivoto   (Ctrl-C stops)")
+            while True:
+                sup.tend()
+                time.sleep(0.2)
+    except (KeyboardInterrupt, _Stop):
+        _say("stopped")
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, old_term)

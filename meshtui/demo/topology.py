@@ -1,0 +1,168 @@
+"""What the demo mesh consists of: pods, their processes, ports and the inventory.
+
+Planning is separate from running (``supervisor.py``) so the plan can be read
+and tested without starting anything. Explicit interception: every pod's
+processes listen on their own loopback ports; apps call services by name
+through ``HTTP_PROXY`` (their proxy's outbound port) and the proxies route by
+the inventory's services to the peer pod's inbound port.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import string
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from meshtui.model.inventory import Address, Inventory, Pod, Service
+
+EMOJIVOTO = ("web", "emoji", "voting", "vote-bot")
+SERVICE_PORTS = {"web": 80, "emoji": 8080, "voting": 8080}
+DNS_PORT = 53
+
+
+@dataclass
+class ProcessSpec:
+    """One process of a pod."""
+
+    pod: str
+    role: str  # "app" or "proxy"
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    ready_http: Address | None = None  # GET /ready here answers 200 once it is up
+    ready_tcp: Address | None = None  # or: this port accepts connections
+
+    @property
+    def label(self) -> str:
+        return f"{self.pod} ({self.role})"
+
+
+@dataclass
+class Plan:
+    inventory: Inventory
+    processes: list[ProcessSpec]
+    server: Address  # where clients reach the controller
+    report_path: Path  # vote-bot's account of what it sent
+
+
+class PortAllocator:
+    """Hands out free loopback ports (asked of the kernel, then released)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self._given: set[int] = set()
+
+    def take(self) -> Address:
+        for _ in range(100):
+            with socket.socket() as s:
+                s.bind((self.host, 0))
+                port = s.getsockname()[1]
+            if port not in self._given:
+                self._given.add(port)
+                return Address(self.host, port)
+        raise OSError("no free port")  # pragma: no cover
+
+
+def pod_name(deployment: str, rng: random.Random) -> str:
+    """A name shaped like a ReplicaSet's pod: ``web-5f7d8b9c4-x2k9p``."""
+    alnum = "bcdfghjklmnpqrstvwxz2456789"
+    rs = "".join(rng.choice(string.hexdigits.lower()) for _ in range(9))
+    return f"{deployment}-{rs}-{''.join(rng.choice(alnum) for _ in range(5))}"
+
+
+def _meshtui(*args: str) -> list[str]:
+    return [sys.executable, "-m", "meshtui", *args]
+
+
+def _app(name: str) -> list[str]:
+    return [sys.executable, "-m", "meshtui.demo.apps", name]
+
+
+def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float = 20.0,
+                  seed: int | None = None) -> Plan:
+    """The demo with explicit interception, every process on 127.0.0.1."""
+    rng = random.Random(seed)
+    ports = PortAllocator()
+    inventory_path = state_dir / "inventory.json"
+    report = state_dir / "vote-bot.json"
+    pods: list[Pod] = []
+    procs: list[ProcessSpec] = []
+
+    def meshed_pod(ns: str, deploy: str, app_argv: list[str], app_env: dict[str, str],
+                   app_addr: Address | None = None, inbound: Address | None = None) -> Pod:
+        name = pod_name(deploy, rng)
+        app = app_addr or ports.take()
+        pod = Pod(name=name, namespace=ns, deployment=deploy, address=app,
+                  proxy=ports.take(), inbound=inbound or ports.take(), admin=ports.take())
+        outbound = ports.take()
+        assert pod.proxy and pod.inbound and pod.admin
+        procs.append(ProcessSpec(name, "proxy", _meshtui(
+            "proxy", "--inbound", str(pod.inbound), "--outbound", str(outbound),
+            "--app", str(app), "--tap", str(pod.proxy), "--admin", str(pod.admin),
+            "--pod", name, "--namespace", ns, "--deployment", deploy,
+            "--inventory", str(inventory_path)), ready_http=pod.admin))
+        procs.append(ProcessSpec(name, "app", app_argv, {
+            "MESHTUI_APP_LISTEN": str(app), "HTTP_PROXY": f"http://{outbound}", **app_env}))
+        pods.append(pod)
+        return pod
+
+    dns_pod = meshed_pod("kube-system", "kube-dns", _app("kube-dns"), {})
+    assert dns_pod.inbound is not None
+    dns_names = [f"{d}-svc.emojivoto.svc.cluster.local" for d in SERVICE_PORTS]
+    dns_env = {"MESHTUI_DEMO_DNS_TCP": str(dns_pod.inbound),
+               "MESHTUI_DEMO_DNS_NAMES": json.dumps(dns_names)}
+    # Each replica set of emojivoto gets `scale` pods.
+    for deploy in EMOJIVOTO:
+        for i in range(scale):
+            env = dict(dns_env)
+            if deploy == "vote-bot":
+                env.update({"MESHTUI_DEMO_RPS": str(rps), "MESHTUI_DEMO_REPORT": str(report),
+                            "MESHTUI_DEMO_EXTRA_URLS": "http://kube-dns.kube-system:53/health"})
+                if scale > 1:  # one report per bot
+                    env["MESHTUI_DEMO_REPORT"] = str(report.with_name(f"vote-bot-{i}.json"))
+            meshed_pod("emojivoto", deploy, _app(deploy), env)
+
+    # The controller, behind its own proxy: clients reach it through the
+    # proxy's inbound port, so the mesh's own control traffic shows up too.
+    ctl_listen = ports.take()
+    meshed_pod("meshtui", "controller",
+               _meshtui("controller", "--listen", str(ctl_listen),
+                        "--inventory", str(inventory_path)),
+               {}, app_addr=ctl_listen, inbound=server)
+    procs[-1].ready_tcp = ctl_listen
+
+    # One pod with no proxy, so the overview has something not meshed.
+    legacy = Pod(name=pod_name("legacy-app", rng), namespace="default",
+                 deployment="legacy-app", address=ports.take())
+    pods.append(legacy)
+    procs.append(ProcessSpec(legacy.name, "app", _app("idle"),
+                             {"MESHTUI_APP_LISTEN": str(legacy.address)},
+                             ready_tcp=legacy.address))
+
+    def endpoints(deploy: str) -> tuple[Address, ...]:
+        return tuple(p.address for p in pods if p.deployment == deploy and p.address)
+
+    services = [Service(f"{d}-svc", "emojivoto", port, endpoints(d))
+                for d, port in SERVICE_PORTS.items()]
+    services.append(Service("kube-dns", "kube-system", DNS_PORT, endpoints("kube-dns")))
+    inventory = Inventory(tuple(pods), tuple(services))
+    dns_records = {}
+    for svc in services:
+        if svc.endpoints:
+            for name in (svc.fqdn, f"{svc.name}.{svc.namespace}"):
+                dns_records[name] = svc.endpoints[0].host
+    for proc in procs:
+        if proc.argv[-1] == "kube-dns":
+            proc.env["MESHTUI_DEMO_DNS_RECORDS"] = json.dumps(dns_records)
+    inventory_path.write_text(json.dumps(inventory.to_data(), indent=2))
+    return Plan(inventory, procs, server, report)
+
+
+def reports(plan: Plan) -> Iterator[Path]:
+    """Every vote-bot report file the plan's bots write."""
+    yield plan.report_path
+    yield from plan.report_path.parent.glob("vote-bot-*.json")
