@@ -1,0 +1,1 @@
+"""The gRPC client the CLI and the TUI use to talk to the controller."""
