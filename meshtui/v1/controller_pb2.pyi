@@ -52,6 +52,7 @@ class Resource(_message.Message):
     DEPLOYMENT_FIELD_NUMBER: _builtins.int
     ADDRESS_FIELD_NUMBER: _builtins.int
     LAST_SCRAPE_MS_FIELD_NUMBER: _builtins.int
+    PROXIED_PODS_FIELD_NUMBER: _builtins.int
     type: _common_pb2.ResourceType.ValueType
     namespace: _builtins.str
     name: _builtins.str
@@ -65,6 +66,10 @@ class Resource(_message.Message):
     address: _builtins.str
     """for pods: ip:port of the app"""
     last_scrape_ms: _builtins.int
+    proxied_pods: _builtins.int
+    """Pods the inventory gives a proxy, answering or not: proxied - meshed are
+    the proxies that are down right now (unmeshed pods count in neither).
+    """
     def __init__(
         self,
         *,
@@ -77,10 +82,11 @@ class Resource(_message.Message):
         deployment: _builtins.str = ...,
         address: _builtins.str = ...,
         last_scrape_ms: _builtins.int = ...,
+        proxied_pods: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "deployment", b"deployment", "last_scrape_ms", b"last_scrape_ms", "meshed_pods", b"meshed_pods", "name", b"name", "namespace", b"namespace", "reachable", b"reachable", "total_pods", b"total_pods", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "deployment", b"deployment", "last_scrape_ms", b"last_scrape_ms", "meshed_pods", b"meshed_pods", "name", b"name", "namespace", b"namespace", "proxied_pods", b"proxied_pods", "reachable", b"reachable", "total_pods", b"total_pods", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
