@@ -439,19 +439,25 @@ class SourceDrops(_message.Message):
     POD_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
     DROPPED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
     pod: _builtins.str
     namespace: _builtins.str
     dropped: _builtins.int
+    error: _builtins.str
+    """Non-empty when this source's stream broke (the proxy went away): why.
+    The others carry on; the controller keeps trying to reopen it.
+    """
     def __init__(
         self,
         *,
         pod: _builtins.str = ...,
         namespace: _builtins.str = ...,
         dropped: _builtins.int = ...,
+        error: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dropped", b"dropped", "namespace", b"namespace", "pod", b"pod"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dropped", b"dropped", "error", b"error", "namespace", b"namespace", "pod", b"pod"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
