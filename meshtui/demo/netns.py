@@ -1,0 +1,126 @@
+"""Network namespaces for the demo's iptables mode: one per pod, like a node's.
+
+Layout (all made by the demo, all removed when it stops)::
+
+    root ns ── veth ──┐
+                      │   bridge in the "node" namespace
+    pod ns 1 ── veth ─┤   10.77.0.0/24: root side .254, pods from .10
+    pod ns 2 ── veth ─┘
+
+Each pod gets its own namespace with ``eth0`` on the bridge and loopback, so
+its app, its proxy and ``proxy-init``'s iptables rules are its own, as in a
+Kubernetes pod. The root namespace's end of the bridge lets ``meshtui`` on
+the host reach the controller's pod. Traffic never leaves these interfaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from meshtui.errors import RuntimeFailure
+
+
+def _ip(*args: str, netns: str | None = None, check: bool = True
+        ) -> subprocess.CompletedProcess[str]:
+    cmd = ["ip", *(["-n", netns] if netns else []), *args]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise RuntimeFailure(f"demo: `{' '.join(cmd)}` failed: {out.stderr.strip()}")
+    return out
+
+
+def can_make_namespaces() -> str | None:
+    """None when this process can build the layout; otherwise the reason it cannot."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces and iptables)"
+    for tool, package in (("ip", "iproute2"), ("iptables", "iptables")):
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            return f"needs the `{tool}` command (Debian package {package})"
+    probe = f"mtprobe{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"cannot create network namespaces: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+@dataclass
+class PodNetwork:
+    """Builds and tears down the namespaces; names are prefixed per run."""
+
+    prefix: str = field(default_factory=lambda: f"mt{os.getpid() % 100000}")
+    subnet: str = "10.77.0"
+    namespaces: list[str] = field(default_factory=list)
+    _next_host: int = 10
+
+    @property
+    def node(self) -> str:
+        return f"{self.prefix}-node"
+
+    @property
+    def bridge(self) -> str:
+        return f"{self.prefix}br"[:15]
+
+    @property
+    def root_if(self) -> str:
+        return f"{self.prefix}h"[:15]
+
+    @property
+    def host_ip(self) -> str:
+        return f"{self.subnet}.254"
+
+    def setup(self) -> None:
+        why = can_make_namespaces()
+        if why:
+            raise RuntimeFailure(f"demo: --intercept iptables {why}")
+        _ip("netns", "add", self.node)
+        self.namespaces.append(self.node)
+        _ip("link", "add", self.bridge, "type", "bridge", netns=self.node)
+        _ip("link", "set", self.bridge, "up", netns=self.node)
+        # The root namespace's port on the bridge.
+        peer = f"{self.prefix}hp"[:15]
+        _ip("link", "add", self.root_if, "type", "veth", "peer", "name", peer)
+        _ip("link", "set", peer, "netns", self.node)
+        _ip("link", "set", peer, "master", self.bridge, netns=self.node)
+        _ip("link", "set", peer, "up", netns=self.node)
+        _ip("addr", "add", f"{self.host_ip}/24", "dev", self.root_if)
+        _ip("link", "set", self.root_if, "up")
+
+    def add_pod(self, label: str) -> tuple[str, str]:
+        """A new pod namespace on the bridge: (namespace name, its IP)."""
+        n = self._next_host
+        self._next_host += 1
+        if n > 250:
+            raise RuntimeFailure("demo: more pods than the demo's /24 holds")
+        ns = f"{self.prefix}-{label}"
+        ip = f"{self.subnet}.{n}"
+        _ip("netns", "add", ns)
+        self.namespaces.append(ns)
+        inside, outside = f"{self.prefix}p{n}"[:15], f"{self.prefix}q{n}"[:15]
+        _ip("link", "add", inside, "type", "veth", "peer", "name", outside)
+        _ip("link", "set", inside, "netns", ns)
+        _ip("link", "set", outside, "netns", self.node)
+        _ip("link", "set", outside, "master", self.bridge, netns=self.node)
+        _ip("link", "set", outside, "up", netns=self.node)
+        _ip("link", "set", inside, "name", "eth0", netns=ns)
+        _ip("addr", "add", f"{ip}/24", "dev", "eth0", netns=ns)
+        _ip("link", "set", "eth0", "up", netns=ns)
+        _ip("link", "set", "lo", "up", netns=ns)
+        _ip("route", "add", "default", "via", self.host_ip, netns=ns)
+        return ns, ip
+
+    @staticmethod
+    def exec_prefix(ns: str) -> list[str]:
+        return ["ip", "netns", "exec", ns]
+
+    def teardown(self) -> None:
+        """Removes every namespace and the root's veth (removing one end removes both)."""
+        with contextlib.suppress(Exception):
+            _ip("link", "del", self.root_if, check=False)
+        for ns in reversed(self.namespaces):
+            _ip("netns", "del", ns, check=False)
+        self.namespaces.clear()
