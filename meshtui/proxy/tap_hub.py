@@ -1,0 +1,339 @@
+"""Tap fan-out: matching, rate limiting, bounded per-subscriber queues, batches.
+
+The data path hands the hub plain tuples; protobuf messages are built only by a
+subscriber's own stream, a batch at a time, so events nobody reads (dropped on a
+full queue) cost next to nothing. The data path never waits: a full queue drops
+the event and counts it, and the next batch reports the count in ``dropped``.
+
+Everything here runs on the proxy's one asyncio loop (the subscriber's wake-up
+is an :class:`asyncio.Event`), so no locks are needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from meshtui.model.inventory import Workload
+from meshtui.v1 import common_pb2, proxy_pb2
+
+#: Header values tap shows as this unless secrets are shown.
+REDACTED = b"<redacted>"
+#: Header names (lower case) whose values are redacted by default.
+SECRET_HEADERS = frozenset({b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"})
+
+# Event kinds, the first item of every queued tuple.
+REQUEST_INIT = 0
+RESPONSE_INIT = 1
+RESPONSE_END = 2
+
+
+class TapLimitError(Exception):
+    """Too many subscribers already; the caller should refuse the new one."""
+
+
+class TapRequest:
+    """What every event of one tapped request shares; built only when someone taps."""
+
+    __slots__ = (
+        "authority", "conn_id", "direction", "dst", "dst_wl", "headers", "method",
+        "path", "scheme", "src", "src_wl", "stream", "wall0_us",
+    )
+
+    def __init__(
+        self, direction: int, src: tuple[str, int], src_wl: Workload,
+        dst: tuple[str, int], dst_wl: Workload, conn_id: int, stream: int, method: str,
+        scheme: str, authority: str, path: str, headers: list[tuple[bytes, bytes]],
+        wall0_us: int,
+    ) -> None:
+        self.direction = direction
+        self.src = src
+        self.src_wl = src_wl
+        self.dst = dst
+        self.dst_wl = dst_wl
+        self.conn_id = conn_id
+        self.stream = stream
+        self.method = method
+        self.scheme = scheme
+        self.authority = authority
+        self.path = path
+        self.headers = headers
+        self.wall0_us = wall0_us
+
+
+class TapFilter:
+    """A compiled :class:`TapMatch`: empty fields match anything."""
+
+    __slots__ = ("authority", "direction", "dst", "method", "path_prefix", "src")
+
+    def __init__(self, match: common_pb2.TapMatch | None = None) -> None:
+        m = match if match is not None else common_pb2.TapMatch()
+        self.method = m.method.upper()
+        self.path_prefix = m.path_prefix
+        self.authority = m.authority.lower()
+        self.direction = int(m.direction)
+        self.dst = _workload_filter(m.destination) if m.HasField("destination") else None
+        self.src = _workload_filter(m.source) if m.HasField("source") else None
+
+    def matches(self, req: TapRequest) -> bool:
+        if self.direction and req.direction != self.direction:
+            return False
+        if self.method and req.method.upper() != self.method:
+            return False
+        if self.path_prefix and not req.path.startswith(self.path_prefix):
+            return False
+        if self.authority and req.authority.lower() != self.authority:
+            return False
+        if self.dst is not None and not _workload_matches(self.dst, req.dst_wl):
+            return False
+        return self.src is None or _workload_matches(self.src, req.src_wl)
+
+
+def _workload_filter(w: common_pb2.Workload) -> tuple[str, str, str] | None:
+    f = (w.namespace, w.deployment, w.pod)
+    return f if any(f) else None
+
+
+def _workload_matches(f: tuple[str, str, str] | None, w: Workload) -> bool:
+    if f is None:
+        return True
+    ns, deploy, pod = f
+    return (
+        (not ns or ns == w.namespace)
+        and (not deploy or deploy == w.deployment)
+        and (not pod or pod == w.pod)
+    )
+
+
+class Subscriber:
+    """One tap stream: its filter, its token bucket and its bounded queue.
+
+    Attributes:
+        dropped: events lost so far because the queue was full (cumulative).
+        limited: requests skipped by the rate limit (not losses: the subscriber asked).
+        delivered: events handed to the stream so far.
+    """
+
+    __slots__ = (
+        "burst", "capacity", "closed", "delivered", "dropped", "filter", "last", "limited",
+        "queue", "rate", "reported", "tokens", "wake",
+    )
+
+    def __init__(self, filt: TapFilter, max_rps: float, capacity: int, now: float) -> None:
+        self.filter = filt
+        self.rate = max_rps
+        # A one-second burst lets a subscriber see the start of a spike at all.
+        self.burst = max(1.0, max_rps)
+        self.tokens = self.burst
+        self.last = now
+        self.capacity = capacity
+        self.queue: deque[tuple[Any, ...]] = deque()
+        self.dropped = 0
+        self.reported = 0
+        self.limited = 0
+        self.delivered = 0
+        self.closed = False
+        self.wake = asyncio.Event()
+
+    def take_token(self, now: float) -> bool:
+        if self.rate <= 0:
+            return True
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        self.limited += 1
+        return False
+
+
+class TapHub:
+    """Tap subscribers of one proxy.
+
+    Args:
+        clock: monotonic seconds, for the rate limits.
+        show_secrets: when False (the default), values of Authorization,
+            Proxy-Authorization, Cookie and Set-Cookie are replaced by ``<redacted>``.
+        queue_capacity: events a subscriber may have waiting before new requests
+            are dropped for it.
+        max_batch: most events in one :class:`TapBatch`.
+        max_subscribers: more than this many open streams are refused.
+        linger: seconds a woken stream waits for more events before sending, so a
+            busy proxy sends fewer, fuller batches.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float], *, show_secrets: bool = False,
+        queue_capacity: int = 10_000, max_batch: int = 2_000, max_subscribers: int = 64,
+        linger: float = 0.005,
+    ) -> None:
+        self.clock = clock
+        self.show_secrets = show_secrets
+        self.queue_capacity = max(3, queue_capacity)
+        self.max_batch = max(1, max_batch)
+        self.max_subscribers = max_subscribers
+        self.linger = linger
+        #: Open subscribers; replaced, never mutated, so the data path may iterate it.
+        self.subscribers: tuple[Subscriber, ...] = ()
+        #: Events lost by subscribers that have since gone (kept for /metrics).
+        self.dropped_gone = 0
+
+    # --- subscription ------------------------------------------------------
+
+    def subscribe(
+        self, match: common_pb2.TapMatch | None = None, max_rps: float = 0.0
+    ) -> Subscriber:
+        """Opens a subscriber; raises TapLimitError when too many are open,
+        ValueError for a negative or non-finite ``max_rps``."""
+        if not math.isfinite(max_rps) or max_rps < 0:
+            raise ValueError(f"max_rps must be a finite number >= 0, got {max_rps}")
+        if len(self.subscribers) >= self.max_subscribers:
+            raise TapLimitError(f"{self.max_subscribers} tap streams are open already")
+        sub = Subscriber(TapFilter(match), max_rps, self.queue_capacity, self.clock())
+        self.subscribers = (*self.subscribers, sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        """Closes a subscriber (idempotent); its stream ends."""
+        if sub in self.subscribers:
+            self.subscribers = tuple(s for s in self.subscribers if s is not sub)
+            self.dropped_gone += sub.dropped
+        sub.closed = True
+        sub.wake.set()
+
+    def close(self) -> None:
+        """Ends every stream (proxy shutdown)."""
+        for sub in self.subscribers:
+            self.unsubscribe(sub)
+
+    @property
+    def dropped_total(self) -> int:
+        """Events lost on full queues, by every subscriber there ever was."""
+        return self.dropped_gone + sum(s.dropped for s in self.subscribers)
+
+    # --- the data path's side ---------------------------------------------
+
+    def admit(self, req: TapRequest) -> tuple[list[Subscriber], list[Subscriber]]:
+        """Decides, once per request, who sees it; queues its request-init event.
+
+        Returns (taking, losing): ``taking`` get this request's later events;
+        ``losing`` wanted it but had no room for all three events, so each of its
+        events is counted as dropped for them instead. A request takes one token
+        of a subscriber's rate limit, and is admitted only with room for its
+        three events, so a subscriber sees all of a request's events or none.
+        """
+        taking: list[Subscriber] = []
+        losing: list[Subscriber] = []
+        now = self.clock()
+        ev = (REQUEST_INIT, req.wall0_us, req)
+        for sub in self.subscribers:
+            if not sub.filter.matches(req) or not sub.take_token(now):
+                continue
+            if len(sub.queue) + 3 > sub.capacity:
+                sub.dropped += 1
+                losing.append(sub)
+                continue
+            taking.append(sub)
+            sub.queue.append(ev)
+            if not sub.wake.is_set():
+                sub.wake.set()
+        return taking, losing
+
+    @staticmethod
+    def emit(taking: list[Subscriber], losing: list[Subscriber], ev: tuple[Any, ...]) -> None:
+        """Queues a later event of an admitted request."""
+        for sub in taking:
+            # Admission left room for this event; the hard cap only guards a
+            # queue flooded by many admitted requests all still in flight.
+            if sub.closed or len(sub.queue) >= 2 * sub.capacity:
+                sub.dropped += 1
+                continue
+            sub.queue.append(ev)
+            if not sub.wake.is_set():
+                sub.wake.set()
+        for sub in losing:
+            sub.dropped += 1
+
+    # --- the subscriber's side --------------------------------------------
+
+    async def batches(self, sub: Subscriber) -> AsyncIterator[proxy_pb2.TapBatch]:
+        """The subscriber's stream: a batch whenever events or losses are pending,
+        until the subscriber is closed."""
+        while not sub.closed:
+            if not sub.queue and sub.dropped == sub.reported:
+                sub.wake.clear()
+                await sub.wake.wait()
+                if sub.closed:
+                    break
+                if self.linger > 0 and len(sub.queue) < self.max_batch:
+                    await asyncio.sleep(self.linger)
+            yield self.take_batch(sub)
+
+    def take_batch(self, sub: Subscriber) -> proxy_pb2.TapBatch:
+        """Removes up to ``max_batch`` queued events and builds their message."""
+        q = sub.queue
+        n = min(len(q), self.max_batch)
+        redact = not self.show_secrets
+        events = [build_event(q.popleft(), redact) for _ in range(n)]
+        sub.delivered += n
+        dropped = sub.dropped - sub.reported
+        sub.reported = sub.dropped
+        return proxy_pb2.TapBatch(events=events, dropped=dropped)
+
+
+# --- protobuf building (the subscriber's stream only) ---------------------
+
+
+def _headers(pairs: list[tuple[bytes, bytes]] | None, redact: bool) -> list[common_pb2.Header]:
+    out = []
+    for name, value in pairs or ():
+        if redact and name.lower() in SECRET_HEADERS:
+            value = REDACTED
+        out.append(common_pb2.Header(name=name.decode("latin-1"), value=value))
+    return out
+
+
+def _endpoint(addr: tuple[str, int], wl: Workload) -> common_pb2.Endpoint:
+    return common_pb2.Endpoint(
+        ip=addr[0], port=addr[1],
+        workload=common_pb2.Workload(namespace=wl.namespace, deployment=wl.deployment, pod=wl.pod),
+    )
+
+
+def build_event(ev: tuple[Any, ...], redact: bool = True) -> common_pb2.TapEvent:
+    """One queued event tuple → its TapEvent message."""
+    kind, ts_us, req = ev[0], ev[1], ev[2]
+    out = common_pb2.TapEvent(
+        source=_endpoint(req.src, req.src_wl),
+        destination=_endpoint(req.dst, req.dst_wl),
+        proxy_direction=req.direction,
+        tls=False,
+        id=common_pb2.StreamId(base=req.conn_id, stream=req.stream),
+        timestamp_us=ts_us,
+    )
+    if kind == REQUEST_INIT:
+        out.request_init.CopyFrom(common_pb2.RequestInit(
+            method=req.method, scheme=req.scheme, authority=req.authority, path=req.path,
+            headers=_headers(req.headers, redact),
+        ))
+    elif kind == RESPONSE_INIT:
+        _, _, _, since_req, status, headers = ev
+        out.response_init.CopyFrom(common_pb2.ResponseInit(
+            since_request_init_us=since_req, http_status=status,
+            headers=_headers(headers, redact),
+        ))
+    else:
+        _, _, _, since_req, since_resp, nbytes, grpc_status, reset_code, trailers = ev
+        end = common_pb2.ResponseEnd(
+            since_request_init_us=since_req, since_response_init_us=since_resp,
+            response_bytes=nbytes, trailers=_headers(trailers, redact),
+        )
+        if reset_code is not None:
+            end.reset_error_code = reset_code
+        elif grpc_status is not None:
+            end.grpc_status_code = grpc_status
+        out.response_end.CopyFrom(end)
+    return out

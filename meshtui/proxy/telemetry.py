@@ -1,0 +1,462 @@
+"""The proxy's telemetry recorder: counters, latency histograms, TCP totals, tap.
+
+The data path calls :meth:`Telemetry.tcp_open` once per accepted connection and
+:meth:`Telemetry.request` once per HTTP request, then reports on the returned
+observation objects. That is the hot path: with nobody tapping it costs a couple
+of dict lookups, a clock read or two and integer adds; protobuf is built only by
+:meth:`Telemetry.scrape` and by tap streams.
+
+Series are keyed as on the wire (``RequestSeries`` / ``ResponseSeries`` /
+``TcpSeries`` in ``proxy.proto``): direction, authority and destination address
+(from which the destination workload follows). Authorities come from clients and
+can be anything, so the number of routes is capped: past the cap a new route is
+folded into the ``(other)`` route of its direction and counted in
+:attr:`Telemetry.overflow_requests`.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from meshtui import __version__
+from meshtui.model.histogram import Histogram
+from meshtui.model.inventory import Workload
+from meshtui.proxy.tap_hub import RESPONSE_END, RESPONSE_INIT, Subscriber, TapHub, TapRequest
+from meshtui.v1 import common_pb2, proxy_pb2
+
+#: The authority (and address) overflowing routes are folded into.
+OTHER = "(other)"
+#: Longest authority kept as a label; longer ones are cut (tap still shows them whole).
+MAX_AUTHORITY = 255
+_NO_WORKLOAD = Workload()
+
+
+class Direction(enum.IntEnum):
+    """Which side of the pod a request or connection was seen on (as in common.proto)."""
+
+    INBOUND = 1
+    OUTBOUND = 2
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The pod this proxy sits next to."""
+
+    namespace: str
+    deployment: str
+    pod: str
+    pod_ip: str = "127.0.0.1"
+
+    @property
+    def workload(self) -> Workload:
+        return Workload(self.namespace, self.deployment, self.pod)
+
+
+class Route:
+    """Request counts of one (direction, authority, destination) and its responses."""
+
+    __slots__ = ("authority", "direction", "dst_addr", "dst_wl", "requests", "responses")
+
+    def __init__(self, direction: int, authority: str, dst_addr: str, dst_wl: Workload) -> None:
+        self.direction = direction
+        self.authority = authority
+        self.dst_addr = dst_addr
+        self.dst_wl = dst_wl
+        self.requests = 0
+        #: (status_code, success) → ResponseStats
+        self.responses: dict[tuple[int, bool], ResponseStats] = {}
+
+
+class ResponseStats:
+    __slots__ = ("count", "latency")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.latency = Histogram()
+
+
+class TcpStats:
+    """Connection and byte totals of one (direction, destination)."""
+
+    __slots__ = (
+        "close_total", "direction", "dst_addr", "dst_wl", "open_total", "read_bytes",
+        "write_bytes",
+    )
+
+    def __init__(self, direction: int, dst_addr: str, dst_wl: Workload) -> None:
+        self.direction = direction
+        self.dst_addr = dst_addr
+        self.dst_wl = dst_wl
+        self.open_total = 0
+        self.close_total = 0
+        self.read_bytes = 0
+        self.write_bytes = 0
+
+
+class TcpObs:
+    """One accepted connection. ``read``/``write`` add bytes; ``close`` is idempotent."""
+
+    __slots__ = ("_stats", "closed", "conn_id")
+
+    def __init__(self, stats: TcpStats, conn_id: int) -> None:
+        self._stats = stats
+        self.closed = False
+        #: A process-unique number the data path may use as the tap stream base.
+        self.conn_id = conn_id
+
+    def read(self, n: int) -> None:
+        """Bytes read from the client side of this proxy connection."""
+        self._stats.read_bytes += n
+
+    def write(self, n: int) -> None:
+        """Bytes written back to the client side."""
+        self._stats.write_bytes += n
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._stats.close_total += 1
+
+
+class RequestObs:
+    """One HTTP request: report its response start, then its end or a reset.
+
+    Calls after the request has ended (a second end, a reset after the end) are
+    ignored, so the data path may report defensively.
+    """
+
+    __slots__ = (
+        "_grpc", "_lost", "_route", "_t0", "_t1", "_taking", "_tap", "_tel", "done", "started",
+        "status",
+    )
+
+    def __init__(self, tel: Telemetry, route: Route, t0: float) -> None:
+        self._tel = tel
+        self._route = route
+        self._t0 = t0
+        self._t1 = 0.0
+        self.started = False
+        self.status = 0
+        self.done = False
+        self._tap: TapRequest | None = None
+        self._taking: list[Subscriber] = []
+        self._lost: list[Subscriber] = []
+        self._grpc: int | None = None
+
+    def response_start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """The response's status line and headers have arrived."""
+        if self.done or self.started:
+            return
+        self.started = True
+        self._t1 = self._tel._clock()
+        self.status = status
+        # A trailers-only gRPC response carries grpc-status in its headers.
+        self._grpc = _find_grpc_status(headers)
+        if self._tap is not None:
+            self._emit((
+                RESPONSE_INIT, self._wall_us(self._t1), self._tap,
+                _us(self._t1 - self._t0), status, headers,
+            ))
+
+    def response_end(
+        self, response_bytes: int, trailers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        """The response body ended; ``grpc-status`` in trailers (or headers) classifies it."""
+        if self.done:
+            return
+        if not self.started:  # an end with no start: count what we have, as a failure
+            self.reset(1)
+            return
+        grpc = self._grpc_status(trailers)
+        self._finish(self.status, self.status < 500 and (grpc is None or grpc == 0), True)
+        if self._tap is not None:
+            now = self._tel._clock()
+            self._emit((
+                RESPONSE_END, self._wall_us(now), self._tap, _us(now - self._t0),
+                _us(now - self._t1), response_bytes, grpc, None, trailers,
+            ))
+
+    def reset(self, error_code: int = 1) -> None:
+        """The stream broke before it ended; without a response it counts as status 0."""
+        if self.done:
+            return
+        self._finish(self.status, False, self.started)
+        if self._tap is not None:
+            now = self._tel._clock()
+            since_resp = _us(now - self._t1) if self.started else 0
+            self._emit((
+                RESPONSE_END, self._wall_us(now), self._tap, _us(now - self._t0),
+                since_resp, 0, None, error_code, None,
+            ))
+
+    # --- internals ---------------------------------------------------------
+
+    def _finish(self, status: int, success: bool, with_latency: bool) -> None:
+        self.done = True
+        key = (status, success)
+        stats = self._route.responses.get(key)
+        if stats is None:
+            stats = self._tel._new_response(self._route, key)
+        stats.count += 1
+        if with_latency:
+            stats.latency.record((self._t1 - self._t0) * 1e6)
+
+    def _grpc_status(self, trailers: list[tuple[bytes, bytes]] | None) -> int | None:
+        code = _find_grpc_status(trailers) if trailers else None
+        if code is None:
+            code = self._grpc
+        return code
+
+    def _emit(self, ev: tuple[Any, ...]) -> None:
+        TapHub.emit(self._taking, self._lost, ev)
+
+    def _wall_us(self, t: float) -> int:
+        assert self._tap is not None
+        return self._tap.wall0_us + _us(t - self._t0)
+
+
+def _us(seconds: float) -> int:
+    return int(seconds * 1e6) if seconds > 0 else 0
+
+
+def _find_grpc_status(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The grpc-status value in a header list; 2 (UNKNOWN) when it is unreadable."""
+    for name, value in headers:
+        if len(name) == 11 and name.lower() == b"grpc-status":
+            try:
+                return int(value)
+            except ValueError:
+                return 2
+    return None
+
+
+class Telemetry:
+    """Everything one proxy records, and the tap hub its streams read.
+
+    Args:
+        identity: the proxy's own pod.
+        resolve: names a peer ``(ip, port)`` for the ``dst_*`` labels (from the
+            inventory); None or a falsy result means unknown. Called once per new
+            destination, not per request.
+        clock: monotonic seconds (latencies, rate limits).
+        show_secrets: tap shows Authorization / Cookie values instead of redacting them.
+        max_routes: most (direction, authority, destination) series kept; later
+            new ones fold into the ``(other)`` route.
+        max_tcp: most (direction, destination) TCP series kept, likewise.
+        wall: wall-clock seconds, for tap timestamps and the scrape.
+    """
+
+    def __init__(
+        self,
+        identity: Identity,
+        resolve: Callable[[str, int], Workload | None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        show_secrets: bool = False,
+        max_routes: int = 1_000,
+        max_tcp: int = 1_000,
+        wall: Callable[[], float] = time.time,
+        hub: TapHub | None = None,
+    ) -> None:
+        self.identity = identity
+        self._own = identity.workload
+        self._resolve = resolve
+        self._clock = clock
+        self._wall = wall
+        self.max_routes = max_routes
+        self.max_tcp = max_tcp
+        self.hub = hub if hub is not None else TapHub(clock, show_secrets=show_secrets)
+        self.start_time_ms = int(wall() * 1000)
+        #: Random per process start: a scraper seeing a new one knows counters restarted.
+        self.run_id = os.urandom(8).hex()
+        self._routes: dict[tuple[int, str, tuple[str, int]], Route] = {}
+        self._tcp: dict[tuple[int, tuple[str, int]], TcpStats] = {}
+        self._peers: dict[tuple[int, str, int], tuple[str, Workload]] = {}
+        self._streams: dict[int, int] = {}
+        self._conn_seq = 0
+        #: Requests / connections counted under ``(other)`` because the caps were reached.
+        self.overflow_requests = 0
+        self.overflow_connections = 0
+
+    # --- the data path -----------------------------------------------------
+
+    def tcp_open(
+        self, direction: Direction, peer: tuple[str, int], dst: tuple[str, int]
+    ) -> TcpObs:
+        """One accepted connection (HTTP or opaque)."""
+        key = (direction, dst)
+        stats = self._tcp.get(key)
+        if stats is None:
+            stats = self._new_tcp(key)
+        stats.open_total += 1
+        self._conn_seq += 1
+        return TcpObs(stats, self._conn_seq)
+
+    def request(
+        self, direction: Direction, src: tuple[str, int], dst: tuple[str, int], conn_id: int,
+        method: str, scheme: str, authority: str, path: str,
+        headers: list[tuple[bytes, bytes]], stream: int | None = None,
+    ) -> RequestObs:
+        """One HTTP request on connection ``conn_id``.
+
+        ``stream`` is the request's number on its connection (1, 2, ...) for tap's
+        ``base:stream`` ids; when None the recorder numbers them itself. When
+        someone taps, the header list is kept, so do not change it afterwards.
+        """
+        t0 = self._clock()
+        route = self._routes.get((direction, authority, dst))
+        if route is None:
+            route = self._new_route(direction, authority, dst)
+        route.requests += 1
+        if stream is None:
+            streams = self._streams
+            stream = streams.get(conn_id, 0) + 1
+            streams[conn_id] = stream
+            if len(streams) > 65_536:  # connections that ended long ago
+                del streams[next(iter(streams))]
+        obs = RequestObs(self, route, t0)
+        if self.hub.subscribers:
+            self._tap(obs, direction, src, dst, conn_id, stream, method, scheme, authority,
+                      path, headers)
+        return obs
+
+    # --- the read side -----------------------------------------------------
+
+    def scrape(self) -> proxy_pb2.ScrapeResponse:
+        """Every counter as it stands: the reply to ``Metrics.Scrape``."""
+        ident = self.identity
+        out = proxy_pb2.ScrapeResponse(
+            proxy=proxy_pb2.ProxyIdentity(
+                workload=_wl_pb(self._own), pod_ip=ident.pod_ip, version=__version__,
+                start_time_ms=self.start_time_ms, run_id=self.run_id,
+            ),
+            timestamp_ms=int(self._wall() * 1000),
+        )
+        for r in list(self._routes.values()):
+            dst = _wl_pb(r.dst_wl)
+            out.requests.append(proxy_pb2.RequestSeries(
+                direction=_dir(r.direction), authority=r.authority, dst=dst, count=r.requests,
+                dst_addr=r.dst_addr,
+            ))
+            for (status, success), st in list(r.responses.items()):
+                h = st.latency
+                pairs = list(h.nonzero())
+                out.responses.append(proxy_pb2.ResponseSeries(
+                    direction=_dir(r.direction), authority=r.authority, dst=dst, status_code=status,
+                    success=success, count=st.count, dst_addr=r.dst_addr,
+                    latency=common_pb2.Histogram(
+                        count=h.count, sum_us=h.sum_us, indexes=[i for i, _ in pairs],
+                        counts=[c for _, c in pairs],
+                    ),
+                ))
+        for t in list(self._tcp.values()):
+            out.tcp.append(proxy_pb2.TcpSeries(
+                direction=_dir(t.direction), dst=_wl_pb(t.dst_wl), open_total=t.open_total,
+                close_total=t.close_total, open_connections=t.open_total - t.close_total,
+                read_bytes_total=t.read_bytes, write_bytes_total=t.write_bytes,
+                dst_addr=t.dst_addr,
+            ))
+        return out
+
+    def routes(self) -> list[Route]:
+        """The request routes (a copy of the list; the objects are live)."""
+        return list(self._routes.values())
+
+    def tcp_series(self) -> list[TcpStats]:
+        """The TCP series (a copy of the list; the objects are live)."""
+        return list(self._tcp.values())
+
+    # --- slow paths: first sight of a series, tapping -------------------------
+
+    def _peer(self, direction: int, addr: tuple[str, int]) -> tuple[str, Workload]:
+        """("ip:port", workload) of a destination; inbound traffic is for our own pod."""
+        key = (direction, addr[0], addr[1])
+        hit = self._peers.get(key)
+        if hit is None:
+            ip, port = addr
+            text = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+            if direction == Direction.INBOUND:
+                wl = self._own
+            else:
+                wl = (self._resolve(ip, port) if self._resolve else None) or _NO_WORKLOAD
+            if len(self._peers) >= 4 * (self.max_routes + self.max_tcp):
+                self._peers.clear()
+            hit = self._peers[key] = (text, wl)
+        return hit
+
+    def _new_route(self, direction: int, authority: str, dst: tuple[str, int]) -> Route:
+        key = (direction, authority, dst)
+        if len(self._routes) >= self.max_routes:
+            self.overflow_requests += 1
+            okey = (direction, OTHER, ("", 0))
+            route = self._routes.get(okey)
+            if route is None:
+                # The overflow route is the one allowed past the cap (one per direction).
+                route = self._routes[okey] = Route(direction, OTHER, OTHER, _NO_WORKLOAD)
+            return route
+        addr, wl = self._peer(direction, dst)
+        label = authority if len(authority) <= MAX_AUTHORITY else authority[:MAX_AUTHORITY]
+        route = self._routes[key] = Route(direction, label, addr, wl)
+        return route
+
+    def _new_response(self, route: Route, key: tuple[int, bool]) -> ResponseStats:
+        # Status codes come from upstreams and may be anything from 0 to 999:
+        # past a per-route bound they share one "other" code (999).
+        if len(route.responses) >= 64:
+            key = (999, key[1])
+            hit = route.responses.get(key)
+            if hit is not None:
+                return hit
+        stats = route.responses[key] = ResponseStats()
+        return stats
+
+    def _new_tcp(self, key: tuple[int, tuple[str, int]]) -> TcpStats:
+        direction, dst = key
+        if len(self._tcp) >= self.max_tcp:
+            self.overflow_connections += 1
+            okey = (direction, ("", 0))
+            stats = self._tcp.get(okey)
+            if stats is None:
+                stats = self._tcp[okey] = TcpStats(direction, OTHER, _NO_WORKLOAD)
+            return stats
+        addr, wl = self._peer(direction, dst)
+        stats = self._tcp[key] = TcpStats(direction, addr, wl)
+        return stats
+
+    def _tap(
+        self, obs: RequestObs, direction: int, src: tuple[str, int], dst: tuple[str, int],
+        conn_id: int, stream: int, method: str, scheme: str, authority: str, path: str,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        if direction == Direction.INBOUND:
+            src_wl = self._source(src)
+            dst_wl = self._own
+        else:
+            src_wl = self._own
+            dst_wl = self._peer(direction, dst)[1]
+        req = TapRequest(direction, src, src_wl, dst, dst_wl, conn_id, stream, method, scheme,
+                         authority, path, headers, int(self._wall() * 1e6))
+        taking, losing = self.hub.admit(req)
+        if taking or losing:
+            obs._tap = req
+            obs._taking = taking
+            obs._lost = losing
+
+    def _source(self, src: tuple[str, int]) -> Workload:
+        """The workload of an inbound request's client (its port is ephemeral)."""
+        if self._resolve is None:
+            return _NO_WORKLOAD
+        return self._resolve(src[0], src[1]) or _NO_WORKLOAD
+
+
+def _dir(d: int) -> common_pb2.Direction.ValueType:
+    return cast(common_pb2.Direction.ValueType, d)
+
+
+def _wl_pb(w: Workload) -> common_pb2.Workload:
+    return common_pb2.Workload(namespace=w.namespace, deployment=w.deployment, pod=w.pod)
