@@ -4,16 +4,65 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import not_built
-
 HELP = "run the controller: scrapes every proxy, answers stat and tap"
+DESCRIPTION = """\
+Run the control plane. It reads the inventory (pods, their addresses and their
+proxies' tap ports) and re-reads it when the file changes, scrapes every proxy
+once a second, keeps 15 minutes of history, and serves the Mesh, Stats and
+ResourceTap gRPC services (plus grpc.health.v1 and reflection) for
+`meshtui stat`, `tap`, `top` and the dashboard."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", metavar="HOST:PORT", default=None,
                    help="where clients reach it (default: the clients' default server)")
     p.add_argument("--inventory", metavar="FILE", help="YAML/JSON file of the mesh's pods")
+    p.add_argument("--scrape-interval", metavar="SECONDS", type=float, default=1.0,
+                   help="how often every proxy is scraped (default %(default)s)")
+    p.add_argument("--scrape-timeout", metavar="SECONDS", type=float, default=0.8,
+                   help="each scrape's deadline (default %(default)s)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every change, not only faults")
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built("controller")
+    import asyncio
+    import logging
+    import signal
+
+    from meshtui.cli import DEFAULT_SERVER
+    from meshtui.errors import RuntimeFailure, UsageError
+    from meshtui.model.inventory import InventoryError
+
+    if not args.inventory:
+        raise UsageError("controller: --inventory FILE is required")
+    if not 0.05 <= args.scrape_interval <= 60 or not args.scrape_timeout > 0:
+        raise UsageError("controller: --scrape-interval must be 0.05..60 s and "
+                         "--scrape-timeout above 0")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="meshtui controller: %(message)s")
+    listen = args.listen or DEFAULT_SERVER
+
+    from meshtui.controller.server import Controller, ListenError
+
+    try:
+        ctl = Controller(args.inventory, listen, scrape_interval_s=args.scrape_interval,
+                         scrape_timeout_s=args.scrape_timeout)
+    except InventoryError as e:
+        raise UsageError(str(e)) from None
+
+    async def main() -> None:
+        try:
+            await ctl.start()
+        except ListenError as e:
+            raise RuntimeFailure(str(e)) from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await ctl.stop()
+
+    asyncio.run(main())
+    return 0

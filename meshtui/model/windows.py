@@ -50,7 +50,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import sub
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from meshtui.model.histogram import Histogram
 
@@ -91,7 +91,7 @@ class Snapshot:
 
     run_id: str
     time_s: float
-    series: Mapping[Hashable, Series]
+    series: Mapping[Any, Series]
     start_time_s: float | None = None  # when the source's current run began
 
 
@@ -407,7 +407,7 @@ class SourceWindows:
         self,
         now: float,
         window_s: float,
-        match: Callable[[Hashable], bool] | None = None,
+        match: Callable[[Any], bool] | None = None,
     ) -> WindowTotals:
         """Sums over the steps that ended within ``(now - window_s, now]``.
 
@@ -453,7 +453,7 @@ class SourceWindows:
         now: float,
         window_s: float,
         step_s: float,
-        match: Callable[[Hashable], bool] | None = None,
+        match: Callable[[Any], bool] | None = None,
     ) -> tuple[float, list[tuple[float, WindowTotals]]]:
         """Per-step totals over the window, oldest first, for charts.
 

@@ -1,0 +1,123 @@
+"""Wiring: the inventory watch, the scraper and the gRPC server, as one object.
+
+From Python (the demo, tests)::
+
+    ctl = Controller("inventory.yaml", listen="127.0.0.1:8086")
+    port = await ctl.start()      # raises ListenError if the address is taken
+    ...
+    await ctl.stop()
+
+or ``await serve(listen, inventory_path)`` to run until cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from meshtui.controller.inventory_watch import InventoryWatcher
+from meshtui.controller.scraper import Scraper
+from meshtui.controller.service import MeshService, ResourceTapService, StatsService
+from meshtui.controller.store import MeshStore
+from meshtui.v1 import controller_pb2, controller_pb2_grpc
+
+log = logging.getLogger("meshtui.controller")
+
+SERVICE_NAMES = tuple(
+    controller_pb2.DESCRIPTOR.services_by_name[n].full_name
+    for n in ("Mesh", "Stats", "ResourceTap")
+)
+
+
+class ListenError(RuntimeError):
+    """The listen address cannot be bound (taken, or not an address of this host)."""
+
+
+class Controller:
+    """The controller: inventory watch + scraper + gRPC services.
+
+    Args:
+        inventory: path of the YAML/JSON inventory (read now: InventoryError if bad).
+        listen: ``HOST:PORT`` to serve clients on; port 0 picks a free one.
+        scrape_interval_s: the scrape tick.
+        scrape_timeout_s: each scrape's deadline.
+        stale_after_s: a proxy unanswered this long is unreachable.
+        inventory_poll_s: how often the inventory file is looked at.
+    """
+
+    def __init__(self, inventory: str | Path, listen: str = "127.0.0.1:8086", *,
+                 scrape_interval_s: float = 1.0, scrape_timeout_s: float = 0.8,
+                 stale_after_s: float = 2.5, inventory_poll_s: float = 0.5) -> None:
+        self.listen = listen
+        self.watcher = InventoryWatcher(inventory, interval_s=inventory_poll_s)
+        self.store = MeshStore(self.watcher.inventory, stale_after_s=stale_after_s)
+        self.watcher.on_change = self.store.set_inventory
+        self.scraper = Scraper(self.store, scrape_interval_s, scrape_timeout_s)
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> int:
+        """Binds, starts serving and scraping; returns the bound port."""
+        server = grpc.aio.server(options=[
+            ("grpc.so_reuseport", 0),  # a taken port must fail, not be shared
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ])
+        controller_pb2_grpc.add_MeshServicer_to_server(MeshService(self.store), server)
+        controller_pb2_grpc.add_StatsServicer_to_server(StatsService(self.store), server)
+        controller_pb2_grpc.add_ResourceTapServicer_to_server(
+            ResourceTapService(self.store), server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        try:
+            port = server.add_insecure_port(self.listen)
+        except RuntimeError as e:
+            raise ListenError(f"cannot listen on {self.listen}: {_why(e)}") from None
+        if not port:
+            raise ListenError(f"cannot listen on {self.listen}: address in use or not local")
+        await server.start()
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._server = server
+        self.port = port
+        self._tasks = [asyncio.create_task(self.scraper.run()),
+                       asyncio.create_task(self.watcher.run())]
+        host = self.listen.rpartition(":")[0]
+        log.info("controller listening on %s:%d, %d pods in the inventory", host, port,
+                 len(self.store.pods))
+        return port
+
+    async def stop(self, grace: float | None = 0.5) -> None:
+        tasks, self._tasks = self._tasks, []
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+
+def _why(e: Exception) -> str:
+    text = " ".join(str(e).split())
+    return "address in use" if "Failed to bind" in text or "in use" in text else text
+
+
+async def serve(listen: str, inventory: str | Path, **kw: float) -> None:
+    """Runs a controller until cancelled."""
+    ctl = Controller(inventory, listen, **kw)
+    await ctl.start()
+    try:
+        await ctl.wait()
+    finally:
+        await ctl.stop()
