@@ -41,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="meshtui controller: %(message)s")
     listen = args.listen or DEFAULT_SERVER
+    from meshtui.model.inventory import parse_address
+
+    try:
+        parse_address(listen, what="--listen address")
+    except InventoryError as e:
+        raise UsageError(f"controller: {e}") from None
 
     from meshtui.controller.server import Controller, ListenError
 

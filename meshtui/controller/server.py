@@ -13,7 +13,9 @@ or ``await serve(listen, inventory_path)`` to run until cancelled.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from pathlib import Path
 
 import grpc
@@ -64,6 +66,7 @@ class Controller:
 
     async def start(self) -> int:
         """Binds, starts serving and scraping; returns the bound port."""
+        _probe(self.listen)
         server = grpc.aio.server(options=[
             ("grpc.so_reuseport", 0),  # a taken port must fail, not be shared
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -79,9 +82,13 @@ class Controller:
         try:
             port = server.add_insecure_port(self.listen)
         except RuntimeError as e:
-            raise ListenError(f"cannot listen on {self.listen}: {_why(e)}") from None
+            port = 0
+            why = _why(e)
+        else:
+            why = "address in use or not local"
         if not port:
-            raise ListenError(f"cannot listen on {self.listen}: address in use or not local")
+            await server.stop(None)
+            raise ListenError(f"cannot listen on {self.listen}: {why}")
         await server.start()
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -106,6 +113,29 @@ class Controller:
     async def wait(self) -> None:
         if self._server is not None:
             await self._server.wait_for_termination()
+
+
+def _probe(listen: str) -> None:
+    """Binds the address once with a plain socket, so that a taken port is one clear
+    line (gRPC's own bind failure also logs a line of C++ to stderr)."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ListenError(f"bad listen address {listen!r}: expected HOST:PORT")
+    if int(port) == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise ListenError(f"cannot listen on {listen}: {e.strerror or e}") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC does
+        try:
+            s.bind(sockaddr)
+        except OSError as e:
+            why = "address in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
+            raise ListenError(f"cannot listen on {listen}: {why}") from None
 
 
 def _why(e: Exception) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import grpc
 
@@ -20,10 +21,20 @@ from meshtui.controller.tapfanin import TapFanIn
 from meshtui.v1 import controller_pb2, controller_pb2_grpc
 
 log = logging.getLogger("meshtui.controller")
+T = TypeVar("T")
 
 
 async def _invalid(context: grpc.aio.ServicerContext, e: BadRequest) -> None:
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+
+
+async def _answer(context: grpc.aio.ServicerContext, fn: Callable[[], T]) -> T:
+    """``fn()``, with a BadRequest sent as INVALID_ARGUMENT."""
+    try:
+        return fn()
+    except BadRequest as e:
+        await _invalid(context, e)
+        raise
 
 
 class MeshService(controller_pb2_grpc.MeshServicer):
@@ -33,11 +44,7 @@ class MeshService(controller_pb2_grpc.MeshServicer):
     async def ListResources(self, request: controller_pb2.ListResourcesRequest,
                             context: grpc.aio.ServicerContext
                             ) -> controller_pb2.ListResourcesResponse:
-        try:
-            return stats.list_resources(request, self.store)
-        except BadRequest as e:
-            await _invalid(context, e)
-            raise
+        return await _answer(context, lambda: stats.list_resources(request, self.store))
 
 
 class StatsService(controller_pb2_grpc.StatsServicer):
@@ -46,11 +53,7 @@ class StatsService(controller_pb2_grpc.StatsServicer):
 
     async def Summary(self, request: controller_pb2.StatRequest,
                       context: grpc.aio.ServicerContext) -> controller_pb2.StatResponse:
-        try:
-            return stats.summary(request, self.store)
-        except BadRequest as e:
-            await _invalid(context, e)
-            raise
+        return await _answer(context, lambda: stats.summary(request, self.store))
 
     async def Watch(self, request: controller_pb2.WatchStatRequest,
                     context: grpc.aio.ServicerContext
@@ -69,11 +72,7 @@ class StatsService(controller_pb2_grpc.StatsServicer):
 
     async def History(self, request: controller_pb2.HistoryRequest,
                       context: grpc.aio.ServicerContext) -> controller_pb2.HistoryResponse:
-        try:
-            return stats.history(request, self.store)
-        except BadRequest as e:
-            await _invalid(context, e)
-            raise
+        return await _answer(context, lambda: stats.history(request, self.store))
 
 
 class ResourceTapService(controller_pb2_grpc.ResourceTapServicer):

@@ -14,6 +14,7 @@ import pytest
 from fakeproxy import FakeProxy
 
 from meshtui.controller.server import Controller
+from meshtui.controller.store import PodState
 from meshtui.v1 import controller_pb2_grpc
 
 # name → (namespace, deployment, app address, meshed)
@@ -24,6 +25,7 @@ PODS = {
     "voting-0": ("emojivoto", "voting", "127.0.0.1:18083", True),
     "lonely-0": ("default", "lonely", "127.0.0.1:18084", False),
 }
+EMOJI_W = ("emojivoto", "emoji", "emoji-0")
 
 
 async def until(cond: Callable[[], bool], timeout: float = 5.0, step: float = 0.02) -> float:
@@ -75,25 +77,51 @@ class Mesh:
         t = time.time()
         await until(lambda: all(self.scraped_after(p, t) for p in self.fakes))
 
+    def state(self, pod: str) -> PodState:
+        return self.ctl.store.pods[(PODS[pod][0], pod)]
 
-@pytest.fixture
-async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
+
+async def start_mesh(tmp_path: Path, **controller_kw: float) -> Mesh:
     fakes = {name: FakeProxy(ns, dep, name) for name, (ns, dep, _, meshed) in PODS.items()
              if meshed}
     for f in fakes.values():
         await f.start()
     inv = tmp_path / "inventory.json"
     write_inventory(inv, fakes)
-    ctl = Controller(inv, "127.0.0.1:0", scrape_interval_s=0.25, scrape_timeout_s=0.2,
-                     inventory_poll_s=0.1)
+    kw = {"scrape_interval_s": 0.25, "scrape_timeout_s": 0.2, "inventory_poll_s": 0.1,
+          "stale_after_s": 0.75,
+          **controller_kw}
+    ctl = Controller(inv, "127.0.0.1:0", **kw)
     await ctl.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{ctl.port}")
     m = Mesh(ctl, fakes, inv, channel)
     await m.settle()
+    return m
+
+
+async def stop_mesh(m: Mesh) -> None:
+    await m.channel.close()
+    await m.ctl.stop(None)
+    for f in m.fakes.values():
+        await f.stop()
+
+
+@pytest.fixture
+async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
+    """Fake proxies scraped four times a second (quick tests)."""
+    m = await start_mesh(tmp_path)
     try:
         yield m
     finally:
-        await channel.close()
-        await ctl.stop(None)
-        for f in fakes.values():
-            await f.stop()
+        await stop_mesh(m)
+
+
+@pytest.fixture
+async def real_mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
+    """Fake proxies scraped as in production: every second, 0.8 s deadline."""
+    m = await start_mesh(tmp_path, scrape_interval_s=1.0, scrape_timeout_s=0.8,
+                         stale_after_s=2.5)
+    try:
+        yield m
+    finally:
+        await stop_mesh(m)
