@@ -10,6 +10,7 @@ want=(
   "nginx:nginx"
   "wrk:wrk"
   "rsvg-convert:librsvg2-bin"
+  "prometheus:prometheus"
 )
 missing=()
 for pair in "${want[@]}"; do
@@ -29,7 +30,10 @@ apt-get update -qq >/dev/null 2>&1 || true
 if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
   echo "install-tools: apt-get install ${missing[*]} failed; tests needing them will skip" >&2
 fi
-# nginx's package starts a system instance on port 80; the tests run their own.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx >/dev/null 2>&1 || true; fi
+# nginx's and prometheus' packages start system instances (ports 80, 9090);
+# the tests run their own, on ports of their own.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl stop nginx prometheus >/dev/null 2>&1 || true
+fi
 pkill -x nginx >/dev/null 2>&1 || true
 exit 0

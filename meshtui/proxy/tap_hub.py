@@ -160,6 +160,7 @@ class TapHub:
         queue_capacity: events a subscriber may have waiting before new requests
             are dropped for it.
         max_batch: most events in one :class:`TapBatch`.
+        max_batch_bytes: a batch stops growing once its events pass this size.
         max_subscribers: more than this many open streams are refused.
         linger: seconds a woken stream waits for more events before sending, so a
             busy proxy sends fewer, fuller batches.
@@ -168,12 +169,13 @@ class TapHub:
     def __init__(
         self, clock: Callable[[], float], *, show_secrets: bool = False,
         queue_capacity: int = 10_000, max_batch: int = 2_000, max_subscribers: int = 64,
-        linger: float = 0.005,
+        linger: float = 0.005, max_batch_bytes: int = 1 << 20,
     ) -> None:
         self.clock = clock
         self.show_secrets = show_secrets
         self.queue_capacity = max(3, queue_capacity)
         self.max_batch = max(1, max_batch)
+        self.max_batch_bytes = max(1, max_batch_bytes)
         self.max_subscribers = max_subscribers
         self.linger = linger
         #: Open subscribers; replaced, never mutated, so the data path may iterate it.
@@ -273,12 +275,19 @@ class TapHub:
             yield self.take_batch(sub)
 
     def take_batch(self, sub: Subscriber) -> proxy_pb2.TapBatch:
-        """Removes up to ``max_batch`` queued events and builds their message."""
+        """Removes up to ``max_batch`` queued events (and about ``max_batch_bytes``)
+        and builds their message."""
         q = sub.queue
-        n = min(len(q), self.max_batch)
         redact = not self.show_secrets
-        events = [build_event(q.popleft(), redact) for _ in range(n)]
-        sub.delivered += n
+        events: list[common_pb2.TapEvent] = []
+        size = 0
+        # Headers may be large (up to 60 KiB a request): a byte bound keeps every
+        # message well under gRPC's default 4 MiB receive limit.
+        while q and len(events) < self.max_batch and size < self.max_batch_bytes:
+            ev = build_event(q.popleft(), redact)
+            size += ev.ByteSize()
+            events.append(ev)
+        sub.delivered += len(events)
         dropped = sub.dropped - sub.reported
         sub.reported = sub.dropped
         return proxy_pb2.TapBatch(events=events, dropped=dropped)

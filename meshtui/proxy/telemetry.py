@@ -221,7 +221,7 @@ class RequestObs:
 
 
 def _us(seconds: float) -> int:
-    return int(seconds * 1e6) if seconds > 0 else 0
+    return round(seconds * 1e6) if seconds > 0 else 0
 
 
 def _find_grpc_status(headers: list[tuple[bytes, bytes]]) -> int | None:

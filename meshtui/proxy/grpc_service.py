@@ -1,0 +1,104 @@
+"""The proxy's gRPC endpoint: Tap.Observe, Metrics.Scrape, health and reflection.
+
+One ``grpc.aio`` server on the tap port, on the proxy's own loop. A tap stream is
+a subscriber of the telemetry's :class:`~meshtui.proxy.tap_hub.TapHub`; when the
+caller cancels (or goes away) the handler is cancelled and the subscriber closed.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterator
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from meshtui.errors import RuntimeFailure
+from meshtui.proxy.tap_hub import TapLimitError
+from meshtui.proxy.telemetry import Telemetry
+from meshtui.v1 import proxy_pb2, proxy_pb2_grpc
+
+#: Full names of the services served here.
+SERVICES = (
+    proxy_pb2.DESCRIPTOR.services_by_name["Tap"].full_name,
+    proxy_pb2.DESCRIPTOR.services_by_name["Metrics"].full_name,
+)
+
+_PORTS: weakref.WeakKeyDictionary[grpc.aio.Server, int] = weakref.WeakKeyDictionary()
+
+
+class TapService(proxy_pb2_grpc.TapServicer):
+    """Streams batches of tap events to each caller."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self._hub = telemetry.hub
+
+    async def Observe(
+        self, request: proxy_pb2.ObserveRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[proxy_pb2.TapBatch]:
+        try:
+            sub = self._hub.subscribe(request.match, request.max_rps)
+        except ValueError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            return
+        except TapLimitError as e:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
+            return
+        try:
+            # Headers now, so the caller knows the tap is in place before any traffic.
+            await context.send_initial_metadata(())
+            async for batch in self._hub.batches(sub):
+                yield batch
+        finally:
+            self._hub.unsubscribe(sub)
+
+
+class MetricsService(proxy_pb2_grpc.MetricsServicer):
+    """Answers scrapes with the telemetry's cumulative series."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self._telemetry = telemetry
+
+    async def Scrape(
+        self, request: proxy_pb2.ScrapeRequest, context: grpc.aio.ServicerContext
+    ) -> proxy_pb2.ScrapeResponse:
+        return self._telemetry.scrape()
+
+
+async def start_grpc(telemetry: Telemetry, host: str, port: int) -> grpc.aio.Server:
+    """Starts the tap/metrics gRPC server on ``host:port`` (0: any free port).
+
+    Returns the started server; :func:`bound_port` tells the port it got. Stop
+    it with ``await server.stop(grace)``; open tap streams are cancelled then.
+    Raises RuntimeFailure (one line) when the address cannot be bound.
+    """
+    server = grpc.aio.server()
+    proxy_pb2_grpc.add_TapServicer_to_server(TapService(telemetry), server)
+    proxy_pb2_grpc.add_MetricsServicer_to_server(MetricsService(telemetry), server)
+    checker = health.aio.HealthServicer()
+    for name in ("", *SERVICES):
+        await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    reflection.enable_server_reflection(
+        (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(target)
+    except RuntimeError as e:
+        bound = 0
+        reason = str(e).splitlines()[0] if str(e) else "address in use?"
+    else:
+        reason = "address in use?"
+    if not bound:
+        await server.stop(None)
+        raise RuntimeFailure(f"cannot listen on {target} for tap/metrics gRPC: {reason}")
+    await server.start()
+    _PORTS[server] = bound
+    return server
+
+
+def bound_port(server: grpc.aio.Server) -> int:
+    """The port a server from :func:`start_grpc` listens on."""
+    return _PORTS[server]
