@@ -53,4 +53,5 @@ def stat_row(row: controller_pb2.StatRow) -> StatRow:
         read_bytes_rate=row.tcp.read_bytes_rate if traffic else None,
         write_bytes_rate=row.tcp.write_bytes_rate if traffic else None,
         window_s=window or 0.0,
+        owner=clean(res.deployment),
     )

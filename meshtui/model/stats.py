@@ -32,6 +32,7 @@ class StatRow:
     read_bytes_rate: float | None = None
     write_bytes_rate: float | None = None
     window_s: float = 60.0
+    owner: str = ""  # for pods: the deployment they belong to
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -1,0 +1,122 @@
+"""A deterministic mesh for tests and screenshots: same seed, same figures.
+
+It follows the demo's shape (emojivoto with a failing voting service,
+kube-system, meshtui, an unmeshed default pod) and moves with a clock the
+caller controls, so snapshot tests are stable and pilot tests can watch
+values change.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from meshtui.model.stats import StatRow
+from meshtui.tui.source import HistoryPoint, StatQuery, StatSnapshot
+
+# (namespace, deployment, pods, meshed pods, base rps, success, p50 ms)
+WORKLOADS = [
+    ("emojivoto", "web", 2, 2, 24.0, 0.92, 3.1),
+    ("emojivoto", "emoji", 2, 2, 30.0, 1.0, 1.2),
+    ("emojivoto", "voting", 2, 2, 12.0, 0.83, 2.4),
+    ("emojivoto", "vote-bot", 1, 1, 0.0, 1.0, 0.0),
+    ("kube-system", "kube-dns", 1, 1, 1.0, 1.0, 0.4),
+    ("meshtui", "controller", 1, 1, 0.0, 1.0, 0.0),
+    ("default", "legacy-app", 1, 0, 0.0, 1.0, 0.0),
+]
+
+
+class FakeSource:
+    def __init__(self, seed: int = 7, clock: Callable[[], float] | None = None,
+                 extra_pods: int = 0) -> None:
+        self.seed = seed
+        self.clock = clock or time.time
+        self.calls = 0
+        self.extra_pods = extra_pods  # for load tests: that many more pods in "load"
+
+    @property
+    def label(self) -> str:
+        return "fake"
+
+    def _pods(self) -> list[tuple[str, str, str, bool, float, float, float]]:
+        out = []
+        for ns, deploy, n, meshed, rps, success, p50 in WORKLOADS:
+            for i in range(n):
+                name = f"{deploy}-{self.seed:04x}{i:05d}"[: len(deploy) + 10]
+                out.append((ns, deploy, name, i < meshed, rps / n, success, p50))
+        for i in range(self.extra_pods):
+            out.append(("load", f"svc-{i // 4:04d}", f"svc-{i // 4:04d}-{i:06d}", True,
+                        1.0 + i % 17, 0.9 + (i % 10) / 100, 1.0 + i % 23))
+        return out
+
+    def _point(self, rps: float, success: float, p50: float, at: float, key: str
+               ) -> tuple[float, float, float, float, float]:
+        # A slow wave plus seeded noise: moves with the clock, same for the same inputs.
+        rng = random.Random(f"{self.seed}:{key}:{int(at)}")
+        wave = 1 + 0.25 * math.sin(at / 30.0 + len(key))
+        r = rps * wave * (0.9 + 0.2 * rng.random())
+        s = min(1.0, success * (0.98 + 0.04 * rng.random()))
+        q50 = p50 * (0.9 + 0.2 * rng.random())
+        return r, s, q50, q50 * 3.2, q50 * 9.5
+
+    def _row(self, kind: str, ns: str, name: str, members: list[tuple], at: float
+             ) -> StatRow:
+        meshed = sum(1 for m in members if m[3])
+        live = [m for m in members if m[3] and m[4] > 0]
+        if not live:
+            return StatRow(kind, ns, name, meshed, len(members), tcp_conn=None)
+        pts = [self._point(m[4], m[5], m[6], at, m[2]) for m in live]
+        rps = sum(p[0] for p in pts)
+        succ = sum(p[0] * p[1] for p in pts) / rps if rps else 1.0
+        return StatRow(kind, ns, name, meshed, len(members), success=succ, rps=rps,
+                       p50_ms=max(p[2] for p in pts), p95_ms=max(p[3] for p in pts),
+                       p99_ms=max(p[4] for p in pts), tcp_conn=2 * len(live),
+                       read_bytes_rate=rps * 310.0, write_bytes_rate=rps * 1220.0)
+
+    def _rows(self, query: StatQuery, at: float) -> list[StatRow]:
+        pods = [p for p in self._pods() if query.namespace in (None, p[0])
+                and query.owner in (None, p[1])]
+        groups: dict[tuple[str, str], list[tuple]] = {}
+        for p in pods:
+            if query.kind == "namespace":
+                key = (p[0], p[0])
+            elif query.kind == "deployment":
+                key = (p[0], p[1])
+            else:
+                key = (p[0], p[2])
+            groups.setdefault(key, []).append(p)
+        rows = [self._row(query.kind, ns, name, members, at)
+                for (ns, name), members in sorted(groups.items())]
+        if query.kind == "namespace":
+            rows = [replace(r, namespace="") for r in rows]
+        elif query.kind == "pod":
+            owners = {p[2]: p[1] for p in pods}
+            rows = [replace(r, owner=owners.get(r.name, "")) for r in rows]
+        if query.name:
+            rows = [r for r in rows if r.name == query.name]
+        return rows
+
+    async def stats(self, query: StatQuery) -> StatSnapshot:
+        self.calls += 1
+        at = self.clock()
+        pods = self._pods()
+        return StatSnapshot(tuple(self._rows(query, at)), taken_at=at,
+                            proxies_reachable=sum(1 for p in pods if p[3]),
+                            proxies_total=sum(1 for p in pods if p[3]))
+
+    async def history(self, query: StatQuery, span_s: int, step_s: int
+                      ) -> dict[tuple[str, str, str], list[HistoryPoint]]:
+        now = self.clock()
+        out: dict[tuple[str, str, str], list[HistoryPoint]] = {}
+        for k in range(span_s // step_s, 0, -1):
+            at = now - k * step_s
+            for r in self._rows(query, at):
+                out.setdefault(r.key, []).append(
+                    HistoryPoint(at, r.rps, r.success, r.p50_ms, r.p95_ms, r.p99_ms))
+        return out
+
+    async def close(self) -> None:
+        pass

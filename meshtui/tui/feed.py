@@ -1,0 +1,282 @@
+"""A scrolling feed that holds 100,000+ lines and draws only the visible ones.
+
+Items go into a fixed-size ring (oldest dropped, counted); the widget is a
+``ScrollView`` whose ``render_line`` formats just the rows on screen, with an
+LRU cache of rendered strips. Appending never redraws: a timer applies what
+arrived since the last frame, at most ``fps`` times a second. Follow mode
+works like a log viewer: scrolling up stops following and counts what is
+new; End follows again. Pausing freezes the view while intake continues.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+T = TypeVar("T")
+
+
+class Ring(Generic[T]):
+    """A fixed-capacity ring addressed by ever-increasing sequence numbers."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._items: list[T | None] = [None] * capacity
+        self.next_seq = 0  # sequence number the next item gets
+        self.dropped = 0
+
+    @property
+    def first_seq(self) -> int:
+        return max(0, self.next_seq - self.capacity)
+
+    def __len__(self) -> int:
+        return self.next_seq - self.first_seq
+
+    def append(self, item: T) -> int:
+        seq = self.next_seq
+        if seq >= self.capacity:
+            self.dropped += 1
+        self._items[seq % self.capacity] = item
+        self.next_seq = seq + 1
+        return seq
+
+    def get(self, seq: int) -> T | None:
+        if self.first_seq <= seq < self.next_seq:
+            return self._items[seq % self.capacity]
+        return None
+
+    def seqs(self) -> range:
+        return range(self.first_seq, self.next_seq)
+
+
+class FeedView(ScrollView, Generic[T], can_focus=True):
+    """A virtual list of items rendered one line each by ``render_item``."""
+
+    BINDINGS = [
+        Binding("end", "follow", "Follow", show=True),
+        Binding("home", "scroll_home", "Top", show=False),
+        Binding("up", "cursor_up", "Up", show=False),
+        Binding("down", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    FeedView {
+        background: $surface;
+    }
+    FeedView > .feedview--cursor {
+        background: $accent 40%;
+    }
+    """
+    COMPONENT_CLASSES = {"feedview--cursor"}
+
+    class Selected(Message):
+        """Enter on a line."""
+
+        def __init__(self, item: object) -> None:
+            super().__init__()
+            self.item = item
+
+    def __init__(self, render_item: Callable[[T], Text], *, capacity: int = 100_000,
+                 fps: float = 10.0, name: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.render_item = render_item
+        self.ring: Ring[T] = Ring(capacity)
+        self.fps = fps
+        self.following = True
+        self.paused = False
+        self.pending = 0  # arrived while not following or paused
+        self.frames = 0  # redraws done (for the benchmark's redraw-rate check)
+        self._filter: Callable[[T], bool] | None = None
+        self._view: list[int] = []  # sequence numbers shown, in order
+        self._view_start = 0  # index in _view of the first still-buffered seq
+        self._unapplied: list[int] = []  # seqs arrived since the last frame
+        self._cache: OrderedDict[tuple[int, int], Strip] = OrderedDict()
+        self.cursor: int | None = None  # index into the visible list
+
+    # ---- intake ------------------------------------------------------------
+
+    def add(self, items: Iterable[T]) -> None:
+        """Appends items; they appear at the next frame. Never redraws by itself."""
+        for item in items:
+            self._unapplied.append(self.ring.append(item))
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / self.fps, self._frame)
+
+    def _visible(self) -> list[int]:
+        return self._view
+
+    def _frame(self) -> None:
+        """Applies what arrived since the last frame; one refresh at most."""
+        if not self._unapplied and not self._trim():
+            return
+        if self.paused:
+            self.pending += len(self._unapplied)
+            self._unapplied.clear()
+            self._trim()
+            return
+        new = self._unapplied
+        self._unapplied = []
+        if self._filter is not None:
+            new = [s for s in new if self._matches(s)]
+        self._view.extend(new)
+        if not self.following:
+            self.pending += len(new)
+        self._trim()
+        self._sync(scroll_end=self.following)
+
+    def _trim(self) -> bool:
+        """Forgets shown seqs whose items the ring already dropped."""
+        first = self.ring.first_seq
+        view = self._view
+        n = 0
+        while n < len(view) and view[n] < first:
+            n += 1
+        if n:
+            del view[:n]
+            if self.cursor is not None:
+                self.cursor = max(0, self.cursor - n)
+            if not self.following:  # keep the same lines under the user's eyes
+                self.scroll_to(y=max(0, self.scroll_offset.y - n), animate=False)
+        return bool(n)
+
+    def _matches(self, seq: int) -> bool:
+        item = self.ring.get(seq)
+        return item is not None and (self._filter is None or self._filter(item))
+
+    def _sync(self, scroll_end: bool) -> None:
+        width = max(self.size.width, 1)
+        self.virtual_size = Size(width, len(self._view))
+        if scroll_end:
+            self.scroll_to(y=max(0, len(self._view) - self.size.height), animate=False)
+        self.frames += 1
+        self.refresh()
+
+    # ---- filtering and modes ----------------------------------------------
+
+    def set_filter(self, predicate: Callable[[T], bool] | None) -> None:
+        """Shows only matching items (everything with None); rescans the ring once."""
+        self._filter = predicate
+        self._view = [s for s in self.ring.seqs() if self._matches(s)]
+        self._cache.clear()
+        self.cursor = None
+        self._sync(scroll_end=True)
+        self.following = True
+        self.pending = 0
+
+    def toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused:
+            self.pending = 0
+            self.set_filter(self._filter)
+
+    def action_follow(self) -> None:
+        self.following = True
+        self.pending = 0
+        self.cursor = None
+        self._sync(scroll_end=True)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        at_end = new >= self.max_scroll_y - 0.5
+        if new < old and not at_end:
+            self.following = False
+        elif at_end and self.cursor is None:
+            if not self.following:
+                self.pending = 0
+            self.following = True
+
+    # ---- cursor ------------------------------------------------------------
+
+    def action_cursor_up(self) -> None:
+        if not self._view:
+            return
+        if self.cursor is None:
+            self.cursor = len(self._view) - 1
+        self.cursor = max(0, self.cursor - 1)
+        self.following = False
+        self.scroll_to_region_of_cursor()
+
+    def action_cursor_down(self) -> None:
+        if self.cursor is None:
+            return
+        self.cursor = min(len(self._view) - 1, self.cursor + 1)
+        self.scroll_to_region_of_cursor()
+
+    def action_page_up(self) -> None:
+        self.following = False
+        self.scroll_page_up(animate=False)
+
+    def action_page_down(self) -> None:
+        self.scroll_page_down(animate=False)
+
+    def scroll_to_region_of_cursor(self) -> None:
+        if self.cursor is None:
+            return
+        y = self.scroll_offset.y
+        h = self.size.height
+        if self.cursor < y:
+            self.scroll_to(y=self.cursor, animate=False)
+        elif self.cursor >= y + h:
+            self.scroll_to(y=self.cursor - h + 1, animate=False)
+        self.refresh()
+
+    @property
+    def selected(self) -> T | None:
+        if self.cursor is None or not 0 <= self.cursor < len(self._view):
+            return None
+        return self.ring.get(self._view[self.cursor])
+
+    def key_enter(self) -> None:
+        item = self.selected
+        if item is not None:
+            self.post_message(self.Selected(item))
+
+    # ---- drawing -----------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.size.width
+        if index >= len(self._view):
+            return Strip.blank(width, self.rich_style)
+        seq = self._view[index]
+        cursor = index == self.cursor
+        key = (seq, width)
+        strip = None if cursor else self._cache.get(key)
+        if strip is None:
+            item = self.ring.get(seq)
+            text = self.render_item(item) if item is not None else Text("")
+            text.no_wrap = True
+            text.overflow = "ellipsis"
+            segments = list(text.render(self.app.console))
+            segments = [s for s in segments if s.text != "\n"]
+            strip = Strip(segments).crop(scroll_x, scroll_x + width)
+            strip = strip.extend_cell_length(width).crop(0, width)
+            if cursor:
+                style: Style = self.get_component_rich_style("feedview--cursor")
+                strip = Strip(Segment.apply_style(strip, post_style=style))
+            else:
+                self._cache[key] = strip
+                if len(self._cache) > 2000:
+                    self._cache.popitem(last=False)
+        return strip.apply_style(self.rich_style)
+
+    @property
+    def shown(self) -> int:
+        return len(self._view)

@@ -1,0 +1,196 @@
+"""One level of the stat view: a live table, the selected row's sparklines, a status line.
+
+Rates in, frames out: a worker asks the source for a snapshot every
+``interval`` seconds and the table is updated from that one snapshot; the
+status line's age ticks on a timer. Enter drills down (namespace →
+deployments → pods), Escape goes back up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import replace
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Sparkline, Static
+
+import meshtui.model.units as units
+from meshtui.errors import RuntimeFailure, UsageError
+from meshtui.model.stats import StatRow
+from meshtui.tui.source import HistoryPoint, Source, StatQuery, StatSnapshot
+from meshtui.tui.stat_table import StatTable
+
+SPARK_POINTS = 120  # two minutes at the default refresh
+CHILD = {"namespace": "deployment", "deployment": "pod"}
+PLURAL = {"namespace": "namespaces", "deployment": "deployments", "pod": "pods"}
+
+
+class StatScreen(Screen[None]):
+    BINDINGS = [
+        Binding("enter", "drill", "Drill down", show=True),
+        Binding("escape", "back", "Back", show=True),
+        Binding("s", "sort_next", "Sort"),
+        Binding("r", "sort_reverse", "Reverse"),
+    ]
+
+    def __init__(self, source: Source, query: StatQuery, *, interval: float = 1.0,
+                 wide: bool = False, crumbs: tuple[str, ...] = (), clock=time.time) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.source = source
+        self.stat_query = query
+        self.interval = interval
+        self.wide = wide
+        self.crumbs = crumbs or (PLURAL[query.kind] if not query.namespace
+                                 else f"{query.namespace} › {PLURAL[query.kind]}",)
+        self.clock = clock
+        self.snapshot: StatSnapshot | None = None
+        self.updated_at: float | None = None
+        self.state = "connecting"
+        self.series: dict[tuple[str, str, str], deque[HistoryPoint]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._crumb_text(), id="crumbs")
+        yield StatTable(self.stat_query.kind, all_namespaces=self.stat_query.namespace is None
+                        and self.stat_query.kind != "namespace", wide=self.wide,
+                        sort_column="NAME", id="stat-table")
+        with Horizontal(id="sparks"):
+            for key, title in (("rps", "RPS"), ("success", "SUCCESS"), ("p99", "P99")):
+                with Vertical(classes="spark"):
+                    yield Label(title, id=f"spark-{key}-label", classes="spark-label")
+                    yield Sparkline([], id=f"spark-{key}")
+        yield Static("", id="status")
+        yield Footer()
+
+    @property
+    def table(self) -> StatTable:
+        return self.query_one(StatTable)
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self.refresh_loop()
+        self.load_history()
+        self.set_interval(0.5, self._update_status)
+
+    def _crumb_text(self) -> Text:
+        t = Text(" ")
+        for i, c in enumerate(self.crumbs):
+            if i:
+                t.append(" › ", style="dim")
+            t.append(c, style="bold" if i == len(self.crumbs) - 1 else "")
+        return t
+
+    @work(exclusive=True, group="stat-refresh", exit_on_error=False)
+    async def refresh_loop(self) -> None:
+        backoff = self.interval
+        while True:
+            try:
+                snap = await self.source.stats(self.stat_query)
+            except (RuntimeFailure, UsageError, OSError) as e:
+                self.state = f"reconnecting: {e}"
+                self._update_status()
+                await asyncio.sleep(min(backoff, 5.0))
+                backoff *= 2
+                continue
+            backoff = self.interval
+            self.state = "connected"
+            self.apply(snap)
+            await asyncio.sleep(self.interval)
+
+    @work(exclusive=True, group="stat-history", exit_on_error=False)
+    async def load_history(self) -> None:
+        """Fills the sparklines from the controller's history, not only from now on."""
+        try:
+            hist = await self.source.history(self.stat_query, span_s=SPARK_POINTS * 5, step_s=5)
+        except (RuntimeFailure, UsageError, OSError):
+            return
+        for key, points in hist.items():
+            dq = self.series.setdefault(key, deque(maxlen=SPARK_POINTS))
+            newest = dq[0].at if dq else float("inf")
+            for p in reversed(points):
+                if p.at < newest and len(dq) < SPARK_POINTS:
+                    dq.appendleft(p)
+        self._update_sparks()
+
+    def apply(self, snap: StatSnapshot) -> None:
+        """Shows one snapshot: the table, the series behind the sparklines, the status."""
+        self.snapshot = snap
+        self.updated_at = self.clock()
+        for row in snap.rows:
+            self.series.setdefault(row.key, deque(maxlen=SPARK_POINTS)).append(
+                HistoryPoint(snap.taken_at, row.rps, row.success, row.p50_ms, row.p95_ms,
+                             row.p99_ms))
+        self.table.show(snap.rows)
+        self._update_sparks()
+        self._update_status()
+
+    def _update_sparks(self) -> None:
+        row = self.table.selected_row
+        pts = list(self.series.get(row.key, ())) if row else []
+        for key, attr, fmt in (("rps", "rps", units.format_rps),
+                               ("success", "success", units.format_success),
+                               ("p99", "p99_ms", units.format_latency_ms)):
+            values = [getattr(p, attr) for p in pts]
+            data = [v if v is not None else 0.0 for v in values]
+            self.query_one(f"#spark-{key}", Sparkline).data = data
+            last = next((v for v in reversed(values) if v is not None), None)
+            label = {"rps": "RPS", "success": "SUCCESS", "p99": "LATENCY P99"}[key]
+            name = f"{row.name} " if row else ""
+            self.query_one(f"#spark-{key}-label", Label).update(
+                Text.assemble((label, "bold"), f"  {name}", (fmt(last), "cyan")))
+
+    def _update_status(self) -> None:
+        age = "never" if self.updated_at is None else f"{self.clock() - self.updated_at:.1f}s ago"
+        snap = self.snapshot
+        parts = [
+            f" server {self.source.label}",
+            f"window {units.format_window(self.stat_query.window_s)}",
+            f"updated {age}",
+            self.state,
+        ]
+        if snap and snap.proxies_total:
+            parts.append(f"proxies {snap.proxies_reachable}/{snap.proxies_total}")
+        t = self.table
+        parts.append(f"sort {t.sort_column} {'▼' if t.reverse else '▲'}")
+        style = "" if self.state == "connected" else "bold yellow"
+        self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style))
+
+    def on_data_table_row_highlighted(self, _event: StatTable.RowHighlighted) -> None:
+        self._update_sparks()
+
+    def on_data_table_row_selected(self, event: StatTable.RowSelected) -> None:
+        event.stop()
+        self.action_drill()
+
+    def action_drill(self) -> None:
+        row: StatRow | None = self.table.selected_row
+        child = CHILD.get(self.stat_query.kind)
+        if row is None or child is None:
+            return
+        if self.stat_query.kind == "namespace":
+            query = replace(self.stat_query, kind=child, namespace=row.name, name=None, owner=None)
+            crumbs = (*self.crumbs, row.name, PLURAL[child])
+        else:
+            query = replace(self.stat_query, kind=child, namespace=row.namespace, name=None,
+                            owner=row.name)
+            crumbs = (*self.crumbs, row.name, PLURAL[child])
+        self.app.push_screen(StatScreen(self.source, query, interval=self.interval,
+                                        wide=self.wide, crumbs=crumbs, clock=self.clock))
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 2:
+            self.app.pop_screen()
+
+    def action_sort_next(self) -> None:
+        self.table.action_next_sort()
+        self._update_status()
+
+    def action_sort_reverse(self) -> None:
+        self.table.action_reverse_sort()
+        self._update_status()
