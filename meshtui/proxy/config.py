@@ -1,0 +1,185 @@
+"""The proxy's options: command-line flags, each with an environment variable
+as Kubernetes' Downward API would set it, and the defaults Linkerd users know.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from meshtui.errors import UsageError
+from meshtui.model.inventory import Address, InventoryError, parse_address
+
+DEFAULT_INBOUND = Address("127.0.0.1", 4143)
+DEFAULT_OUTBOUND = Address("127.0.0.1", 4140)
+DEFAULT_TAP = Address("127.0.0.1", 4190)
+DEFAULT_ADMIN = Address("127.0.0.1", 4191)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. Each bounds one wait so that no peer can hold the proxy."""
+
+    detect: float = 1.0  # first bytes of a connection, to tell HTTP from opaque
+    header_read: float = 10.0  # a request's head, from its first byte (408 past it)
+    idle: float = 90.0  # a keep-alive connection with no request under way
+    connect: float = 3.0  # an upstream connection (504 past it)
+    response: float = 30.0  # an upstream's response head after the request (504 past it)
+    drain: float = 5.0  # in-flight requests on SIGTERM before connections are cut
+    pool_idle: float = 30.0  # an idle pooled upstream connection
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Everything one proxy process needs. ``port 0`` asks the kernel for a free port.
+
+    Attributes:
+        inbound: listener for traffic to the pod (iptables redirects it here).
+        outbound: listener for the pod's own calls (iptables, or ``HTTP_PROXY``).
+        app: where inbound traffic goes; None: the original destination's port
+            on 127.0.0.1.
+        tap: the gRPC endpoint (Tap.Observe, Metrics.Scrape); None: not served.
+        admin: ``/metrics``, ``/ready``, ``/live``; None: not served.
+        inventory: the controller's inventory file, to name peers and route
+            explicit-mode requests to the peer pod's proxy.
+        max_in_flight: requests under way at once before new ones get 503.
+    """
+
+    inbound: Address | None = DEFAULT_INBOUND
+    outbound: Address | None = DEFAULT_OUTBOUND
+    app: Address | None = None
+    tap: Address | None = DEFAULT_TAP
+    admin: Address | None = DEFAULT_ADMIN
+    pod: str = ""
+    namespace: str = "default"
+    deployment: str = ""
+    pod_ip: str = "127.0.0.1"
+    inventory: str | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    max_in_flight: int = 10_000
+
+
+# flag → environment variable (the Downward API's way of handing a pod its facts)
+ENV = {
+    "inbound": "MESHTUI_INBOUND_ADDR",
+    "outbound": "MESHTUI_OUTBOUND_ADDR",
+    "app": "MESHTUI_APP_ADDR",
+    "tap": "MESHTUI_TAP_ADDR",
+    "admin": "MESHTUI_ADMIN_ADDR",
+    "pod": "MESHTUI_POD_NAME",
+    "namespace": "MESHTUI_POD_NAMESPACE",
+    "deployment": "MESHTUI_DEPLOYMENT",
+    "pod_ip": "MESHTUI_POD_IP",
+    "inventory": "MESHTUI_INVENTORY",
+    "detect_timeout": "MESHTUI_DETECT_TIMEOUT",
+    "header_timeout": "MESHTUI_HEADER_TIMEOUT",
+    "connect_timeout": "MESHTUI_CONNECT_TIMEOUT",
+    "response_timeout": "MESHTUI_RESPONSE_TIMEOUT",
+    "max_in_flight": "MESHTUI_MAX_IN_FLIGHT",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``meshtui proxy`` flags (no defaults here: unset flags fall back to env)."""
+    def opt(flag: str, key: str, help_: str, metavar: str | None = None) -> None:
+        p.add_argument(flag, dest=key, metavar=metavar,
+                       help=f"{help_} (env {ENV[key]})")
+
+    opt("--inbound", "inbound", "inbound listener (default 127.0.0.1:4143)", "HOST:PORT")
+    opt("--outbound", "outbound", "outbound listener (default 127.0.0.1:4140)", "HOST:PORT")
+    opt("--app", "app", "the app inbound traffic goes to (default: the original "
+        "destination's port on 127.0.0.1)", "HOST:PORT")
+    opt("--tap", "tap", "gRPC tap/metrics endpoint (default 127.0.0.1:4190; 'off': none)",
+        "HOST:PORT")
+    opt("--admin", "admin", "/metrics, /ready, /live (default 127.0.0.1:4191; 'off': none)",
+        "HOST:PORT")
+    opt("--pod", "pod", "pod name")
+    opt("--namespace", "namespace", "pod namespace (default 'default')")
+    opt("--deployment", "deployment", "pod deployment")
+    opt("--pod-ip", "pod_ip", "pod IP, as tap shows it (default 127.0.0.1)", "IP")
+    opt("--inventory", "inventory", "the controller's inventory file: names peers and, "
+        "without iptables, routes calls to the peer pod's proxy", "FILE")
+    opt("--detect-timeout", "detect_timeout",
+        "seconds to wait for a client's first bytes before relaying opaquely (default 1)", "S")
+    opt("--header-timeout", "header_timeout",
+        "seconds a request's head may take to arrive (default 10)", "S")
+    opt("--connect-timeout", "connect_timeout",
+        "seconds to connect upstream before 504 (default 3)", "S")
+    opt("--response-timeout", "response_timeout",
+        "seconds to wait for an upstream's response head before 504 (default 30)", "S")
+    opt("--max-in-flight", "max_in_flight",
+        "requests under way at once before new ones get 503 (default 10000)", "N")
+
+
+def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
+              ) -> ProxyConfig:
+    """Flags first, then environment variables, then defaults; UsageError on bad values."""
+    env = os.environ if environ is None else environ
+
+    def get(key: str) -> str | None:
+        v = getattr(args, key, None)
+        if v is None:
+            v = env.get(ENV[key]) or None
+        return v
+
+    def addr(key: str, default: Address | None, allow_off: bool = False) -> Address | None:
+        v = get(key)
+        if v is None:
+            return default
+        if allow_off and v.strip().lower() == "off":
+            return None
+        if v.startswith(":"):  # ":4143" binds the default host
+            v = "127.0.0.1" + v
+        try:
+            return parse_address(v, what=f"--{key.replace('_', '-')}")
+        except InventoryError as e:
+            raise UsageError(f"proxy: {e}") from None
+
+    def seconds(key: str, default: float) -> float:
+        v = get(key)
+        if v is None:
+            return default
+        try:
+            s = float(v)
+        except ValueError:
+            s = -1.0
+        if not 0 < s < 86_400:
+            raise UsageError(f"proxy: --{key.replace('_', '-')} must be a number of "
+                             f"seconds above 0, not {v!r}")
+        return s
+
+    d = Timeouts()
+    timeouts = Timeouts(
+        detect=seconds("detect_timeout", d.detect),
+        header_read=seconds("header_timeout", d.header_read),
+        connect=seconds("connect_timeout", d.connect),
+        response=seconds("response_timeout", d.response),
+    )
+    raw_max = get("max_in_flight")
+    max_in_flight = 10_000
+    if raw_max is not None:
+        if not raw_max.isdigit() or int(raw_max) < 1:
+            raise UsageError(f"proxy: --max-in-flight must be a whole number above 0, "
+                             f"not {raw_max!r}")
+        max_in_flight = int(raw_max)
+    cfg = ProxyConfig(
+        inbound=addr("inbound", DEFAULT_INBOUND),
+        outbound=addr("outbound", DEFAULT_OUTBOUND),
+        app=addr("app", None),
+        tap=addr("tap", DEFAULT_TAP, allow_off=True),
+        admin=addr("admin", DEFAULT_ADMIN, allow_off=True),
+        pod=get("pod") or "",
+        namespace=get("namespace") or "default",
+        deployment=get("deployment") or "",
+        pod_ip=get("pod_ip") or "127.0.0.1",
+        inventory=get("inventory"),
+        timeouts=timeouts,
+        max_in_flight=max_in_flight,
+    )
+    for name in ("pod", "namespace", "deployment"):
+        value = getattr(cfg, name)
+        if any(c.isspace() or not c.isprintable() for c in value):
+            raise UsageError(f"proxy: --{name} {value!r} has spaces or control characters")
+    return cfg

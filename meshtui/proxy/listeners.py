@@ -1,0 +1,129 @@
+"""The inbound and outbound listeners and what their connections share.
+
+A :class:`ProxyContext` holds one proxy's shared state: the telemetry recorder,
+the upstream pool, the in-flight count that turns into 503s, and the sweeper —
+one periodic task that enforces every connection's timeouts, so that no request
+pays for a timer of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import itertools
+import time
+from typing import Any
+
+from meshtui.errors import RuntimeFailure
+from meshtui.proxy.config import Timeouts
+from meshtui.proxy.downstream import Downstream
+from meshtui.proxy.pool import Pool
+from meshtui.proxy.routing import Router
+
+
+class ProxyContext:
+    """What every connection of one proxy shares.
+
+    Args:
+        telemetry: the recorder (``meshtui.proxy.telemetry.Telemetry`` or the same shape).
+        timeouts: the proxy's timeouts.
+        pool: upstream connections.
+        max_in_flight: requests under way at once before new ones get 503.
+    """
+
+    def __init__(self, telemetry: Any, timeouts: Timeouts, pool: Pool,
+                 max_in_flight: int = 10_000) -> None:
+        self.telemetry = telemetry
+        self.timeouts = timeouts
+        self.pool = pool
+        self.max_in_flight = max_in_flight
+        self.loop = asyncio.get_running_loop()
+        self.now = time.monotonic
+        self.conns: set[Downstream] = set()
+        self.in_flight = 0
+        self.failures = 0  # requests and connections the proxy refused or could not carry
+        self.draining = False
+        self._ids = itertools.count(1)
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def next_conn_id(self) -> int:
+        return next(self._ids)
+
+    def start_sweeper(self) -> None:
+        t = self.timeouts
+        shortest = min(t.detect, t.header_read, t.response, t.idle, t.connect)
+        self._sweeper = self.loop.create_task(self._sweep(max(0.01, min(0.25, shortest / 4))))
+
+    async def _sweep(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            now = self.now()
+            for conn in list(self.conns):
+                try:
+                    conn.tick(now)
+                except Exception:  # one odd connection must not stop the sweeping
+                    conn.transport.abort()
+            self.pool.sweep(now)
+
+    def drain(self) -> None:
+        """Stops taking new requests; idle connections close now, busy ones after."""
+        self.draining = True
+        for conn in list(self.conns):
+            conn.drain()
+
+    def abort_all(self) -> None:
+        for conn in list(self.conns):
+            if conn.transport is not None:
+                conn.transport.abort()
+        self.pool.close()
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+
+class Listener:
+    """One listening socket (inbound or outbound) and how its connections route.
+
+    Args:
+        ctx: the proxy's shared state.
+        direction: telemetry's Direction (INBOUND or OUTBOUND).
+        inbound: whether traffic here goes to the pod's app.
+        router: routing decisions.
+        transparent: read each connection's original destination (iptables).
+    """
+
+    def __init__(self, ctx: ProxyContext, direction: Any, inbound: bool, router: Router,
+                 transparent: bool = True) -> None:
+        self.ctx = ctx
+        self.direction = direction
+        self.inbound = inbound
+        self.router = router
+        self.transparent = transparent
+        self.server: asyncio.AbstractServer | None = None
+        self.address: tuple[str, int] = ("", 0)
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Binds and listens; RuntimeFailure naming the address if it cannot."""
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            self.server = await self.ctx.loop.create_server(
+                lambda: Downstream(self), host, port, reuse_address=True, backlog=1024)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise RuntimeFailure(f"proxy: cannot listen on {shown}: address already in use"
+                                     ) from None
+            raise RuntimeFailure(f"proxy: cannot listen on {shown}: "
+                                 f"{(e.strerror or str(e)).lower()}") from None
+        sock = self.server.sockets[0]
+        name = sock.getsockname()
+        self.address = (name[0], name[1])
+        return self.address
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()

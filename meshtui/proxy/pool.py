@@ -1,0 +1,290 @@
+"""Upstream connections: one protocol object per TCP connection the proxy opens,
+and a pool that keeps idle HTTP/1.1 ones for reuse.
+
+An :class:`Upstream` carries one exchange at a time (the proxy never pipelines
+upstream). It parses the response with httptools and hands each piece to its
+exchange; after a ``101 Switching Protocols``, a tunnelled ``CONNECT`` or for an
+opaque TCP relay it stops parsing and passes bytes straight to the downstream
+connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httptools
+
+from meshtui.proxy.http1 import serialize
+
+if TYPE_CHECKING:  # pragma: no cover
+    from meshtui.proxy.exchange import Exchange
+
+Key = tuple[str, int]
+
+
+class TunnelEnd(Protocol):
+    """The downstream side of a tunnel, as an :class:`Upstream` sees it."""
+
+    def tunnel_data(self, data: bytes) -> None: ...
+    def tunnel_eof(self) -> None: ...
+    def tunnel_lost(self) -> None: ...
+    def upstream_paused(self, paused: bool) -> None: ...
+
+
+class Upstream(asyncio.Protocol):
+    """One connection from the proxy to an upstream."""
+
+    __slots__ = ("_done", "_extra", "_hdrs", "_in_body", "_reason", "closed", "ex", "key",
+                 "parser", "pool", "reused", "since", "transport", "tunnel")
+
+    def __init__(self, pool: Pool | None, key: Key) -> None:
+        self.pool = pool
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.ex: Exchange | None = None
+        self.tunnel: TunnelEnd | None = None
+        self.parser: Any = None
+        self.closed = False
+        self.reused = False
+        self.since = 0.0
+        self._hdrs: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._in_body = False
+        # The response's end, delivered once the read that carried it is parsed whole:
+        # the exchange may hand this connection to the next request, which must not
+        # see callbacks of this parser.
+        self._done: tuple[list[tuple[bytes, bytes]] | None, bool] | None = None
+        self._extra = False  # bytes past the end of the response: not fit for reuse
+
+    # --- driving it ---------------------------------------------------------------
+
+    def send_head(self, ex: Exchange, head: bytes) -> None:
+        """Starts an exchange: a fresh response parser, then the request head."""
+        self.ex = ex
+        self.parser = httptools.HttpResponseParser(self)
+        self._hdrs = []
+        self._in_body = False
+        self._done = None
+        assert self.transport is not None
+        self.transport.write(head)
+
+    def start_tunnel(self, end: TunnelEnd) -> None:
+        """From now on bytes pass through unparsed."""
+        self.tunnel = end
+        self.ex = None
+        self.parser = None
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    # --- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.tunnel_data(data)
+            return
+        ex = self.ex
+        if ex is None:  # bytes from an idle connection: it is not fit for reuse
+            self.abort()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as e:
+            if self.ex is not None:
+                self.ex.response_upgraded(self, data[e.args[0]:])
+            return
+        except httptools.HttpParserError as e:
+            if self.ex is not None and self._done is None:
+                self.ex.upstream_error(self, f"invalid response from upstream: {e}")
+                return
+            self._extra = True
+        done = self._done
+        if done is not None and self.ex is not None:
+            self._done = None
+            self.ex.response_complete(self, done[0], done[1] and not self._extra)
+
+    def eof_received(self) -> bool:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.tunnel_eof()
+            return True  # keep sending the other way until it ends too
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.tunnel is not None:
+            self.tunnel.tunnel_lost()
+        elif self.ex is not None:
+            self.ex.upstream_lost(self, exc)
+        elif self.pool is not None:
+            self.pool.forget(self)
+
+    def pause_writing(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.upstream_paused(True)
+        elif self.ex is not None:
+            self.ex.down.upstream_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.upstream_paused(False)
+        elif self.ex is not None:
+            self.ex.down.upstream_paused(False)
+
+    # --- httptools callbacks (the response) ------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._done is not None:
+            self._extra = True
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason = reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._hdrs.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        hdrs, self._hdrs = self._hdrs, []
+        status = self.parser.get_status_code()
+        if status >= 200 or status == 101:
+            self._in_body = True
+        ex = self.ex
+        if ex is not None:
+            ex.response_head(status, self._reason, hdrs)
+            if self._in_body and ex.method == b"HEAD" and self._done is None:
+                # llhttp cannot know a HEAD response has no body whatever its framing says.
+                self._done = (None, bool(self.parser.should_keep_alive()))
+
+    def on_body(self, body: bytes) -> None:
+        if self.tunnel is not None:  # a CONNECT's 2xx: the rest of this read is tunnel
+            self.tunnel.tunnel_data(body)
+        elif self.ex is not None and self._done is None:
+            self.ex.response_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._in_body or self._done is not None:  # a 1xx's end; a HEAD's
+            return
+        trailers, self._hdrs = self._hdrs, []
+        self._done = (trailers or None, bool(self.parser.should_keep_alive()))
+
+
+async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = None
+                        ) -> Upstream:
+    """Connects to ``key``; OSError (refused, unreachable, unresolvable) if it cannot.
+
+    Args:
+        mark: a socket mark (SO_MARK) so that iptables rules can let the proxy's own
+            connections through instead of redirecting them back to it.
+    """
+    loop = asyncio.get_running_loop()
+    if mark is None:
+        _, proto = await loop.create_connection(lambda: Upstream(pool, key), key[0], key[1])
+        return proto
+    infos = await loop.getaddrinfo(key[0], key[1], type=socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(f"cannot resolve {key[0]}")
+    family, type_, proto_num, _, addr = infos[0]
+    sock = socket.socket(family, type_, proto_num)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_MARK", 36), mark)
+        await loop.sock_connect(sock, addr)
+    except BaseException:
+        sock.close()
+        raise
+    _, proto = await loop.create_connection(lambda: Upstream(pool, key), sock=sock)
+    return proto
+
+
+class Pool:
+    """Idle keep-alive upstream connections, per (host, port), newest first out.
+
+    Args:
+        max_idle: idle connections kept per key; more are closed.
+        idle_timeout: seconds an idle connection is kept.
+        mark: socket mark for new connections (see :func:`open_upstream`).
+    """
+
+    def __init__(self, max_idle: int = 512, idle_timeout: float = 30.0,
+                 mark: int | None = None) -> None:
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self.mark = mark
+        self._idle: dict[Key, list[Upstream]] = {}
+        self.opened = 0
+        self.reused = 0
+
+    def acquire(self, key: Key) -> Upstream | None:
+        """An idle connection to ``key`` ready for a request, or None."""
+        idle = self._idle.get(key)
+        while idle:
+            up = idle.pop()
+            if not up.closed and up.transport is not None and not up.transport.is_closing():
+                up.reused = True
+                self.reused += 1
+                return up
+        return None
+
+    async def connect(self, key: Key) -> Upstream:
+        up = await open_upstream(key, self, self.mark)
+        self.opened += 1
+        return up
+
+    def release(self, up: Upstream) -> None:
+        """Takes back a connection whose exchange ended cleanly."""
+        up.ex = None
+        up.parser = None
+        idle = self._idle.setdefault(up.key, [])
+        if up.closed or len(idle) >= self.max_idle:
+            up.close()
+            return
+        up.since = time.monotonic()
+        idle.append(up)
+
+    def forget(self, up: Upstream) -> None:
+        """An idle connection closed by its peer."""
+        idle = self._idle.get(up.key)
+        if idle and up in idle:
+            idle.remove(up)
+
+    def sweep(self, now: float) -> None:
+        """Closes connections idle for longer than ``idle_timeout``."""
+        limit = now - self.idle_timeout
+        for key, idle in list(self._idle.items()):
+            keep = [u for u in idle if u.since > limit and not u.closed]
+            for u in idle:
+                if u.since <= limit:
+                    u.close()
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
+
+    def idle_count(self) -> int:
+        return sum(len(v) for v in self._idle.values())
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for u in idle:
+                u.close()
+        self._idle.clear()
+
+
+def request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],
+                 extra: bytes) -> bytes:
+    """The request head the proxy sends upstream (always HTTP/1.1)."""
+    return serialize(b"%b %b HTTP/1.1" % (method, target), headers, extra)

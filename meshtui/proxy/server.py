@@ -1,0 +1,233 @@
+"""One proxy process: the listeners, telemetry, tap/metrics gRPC and admin
+endpoints on one asyncio loop (uvloop when installed), and a graceful stop.
+
+Embedding (tests, the demo)::
+
+    server = ProxyServer(ProxyConfig(inbound=Address("127.0.0.1", 0), ...))
+    await server.start()          # binds everything; RuntimeFailure if it cannot
+    server.inbound_address        # the ports it got
+    ...
+    await server.stop()
+
+From the command line, :func:`run` does the same until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any
+
+from meshtui.errors import UsageError
+from meshtui.model.inventory import Inventory, InventoryError
+from meshtui.proxy.config import ProxyConfig
+from meshtui.proxy.listeners import Listener, ProxyContext
+from meshtui.proxy.pool import Pool
+from meshtui.proxy.routing import Router
+from meshtui.proxy.telemetry import Direction, Identity, Telemetry
+
+log = logging.getLogger("meshtui.proxy")
+
+
+class ProxyServer:
+    """A running (or startable) proxy.
+
+    Args:
+        config: addresses, identity, timeouts, limits.
+        telemetry: the recorder to use; by default a new one for ``config``'s pod,
+            naming peers from the inventory.
+        mark: a socket mark for the proxy's own upstream connections, for iptables
+            rules that skip marked traffic (rules that skip the proxy's UID need none).
+    """
+
+    def __init__(self, config: ProxyConfig, telemetry: Telemetry | None = None,
+                 *, mark: int | None = None) -> None:
+        self.config = config
+        self._inventory: Inventory | None = None
+        self._watcher: Any = None
+        self._watch_task: asyncio.Task[None] | None = None
+        if config.inventory:
+            from meshtui.controller.inventory_watch import InventoryWatcher
+
+            try:
+                self._watcher = InventoryWatcher(config.inventory, interval_s=1.0)
+            except InventoryError as e:
+                raise UsageError(f"proxy: {e}") from None
+        app = (config.app.host, config.app.port) if config.app else None
+        self.router = Router(app, self.inventory)
+        self.telemetry = telemetry if telemetry is not None else Telemetry(
+            Identity(config.namespace, config.deployment, config.pod, config.pod_ip),
+            resolve=self.router.workload)
+        self.mark = mark
+        self.ctx: ProxyContext | None = None
+        self.inbound: Listener | None = None
+        self.outbound: Listener | None = None
+        self.grpc: Any = None
+        self.admin: Any = None
+        self._started = False
+        self._stopping = False
+
+    def inventory(self) -> Inventory | None:
+        """The inventory in force (re-read when its file changes)."""
+        return self._watcher.inventory if self._watcher is not None else None
+
+    # --- addresses it got (port 0 in the config asks the kernel for one) ------------
+
+    @property
+    def inbound_address(self) -> tuple[str, int] | None:
+        return self.inbound.address if self.inbound else None
+
+    @property
+    def outbound_address(self) -> tuple[str, int] | None:
+        return self.outbound.address if self.outbound else None
+
+    @property
+    def tap_address(self) -> tuple[str, int] | None:
+        if self.grpc is None or self.config.tap is None:
+            return None
+        from meshtui.proxy.grpc_service import bound_port
+
+        return self.config.tap.host, bound_port(self.grpc)
+
+    @property
+    def admin_address(self) -> tuple[str, int] | None:
+        if self.admin is None or self.config.admin is None:
+            return None
+        return self.config.admin.host, self.admin.port
+
+    def ready(self) -> bool:
+        """Listening and not stopping: what ``/ready`` answers."""
+        return self._started and not self._stopping
+
+    # --- life ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Binds every listener and endpoint; on failure nothing stays bound."""
+        cfg = self.config
+        self.ctx = ctx = ProxyContext(self.telemetry, cfg.timeouts,
+                                      Pool(idle_timeout=cfg.timeouts.pool_idle, mark=self.mark),
+                                      cfg.max_in_flight)
+        try:
+            if cfg.inbound is not None:
+                self.inbound = Listener(ctx, Direction.INBOUND, True, self.router)
+                await self.inbound.start(cfg.inbound.host, cfg.inbound.port)
+            if cfg.outbound is not None:
+                self.outbound = Listener(ctx, Direction.OUTBOUND, False, self.router)
+                await self.outbound.start(cfg.outbound.host, cfg.outbound.port)
+            for lst in (self.inbound, self.outbound):
+                if lst is not None:
+                    self.router.own.add(lst.address)
+                    if lst.address[0] in ("0.0.0.0", "::"):
+                        self.router.own.add(("127.0.0.1", lst.address[1]))
+            if cfg.tap is not None:
+                from meshtui.proxy.grpc_service import start_grpc
+
+                self.grpc = await start_grpc(self.telemetry, cfg.tap.host, cfg.tap.port)
+            if cfg.admin is not None:
+                from meshtui.proxy.admin import start_admin
+
+                self.admin = await start_admin(self.telemetry, cfg.admin.host, cfg.admin.port,
+                                               self.ready)
+        except BaseException:
+            await self._close_endpoints()
+            raise
+        if self._watcher is not None:
+            self._watch_task = asyncio.get_running_loop().create_task(self._watcher.run())
+        ctx.start_sweeper()
+        self._started = True
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops listening, lets requests under way finish (``grace`` seconds at most,
+        the config's drain timeout by default), then cuts what is left."""
+        if self._stopping:
+            return
+        self._stopping = True
+        ctx = self.ctx
+        for lst in (self.inbound, self.outbound):
+            if lst is not None:
+                lst.close()
+        if ctx is not None:
+            ctx.drain()
+            limit = self.config.timeouts.drain if grace is None else grace
+            loop = asyncio.get_running_loop()
+            end = loop.time() + limit
+            while ctx.conns and loop.time() < end:
+                await asyncio.sleep(0.02)
+            ctx.abort_all()
+            await ctx.stop()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+        await self._close_endpoints()
+
+    async def _close_endpoints(self) -> None:
+        for lst in (self.inbound, self.outbound):
+            if lst is not None:
+                lst.close()
+        if self.grpc is not None:
+            await self.grpc.stop(0)
+            self.grpc = None
+        if self.admin is not None:
+            self.admin.close()
+            await self.admin.wait_closed()
+            self.admin = None
+        self.telemetry.hub.close()
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when it is installed, asyncio's otherwise."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+async def serve(config: ProxyConfig, *, mark: int | None = None,
+                started: Any = None) -> None:
+    """Runs a proxy until SIGTERM or SIGINT, then stops it gracefully.
+
+    Args:
+        started: called with the started :class:`ProxyServer` (tests, logs).
+    """
+    server = ProxyServer(config, mark=mark)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    if started is not None:
+        started(server)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def run(config: ProxyConfig, *, mark: int | None = None) -> int:
+    """The ``meshtui proxy`` process: serve until signalled; 0 on a clean stop."""
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+
+    def announce(server: ProxyServer) -> None:
+        parts = []
+        for what, addr in (("inbound", server.inbound_address),
+                           ("outbound", server.outbound_address),
+                           ("tap", server.tap_address), ("admin", server.admin_address)):
+            if addr is not None:
+                parts.append(f"{what} {addr[0]}:{addr[1]}")
+        ident = f"{config.namespace}/{config.pod or config.deployment or '-'}"
+        print(f"proxy {ident}: " + ", ".join(parts), file=sys.stderr, flush=True)
+
+    try:
+        loop.run_until_complete(serve(config, mark=mark, started=announce))
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    return 0
