@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from meshtui.model.inventory import Workload
@@ -40,7 +40,7 @@ class TapRequest:
 
     __slots__ = (
         "authority", "conn_id", "direction", "dst", "dst_wl", "headers", "method",
-        "path", "scheme", "src", "src_wl", "stream", "wall0_us",
+        "path", "scheme", "src", "src_wl", "stream", "template", "wall0_us",
     )
 
     def __init__(
@@ -62,6 +62,7 @@ class TapRequest:
         self.path = path
         self.headers = headers
         self.wall0_us = wall0_us
+        self.template: common_pb2.TapEvent | None = None
 
 
 class TapFilter:
@@ -245,7 +246,7 @@ class TapHub:
         return taking, losing
 
     @staticmethod
-    def emit(taking: list[Subscriber], losing: list[Subscriber], ev: tuple[Any, ...]) -> None:
+    def emit(taking: Sequence[Subscriber], ev: tuple[Any, ...]) -> None:
         """Queues a later event of an admitted request."""
         for sub in taking:
             # Admission left room for this event; the hard cap only guards a
@@ -256,8 +257,6 @@ class TapHub:
             sub.queue.append(ev)
             if not sub.wake.is_set():
                 sub.wake.set()
-        for sub in losing:
-            sub.dropped += 1
 
     # --- the subscriber's side --------------------------------------------
 
@@ -279,70 +278,84 @@ class TapHub:
         and builds their message."""
         q = sub.queue
         redact = not self.show_secrets
-        events: list[common_pb2.TapEvent] = []
-        size = 0
+        batch = proxy_pb2.TapBatch()
+        events = batch.events
+        n = size = 0
         # Headers may be large (up to 60 KiB a request): a byte bound keeps every
         # message well under gRPC's default 4 MiB receive limit.
-        while q and len(events) < self.max_batch and size < self.max_batch_bytes:
-            ev = build_event(q.popleft(), redact)
+        while q and n < self.max_batch and size < self.max_batch_bytes:
+            ev = events.add()  # filled in place: nested keyword messages would be copied
+            fill_event(ev, q.popleft(), redact)
             size += ev.ByteSize()
-            events.append(ev)
-        sub.delivered += len(events)
-        dropped = sub.dropped - sub.reported
+            n += 1
+        sub.delivered += n
+        batch.dropped = sub.dropped - sub.reported
         sub.reported = sub.dropped
-        return proxy_pb2.TapBatch(events=events, dropped=dropped)
+        return batch
 
 
 # --- protobuf building (the subscriber's stream only) ---------------------
 
 
-def _headers(pairs: list[tuple[bytes, bytes]] | None, redact: bool) -> list[common_pb2.Header]:
-    out = []
+def _add_headers(
+    dst: Any, pairs: list[tuple[bytes, bytes]] | None, redact: bool
+) -> None:
     for name, value in pairs or ():
-        if redact and name.lower() in SECRET_HEADERS:
-            value = REDACTED
-        out.append(common_pb2.Header(name=name.decode("latin-1"), value=value))
-    return out
+        h = dst.add()
+        h.name = name.decode("latin-1")
+        h.value = REDACTED if redact and name.lower() in SECRET_HEADERS else value
 
 
-def _endpoint(addr: tuple[str, int], wl: Workload) -> common_pb2.Endpoint:
-    return common_pb2.Endpoint(
-        ip=addr[0], port=addr[1],
-        workload=common_pb2.Workload(namespace=wl.namespace, deployment=wl.deployment, pod=wl.pod),
-    )
+def _template(req: TapRequest) -> common_pb2.TapEvent:
+    """The fields every event of a request shares, built once per tapped request."""
+    t = common_pb2.TapEvent(proxy_direction=req.direction, tls=False)  # type: ignore[arg-type]
+    for ep, (ip, port), wl in ((t.source, req.src, req.src_wl),
+                               (t.destination, req.dst, req.dst_wl)):
+        ep.ip = ip
+        ep.port = port
+        ep.workload.namespace = wl.namespace
+        ep.workload.deployment = wl.deployment
+        ep.workload.pod = wl.pod
+    t.id.base = req.conn_id
+    t.id.stream = req.stream
+    return t
 
 
-def build_event(ev: tuple[Any, ...], redact: bool = True) -> common_pb2.TapEvent:
-    """One queued event tuple → its TapEvent message."""
+def fill_event(out: common_pb2.TapEvent, ev: tuple[Any, ...], redact: bool = True) -> None:
+    """Writes one queued event tuple into a TapEvent message."""
     kind, ts_us, req = ev[0], ev[1], ev[2]
-    out = common_pb2.TapEvent(
-        source=_endpoint(req.src, req.src_wl),
-        destination=_endpoint(req.dst, req.dst_wl),
-        proxy_direction=req.direction,
-        tls=False,
-        id=common_pb2.StreamId(base=req.conn_id, stream=req.stream),
-        timestamp_us=ts_us,
-    )
+    if req.template is None:
+        req.template = _template(req)
+    out.MergeFrom(req.template)
+    out.timestamp_us = ts_us
     if kind == REQUEST_INIT:
-        out.request_init.CopyFrom(common_pb2.RequestInit(
-            method=req.method, scheme=req.scheme, authority=req.authority, path=req.path,
-            headers=_headers(req.headers, redact),
-        ))
+        init = out.request_init
+        init.method = req.method
+        init.scheme = req.scheme
+        init.authority = req.authority
+        init.path = req.path
+        _add_headers(init.headers, req.headers, redact)
     elif kind == RESPONSE_INIT:
         _, _, _, since_req, status, headers = ev
-        out.response_init.CopyFrom(common_pb2.ResponseInit(
-            since_request_init_us=since_req, http_status=status,
-            headers=_headers(headers, redact),
-        ))
+        resp = out.response_init
+        resp.since_request_init_us = since_req
+        resp.http_status = status
+        _add_headers(resp.headers, headers, redact)
     else:
         _, _, _, since_req, since_resp, nbytes, grpc_status, reset_code, trailers = ev
-        end = common_pb2.ResponseEnd(
-            since_request_init_us=since_req, since_response_init_us=since_resp,
-            response_bytes=nbytes, trailers=_headers(trailers, redact),
-        )
+        end = out.response_end
+        end.since_request_init_us = since_req
+        end.since_response_init_us = since_resp
+        end.response_bytes = nbytes
         if reset_code is not None:
             end.reset_error_code = reset_code
         elif grpc_status is not None:
             end.grpc_status_code = grpc_status
-        out.response_end.CopyFrom(end)
+        _add_headers(end.trailers, trailers, redact)
+
+
+def build_event(ev: tuple[Any, ...], redact: bool = True) -> common_pb2.TapEvent:
+    """One queued event tuple → its TapEvent message."""
+    out = common_pb2.TapEvent()
+    fill_event(out, ev, redact)
     return out

@@ -19,9 +19,9 @@ from __future__ import annotations
 import enum
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from meshtui import __version__
 from meshtui.model.histogram import Histogram
@@ -144,8 +144,9 @@ class RequestObs:
         self.status = 0
         self.done = False
         self._tap: TapRequest | None = None
-        self._taking: list[Subscriber] = []
-        self._lost: list[Subscriber] = []
+        # Shared empty tuples: no allocation per request when nobody taps.
+        self._taking: Sequence[Subscriber] = ()
+        self._lost: Sequence[Subscriber] = ()
         self._grpc: int | None = None
 
     def response_start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
@@ -157,8 +158,8 @@ class RequestObs:
         self.status = status
         # A trailers-only gRPC response carries grpc-status in its headers.
         self._grpc = _find_grpc_status(headers)
-        if self._tap is not None:
-            self._emit((
+        if self._tap is not None and self._tapped():
+            TapHub.emit(self._taking, (
                 RESPONSE_INIT, self._wall_us(self._t1), self._tap,
                 _us(self._t1 - self._t0), status, headers,
             ))
@@ -174,9 +175,9 @@ class RequestObs:
             return
         grpc = self._grpc_status(trailers)
         self._finish(self.status, self.status < 500 and (grpc is None or grpc == 0), True)
-        if self._tap is not None:
+        if self._tap is not None and self._tapped():
             now = self._tel._clock()
-            self._emit((
+            TapHub.emit(self._taking, (
                 RESPONSE_END, self._wall_us(now), self._tap, _us(now - self._t0),
                 _us(now - self._t1), response_bytes, grpc, None, trailers,
             ))
@@ -186,10 +187,10 @@ class RequestObs:
         if self.done:
             return
         self._finish(self.status, False, self.started)
-        if self._tap is not None:
+        if self._tap is not None and self._tapped():
             now = self._tel._clock()
             since_resp = _us(now - self._t1) if self.started else 0
-            self._emit((
+            TapHub.emit(self._taking, (
                 RESPONSE_END, self._wall_us(now), self._tap, _us(now - self._t0),
                 since_resp, 0, None, error_code, None,
             ))
@@ -212,8 +213,14 @@ class RequestObs:
             code = self._grpc
         return code
 
-    def _emit(self, ev: tuple[Any, ...]) -> None:
-        TapHub.emit(self._taking, self._lost, ev)
+    def _tapped(self) -> bool:
+        """Counts this event as lost for those who had no room; True if anyone takes it.
+
+        No event tuple is built when nobody would queue it (a stuck subscriber).
+        """
+        for sub in self._lost:
+            sub.dropped += 1
+        return bool(self._taking)
 
     def _wall_us(self, t: float) -> int:
         assert self._tap is not None
