@@ -83,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `meshtui tap ... | head`: the reader left; leave quietly.
         _silence_stdout()
         return 0
+    except Exception as e:  # a bug: still one line, with the way to the details
+        if os.environ.get("MESHTUI_DEBUG"):
+            raise
+        print(f"meshtui: internal error: {type(e).__name__}: {_one_line(e)} "
+              "(run with MESHTUI_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 def _one_line(e: BaseException) -> str:

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import add_resource, not_built
+from meshtui.commands._common import add_resource
 
 HELP = "golden metrics (success rate, rps, latency, TCP) per namespace, deployment or pod"
+DESCRIPTION = """\
+Golden metrics per resource: success rate, requests per second, p50/p95/p99
+latency and open TCP connections, over a time window.
+
+On a terminal it opens a live table (sort with s/r or a header click, Enter
+drills down, Escape goes back); with -o, or when the output is not a terminal,
+it prints once and exits.
+
+examples:
+  meshtui stat ns
+  meshtui stat deploy -n emojivoto
+  meshtui stat deploy/web -n emojivoto --to deploy/voting -o json
+  meshtui stat po -A -t 10s -o wide"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,4 +38,54 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built("stat")
+    import asyncio
+    import sys
+
+    from meshtui.errors import UsageError
+    from meshtui.model.selectors import SelectorError, parse_resource
+    from meshtui.model.units import UnitError, parse_window
+    from meshtui.tui.source import StatQuery
+
+    try:
+        sel = parse_resource(args.resource, args.namespace, args.all_namespaces)
+        window = parse_window(args.time_window)
+        from_ = to = None
+        if args.from_:
+            f = parse_resource(args.from_, args.from_namespace or sel.namespace)
+            from_ = (f.kind, f.namespace, f.name)
+        if args.to:
+            t = parse_resource(args.to, args.to_namespace or sel.namespace)
+            to = (t.kind, t.namespace, t.name)
+    except (SelectorError, UnitError) as e:
+        raise UsageError(str(e)) from None
+    if not 0.1 <= args.interval <= 60:
+        raise UsageError("--interval must be between 0.1 and 60 seconds")
+    query = StatQuery(sel.kind, sel.namespace, sel.name, window, from_, to)
+    interactive = args.watch or (args.output is None and sys.stdout.isatty())
+    if interactive:
+        from meshtui.tui.app import MeshApp
+        from meshtui.tui.source import GrpcSource
+
+        app = MeshApp(GrpcSource(args.server), query, interval=args.interval,
+                      wide=args.output == "wide")
+        app.run()
+        return app.return_code or 0
+    return asyncio.run(_print_once(args.server, query, args.output or "table",
+                                   all_namespaces=sel.namespace is None))
+
+
+async def _print_once(server: str, query, output: str, *, all_namespaces: bool) -> int:  # type: ignore[no-untyped-def]
+    from meshtui.render import stat_json, stat_table
+    from meshtui.tui.source import GrpcSource
+
+    source = GrpcSource(server)
+    try:
+        snap = await source.stats(query)
+    finally:
+        await source.close()
+    if output == "json":
+        print(stat_json(snap.rows))
+    else:
+        print(stat_table(snap.rows, query.kind, all_namespaces=all_namespaces,
+                         wide=output == "wide"))
+    return 0

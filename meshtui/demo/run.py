@@ -74,7 +74,8 @@ def run_demo(server: Address, *, headless: bool, intercept: str = "proxy", scale
         with running_mesh(server, intercept=intercept, scale=scale) as (plan, sup):
             namespaces = plan.inventory.namespaces()
             _say(f"{len(plan.inventory.pods)} pods in {len(namespaces)} namespaces "
-                 f"({', '.join(namespaces)}); controller at {server}")
+                 f"({', '.join(namespaces)}); logs in {plan.report_path.parent}; "
+                 f"controller at {server}")
             if not headless:
                 _say("the dashboard is not built yet; running headless")
             _say(f"try: meshtui --server {server} stat deploy -n emojivoto   (Ctrl-C stops)")

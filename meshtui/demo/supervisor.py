@@ -146,6 +146,8 @@ def _accepts(addr: Address) -> bool:
 
 def port_in_use(addr: Address) -> bool:
     with socket.socket(socket.AF_INET6 if ":" in addr.host else socket.AF_INET) as s:
+        # As the listener will: connections in TIME_WAIT do not make a port busy.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((addr.host, addr.port))
         except OSError:

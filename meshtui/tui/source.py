@@ -65,10 +65,17 @@ class GrpcSource:
     """The controller, over gRPC. Build it on the loop that will use it."""
 
     def __init__(self, server: str) -> None:
-        from meshtui.client.controller import ControllerClient
-
         self.server = server
-        self.client = ControllerClient(server)
+        self._client = None
+
+    @property
+    def client(self):  # type: ignore[no-untyped-def]
+        """Made on first use, so that it belongs to the loop that uses it."""
+        if self._client is None:
+            from meshtui.client.controller import ControllerClient
+
+            self._client = ControllerClient(self.server)  # type: ignore[assignment]
+        return self._client
 
     @property
     def label(self) -> str:
@@ -123,5 +130,6 @@ class GrpcSource:
         return out
 
     async def close(self) -> None:
-        await self.client.close()
+        if self._client is not None:
+            await self._client.close()
 

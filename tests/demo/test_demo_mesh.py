@@ -1,0 +1,179 @@
+"""The real demo mesh: real processes, real proxies, a real controller, read over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+MESHTUI = [sys.executable, "-m", "meshtui"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _descendants(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        p, pp = map(int, line.split())
+        children.setdefault(pp, []).append(p)
+    todo, seen = [pid], []
+    while todo:
+        for c in children.get(todo.pop(), []):
+            seen.append(c)
+            todo.append(c)
+    return seen
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def demo():
+    port = _free_port()
+    server = f"127.0.0.1:{port}"
+    proc = subprocess.Popen([*MESHTUI, "--server", server, "demo", "--headless"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    line = ""
+    while time.monotonic() - started < 60:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        if "controller at" in line or proc.poll() is not None:
+            break
+    if proc.poll() is not None:
+        pytest.fail(f"demo exited early: {line}{proc.stderr.read()}")  # type: ignore[union-attr]
+    state = Path(line.split("logs in ", 1)[1].split(";", 1)[0])
+    yield server, proc, started, state
+    children = _descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=20)
+    time.sleep(0.5)
+    left = [p for p in children if _alive(p)]
+    assert not left, f"processes left behind: {left}"
+
+
+async def _summary(server: str, kind: str, namespace: str, window_s: int = 60):
+    from meshtui.client.controller import ControllerClient
+    from meshtui.client.convert import selector, stat_row
+    from meshtui.v1 import controller_pb2
+
+    async with ControllerClient(server) as c:
+        resp = await c.summary(controller_pb2.StatRequest(
+            selector=selector(kind, namespace, None), window_s=window_s))
+    return {r.name: r for r in map(stat_row, resp.rows)}
+
+
+def _wait_for(server: str, kind: str, ns: str, ok, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    rows = {}
+    while time.monotonic() < deadline:
+        rows = asyncio.run(_summary(server, kind, ns))
+        if ok(rows):
+            return rows
+        time.sleep(0.5)
+    pytest.fail(f"condition not met in {timeout}s; last rows: {rows}")
+
+
+def test_every_namespace_and_deployment_appears_with_stats_soon(demo) -> None:
+    server, _proc, started, _state = demo
+    rows = _wait_for(server, "deployment", "emojivoto",
+                     lambda r: all(r.get(d) and r[d].rps for d in ("web", "emoji", "voting")))
+    assert time.monotonic() - started < 30
+    assert set(rows) == {"web", "emoji", "voting", "vote-bot"}
+    namespaces = asyncio.run(_summary(server, "namespace", ""))
+    assert set(namespaces) >= {"emojivoto", "kube-system", "meshtui", "default"}
+    assert namespaces["default"].meshed == 0 and namespaces["default"].total == 1
+    assert namespaces["emojivoto"].meshed == namespaces["emojivoto"].total == 4
+
+
+def test_voting_fails_sometimes_and_percentiles_are_ordered(demo) -> None:
+    server, _proc, _, _state = demo
+    rows = _wait_for(server, "deployment", "emojivoto",
+                     lambda r: r.get("voting") and r["voting"].success is not None
+                     and r["voting"].success < 1.0)
+    voting = rows["voting"]
+    assert 0.5 < voting.success < 1.0  # one choice of twenty always fails
+    for r in (rows["web"], rows["emoji"], voting):
+        assert r.p50_ms is not None and r.p95_ms is not None and r.p99_ms is not None
+        assert 0 < r.p50_ms <= r.p95_ms <= r.p99_ms < 5000
+
+
+def test_rates_match_what_the_load_generator_sent(demo) -> None:
+    server, _proc, _, state = demo
+    # web's inbound traffic is vote-bot's requests: compare the bot's own count.
+    report = state / "vote-bot.json"
+    first = json.loads(report.read_text())
+    time.sleep(10)
+    second = json.loads(report.read_text())
+    bot_rps = (second["total"] - first["total"]) / (second["at"] - first["at"])
+    web = asyncio.run(_summary(server, "deployment", "emojivoto", window_s=10))["web"]
+    assert web.rps is not None
+    assert abs(web.rps - bot_rps) / bot_rps < 0.35, (web.rps, bot_rps)
+
+
+def test_kube_dns_shows_http_and_tcp(demo) -> None:
+    server, _proc, _, _state = demo
+    rows = _wait_for(server, "deployment", "kube-system",
+                     lambda r: r.get("kube-dns") and r["kube-dns"].rps
+                     and r["kube-dns"].read_bytes_rate)
+    dns = rows["kube-dns"]
+    assert dns.success == 1.0
+    assert dns.read_bytes_rate and dns.read_bytes_rate > 0
+
+
+def _cli(server: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MESHTUI, "--server", server, *args], capture_output=True, text=True,
+                          timeout=30, stdin=subprocess.DEVNULL)
+
+
+def test_stat_prints_json_and_tables_for_scripts(demo) -> None:
+    server, _proc, _, _state = demo
+    _wait_for(server, "deployment", "emojivoto", lambda r: r.get("web") and r["web"].rps)
+    out = _cli(server, "stat", "deploy", "-n", "emojivoto", "-o", "json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert set(rows) == {"web", "emoji", "voting", "vote-bot"}
+    assert rows["web"]["kind"] == "deployment" and rows["web"]["meshed"] == "1/1"
+    assert 0 < rows["voting"]["success"] < 1
+    assert rows["vote-bot"]["rps"] is None  # it only sends
+    table = _cli(server, "stat", "ns")  # piped: prints once
+    assert table.returncode == 0
+    header, *lines = table.stdout.splitlines()
+    assert header.split() == ["NAME", "MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95",
+                              "LATENCY_P99", "TCP_CONN"]
+    by_name = {line.split()[0]: line.split() for line in lines}
+    assert by_name["default"][1] == "0/1"
+    assert by_name["emojivoto"][2].endswith("%") and by_name["emojivoto"][3].endswith("rps")
+
+
+def test_stat_errors_are_one_line(demo) -> None:
+    server, _proc, _, _state = demo
+    bad = _cli(server, "stat", "foo/bar")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    missing = _cli(server, "stat", "deploy/nope", "-n", "emojivoto")
+    assert missing.returncode == 2 and "not found" in missing.stderr
+    nobody = _cli("127.0.0.1:1", "stat", "ns")
+    assert nobody.returncode == 1
+    assert "127.0.0.1:1" in nobody.stderr and "meshtui demo" in nobody.stderr
