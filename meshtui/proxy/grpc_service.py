@@ -8,7 +8,6 @@ caller cancels (or goes away) the handler is cancelled and the subscriber closed
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -36,7 +35,7 @@ class TapService(proxy_pb2_grpc.TapServicer):
 
     async def Observe(
         self, request: proxy_pb2.ObserveRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[proxy_pb2.TapBatch]:
+    ) -> None:
         try:
             sub = self._hub.subscribe(request.match, request.max_rps)
         except ValueError as e:
@@ -49,7 +48,12 @@ class TapService(proxy_pb2_grpc.TapServicer):
             # Headers now, so the caller knows the tap is in place before any traffic.
             await context.send_initial_metadata(())
             async for batch in self._hub.batches(sub):
-                yield batch
+                try:
+                    await context.write(batch)
+                except Exception:
+                    # (grpc raises its own internal error type here, and would log it
+                    # with a traceback if it escaped a generator handler.)
+                    return
         finally:
             self._hub.unsubscribe(sub)
 

@@ -159,7 +159,9 @@ class TapHub:
         show_secrets: when False (the default), values of Authorization,
             Proxy-Authorization, Cookie and Set-Cookie are replaced by ``<redacted>``.
         queue_capacity: events a subscriber may have waiting before new requests
-            are dropped for it.
+            are dropped for it. The later events of requests already admitted still
+            go in (a request's events travel together), so a queue may pass this by
+            two events per request in flight, and never passes twice this.
         max_batch: most events in one :class:`TapBatch`.
         max_batch_bytes: a batch stops growing once its events pass this size.
         max_subscribers: more than this many open streams are refused.
