@@ -33,7 +33,9 @@ class TapService(proxy_pb2_grpc.TapServicer):
     def __init__(self, telemetry: Telemetry) -> None:
         self._hub = telemetry.hub
 
-    async def Observe(
+    # Writes with context.write rather than yielding: the stub types a generator,
+    # grpc.aio takes either.
+    async def Observe(  # type: ignore[override]
         self, request: proxy_pb2.ObserveRequest, context: grpc.aio.ServicerContext
     ) -> None:
         try:
