@@ -37,8 +37,8 @@ class TunnelEnd(Protocol):
 class Upstream(asyncio.Protocol):
     """One connection from the proxy to an upstream."""
 
-    __slots__ = ("_done", "_extra", "_hdrs", "_in_body", "_reason", "closed", "ex", "key",
-                 "parser", "pool", "reused", "since", "transport", "tunnel")
+    __slots__ = ("_done", "_early", "_extra", "_hdrs", "_in_body", "_reason", "closed", "ex",
+                 "key", "parser", "pool", "reused", "since", "transport", "tunnel")
 
     def __init__(self, pool: Pool | None, key: Key) -> None:
         self.pool = pool
@@ -58,12 +58,17 @@ class Upstream(asyncio.Protocol):
         # see callbacks of this parser.
         self._done: tuple[list[tuple[bytes, bytes]] | None, bool] | None = None
         self._extra = False  # bytes past the end of the response: not fit for reuse
+        # Bytes a server sent before this connection was put to use. A server that
+        # speaks first (an HTTP/2 server's SETTINGS, SMTP's banner) can do so before
+        # the tunnel that was opened for it starts: they are held, then passed on.
+        self._early: bytearray | None = bytearray()
 
     # --- driving it ---------------------------------------------------------------
 
     def send_head(self, ex: Exchange, head: bytes) -> None:
         """Starts an exchange: a fresh response parser, then the request head."""
         self.ex = ex
+        self._early = None
         self.parser = httptools.HttpResponseParser(self)
         self._hdrs = []
         self._in_body = False
@@ -76,6 +81,9 @@ class Upstream(asyncio.Protocol):
         self.tunnel = end
         self.ex = None
         self.parser = None
+        early, self._early = self._early, None
+        if early:
+            end.tunnel_data(bytes(early))
 
     def close(self) -> None:
         self.closed = True
@@ -98,8 +106,11 @@ class Upstream(asyncio.Protocol):
             tunnel.tunnel_data(data)
             return
         ex = self.ex
-        if ex is None:  # bytes from an idle connection: it is not fit for reuse
-            self.abort()
+        if ex is None:
+            if self._early is not None and len(self._early) < 65536:
+                self._early += data  # not put to use yet: see __init__
+                return
+            self.abort()  # bytes from an idle connection: it is not fit for reuse
             return
         try:
             self.parser.feed_data(data)
