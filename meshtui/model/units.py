@@ -1,7 +1,24 @@
 """Reading and writing the units users see: windows, latencies, rates, bytes.
 
 Formats follow ``linkerd viz stat``: ``98.20%``, ``12.3rps``, ``4ms`` (sub-
-millisecond as ``0.4ms``), and ``-`` wherever there is nothing to show.
+millisecond as ``0.4ms``), and ``-`` wherever there is nothing to show
+(None, NaN, infinity).
+
+Latency is written at the coarsest precision that still says something:
+
+=====================  ===========  ====================
+value                  written as   resolution
+=====================  ===========  ====================
+below 0.1 ms           ``12µs``     1 µs
+0.1 ms to below 1 ms   ``0.4ms``    0.1 ms
+1 ms to below 10 s     ``4ms``      1 ms
+10 s to below 100 s    ``12.3s``    0.1 s
+100 s and more         ``125s``     1 s
+=====================  ===========  ====================
+
+Each bound applies to the value as rounded for display, so ``0.96`` ms is
+``1ms``, never ``1.0ms``; every figure read back with :func:`parse_duration`
+is within half a resolution step of the value written.
 """
 
 from __future__ import annotations
@@ -13,8 +30,9 @@ MIN_WINDOW_S = 10
 MAX_WINDOW_S = 15 * 60
 NONE = "-"
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|s|m|h)")
+_SCALE = {"us": 1e-6, "µs": 1e-6, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
 class UnitError(ValueError):
@@ -22,10 +40,14 @@ class UnitError(ValueError):
 
 
 def parse_duration(text: str) -> float:
-    """``1m30s`` / ``10s`` / ``250ms`` / ``1h`` → seconds."""
+    """``1m30s`` / ``10s`` / ``250ms`` / ``1h`` / ``500µs`` → seconds.
+
+    One or more ``NUMBER UNIT`` parts, written together, units ``h``, ``m``,
+    ``s``, ``ms``, ``us`` or ``µs``, any letter case.
+    """
     s = text.strip().lower()
     if not s:
-        raise UnitError("empty duration")
+        raise UnitError("empty duration: use forms like 10s, 1m, 1m30s, 15m")
     pos = 0
     total = 0.0
     for m in _DURATION.finditer(s):
@@ -34,74 +56,87 @@ def parse_duration(text: str) -> float:
         total += float(m.group(1)) * _SCALE[m.group(2)]
         pos = m.end()
     if pos != len(s):
-        raise UnitError(f"cannot read duration {text!r}: use forms like 10s, 1m, 1m30s, 15m")
+        raise UnitError(
+            f"cannot read duration {text.strip()!r}: use forms like 10s, 1m, 1m30s, 15m")
     return total
 
 
-def parse_window(text: str) -> int:
-    """A stat window in whole seconds, within what the controller keeps (10 s – 15 min)."""
-    seconds = parse_duration(text)
+def check_window(seconds: float, text: str | None = None) -> int:
+    """A window in whole seconds, if within what the controller keeps (10 s – 15 min)."""
     if not MIN_WINDOW_S <= seconds <= MAX_WINDOW_S:
-        raise UnitError(f"time window {text!r} is outside 10s..15m")
+        shown = text.strip() if text is not None else format_window(seconds)
+        raise UnitError(f"time window {shown!r} is outside 10s..15m")
     return round(seconds)
 
 
+def parse_window(text: str) -> int:
+    """A stat window (``-t``) in whole seconds: :func:`parse_duration` then :func:`check_window`."""
+    return check_window(parse_duration(text), text)
+
+
 def format_window(seconds: float) -> str:
-    """60 → ``1m``, 90 → ``1m30s``, 10 → ``10s``."""
-    s = round(seconds)
-    m, s = divmod(s, 60)
-    if m and s:
-        return f"{m}m{s}s"
-    return f"{m}m" if m else f"{s}s"
+    """60 → ``1m``, 90 → ``1m30s``, 10 → ``10s``, 5400 → ``1h30m``."""
+    rest = round(seconds)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    out = (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s else "")
+    return out or "0s"
 
 
 def _missing(v: float | None) -> bool:
-    return v is None or math.isnan(v)
+    return v is None or not math.isfinite(v)
 
 
 def format_latency_ms(ms: float | None) -> str:
-    """Latency as Linkerd prints it: whole ms from 1 ms, one decimal below, s from 10 s."""
-    if _missing(ms):
+    """A latency given in milliseconds, by the rules in the module docstring."""
+    if ms is None or _missing(ms) or ms < 0:
         return NONE
-    assert ms is not None
-    if ms < 1:
-        return f"{ms:.1f}ms" if ms >= 0.05 else f"{ms * 1000:.0f}µs"
-    if ms < 10_000:
-        return f"{ms:.0f}ms"
-    return f"{ms / 1000:.1f}s"
+    us = round(ms * 1000)
+    if us < 100:
+        return f"{us}µs"
+    tenths = round(ms, 1)
+    if tenths < 1:
+        return f"{tenths:.1f}ms"
+    if round(ms) < 10_000:
+        return f"{max(round(ms), 1)}ms"
+    s = ms / 1000
+    return f"{s:.1f}s" if round(s, 1) < 100 else f"{round(s)}s"
 
 
-def format_latency_us(us: float) -> str:
-    """A single request's latency for tap lines: ``1234µs``."""
-    return f"{us:.0f}µs"
+def format_latency_us(us: float | None) -> str:
+    """A single request's latency for tap lines, in whole microseconds: ``1234µs``."""
+    if us is None or _missing(us):
+        return NONE
+    return f"{round(us)}µs"
 
 
 def format_rps(rps: float | None) -> str:
-    if _missing(rps):
+    """``12.3rps``; whole numbers from 1000 rps."""
+    if rps is None or _missing(rps):
         return NONE
-    assert rps is not None
-    return f"{rps:.1f}rps" if rps < 1000 else f"{rps:.0f}rps"
+    return f"{rps:.1f}rps" if abs(round(rps, 1)) < 1000 else f"{rps:.0f}rps"
 
 
 def format_success(fraction: float | None) -> str:
-    if _missing(fraction):
+    """A fraction 0..1 as a percentage with two decimals: ``98.20%``."""
+    if fraction is None or _missing(fraction):
         return NONE
-    assert fraction is not None
     return f"{fraction * 100:.2f}%"
 
 
 def format_bytes(n: float | None) -> str:
-    """``512B``, ``1.2KiB``, ``3.4MiB``, ``1.0GiB``."""
-    if _missing(n):
+    """``512B``, ``1.2KiB``, ``3.4MiB``, ``1.0GiB``: the largest unit whose figure is below 1024."""
+    if n is None or _missing(n):
         return NONE
-    assert n is not None
     value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(value) < 1024 or unit == "GiB":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+    for unit in _BYTE_UNITS:
+        shown = round(value) if unit == "B" else round(value, 1)
+        if abs(shown) < 1024 or unit == _BYTE_UNITS[-1]:
+            return f"{shown}{unit}" if unit == "B" else f"{value:.1f}{unit}"
         value /= 1024
-    return NONE  # pragma: no cover
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def format_bytes_rate(per_s: float | None) -> str:
-    return NONE if _missing(per_s) else f"{format_bytes(per_s)}/s"
+    """``1.2KiB/s``."""
+    return NONE if per_s is None or _missing(per_s) else f"{format_bytes(per_s)}/s"
