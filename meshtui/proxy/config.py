@@ -132,8 +132,11 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
             return None
         if v.startswith(":"):  # ":4143" binds the default host
             v = "127.0.0.1" + v
+        what = f"--{key.replace('_', '-')}"
         try:
-            return parse_address(v, what=f"--{key.replace('_', '-')}")
+            if key != "app" and v.endswith(":0"):  # a listener on a port the kernel picks
+                return Address(parse_address(v[:-1] + "1", what=what).host, 0)
+            return parse_address(v, what=what)
         except InventoryError as e:
             raise UsageError(f"proxy: {e}") from None
 

@@ -378,8 +378,11 @@ class Exchange:
         if self.obs is None:
             self._observe()
         # A refused head leaves the parser behind; an unread body cannot be skipped.
-        close = (not self.req_done or not self.keep_alive or self.down.draining
-                 or status < 500 or self.upgrade)
+        # (A request without a body is whole once its head is: the parser reports
+        # its end right after the head, which may be after this answer.)
+        whole = self.req_done or (self.body_kind == NO_BODY and not self.upgrade)
+        close = (not whole or not self.keep_alive or self.down.draining or status < 500
+                 or self.upgrade)
         head_only = self.method == b"HEAD"
         data, headers, body_len = http1.error_response(status, reason, close=close,
                                                        head_only=head_only)

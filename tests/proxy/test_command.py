@@ -1,0 +1,146 @@
+"""``meshtui proxy`` as a process: options and environment, one-line failures,
+graceful stop, and 100 MB bodies through it with flat memory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from proxykit import Upstream, read_head
+
+CMD = [sys.executable, "-m", "meshtui", "proxy"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CMD, *args], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("args", [
+    ["--inbound", "nowhere"],
+    ["--app", "127.0.0.1:99999"],
+    ["--header-timeout", "-3"],
+    ["--max-in-flight", "many"],
+    ["--inventory", "/nonexistent/inventory.yaml"],
+    ["--bogus"],
+])
+def test_bad_options_exit_2_with_one_line(args: list[str]) -> None:
+    p = run_cli(*args)
+    assert p.returncode == 2
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_taken_port_exits_1_naming_the_address() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = run_cli("--inbound", f"127.0.0.1:{port}", "--outbound", "127.0.0.1:0",
+                    "--tap", "off", "--admin", "off")
+    assert p.returncode == 1
+    [line] = p.stderr.strip().splitlines()
+    assert f"127.0.0.1:{port}" in line and "in use" in line
+
+
+@contextmanager
+def proxy_process(*args: str, env: dict[str, str] | None = None
+                  ) -> Iterator[tuple[subprocess.Popen[str], dict[str, tuple[str, int]]]]:
+    """Starts ``meshtui proxy``; yields it and the addresses it announced."""
+    p = subprocess.Popen([*CMD, *args], stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, **(env or {})})
+    try:
+        assert p.stderr is not None
+        line = p.stderr.readline()
+        found = dict((k, (h, int(port))) for k, h, port in
+                     re.findall(r"(\w+) ([\d.]+):(\d+)", line))
+        assert "inbound" in found, line
+        yield p, found
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait(5)
+        if p.stderr is not None:
+            p.stderr.close()
+
+
+def test_options_from_the_environment_and_a_graceful_sigterm() -> None:
+    env = {"MESHTUI_INBOUND_ADDR": "127.0.0.1:0", "MESHTUI_OUTBOUND_ADDR": "127.0.0.1:0",
+           "MESHTUI_TAP_ADDR": "off", "MESHTUI_ADMIN_ADDR": "off",
+           "MESHTUI_POD_NAME": "web-abc", "MESHTUI_POD_NAMESPACE": "emojivoto",
+           "MESHTUI_APP_ADDR": "127.0.0.1:9"}
+    with proxy_process(env=env) as (p, addrs):
+        assert set(addrs) == {"inbound", "outbound"}
+        with socket.create_connection(addrs["inbound"], timeout=2) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 502")  # port 9: nothing listens
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+        assert time.monotonic() - t0 < 3
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+async def test_100_mb_each_way_with_flat_proxy_memory() -> None:
+    app = await Upstream().start()
+    total = 100 * 1024 * 1024
+    with proxy_process("--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0", "--tap", "off",
+                       "--admin", "off", "--app", f"127.0.0.1:{app.port}") as (p, addrs):
+        peak = 0
+        base = rss_kib(p.pid)
+
+        async def sample() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, rss_kib(p.pid))
+                await asyncio.sleep(0.02)
+
+        sampler = asyncio.create_task(sample())
+        try:
+            r, w = await asyncio.open_connection(*addrs["inbound"])
+            # Upload: the app counts what arrives.
+            w.write(f"POST /count HTTP/1.1\r\nhost: a\r\ncontent-length: {total}\r\n\r\n".encode())
+            block = b"u" * (1 << 20)
+            for _ in range(100):
+                w.write(block)
+                await w.drain()
+            _line, headers = await read_head(r)
+            body = await r.readexactly(int(dict(headers)["content-length"]))
+            assert body == str(total).encode()
+            # Download, chunked from the app.
+            w.write(f"GET /stream?n={total} HTTP/1.1\r\nhost: a\r\n\r\n".encode())
+            _line, headers = await read_head(r)
+            got = 0
+            while got < total:
+                size = int((await r.readuntil(b"\r\n")).strip(), 16)
+                while size:
+                    piece = await r.read(min(size, 1 << 20))
+                    size -= len(piece)
+                    got += len(piece)
+                await r.readexactly(2)
+            assert await r.readexactly(5) == b"0\r\n\r\n"
+            assert got == total
+            w.close()
+        finally:
+            sampler.cancel()
+            await app.close()
+    grew_mib = (peak - base) / 1024
+    print(f"proxy RSS {base / 1024:.1f} MiB at start, {peak / 1024:.1f} MiB at peak")
+    # 200 MB went through; the proxy held a few socket buffers' worth at most.
+    assert grew_mib < 16, f"proxy RSS grew by {grew_mib:.1f} MiB (from {base / 1024:.1f} MiB)"
