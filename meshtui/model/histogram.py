@@ -26,6 +26,8 @@ def bucket_index(value_us: float) -> int:
     """Returns the bucket a value falls in."""
     if not value_us > MIN_US:  # also catches NaN and negatives
         return 0
+    if value_us >= MAX_US:  # also catches infinity, which log() cannot bucket
+        return NUM_BUCKETS - 1
     i = math.ceil(math.log(value_us / MIN_US) / _LOG_GAMMA)
     # log() can land a hair on either side of an exact bucket bound.
     if i > 0 and value_us <= MIN_US * GAMMA ** (i - 1):
@@ -62,10 +64,17 @@ class Histogram:
     sum_us: float = 0.0
 
     def record(self, value_us: float, n: int = 1) -> None:
-        """Adds ``n`` observations of ``value_us``."""
+        """Adds ``n`` observations of ``value_us``.
+
+        Values outside ``[0, MAX_US]`` (and NaN, as 0) count as the nearest
+        bound, in the sum as in the buckets, so one bad reading cannot turn
+        the sum into NaN or infinity for good.
+        """
         i = bucket_index(value_us)
         self.counts[i] = self.counts.get(i, 0) + n
         self.count += n
+        if not 0.0 <= value_us <= MAX_US:
+            value_us = MAX_US if value_us > MAX_US else 0.0
         self.sum_us += value_us * n
 
     def merge(self, other: Histogram) -> None:
