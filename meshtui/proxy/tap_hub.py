@@ -79,18 +79,23 @@ class TapFilter:
         self.dst = _workload_filter(m.destination) if m.HasField("destination") else None
         self.src = _workload_filter(m.source) if m.HasField("source") else None
 
+    def matches_request(self, direction: int, method: str, path: str, authority: str) -> bool:
+        """The checks that need no workload: done first, before anything is built."""
+        if self.direction and direction != self.direction:
+            return False
+        if self.method and method.upper() != self.method:
+            return False
+        if self.path_prefix and not path.startswith(self.path_prefix):
+            return False
+        return not self.authority or authority.lower() == self.authority
+
+    def matches_workloads(self, src: Workload, dst: Workload) -> bool:
+        return _workload_matches(self.dst, dst) and _workload_matches(self.src, src)
+
     def matches(self, req: TapRequest) -> bool:
-        if self.direction and req.direction != self.direction:
-            return False
-        if self.method and req.method.upper() != self.method:
-            return False
-        if self.path_prefix and not req.path.startswith(self.path_prefix):
-            return False
-        if self.authority and req.authority.lower() != self.authority:
-            return False
-        if self.dst is not None and not _workload_matches(self.dst, req.dst_wl):
-            return False
-        return self.src is None or _workload_matches(self.src, req.src_wl)
+        return self.matches_request(req.direction, req.method, req.path,
+                                    req.authority) and self.matches_workloads(req.src_wl,
+                                                                              req.dst_wl)
 
 
 def _workload_filter(w: common_pb2.Workload) -> tuple[str, str, str] | None:
@@ -221,7 +226,20 @@ class TapHub:
 
     # --- the data path's side ---------------------------------------------
 
-    def admit(self, req: TapRequest) -> tuple[list[Subscriber], list[Subscriber]]:
+    def candidates(
+        self, direction: int, method: str, path: str, authority: str
+    ) -> list[Subscriber]:
+        """Subscribers whose filter this request may match (workloads still unchecked).
+
+        Cheap, and called before any tap object is built: a tap filtered to other
+        traffic costs the data path little more than this loop.
+        """
+        return [s for s in self.subscribers
+                if s.filter.matches_request(direction, method, path, authority)]
+
+    def admit(
+        self, req: TapRequest, candidates: Sequence[Subscriber] | None = None
+    ) -> tuple[list[Subscriber], list[Subscriber]]:
         """Decides, once per request, who sees it; queues its request-init event.
 
         Returns (taking, losing): ``taking`` get this request's later events;
@@ -234,8 +252,13 @@ class TapHub:
         losing: list[Subscriber] = []
         now = self.clock()
         ev = (REQUEST_INIT, req.wall0_us, req)
-        for sub in self.subscribers:
-            if not sub.filter.matches(req) or not sub.take_token(now):
+        if candidates is None:
+            candidates = [s for s in self.subscribers if s.filter.matches_request(
+                req.direction, req.method, req.path, req.authority)]
+        for sub in candidates:
+            if sub.closed or not sub.filter.matches_workloads(req.src_wl, req.dst_wl):
+                continue
+            if not sub.take_token(now):
                 continue
             if len(sub.queue) + 3 > sub.capacity:
                 sub.dropped += 1

@@ -440,6 +440,9 @@ class Telemetry:
         conn_id: int, stream: int, method: str, scheme: str, authority: str, path: str,
         headers: list[tuple[bytes, bytes]],
     ) -> None:
+        candidates = self.hub.candidates(direction, method, path, authority)
+        if not candidates:
+            return
         if direction == Direction.INBOUND:
             src_wl = self._source(src)
             dst_wl = self._own
@@ -448,7 +451,7 @@ class Telemetry:
             dst_wl = self._peer(direction, dst)[1]
         req = TapRequest(direction, src, src_wl, dst, dst_wl, conn_id, stream, method, scheme,
                          authority, path, headers, int(self._wall() * 1e6))
-        taking, losing = self.hub.admit(req)
+        taking, losing = self.hub.admit(req, candidates)
         if taking or losing:
             obs._tap = req
             obs._taking = taking
