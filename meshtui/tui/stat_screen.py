@@ -34,7 +34,6 @@ PLURAL = {"namespace": "namespaces", "deployment": "deployments", "pod": "pods"}
 
 class StatScreen(Screen[None]):
     BINDINGS = [
-        Binding("enter", "drill", "Drill down", show=True),
         Binding("escape", "back", "Back", show=True),
         Binding("s", "sort_next", "Sort"),
         Binding("r", "sort_reverse", "Reverse"),
@@ -75,7 +74,6 @@ class StatScreen(Screen[None]):
     def on_mount(self) -> None:
         self.table.focus()
         self.refresh_loop()
-        self.load_history()
         self.set_interval(0.5, self._update_status)
 
     def _crumb_text(self) -> Text:
@@ -104,29 +102,42 @@ class StatScreen(Screen[None]):
             await asyncio.sleep(self.interval)
 
     @work(exclusive=True, group="stat-history", exit_on_error=False)
-    async def load_history(self) -> None:
-        """Fills the sparklines from the controller's history, not only from now on."""
+    async def load_history(self, row: StatRow) -> None:
+        """Fills the selected row's sparklines from the controller's history.
+
+        Only the selected row keeps a series: ten thousand rows of two minutes
+        each would cost a hundred megabytes, and the controller has them anyway.
+        """
+        await asyncio.sleep(0.15)  # a key held down: fetch for where it stops
+        query = replace(self.stat_query, kind=row.kind, namespace=row.namespace or None,
+                        name=row.name, owner=None)
         try:
-            hist = await self.source.history(self.stat_query, span_s=SPARK_POINTS * 5, step_s=5)
+            hist = await self.source.history(query, span_s=SPARK_POINTS * 5, step_s=5)
         except (RuntimeFailure, UsageError, OSError):
             return
-        for key, points in hist.items():
-            dq = self.series.setdefault(key, deque(maxlen=SPARK_POINTS))
-            newest = dq[0].at if dq else float("inf")
-            for p in reversed(points):
-                if p.at < newest and len(dq) < SPARK_POINTS:
-                    dq.appendleft(p)
+        if self.table.selected_key != row.key:
+            return
+        points = hist.get(row.key, [])
+        series = self.series.get(row.key)
+        if series is None:
+            return
+        newest = series[0].at if series else float("inf")
+        for p in reversed(points):
+            if p.at < newest - 0.5 and len(series) < SPARK_POINTS:
+                series.appendleft(p)
         self._update_sparks()
 
     def apply(self, snap: StatSnapshot) -> None:
-        """Shows one snapshot: the table, the series behind the sparklines, the status."""
+        """Shows one snapshot: the table, the selected row's series, the status."""
         self.snapshot = snap
         self.updated_at = self.clock()
-        for row in snap.rows:
-            self.series.setdefault(row.key, deque(maxlen=SPARK_POINTS)).append(
-                HistoryPoint(snap.taken_at, row.rps, row.success, row.p50_ms, row.p95_ms,
-                             row.p99_ms))
         self.table.show(snap.rows)
+        row = self.table.selected_row
+        if row is not None:
+            series = self.series.get(row.key)
+            if series is not None:
+                series.append(HistoryPoint(snap.taken_at, row.rps, row.success, row.p50_ms,
+                                           row.p95_ms, row.p99_ms))
         self._update_sparks()
         self._update_status()
 
@@ -161,10 +172,15 @@ class StatScreen(Screen[None]):
         style = "" if self.state == "connected" else "bold yellow"
         self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style))
 
-    def on_data_table_row_highlighted(self, _event: StatTable.RowHighlighted) -> None:
+    def on_stat_table_highlighted(self, event: StatTable.Highlighted) -> None:
+        row = event.row
+        if row is not None and row.key not in self.series:
+            # A newly selected row: start its series and fetch what came before.
+            self.series = {row.key: deque(maxlen=SPARK_POINTS)}
+            self.load_history(row)
         self._update_sparks()
 
-    def on_data_table_row_selected(self, event: StatTable.RowSelected) -> None:
+    def on_stat_table_selected(self, event: StatTable.Selected) -> None:
         event.stop()
         self.action_drill()
 

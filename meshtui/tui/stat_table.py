@@ -1,10 +1,11 @@
-"""The live stat table: a DataTable updated by row key, sorted on raw numbers.
+"""The live stat table: a virtual view over one sorted snapshot.
 
-Each refresh diffs the new snapshot against what is shown: changed cells are
-updated in place, vanished rows removed, new rows added, and the table sorted
-once — all inside one ``batch_update`` so the screen redraws once. Cells keep
-their raw value next to the text, so "12.3rps" sorts as 12.3 and "-" sorts
-last whichever way the column is ordered.
+A refresh replaces the rows, sorts them once on their raw numbers (so
+"12.3rps" sorts as 12.3 and "-" goes last whichever way the column is
+ordered) and redraws; only the rows on screen are ever formatted. Ten
+thousand rows refresh in a few milliseconds this way, where updating a
+``DataTable`` cell by cell costs a large share of a core. The selected row is
+followed by its key across refreshes, so it stays selected when rows move.
 """
 
 from __future__ import annotations
@@ -12,89 +13,118 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
-from textual.widgets import DataTable
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
-from meshtui.model.stats import StatRow
-from meshtui.tui.cells import Cell, columns_for, row_cells
+from meshtui.model.stats import StatRow, sort_rows
+from meshtui.tui.cells import cell, columns_for
+
+# Widths of the fixed columns (the header is never wider); NAME and NAMESPACE
+# take the width of their longest value.
+WIDTHS = {"MESHED": 7, "SUCCESS": 8, "RPS": 10, "LATENCY_P50": 11, "LATENCY_P95": 11,
+          "LATENCY_P99": 11, "TCP_CONN": 8, "READ_BYTES/SEC": 14, "WRITE_BYTES/SEC": 15}
+GAP = 2
 
 
-def _row_key(key: tuple[str, str, str]) -> str:
-    return "\x00".join(key)
+class StatTable(ScrollView, can_focus=True):
+    """Golden metrics, one row per resource, sortable by any column."""
 
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "edge(0)", "First", show=False),
+        Binding("end", "edge(1)", "Last", show=False),
+        Binding("enter", "select", "Drill down"),
+    ]
+    DEFAULT_CSS = """
+    StatTable { background: $surface; }
+    StatTable > .stattable--header { text-style: bold; background: $primary-background; }
+    StatTable > .stattable--cursor { background: $accent 50%; }
+    StatTable > .stattable--stripe { background: $boost; }
+    """
+    COMPONENT_CLASSES = {"stattable--header", "stattable--cursor", "stattable--stripe"}
 
-class StatTable(DataTable[Cell]):
-    """Golden metrics, one row per resource."""
+    class Highlighted(Message):
+        """The cursor moved to another row (or the row under it changed)."""
+
+        def __init__(self, row: StatRow | None) -> None:
+            super().__init__()
+            self.row = row
+
+    class Selected(Message):
+        """Enter (or a click) on a row."""
+
+        def __init__(self, row: StatRow) -> None:
+            super().__init__()
+            self.row = row
 
     def __init__(self, kind: str, *, all_namespaces: bool, wide: bool = False,
                  sort_column: str = "NAME", reverse: bool = False, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(**kwargs)
         self.kind = kind
         self.column_names = columns_for(kind, all_namespaces=all_namespaces, wide=wide)
         self.sort_column = sort_column if sort_column in self.column_names else "NAME"
         self.reverse = reverse
-        self.rows_by_key: dict[str, StatRow] = {}
+        self.rows: list[StatRow] = []  # in display order
+        self.cursor = 0
+        self._selected_key: tuple[str, str, str] | None = None
+        self._widths = [max(len(c) + 2, WIDTHS.get(c, 0)) for c in self.column_names]
 
-    def on_mount(self) -> None:
-        for name in self.column_names:
-            self.add_column(self._header(name), key=name)
-
-    def _header(self, name: str) -> Text:
-        if name != self.sort_column:
-            return Text(name)
-        return Text(f"{name} {'▼' if self.reverse else '▲'}", style="bold")
+    # ---- data ----------------------------------------------------------------
 
     @property
-    def selected_key(self) -> tuple[str, str, str] | None:
-        if not self.row_count:
-            return None
-        try:
-            row_key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:
-            return None
-        row = self.rows_by_key.get(str(row_key.value))
-        return row.key if row else None
+    def row_count(self) -> int:
+        return len(self.rows)
 
     @property
     def selected_row(self) -> StatRow | None:
-        key = self.selected_key
-        return self.rows_by_key.get(_row_key(key)) if key else None
+        return self.rows[self.cursor] if 0 <= self.cursor < len(self.rows) else None
+
+    @property
+    def selected_key(self) -> tuple[str, str, str] | None:
+        row = self.selected_row
+        return row.key if row else None
 
     def show(self, rows: Sequence[StatRow]) -> None:
         """Makes the table show exactly ``rows``, keeping the selected row selected."""
-        keep = self.selected_key
-        fresh = {_row_key(r.key): r for r in rows}
-        with self.app.batch_update():
-            for k in [k for k in self.rows_by_key if k not in fresh]:
-                self.remove_row(k)
-                del self.rows_by_key[k]
-            for k, row in fresh.items():
-                cells = row_cells(row, self.column_names)
-                old = self.rows_by_key.get(k)
-                if old is None:
-                    self.add_row(*cells, key=k)
-                elif old != row:
-                    for name, cell, before in zip(self.column_names, cells,
-                                                  row_cells(old, self.column_names), strict=True):
-                        if cell.text != before.text:
-                            self.update_cell(k, name, cell)
-                self.rows_by_key[k] = row
-            self._sort()
-            if keep is not None and _row_key(keep) in self.rows_by_key:
-                self.move_cursor(row=self.get_row_index(_row_key(keep)), animate=False)
+        keep = self._selected_key
+        self.rows = sort_rows(rows, self.sort_column, self.reverse)
+        self._fit_widths()
+        self._restore(keep)
+        self.virtual_size = Size(sum(self._widths) + GAP * len(self._widths), len(self.rows) + 1)
+        self.refresh()
+        self.post_message(self.Highlighted(self.selected_row))
 
-    def _sort(self) -> None:
-        if not self.row_count:
-            return
-        reverse = self.reverse
+    def _fit_widths(self) -> None:
+        for i, name in enumerate(self.column_names):
+            if name in ("NAME", "NAMESPACE"):
+                attr = "name" if name == "NAME" else "namespace"
+                longest = max((len(getattr(r, attr)) for r in self.rows), default=0)
+                self._widths[i] = max(len(name) + 2, min(longest, 63))
 
-        def key(cell: Cell) -> Any:
-            value = cell.raw
-            present = value is not None
-            # "-" goes last both ways: flip the flag with the direction.
-            return (present if reverse else not present, value if present else 0)
+    def _restore(self, key: tuple[str, str, str] | None) -> None:
+        if key is not None:
+            for i, r in enumerate(self.rows):
+                if r.key == key:
+                    self.cursor = i
+                    return
+        self.cursor = min(self.cursor, max(len(self.rows) - 1, 0))
+        self._selected_key = self.selected_key
 
-        self.sort(self.sort_column, key=key, reverse=reverse)
+    def row_names(self) -> list[str]:
+        """Names in display order (what a user reads down the NAME column)."""
+        return [r.name for r in self.rows]
+
+    # ---- sorting -------------------------------------------------------------
 
     def set_sort(self, column: str) -> None:
         """Sorts by ``column``; choosing the same column again reverses the order."""
@@ -102,12 +132,8 @@ class StatTable(DataTable[Cell]):
             self.reverse = not self.reverse
         else:
             self.sort_column = column
-            self.reverse = column not in ("NAME", "NAMESPACE")  # numbers: biggest first
-        for name in self.column_names:
-            self.columns[name].label = self._header(name)  # type: ignore[index]
-        with self.app.batch_update():
-            self._sort()
-        self.refresh()
+            self.reverse = column not in ("NAME", "NAMESPACE")  # figures: biggest first
+        self.show(self.rows)
 
     def action_next_sort(self) -> None:
         i = self.column_names.index(self.sort_column)
@@ -116,6 +142,89 @@ class StatTable(DataTable[Cell]):
     def action_reverse_sort(self) -> None:
         self.set_sort(self.sort_column)
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        event.stop()
-        self.set_sort(str(event.column_key.value))
+    # ---- cursor --------------------------------------------------------------
+
+    def select_index(self, index: int) -> None:
+        if not self.rows:
+            return
+        self.cursor = max(0, min(index, len(self.rows) - 1))
+        self._selected_key = self.selected_key
+        body = self.size.height - 1
+        top = self.scroll_offset.y
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False)
+        elif self.cursor >= top + body:
+            self.scroll_to(y=self.cursor - body + 1, animate=False)
+        self.refresh()
+        self.post_message(self.Highlighted(self.selected_row))
+
+    def action_cursor(self, delta: int) -> None:
+        self.select_index(self.cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        self.select_index(self.cursor + direction * max(1, self.size.height - 2))
+
+    def action_edge(self, end: int) -> None:
+        self.select_index(len(self.rows) - 1 if end else 0)
+
+    def action_select(self) -> None:
+        row = self.selected_row
+        if row is not None:
+            self.post_message(self.Selected(row))
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y == 0:  # the header: sort by the column under the pointer
+            x = event.x + self.scroll_offset.x
+            for name, width in zip(self.column_names, self._widths, strict=True):
+                if x < width + GAP:
+                    self.set_sort(name)
+                    return
+                x -= width + GAP
+            return
+        index = self.scroll_offset.y + event.y - 1
+        if 0 <= index < len(self.rows):
+            if index == self.cursor and event.chain >= 2:
+                self.action_select()
+            self.select_index(index)
+
+    # ---- drawing -------------------------------------------------------------
+
+    def _header_text(self) -> Text:
+        t = Text(no_wrap=True)
+        for name, width in zip(self.column_names, self._widths, strict=True):
+            label = name
+            if name == self.sort_column:
+                label = f"{name} {'▼' if self.reverse else '▲'}"
+            t.append(label.ljust(width + GAP)[: width + GAP])
+        return t
+
+    def _row_text(self, row: StatRow) -> Text:
+        t = Text(no_wrap=True)
+        for name, width in zip(self.column_names, self._widths, strict=True):
+            c = cell(row, name)
+            text = c.text if len(c.text) <= width else c.text[: width - 1] + "…"
+            t.append(text, style=c.style)
+            t.append(" " * (width + GAP - len(text)))
+        return t
+
+    def _strip(self, text: Text, style: Style) -> Strip:
+        x = self.scroll_offset.x
+        width = self.size.width
+        segments = [s for s in text.render(self.app.console) if s.text != "\n"]
+        strip = Strip(segments).crop(x, x + width).extend_cell_length(width)
+        return Strip(Segment.apply_style(strip, post_style=style)) if style else strip
+
+    def render_line(self, y: int) -> Strip:
+        base = self.rich_style
+        if y == 0:
+            return self._strip(self._header_text(),
+                               base + self.get_component_rich_style("stattable--header"))
+        index = self.scroll_offset.y + y - 1
+        if index >= len(self.rows):
+            return Strip.blank(self.size.width, base)
+        style = base
+        if index == self.cursor:
+            style = base + self.get_component_rich_style("stattable--cursor")
+        elif index % 2:
+            style = base + self.get_component_rich_style("stattable--stripe")
+        return self._strip(self._row_text(self.rows[index]), style)

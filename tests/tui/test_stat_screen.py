@@ -23,8 +23,7 @@ def make_app(query: StatQuery, clock: Clock | None = None) -> MeshApp:
 
 
 def names(table: StatTable) -> list[str]:
-    return [str(table.get_row_at(i)[table.column_names.index("NAME")])
-            for i in range(table.row_count)]
+    return table.row_names()
 
 
 async def test_namespaces_drill_to_deployments_and_pods_and_back() -> None:
@@ -34,14 +33,14 @@ async def test_namespaces_drill_to_deployments_and_pods_and_back() -> None:
         table = app.screen.query_one(StatTable)
         assert set(names(table)) == {"default", "emojivoto", "kube-system", "meshtui"}
         # select emojivoto and drill down
-        table.move_cursor(row=names(table).index("emojivoto"))
+        table.select_index(names(table).index("emojivoto"))
         await pilot.press("enter")
         await pilot.pause(0.2)
         screen = app.screen
         assert isinstance(screen, StatScreen) and screen.stat_query.kind == "deployment"
         deploys = screen.query_one(StatTable)
         assert set(names(deploys)) == {"web", "emoji", "voting", "vote-bot"}
-        deploys.move_cursor(row=names(deploys).index("voting"))
+        deploys.select_index(names(deploys).index("voting"))
         await pilot.press("enter")
         await pilot.pause(0.2)
         pods = app.screen.query_one(StatTable)
@@ -75,7 +74,7 @@ async def test_selection_survives_refreshes() -> None:
         await pilot.pause(0.2)
         table = app.screen.query_one(StatTable)
         table.set_sort("RPS")
-        table.move_cursor(row=names(table).index("emoji"))
+        table.select_index(names(table).index("emoji"))
         for _ in range(5):  # figures move, rows may re-order
             clock.t += 37
             await pilot.pause(0.1)
