@@ -45,7 +45,7 @@ def stat_row(row: controller_pb2.StatRow) -> StatRow:
         total=res.total_pods,
         reachable=res.reachable,
         success=(st.success_count / total) if has_requests else None,
-        rps=(total / window) if traffic and window > 0 else None,
+        rps=(total / window) if has_requests else None,  # TCP-only: "-", as Linkerd shows
         p50_ms=_nan_none(st.latency_ms_p50) if has_requests else None,
         p95_ms=_nan_none(st.latency_ms_p95) if has_requests else None,
         p99_ms=_nan_none(st.latency_ms_p99) if has_requests else None,

@@ -67,6 +67,36 @@ def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
             log(f"logs of the failed start are in {state}")
 
 
+def _live_table(server: Address, sup: Supervisor) -> int:
+    """The live stat table over the demo, from the namespaces down; quitting stops the mesh.
+
+    The supervisor keeps tending the mesh from a thread while the app owns the
+    main thread (and the terminal). Children it restarts there get that
+    thread as their "parent" for PR_SET_PDEATHSIG, so they end when it does:
+    at shutdown, which is what should happen anyway.
+    """
+    import threading
+
+    from meshtui.tui.app import MeshApp
+    from meshtui.tui.source import GrpcSource, StatQuery
+
+    done = threading.Event()
+
+    def tend() -> None:
+        while not done.wait(0.5):
+            sup.tend()
+
+    keeper = threading.Thread(target=tend, name="demo-tend", daemon=True)
+    keeper.start()
+    try:
+        app = MeshApp(GrpcSource(str(server)), StatQuery("namespace"))
+        app.run()
+    finally:
+        done.set()
+        keeper.join()
+    return app.return_code or 0
+
+
 def run_demo(server: Address, *, headless: bool, intercept: str = "proxy", scale: int = 1
              ) -> int:
     old_term = signal.signal(signal.SIGTERM, _raise_stop)
@@ -77,7 +107,7 @@ def run_demo(server: Address, *, headless: bool, intercept: str = "proxy", scale
                  f"({', '.join(namespaces)}); logs in {plan.report_path.parent}; "
                  f"controller at {server}")
             if not headless:
-                _say("the dashboard is not built yet; running headless")
+                return _live_table(server, sup)
             _say(f"try: meshtui --server {server} stat deploy -n emojivoto   (Ctrl-C stops)")
             while True:
                 sup.tend()

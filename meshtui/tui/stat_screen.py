@@ -152,9 +152,9 @@ class StatScreen(Screen[None]):
             self.query_one(f"#spark-{key}", Sparkline).data = data
             last = next((v for v in reversed(values) if v is not None), None)
             label = {"rps": "RPS", "success": "SUCCESS", "p99": "LATENCY P99"}[key]
-            name = f"{row.name} " if row else ""
-            self.query_one(f"#spark-{key}-label", Label).update(
-                Text.assemble((label, "bold"), f"  {name}", (fmt(last), "cyan")))
+            self.query_one(f"#spark-{key}-label", Label).update(Text.assemble(
+                (label, "bold"), (f" · {row.name} · " if row else " · ", "dim"),
+                (fmt(last), "cyan")))
 
     def _update_status(self) -> None:
         age = "never" if self.updated_at is None else f"{self.clock() - self.updated_at:.1f}s ago"

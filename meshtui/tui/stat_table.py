@@ -203,28 +203,29 @@ class StatTable(ScrollView, can_focus=True):
         for name, width in zip(self.column_names, self._widths, strict=True):
             c = cell(row, name)
             text = c.text if len(c.text) <= width else c.text[: width - 1] + "…"
-            t.append(text, style=c.style)
-            t.append(" " * (width + GAP - len(text)))
+            # Padding inside the styled span: SVG screenshots drop bare whitespace spans.
+            t.append(text.ljust(width + GAP), style=c.style)
         return t
 
-    def _strip(self, text: Text, style: Style) -> Strip:
+    def _strip(self, text: Text, post: Style | None = None) -> Strip:
+        """One line: the widget's style under the text's own, ``post`` over both."""
         x = self.scroll_offset.x
         width = self.size.width
         segments = [s for s in text.render(self.app.console) if s.text != "\n"]
         strip = Strip(segments).crop(x, x + width).extend_cell_length(width)
-        return Strip(Segment.apply_style(strip, post_style=style)) if style else strip
+        return Strip(Segment.apply_style(strip, style=self.rich_style, post_style=post))
 
     def render_line(self, y: int) -> Strip:
-        base = self.rich_style
         if y == 0:
             return self._strip(self._header_text(),
-                               base + self.get_component_rich_style("stattable--header"))
+                               self.get_component_rich_style("stattable--header"))
         index = self.scroll_offset.y + y - 1
         if index >= len(self.rows):
-            return Strip.blank(self.size.width, base)
-        style = base
+            return Strip.blank(self.size.width, self.rich_style)
+        post = None
         if index == self.cursor:
-            style = base + self.get_component_rich_style("stattable--cursor")
+            post = self.get_component_rich_style("stattable--cursor")
         elif index % 2:
-            style = base + self.get_component_rich_style("stattable--stripe")
-        return self._strip(self._row_text(self.rows[index]), style)
+            # Only the stripe's background: cells keep their own colours.
+            post = Style(bgcolor=self.get_component_rich_style("stattable--stripe").bgcolor)
+        return self._strip(self._row_text(self.rows[index]), post)
