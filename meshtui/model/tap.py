@@ -1,0 +1,368 @@
+"""Tap events as the client hands them to the UI and the plain output.
+
+A proxy reports each request it carries in up to three steps: the request
+started (:class:`RequestInit`), the response started (:class:`ResponseInit`)
+and the response ended or broke (:class:`ResponseEnd`). The client turns wire
+messages into these frozen records, with every string already cleaned for
+display (:mod:`meshtui.model.sanitize`).
+
+:class:`RequestTracker` joins the steps of one request into a
+:class:`Request` record, for ``top`` and the tap detail pane. :class:`TapMatch`
+is the match a tap subscription carries (what ``--method``, ``--path`` and
+``--authority`` ask for); the filter typed in the tap feed is in
+:mod:`meshtui.model.feed_filter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar
+
+from meshtui.model.inventory import Workload
+from meshtui.model.selectors import SHORT
+
+Headers = tuple[tuple[str, str], ...]
+NOWHERE = Workload()  # a workload the mesh does not know
+
+
+class Direction(StrEnum):
+    """Which side of its pod the proxy that saw a request sits on."""
+
+    UNKNOWN = ""
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+    @property
+    def short(self) -> str:
+        """As tap lines print it: ``proxy=in`` / ``proxy=out``."""
+        return {"inbound": "in", "outbound": "out"}.get(self.value, "?")
+
+    @classmethod
+    def parse(cls, text: str) -> Direction:
+        """``in`` / ``inbound`` / ``OUTBOUND`` / … → Direction; ValueError otherwise."""
+        t = text.strip().lower()
+        for d in (cls.INBOUND, cls.OUTBOUND):
+            if t in (d.value, d.short):
+                return d
+        raise ValueError(f"unknown direction {text!r}: use in or out")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One end of a request: an address and, when the mesh knows it, its workload."""
+
+    ip: str
+    port: int
+    workload: Workload = NOWHERE
+
+    def __str__(self) -> str:
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+    @property
+    def label(self) -> str:
+        """The shortest name that says who this is: ``deploy/web``, ``po/web-1`` or the IP."""
+        w = self.workload
+        if w.deployment:
+            return f"{SHORT['deployment']}/{w.deployment}"
+        if w.pod:
+            return f"{SHORT['pod']}/{w.pod}"
+        return self.ip
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class StreamId:
+    """One request on one proxy: ``base`` is the connection, ``stream`` the request on it."""
+
+    base: int
+    stream: int
+
+    def __str__(self) -> str:
+        return f"{self.base}:{self.stream}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TapEvent:
+    """What every step of a request carries.
+
+    Attributes:
+        timestamp_us: wall clock when the proxy saw this step, µs since the epoch.
+    """
+
+    KIND: ClassVar[str] = ""
+
+    source: Endpoint
+    destination: Endpoint
+    direction: Direction
+    stream: StreamId
+    timestamp_us: int
+    tls: bool = False
+
+    @property
+    def proxy(self) -> str:
+        """The proxy that saw the event: the destination's for inbound, the source's otherwise.
+
+        Named by pod when known, else by address (an inbound destination's port
+        is the app's, so it tells apart pods that share one IP).
+        """
+        inbound = self.direction is Direction.INBOUND
+        ep = self.destination if inbound else self.source
+        if ep.workload.pod:
+            return f"{ep.workload.namespace}/{ep.workload.pod}"
+        return str(ep) if inbound else ep.ip
+
+    @property
+    def request_key(self) -> tuple[str, Direction, StreamId]:
+        """What the three steps of one request share (stream ids are per proxy)."""
+        return (self.proxy, self.direction, self.stream)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestInit(TapEvent):
+    """The request's head reached the proxy."""
+
+    KIND: ClassVar[str] = "req"
+
+    method: str
+    scheme: str = ""
+    authority: str = ""
+    path: str = ""
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseInit(TapEvent):
+    """The response's head came back.
+
+    Attributes:
+        latency_us: time from the request's start to the response's head.
+    """
+
+    KIND: ClassVar[str] = "rsp"
+
+    status: int
+    latency_us: int
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseEnd(TapEvent):
+    """The response finished, or the stream broke.
+
+    Attributes:
+        since_request_us: time from the request's start to this end.
+        duration_us: time from the response's head to this end.
+        grpc_status: the ``grpc-status`` trailer, when the response was gRPC.
+        reset_code: set when the stream was reset or the connection broke.
+    """
+
+    KIND: ClassVar[str] = "end"
+
+    since_request_us: int
+    duration_us: int
+    response_bytes: int = 0
+    grpc_status: int | None = None
+    reset_code: int | None = None
+    trailers: Headers = ()
+
+
+AnyEvent = RequestInit | ResponseInit | ResponseEnd
+
+
+@dataclass(eq=False, slots=True)
+class Request:
+    """One request's steps joined, filled in as they arrive.
+
+    Each step is set once. The record is shared, not copied, so that a feed
+    line made from the request's first step can later be filtered or coloured
+    by the status its response brought.
+    """
+
+    source: Endpoint
+    destination: Endpoint
+    direction: Direction
+    stream: StreamId
+    tls: bool = False
+    init: RequestInit | None = None
+    response: ResponseInit | None = None
+    end: ResponseEnd | None = None
+
+    @classmethod
+    def of(cls, event: TapEvent) -> Request:
+        """An empty record for the request ``event`` belongs to."""
+        return cls(event.source, event.destination, event.direction, event.stream, event.tls)
+
+    def has(self, event: TapEvent) -> bool:
+        """Whether a step of this kind is already here."""
+        return self._slot(event) is not None
+
+    def add(self, event: TapEvent) -> None:
+        """Sets the step ``event`` is."""
+        if isinstance(event, RequestInit):
+            self.init = event
+        elif isinstance(event, ResponseInit):
+            self.response = event
+        elif isinstance(event, ResponseEnd):
+            self.end = event
+        else:
+            raise TypeError(f"not a tap step: {type(event).__name__}")
+
+    def _slot(self, event: TapEvent) -> TapEvent | None:
+        if isinstance(event, RequestInit):
+            return self.init
+        if isinstance(event, ResponseInit):
+            return self.response
+        return self.end
+
+    def events(self) -> Iterator[TapEvent]:
+        """The steps seen so far, in order."""
+        for ev in (self.init, self.response, self.end):
+            if ev is not None:
+                yield ev
+
+    @property
+    def method(self) -> str | None:
+        return self.init.method if self.init else None
+
+    @property
+    def authority(self) -> str | None:
+        return self.init.authority if self.init else None
+
+    @property
+    def path(self) -> str | None:
+        return self.init.path if self.init else None
+
+    @property
+    def status(self) -> int | None:
+        return self.response.status if self.response else None
+
+    @property
+    def latency_us(self) -> int | None:
+        """Time to the response's head (tap's ``latency=``)."""
+        return self.response.latency_us if self.response else None
+
+    @property
+    def total_us(self) -> int | None:
+        """Time to the response's end, else to its head: the whole exchange as far as seen."""
+        return self.end.since_request_us if self.end else self.latency_us
+
+    @property
+    def started_us(self) -> int | None:
+        """Wall clock of the first step seen, µs since the epoch."""
+        first = next(self.events(), None)
+        return first.timestamp_us if first else None
+
+    @property
+    def complete(self) -> bool:
+        return self.end is not None
+
+    @property
+    def success(self) -> bool | None:
+        """Linkerd's classification: a reset, a non-zero gRPC status or a 5xx fails.
+
+        None while nothing tells yet (no response, or only its end with neither
+        a status nor a reset).
+        """
+        if self.end is not None:
+            if self.end.reset_code is not None:
+                return False
+            if self.end.grpc_status is not None:
+                return self.end.grpc_status == 0
+        if self.response is None:
+            return None
+        return self.response.status < 500
+
+
+@dataclass(frozen=True, slots=True)
+class TapMatch:
+    """What a tap subscription asks for; empty fields match anything.
+
+    Method and authority compare without regard to letter case (as the proxy
+    does), the path by prefix, workloads on every non-empty field.
+    """
+
+    method: str = ""
+    path_prefix: str = ""
+    authority: str = ""
+    direction: Direction = Direction.UNKNOWN
+    source: Workload = NOWHERE
+    destination: Workload = NOWHERE
+
+    def __bool__(self) -> bool:
+        return any((self.method, self.path_prefix, self.authority, self.direction,
+                    self.source, self.destination))
+
+    def matches(self, request: Request | RequestInit) -> bool:
+        """Whether the request is one this match asks for (a request not yet seen starting
+        matches only an empty match)."""
+        init = request.init if isinstance(request, Request) else request
+        if not self:
+            return True
+        if init is None:
+            return False
+        return (
+            (not self.direction or init.direction is self.direction)
+            and (not self.method or init.method.upper() == self.method.upper())
+            and init.path.startswith(self.path_prefix)
+            and (not self.authority or init.authority.lower() == self.authority.lower())
+            and _workload_matches(self.source, init.source.workload)
+            and _workload_matches(self.destination, init.destination.workload)
+        )
+
+
+def _workload_matches(want: Workload, have: Workload) -> bool:
+    return (
+        (not want.namespace or want.namespace == have.namespace)
+        and (not want.deployment or want.deployment == have.deployment)
+        and (not want.pod or want.pod == have.pod)
+    )
+
+
+@dataclass(slots=True)
+class RequestTracker:
+    """Joins steps into :class:`Request` records, holding at most ``capacity`` unfinished.
+
+    A request leaves the tracker when its end arrives. When the tracker is
+    full the oldest unfinished request is let go (its later steps start a new,
+    partial record) and counted in ``evicted``; so is one whose stream id
+    comes back with a step it already has (its proxy restarted).
+
+    Attributes:
+        evicted: records let go before their end arrived.
+        completed: records whose end arrived.
+    """
+
+    capacity: int = 10_000
+    evicted: int = 0
+    completed: int = 0
+    _open: dict[tuple[str, Direction, StreamId], Request] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1:
+            raise ValueError("capacity must be at least 1")
+
+    def __len__(self) -> int:
+        """Unfinished requests held."""
+        return len(self._open)
+
+    def observe(self, event: TapEvent) -> Request:
+        """Adds a step; returns the (shared, possibly still partial) record it belongs to."""
+        key = event.request_key
+        req = self._open.get(key)
+        if req is not None and req.has(event):
+            del self._open[key]
+            self.evicted += 1
+            req = None
+        if req is None:
+            req = Request.of(event)
+            if not isinstance(event, ResponseEnd):
+                while len(self._open) >= self.capacity:
+                    del self._open[next(iter(self._open))]
+                    self.evicted += 1
+                self._open[key] = req
+        req.add(event)
+        if isinstance(event, ResponseEnd):
+            self._open.pop(key, None)
+            self.completed += 1
+        return req
