@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from meshtui.model.tap import Direction, Request
 
@@ -28,9 +28,11 @@ def normalize_path(path: str) -> str:
     return path
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class RouteKey:
-    """A route. ``source`` and ``destination`` are labels: ``deploy/web``, ``po/x`` or an IP."""
+class RouteKey(NamedTuple):
+    """A route. ``source`` and ``destination`` are labels: ``deploy/web``, ``po/x`` or an IP.
+
+    A tuple, so that making and hashing one per request stays cheap.
+    """
 
     source: str
     destination: str

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from meshtui.model.inventory import Workload
 from meshtui.model.selectors import SHORT
@@ -71,9 +71,11 @@ class Endpoint:
         return self.ip
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class StreamId:
-    """One request on one proxy: ``base`` is the connection, ``stream`` the request on it."""
+class StreamId(NamedTuple):
+    """One request on one proxy: ``base`` is the connection, ``stream`` the request on it.
+
+    A tuple, so that making and hashing one per event stays cheap.
+    """
 
     base: int
     stream: int
