@@ -7,9 +7,21 @@ the inventory (names) is cleaned here, once, on its way into the client.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import Any
 
-from meshtui.model.sanitize import clean
+from meshtui.model.inventory import Workload
+from meshtui.model.sanitize import clean, clean_bytes
 from meshtui.model.stats import StatRow
+from meshtui.model.tap import (
+    Direction,
+    Endpoint,
+    RequestInit,
+    ResponseEnd,
+    ResponseInit,
+    StreamId,
+    TapEvent,
+)
 from meshtui.v1 import common_pb2, controller_pb2
 
 KIND_NAMES = {
@@ -55,3 +67,53 @@ def stat_row(row: controller_pb2.StatRow) -> StatRow:
         window_s=window or 0.0,
         owner=clean(res.deployment),
     )
+
+
+# ---- tap -------------------------------------------------------------------------
+
+
+def _workload(w: common_pb2.Workload) -> Workload:
+    return Workload(clean(w.namespace), clean(w.deployment), clean(w.pod))
+
+
+def _endpoint(e: common_pb2.Endpoint) -> Endpoint:
+    return Endpoint(clean(e.ip), e.port, _workload(e.workload))
+
+
+def _headers(hs: Iterable[common_pb2.Header]) -> tuple[tuple[str, str], ...]:
+    return tuple((clean(h.name), clean_bytes(h.value)) for h in hs)
+
+
+_DIRECTIONS = {common_pb2.INBOUND: Direction.INBOUND, common_pb2.OUTBOUND: Direction.OUTBOUND}
+
+
+def tap_event(ev: common_pb2.TapEvent) -> TapEvent | None:
+    """One wire event as the model's; None for an event of a kind this client does not know."""
+    common: dict[str, Any] = {
+        "source": _endpoint(ev.source),
+        "destination": _endpoint(ev.destination),
+        "direction": _DIRECTIONS.get(ev.proxy_direction, Direction.UNKNOWN),
+        "stream": StreamId(ev.id.base, ev.id.stream),
+        "timestamp_us": ev.timestamp_us,
+        "tls": ev.tls,
+    }
+    kind = ev.WhichOneof("event")
+    if kind == "request_init":
+        r = ev.request_init
+        return RequestInit(**common, method=clean(r.method), scheme=clean(r.scheme),
+                           authority=clean(r.authority), path=clean(r.path),
+                           headers=_headers(r.headers))
+    if kind == "response_init":
+        s = ev.response_init
+        return ResponseInit(**common, status=s.http_status, latency_us=s.since_request_init_us,
+                            headers=_headers(s.headers))
+    if kind == "response_end":
+        e = ev.response_end
+        eos = e.WhichOneof("eos")
+        return ResponseEnd(
+            **common, since_request_us=e.since_request_init_us,
+            duration_us=e.since_response_init_us, response_bytes=e.response_bytes,
+            grpc_status=e.grpc_status_code if eos == "grpc_status_code" else None,
+            reset_code=e.reset_error_code if eos == "reset_error_code" else None,
+            trailers=_headers(e.trailers))
+    return None

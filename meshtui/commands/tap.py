@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import add_resource, add_tap_filters, not_built
+from meshtui.commands._common import add_resource, add_tap_filters
 
 HELP = "live feed of the requests passing through a resource's proxies"
+DESCRIPTION = """\
+The live feed of requests through a resource's proxies: each request's start,
+its response's start, and its end, as the proxies saw them.
+
+On a terminal it opens a scrolling feed (follow, pause, filter, details);
+with -o, or when the output is not a terminal, it prints one line (or one
+JSON object) per event until --limit events, Ctrl-C, or a closed pipe.
+
+examples:
+  meshtui tap deploy/web -n emojivoto
+  meshtui tap deploy/web -n emojivoto --to deploy/voting --path /api/vote
+  meshtui tap ns/emojivoto --method GET -o json --limit 100"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -14,8 +26,45 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_tap_filters(p)
     p.add_argument("--limit", type=int, metavar="N", help="stop after N events")
     p.add_argument("-o", "--output", choices=("text", "wide", "json"), help="plain output")
-    p.add_argument("--buffer", type=int, default=100_000, help="events the feed keeps")
+    p.add_argument("--buffer", type=int, default=100_000,
+                   help="events the feed keeps (default %(default)s)")
+
+
+def tap_query(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The tap options of ``tap`` and ``top`` as a query; UsageError if they are bad."""
+    from meshtui.errors import UsageError
+    from meshtui.model.selectors import SelectorError, parse_resource
+    from meshtui.tap_stream import TapQuery
+
+    try:
+        sel = parse_resource(args.resource, args.namespace)
+        to = None
+        if args.to:
+            t = parse_resource(args.to, args.to_namespace or sel.namespace)
+            to = (t.kind, t.namespace, t.name)
+    except SelectorError as e:
+        raise UsageError(str(e)) from None
+    if args.max_rps < 0:
+        raise UsageError("--max-rps must be 0 (unlimited) or more")
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    return TapQuery(sel.kind, sel.namespace, sel.name, to, (args.method or "").upper(),
+                    args.path or "", args.authority or "", args.max_rps)
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built("tap")
+    import asyncio
+    import sys
+
+    from meshtui.errors import UsageError
+
+    query = tap_query(args)
+    if args.buffer < 100:
+        raise UsageError("--buffer must be at least 100")
+    if args.output is None and sys.stdout.isatty():
+        from meshtui.tui.tap_app import run_tap_app
+
+        return run_tap_app(args.server, query, buffer=args.buffer)
+    from meshtui.tap_stream import print_tap
+
+    return asyncio.run(print_tap(args.server, query, args.output or "text", args.limit))

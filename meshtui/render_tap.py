@@ -1,0 +1,104 @@
+"""Tap events as plain lines and as JSON, the way ``linkerd viz tap`` prints them.
+
+Every string here was cleaned when it entered the client, so printing it
+cannot move the cursor or change colours on the user's terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from meshtui.model.inventory import Workload
+from meshtui.model.tap import Endpoint, RequestInit, ResponseEnd, ResponseInit, TapEvent
+from meshtui.model.units import format_latency_us
+
+_GRPC_NAMES = ["OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
+               "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+               "Aborted", "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss",
+               "Unauthenticated"]
+
+
+def _res(prefix: str, w: Workload) -> str:
+    if w.deployment:
+        res = f"deploy/{w.deployment}"
+    elif w.pod:
+        res = f"pod/{w.pod}"
+    else:
+        return ""
+    return f" {prefix}_res={res} {prefix}_ns={w.namespace}"
+
+
+def tap_line(ev: TapEvent, wide: bool = False) -> str:
+    """``req id=3:17 proxy=in src=… dst=… tls=false :method=GET :authority=… :path=…``."""
+    head = (f"{ev.KIND} id={ev.stream} proxy={ev.direction.short} src={ev.source} "
+            f"dst={ev.destination} tls={'true' if ev.tls else 'false'}")
+    if isinstance(ev, RequestInit):
+        tail = f" :method={ev.method} :authority={ev.authority} :path={ev.path}"
+    elif isinstance(ev, ResponseInit):
+        tail = f" :status={ev.status} latency={format_latency_us(ev.latency_us)}"
+    elif isinstance(ev, ResponseEnd):
+        if ev.reset_code is not None:
+            tail = f" reset-error={ev.reset_code}"
+        elif ev.grpc_status is not None:
+            name = (_GRPC_NAMES[ev.grpc_status] if 0 <= ev.grpc_status < len(_GRPC_NAMES)
+                    else str(ev.grpc_status))
+            tail = f" grpc-status={name}"
+        else:
+            tail = ""
+        tail += (f" duration={format_latency_us(ev.duration_us)}"
+                 f" response-length={ev.response_bytes}B")
+    else:  # pragma: no cover - every kind is above
+        tail = ""
+    if wide:
+        tail += _res("src", ev.source.workload) + _res("dst", ev.destination.workload)
+    return head + tail
+
+
+def _peer(e: Endpoint) -> dict[str, Any]:
+    meta = {k: v for k, v in (("namespace", e.workload.namespace),
+                              ("deployment", e.workload.deployment),
+                              ("pod", e.workload.pod)) if v}
+    return {"ip": e.ip, "port": e.port, "metadata": meta}
+
+
+def _duration(us: int) -> dict[str, int]:
+    """A protobuf Duration in its JSON object form, as Linkerd's tap prints it."""
+    return {"seconds": us // 1_000_000, "nanos": (us % 1_000_000) * 1000}
+
+
+def _headers(hs: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    return [{"name": n, "valueStr": v} for n, v in hs]
+
+
+def tap_json(ev: TapEvent) -> dict[str, Any]:
+    """Linkerd's ``tap -o json`` shape: source, destination, proxyDirection, one event."""
+    out: dict[str, Any] = {
+        "source": _peer(ev.source),
+        "destination": _peer(ev.destination),
+        "routeMeta": None,
+        "proxyDirection": ev.direction.value.upper() or "UNKNOWN",
+    }
+    sid = {"base": ev.stream.base, "stream": ev.stream.stream}
+    if isinstance(ev, RequestInit):
+        out["requestInitEvent"] = {"id": sid, "method": ev.method, "scheme": ev.scheme,
+                                   "authority": ev.authority, "path": ev.path,
+                                   "headers": _headers(ev.headers)}
+    elif isinstance(ev, ResponseInit):
+        out["responseInitEvent"] = {"id": sid, "sinceRequestInit": _duration(ev.latency_us),
+                                    "httpStatus": ev.status, "headers": _headers(ev.headers)}
+    elif isinstance(ev, ResponseEnd):
+        end: dict[str, Any] = {"id": sid, "sinceRequestInit": _duration(ev.since_request_us),
+                               "sinceResponseInit": _duration(ev.duration_us),
+                               "responseBytes": ev.response_bytes,
+                               "trailers": _headers(ev.trailers)}
+        if ev.grpc_status is not None:
+            end["grpcStatusCode"] = ev.grpc_status
+        if ev.reset_code is not None:
+            end["resetErrorCode"] = ev.reset_code
+        out["responseEndEvent"] = end
+    return out
+
+
+def tap_json_line(ev: TapEvent) -> str:
+    return json.dumps(tap_json(ev), ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,93 @@
+"""Tap and top without a terminal UI: stream events from the controller to stdout."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from meshtui.model.tap import TapEvent
+
+
+@dataclass(frozen=True)
+class TapQuery:
+    kind: str
+    namespace: str | None
+    name: str | None
+    to: tuple[str, str | None, str | None] | None = None
+    method: str = ""
+    path_prefix: str = ""
+    authority: str = ""
+    max_rps: float = 100.0
+
+
+@dataclass
+class TapBatch:
+    """What one wire batch brings the UI: events, and what was lost where."""
+
+    events: list[TapEvent]
+    drops: dict[str, int]  # "namespace/pod" → events lost since the last batch
+    errors: dict[str, str]  # "namespace/pod" → why its stream broke
+    rate_limited: int = 0
+
+
+def request_for(q: TapQuery):  # type: ignore[no-untyped-def]
+    from meshtui.client.convert import selector
+    from meshtui.v1 import common_pb2, controller_pb2
+
+    req = controller_pb2.TapByResourceRequest(
+        target=selector(q.kind, q.namespace, q.name),
+        match=common_pb2.TapMatch(method=q.method, path_prefix=q.path_prefix,
+                                  authority=q.authority),
+        max_rps=q.max_rps)
+    if q.to:
+        req.to.CopyFrom(selector(*q.to))
+    return req
+
+
+async def tap_batches(server: str, q: TapQuery) -> AsyncIterator[TapBatch]:
+    """Batches from the controller until the caller stops (the stream is then cancelled)."""
+    from meshtui.client.controller import ControllerClient
+    from meshtui.client.convert import tap_event
+    from meshtui.model.sanitize import clean
+
+    async with ControllerClient(server) as client:
+        async for batch in client.tap(request_for(q)):
+            events = [e for e in map(tap_event, batch.events) if e is not None]
+            drops: dict[str, int] = {}
+            errors: dict[str, str] = {}
+            for d in batch.drops:
+                who = f"{clean(d.namespace)}/{clean(d.pod)}"
+                if d.dropped:
+                    drops[who] = drops.get(who, 0) + d.dropped
+                if getattr(d, "error", ""):
+                    errors[who] = clean(d.error)
+            yield TapBatch(events, drops, errors, batch.rate_limited)
+
+
+async def print_tap(server: str, q: TapQuery, output: str, limit: int | None) -> int:
+    """Prints one line (or JSON object) per event until ``limit`` events or Ctrl-C."""
+    from meshtui.render_tap import tap_json_line, tap_line
+
+    out = sys.stdout
+    n = 0
+    async for batch in tap_batches(server, q):
+        events = batch.events
+        if limit is not None:
+            events = events[: max(0, limit - n)]
+        if output == "json":
+            lines = [tap_json_line(e) for e in events]
+        else:
+            lines = [tap_line(e, wide=output == "wide") for e in events]
+        if lines:
+            out.write("\n".join(lines) + "\n")
+            out.flush()
+        n += len(events)
+        for who, lost in batch.drops.items():
+            print(f"meshtui: {lost} events lost at {who} (tap is lossy under load)",
+                  file=sys.stderr)
+        for who, why in batch.errors.items():
+            print(f"meshtui: tap of {who} broke: {why}", file=sys.stderr)
+        if limit is not None and n >= limit:
+            return 0
+    return 0
