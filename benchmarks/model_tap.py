@@ -45,7 +45,8 @@ def build(n: int) -> list:
 
 
 def rate(label: str, events: int, seconds: float) -> None:
-    print(f"{label:<38} {events / seconds:>12,.0f} events/s  {seconds / events * 1e6:6.2f} µs/event")
+    per = seconds / events * 1e6
+    print(f"{label:<38} {events / seconds:>12,.0f} events/s  {per:6.2f} µs/event")
 
 
 def main() -> None:
