@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from meshtui.model.inventory import Inventory, Pod
-from meshtui.model.windows import SourceWindows
+from meshtui.model.windows import Series, SourceWindows
 
 log = logging.getLogger("meshtui.controller")
 
@@ -37,6 +37,7 @@ class PodState:
     start_time_ms: int = 0
     # (direction, dst ns, dst deploy, dst pod, dst addr) → group, for this inventory
     groups: dict[tuple[int, str, str, str, str], GroupKey] = field(default_factory=dict)
+    last_series: dict[tuple, Series] = field(default_factory=dict)  # the last scrape's
 
     @property
     def key(self) -> PodKey:
@@ -72,6 +73,7 @@ class MeshStore:
             if prev is not None and prev.pod.proxy == pod.proxy:
                 prev.pod = pod
                 prev.groups.clear()  # addresses may name other pods now
+                prev.last_series = {}
                 new[key] = prev
             else:
                 new[key] = PodState(pod, SourceWindows(horizon_s=self.horizon_s)

@@ -48,8 +48,8 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress
-from operator import sub
+from itertools import chain, compress
+from operator import add, sub
 from typing import Any, NamedTuple
 
 from meshtui.model.histogram import Histogram
@@ -83,6 +83,9 @@ class Series(NamedTuple):
     latency_indexes: Sequence[int] = ()
     latency_counts: Sequence[int] = ()
     latency_sum_us: float = 0.0
+    #: The histogram's total: with equal counters, an equal total means an
+    #: unchanged series, so its buckets need not be compared.
+    latency_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,35 +99,48 @@ class Snapshot:
 
 
 class _Agg:
-    """Deltas of one group over one block: counters, latency, and its sum."""
+    """Deltas of one group over a block still being filled: counters, latency, its sum.
+
+    A block that is complete packs each of these into one ``array('q')`` (see
+    :func:`_pack`): no Python object per bucket, and nothing for the garbage
+    collector to walk, whatever the history holds.
+    """
 
     __slots__ = ("counters", "hist", "sum_us")
 
     def __init__(self) -> None:
-        self.counters = [0] * len(FIELDS)
-        self.hist: dict[int, int] | tuple[array, array] = {}
+        self.counters = [0] * _NF
+        self.hist: dict[int, int] = {}
         self.sum_us = 0.0
 
-    def add(self, counters: Iterable[int], hist: Iterable[tuple[int, int]], sum_us: float) -> None:
-        c = self.counters
-        for k, v in enumerate(counters):
-            if v:
-                c[k] += v
-        h = self.hist
-        assert isinstance(h, dict)
-        for i, n in hist:
-            h[i] = h.get(i, 0) + n
-        self.sum_us += sum_us
 
-    def hist_items(self) -> Iterable[tuple[int, int]]:
-        h = self.hist
-        return h.items() if isinstance(h, dict) else zip(h[0], h[1], strict=True)
+Packed = array  # [*counters, round(sum_us), bucket, count, bucket, count, ...]
+_NF = len(FIELDS)
+_SUM = _NF
+_PAIRS = _NF + 1
 
-    def close(self) -> None:
-        """Packs the histogram into two arrays: a block that is complete never grows."""
-        h = self.hist
-        if isinstance(h, dict):
-            self.hist = (array("H", h.keys()), array("Q", h.values()))
+
+def _pack(agg: _Agg) -> Packed:
+    out = array("q", agg.counters)
+    out.append(round(agg.sum_us))
+    out.extend(chain.from_iterable(agg.hist.items()))
+    return out
+
+
+def _unpack(x: _Agg | Packed) -> tuple[Sequence[int], Iterable[tuple[int, int]], float]:
+    """(counters, (bucket, count) pairs, latency sum) of either form."""
+    if type(x) is _Agg:
+        return x.counters, x.hist.items(), x.sum_us
+    return x[:_NF], zip(x[_PAIRS::2], x[_PAIRS + 1 :: 2], strict=True), float(x[_SUM])
+
+
+def _merge_into(agg: _Agg, x: _Agg | Packed) -> None:
+    counters, pairs, sum_us = _unpack(x)
+    agg.counters = list(map(add, agg.counters, counters))
+    h = agg.hist
+    for i, n in pairs:
+        h[i] = h.get(i, 0) + n
+    agg.sum_us += sum_us
 
 
 class _Block:
@@ -137,19 +153,23 @@ class _Block:
         self.start = start  # the earliest included step's start
         self.end = end  # the latest included step's end
         self.first_end = end  # the earliest included step's end
-        self.groups: dict[Hashable, _Agg] = {}
+        self.groups: dict[Hashable, _Agg | Packed] = {}
 
     def absorb(self, step: _Block) -> None:
         self.end = step.end
-        for g, agg in step.groups.items():
-            mine = self.groups.get(g)
+        groups = self.groups
+        for g, x in step.groups.items():
+            mine = groups.get(g)
             if mine is None:
-                mine = self.groups[g] = _Agg()
-            mine.add(agg.counters, agg.hist_items(), agg.sum_us)
+                mine = groups[g] = _Agg()
+            assert type(mine) is _Agg
+            _merge_into(mine, x)
 
     def close(self) -> None:
-        for agg in self.groups.values():
-            agg.close()
+        groups = self.groups
+        for g, x in groups.items():
+            if type(x) is _Agg:
+                groups[g] = _pack(x)
 
 
 @dataclass(slots=True)
@@ -232,6 +252,9 @@ def _series_delta(
     dc = tuple(map(sub, cur.counters, prev.counters))
     if min(dc) < 0:
         return cur.counters, zip(ci, cc, strict=True), cur.latency_sum_us
+    if cur.latency_count == prev.latency_count:
+        if cur.latency_count or not cur.latency_indexes:
+            return dc, (), 0.0
     pi, pc = prev.latency_indexes, prev.latency_counts
     if cc == pc and ci == pi:
         return dc, (), 0.0
@@ -281,6 +304,7 @@ class SourceWindows:
             _Level(60.0, horizon_s + 60.0),
         ]
         self._prev: Snapshot | None = None
+        self._pending: list[_Block] = []  # steps the coarser levels have not taken yet
         self._seq = 0
         self._groups_seen: dict[Hashable, float] = {}  # group → last step end it appeared in
         self.gauges: dict[Hashable, int] = {}  # group → open connections at the last snapshot
@@ -325,35 +349,86 @@ class SourceWindows:
         step = _Block(self._seq, start, snap.time_s)
         self._seq += 1
         groups = step.groups
+        no_prev: dict = {}
+        old_get = (old if old is not None else no_prev).get
         for key, s in snap.series.items():
-            p = None if old is None else old.get(key)
-            counters, pairs, sum_us = _series_delta(s, p)
-            if p is not None and counters is s.counters and any(s.counters):
-                self.resets += 1
+            p = old_get(key)
+            if p is s:  # the caller saw it unchanged and handed the same object back
+                continue
+            g, cur_c, _, ci, cc, cur_sum, cur_n = s
+            counters: Sequence[int]
+            pairs: Iterable[tuple[int, int]] = ()
+            sum_us = 0.0
+            # The common case inline: same run, no reset, the same bucket list.
+            if p is not None:
+                _, prev_c, _, pi, pc, prev_sum, prev_n = p
+                counters = tuple(map(sub, cur_c, prev_c))
+                if min(counters) < 0:
+                    counters, pairs, sum_us = _series_delta(s, p)
+                elif cur_n != prev_n or not cur_n:
+                    if ci is pi or ci == pi:
+                        diffs = list(map(sub, cc, pc))
+                        if diffs and min(diffs) < 0:
+                            counters, pairs, sum_us = _series_delta(s, p)
+                        else:
+                            pairs = zip(compress(ci, diffs), compress(diffs, diffs))
+                            sum_us = cur_sum - prev_sum if cur_sum > prev_sum else 0.0
+                    else:
+                        counters, pairs, sum_us = _series_delta(s, p)
+                if counters is cur_c and any(cur_c):
+                    self.resets += 1
+            else:
+                counters, pairs, sum_us = _series_delta(s, p)
             if not any(counters) and not sum_us and not pairs:
                 continue
-            agg = groups.get(s.group)
+            agg = groups.get(g)
             if agg is None:
-                agg = groups[s.group] = _Agg()
-            agg.add(counters, pairs, sum_us)
+                agg = groups[g] = _Agg()
+            assert type(agg) is _Agg
+            if any(counters):
+                agg.counters = list(map(add, agg.counters, counters))
+            h = agg.hist
+            for i, n in pairs:
+                h[i] = h.get(i, 0) + n
+            agg.sum_us += sum_us
         # Drop groups whose deltas were all zero (e.g. only empty histograms).
-        for g in [g for g, a in groups.items() if not any(a.counters) and not a.hist]:
+        for g in [g for g, a in groups.items()
+                  if type(a) is _Agg and not any(a.counters) and not a.hist]:
             del groups[g]
-        step.close()
         self._append(step)
         return True
 
     def _append(self, step: _Block) -> None:
+        """Adds a step to the step level; the coarser levels take it in :meth:`roll_up`."""
         end = step.end
         for g in step.groups:
             self._groups_seen[g] = end
-        for level in self._levels:
-            blocks = level.blocks
-            if not level.block_s:
-                if blocks.maxlen is not None and len(blocks) == blocks.maxlen:
-                    level.dropped = True
-                blocks.append(step)
-            else:
+        level = self._levels[0]
+        blocks = level.blocks
+        if blocks.maxlen is not None and len(blocks) == blocks.maxlen:
+            level.dropped = True
+            if blocks[0] in self._pending:  # about to fall off unrolled: roll it up now
+                self.roll_up()
+        blocks.append(step)
+        self._pending.append(step)
+        while blocks and blocks[0].end < end - level.keep_s:
+            blocks.popleft()
+            level.dropped = True
+        horizon = end - self.horizon_s - 60.0
+        if len(self._groups_seen) > 64 and step.key % 64 == 0:
+            for g in [g for g, t in self._groups_seen.items() if t < horizon]:
+                del self._groups_seen[g]
+
+    def roll_up(self) -> None:
+        """Folds the steps taken since the last call into the 10 s and 60 s blocks
+        and packs them. Queries call it first, so it is never missed; a caller
+        with a latency budget (the scraper) calls it after its tick, off the
+        critical path."""
+        pending, self._pending = self._pending, []
+        for step in pending:
+            end = step.end
+            for level in self._levels[1:]:
+                blocks = level.blocks
                 key = math.floor(end / level.block_s)
                 if blocks and blocks[-1].key == key:
                     blocks[-1].absorb(step)
@@ -363,13 +438,10 @@ class SourceWindows:
                     block = _Block(key, step.start, end)
                     block.absorb(step)
                     blocks.append(block)
-            while blocks and blocks[0].end < end - level.keep_s:
-                blocks.popleft()
-                level.dropped = True
-        horizon = end - self.horizon_s - 60.0
-        if len(self._groups_seen) > 64 and step.key % 64 == 0:
-            for g in [g for g, t in self._groups_seen.items() if t < horizon]:
-                del self._groups_seen[g]
+                while blocks and blocks[0].end < end - level.keep_s:
+                    blocks.popleft()
+                    level.dropped = True
+            step.close()
 
     def _blocks(self, cutoff: float) -> Iterator[_Block]:
         """Disjoint blocks holding every step that ended after ``cutoff``.
@@ -414,14 +486,13 @@ class SourceWindows:
         ``match`` picks groups (None: all). Open connections are the latest
         gauge of the matching groups.
         """
+        self.roll_up()
         out = WindowTotals()
         wanted = [g for g in self.groups() if match is None or match(g)]
         for g in wanted:
             out.open_connections += self.gauges.get(g, 0)
         start, end = math.inf, -math.inf
-        hist = out.latency.counts
-        c = out.counters
-        sum_us = 0.0
+        acc = _Agg()
         for block in self._blocks(now - window_s):
             if block.end > now:
                 continue
@@ -429,17 +500,11 @@ class SourceWindows:
             end = max(end, block.end)
             groups = block.groups
             for g in wanted:
-                agg = groups.get(g)
-                if agg is None:
-                    continue
-                for k, v in enumerate(agg.counters):
-                    if v:
-                        c[k] += v
-                for i, n in agg.hist_items():
-                    hist[i] = hist.get(i, 0) + n
-                sum_us += agg.sum_us
-        out.latency.count = sum(hist.values())
-        out.latency.sum_us = sum_us
+                x = groups.get(g)
+                if x is not None:
+                    _merge_into(acc, x)
+        c = out.counters = acc.counters
+        out.latency = Histogram(acc.hist, sum(acc.hist.values()), acc.sum_us)
         if end > start:
             span = end - start
             out.span_s, out.start_s, out.end_s = span, start, end
@@ -462,6 +527,7 @@ class SourceWindows:
         that level's block. Returns the step used and ``(bin end, totals)``
         pairs, one per bin that holds any step.
         """
+        self.roll_up()
         cutoff = now - window_s
         level = self._levels[0]
         for lv in self._levels[1:]:
@@ -480,15 +546,15 @@ class SourceWindows:
                 t = bins[b] = WindowTotals()
             t.start_s = min(t.start_s, block.start)
             t.end_s = max(t.end_s, block.end)
-            for g, agg in block.groups.items():
+            for g, x in block.groups.items():
                 if g not in wanted:
                     continue
-                for k, v in enumerate(agg.counters):
-                    t.counters[k] += v
+                counters, pairs, sum_us = _unpack(x)
+                t.counters = list(map(add, t.counters, counters))
                 h = t.latency.counts
-                for i, n in agg.hist_items():
+                for i, n in pairs:
                     h[i] = h.get(i, 0) + n
-                t.latency.sum_us += agg.sum_us
+                t.latency.sum_us += sum_us
         out = []
         for b in sorted(bins):
             t = bins[b]

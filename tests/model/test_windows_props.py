@@ -80,7 +80,7 @@ def replay(ticks: list[dict], w: SourceWindows) -> list[tuple[float, dict[str, R
             idx, cnt = zip(*h.nonzero(), strict=True) if h.count else ((), ())
             vals = {"requests": ok + bad, "success": ok, "failure": bad}
             items[key] = Series(group_of(key), tuple(vals.get(f, 0) for f in FIELDS), 0,
-                                list(idx), list(cnt), h.sum_us)
+                                list(idx), list(cnt), h.sum_us, h.count)
         if w.observe(Snapshot(f"run{run}", t, items)):
             seen.append((t, pending))
         pending = {}
@@ -103,7 +103,7 @@ def expected(seen: list[tuple[float, dict[str, Recorded]]], lo: float, hi: float
 def test_window_totals_equal_what_was_recorded_in_it(
     ticks: list[dict], window: int, group: str | None
 ) -> None:
-    w = SourceWindows()
+    w = SourceWindows(fine_s=1000.0)  # every step kept: windows are exact
     seen = replay(ticks, w)
     if w.last_time is None:
         return
