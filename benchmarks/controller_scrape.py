@@ -107,7 +107,8 @@ async def run(args: argparse.Namespace) -> int:
           f"p50 {statistics.median(cpus) * 1000:.1f} ms")
     if args.slices == 1:
         print(f"  roll-up into 10 s / 60 s blocks after each tick (off the tick, in slices): "
-              f"p50 {statistics.median(rolls) * 1000:.1f} ms   p99 {pct(rolls, 0.99) * 1000:.1f} ms")
+              f"p50 {statistics.median(rolls) * 1000:.1f} ms   "
+              f"p99 {pct(rolls, 0.99) * 1000:.1f} ms")
     print(f"  proxies reachable {ok}/{args.proxies}; route groups held {groups}; "
           f"controller max RSS {rss:.0f} MiB")
     return 0 if pct(times, 0.99) <= 0.100 and ok == args.proxies else 1

@@ -129,7 +129,7 @@ def _pack(agg: _Agg) -> Packed:
 
 def _unpack(x: _Agg | Packed) -> tuple[Sequence[int], Iterable[tuple[int, int]], float]:
     """(counters, (bucket, count) pairs, latency sum) of either form."""
-    if type(x) is _Agg:
+    if isinstance(x, _Agg):
         return x.counters, x.hist.items(), x.sum_us
     return x[:_NF], zip(x[_PAIRS::2], x[_PAIRS + 1 :: 2], strict=True), float(x[_SUM])
 
@@ -252,9 +252,10 @@ def _series_delta(
     dc = tuple(map(sub, cur.counters, prev.counters))
     if min(dc) < 0:
         return cur.counters, zip(ci, cc, strict=True), cur.latency_sum_us
-    if cur.latency_count == prev.latency_count:
-        if cur.latency_count or not cur.latency_indexes:
-            return dc, (), 0.0
+    if cur.latency_count == prev.latency_count and (
+        cur.latency_count or not cur.latency_indexes
+    ):
+        return dc, (), 0.0
     pi, pc = prev.latency_indexes, prev.latency_counts
     if cc == pc and ci == pi:
         return dc, (), 0.0
@@ -371,7 +372,7 @@ class SourceWindows:
                         if diffs and min(diffs) < 0:
                             counters, pairs, sum_us = _series_delta(s, p)
                         else:
-                            pairs = zip(compress(ci, diffs), compress(diffs, diffs))
+                            pairs = zip(compress(ci, diffs), compress(diffs, diffs), strict=True)
                             sum_us = cur_sum - prev_sum if cur_sum > prev_sum else 0.0
                     else:
                         counters, pairs, sum_us = _series_delta(s, p)
