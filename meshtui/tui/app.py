@@ -9,6 +9,7 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
+from meshtui.tap_stream import TapQuery
 from meshtui.tui.source import Source, StatQuery
 from meshtui.tui.stat_screen import StatScreen
 
@@ -23,18 +24,28 @@ class MeshApp(App[int]):
         Binding("question_mark", "toggle_help", "Keys", key_display="?"),
     ]
 
-    def __init__(self, source: Source, query: StatQuery, *, interval: float = 1.0,
-                 wide: bool = False, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, source: Source, query: StatQuery | TapQuery, *, interval: float = 1.0,
+                 wide: bool = False, clock: Callable[[], float] = time.time,
+                 buffer: int = 100_000, title: str = "") -> None:
         super().__init__()
         self.source = source
         self.start_query = query
         self.interval = interval
         self.wide = wide
         self.clock = clock
+        self.buffer = buffer
+        self.title_text = title
 
     def on_mount(self) -> None:
-        self.push_screen(StatScreen(self.source, self.start_query, interval=self.interval,
-                                    wide=self.wide, clock=self.clock))
+        q = self.start_query
+        if isinstance(q, TapQuery):
+            from meshtui.tui.tap_screen import TapScreen
+
+            self.push_screen(TapScreen(self.source, q, buffer=self.buffer,
+                                       title=self.title_text))
+        else:
+            self.push_screen(StatScreen(self.source, q, interval=self.interval,
+                                        wide=self.wide, clock=self.clock))
 
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):

@@ -8,13 +8,27 @@ values change.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from typing import Any
 
+from meshtui.model.inventory import Workload
+from meshtui.model.sanitize import clean
 from meshtui.model.stats import StatRow
+from meshtui.model.tap import (
+    Direction,
+    Endpoint,
+    RequestInit,
+    ResponseEnd,
+    ResponseInit,
+    StreamId,
+    TapEvent,
+)
+from meshtui.tap_stream import TapBatch, TapQuery
 from meshtui.tui.source import HistoryPoint, StatQuery, StatSnapshot
 
 # (namespace, deployment, pods, meshed pods, base rps, success, p50 ms)
@@ -31,8 +45,9 @@ WORKLOADS = [
 
 class FakeSource:
     def __init__(self, seed: int = 7, clock: Callable[[], float] | None = None,
-                 extra_pods: int = 0) -> None:
+                 extra_pods: int = 0, tap_rps: float = 200.0) -> None:
         self.seed = seed
+        self.tap_rps = tap_rps
         self.clock = clock or time.time
         self.calls = 0
         self.extra_pods = extra_pods  # for load tests: that many more pods in "load"
@@ -120,5 +135,46 @@ class FakeSource:
                     HistoryPoint(at, r.rps, r.success, r.p50_ms, r.p95_ms, r.p99_ms))
         return out
 
+    async def tap(self, query: TapQuery) -> AsyncIterator[TapBatch]:
+        """Requests through ``web`` at ``tap_rps`` a second, in batches every 50 ms.
+
+        One path in every 97 carries markup and terminal escapes, as a hostile
+        client would send, and voting's doughnut always fails.
+        """
+        seq = 0
+        base_us = int(self.clock() * 1e6)
+        while True:
+            n = max(1, int(self.tap_rps / 20))
+            events: list[TapEvent] = []
+            for _ in range(n):
+                seq += 1
+                events.extend(fake_request(seq, base_us + seq * 1000))
+            yield TapBatch(events, {"emojivoto/web-0": 2} if seq % 1000 < n else {}, {}, 0)
+            await asyncio.sleep(0.05)
+
     async def close(self) -> None:
         pass
+
+
+_PATHS = ["/api/list", "/api/vote?choice=:rocket:", "/api/vote?choice=:doughnut:",
+          "/api/leaderboard", "/"]
+
+
+def fake_request(seq: int, at_us: int) -> list[TapEvent]:
+    """The three steps of one deterministic request (see FakeSource.tap)."""
+    src = Endpoint("10.0.0.7", 40000 + seq % 1000, Workload("emojivoto", "vote-bot", "vote-bot-0"))
+    dst = Endpoint("10.0.0.3", 8080, Workload("emojivoto", "web", "web-0"))
+    path = (clean("/[bold]x\x1b[2J") if seq % 97 == 0 else _PATHS[seq % len(_PATHS)])
+    status = 500 if "doughnut" in path else (404 if seq % 53 == 0 else 200)
+    latency = 800 + (zlib.crc32(str(seq).encode()) % 9000)
+    common: dict[str, Any] = {"source": src, "destination": dst, "direction": Direction.INBOUND,
+              "stream": StreamId(1 + seq // 100, seq % 100)}
+    return [
+        RequestInit(**common, timestamp_us=at_us, method="GET", scheme="http",
+                    authority="web-svc.emojivoto:80", path=path,
+                    headers=(("user-agent", "vote-bot"), ("authorization", "<redacted>"))),
+        ResponseInit(**common, timestamp_us=at_us + latency, status=status, latency_us=latency,
+                     headers=(("content-type", "application/json"),)),
+        ResponseEnd(**common, timestamp_us=at_us + latency + 40, since_request_us=latency + 40,
+                    duration_us=40, response_bytes=120 + seq % 700),
+    ]

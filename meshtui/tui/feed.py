@@ -71,11 +71,13 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
         Binding("down", "cursor_down", "Down", show=False),
         Binding("pageup", "page_up", "Page up", show=False),
         Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("enter", "select", "Details"),
     ]
 
     DEFAULT_CSS = """
     FeedView {
         background: $surface;
+        overflow-x: hidden;
     }
     FeedView > .feedview--cursor {
         background: $accent 40%;
@@ -117,9 +119,6 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
 
     def on_mount(self) -> None:
         self.set_interval(1 / self.fps, self._frame)
-
-    def _visible(self) -> list[int]:
-        return self._view
 
     def _frame(self) -> None:
         """Applies what arrived since the last frame; one refresh at most."""
@@ -242,7 +241,7 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
             return None
         return self.ring.get(self._view[self.cursor])
 
-    def key_enter(self) -> None:
+    def action_select(self) -> None:
         item = self.selected
         if item is not None:
             self.post_message(self.Selected(item))

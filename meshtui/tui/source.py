@@ -8,10 +8,12 @@ a deterministic one (:mod:`meshtui.tui.fake_source`).
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from meshtui.model.stats import StatRow
+from meshtui.tap_stream import TapBatch, TapQuery
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,10 @@ class Source(Protocol):
     async def history(self, query: StatQuery, span_s: int, step_s: int
                       ) -> dict[tuple[str, str, str], list[HistoryPoint]]:
         """Per row key, points over the last ``span_s`` seconds."""
+        ...
+
+    def tap(self, query: TapQuery) -> AsyncIterator[TapBatch]:
+        """Batches of tap events until the caller stops iterating."""
         ...
 
     async def close(self) -> None: ...
@@ -128,6 +134,12 @@ class GrpcSource:
                                      opt(p.latency_ms_p50), opt(p.latency_ms_p95),
                                      opt(p.latency_ms_p99)) for p in series.points]
         return out
+
+    async def tap(self, query: TapQuery) -> AsyncIterator[TapBatch]:
+        from meshtui.tap_stream import tap_batches
+
+        async for batch in tap_batches(self.server, query):
+            yield batch
 
     async def close(self) -> None:
         if self._client is not None:

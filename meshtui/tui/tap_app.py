@@ -1,0 +1,31 @@
+"""Entry point of ``meshtui tap`` on a terminal."""
+
+from __future__ import annotations
+
+from meshtui.tap_stream import TapQuery
+
+
+def describe(q: TapQuery) -> str:
+    """The command a user would type for this query, for the title line."""
+    short = {"namespace": "ns", "deployment": "deploy", "pod": "po"}
+    what = f"{short[q.kind]}/{q.name}" if q.name else short[q.kind]
+    parts = [f"tap {what}"]
+    if q.namespace and q.kind != "namespace":
+        parts.append(f"-n {q.namespace}")
+    if q.to:
+        kind, _ns, name = q.to
+        parts.append(f"--to {short[kind]}/{name}" if name else f"--to {short[kind]}")
+    for flag, value in (("--method", q.method), ("--path", q.path_prefix),
+                        ("--authority", q.authority)):
+        if value:
+            parts.append(f"{flag} {value}")
+    return " ".join(parts)
+
+
+def run_tap_app(server: str, query: TapQuery, *, buffer: int) -> int:
+    from meshtui.tui.app import MeshApp
+    from meshtui.tui.source import GrpcSource
+
+    app = MeshApp(GrpcSource(server), query, buffer=buffer, title=describe(query))
+    app.run()
+    return app.return_code or 0

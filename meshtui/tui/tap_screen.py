@@ -1,0 +1,255 @@
+"""The live tap feed: every request step as one line, at any rate.
+
+Intake runs in a worker that appends each batch to the feed's ring (which
+never redraws by itself) and joins the steps of each request in a bounded
+tracker; the feed draws at its own frame rate. The status line counts what
+arrived, what the proxies lost (per source) and what ``--max-rps`` skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, Static
+
+from meshtui.errors import RuntimeFailure, UsageError
+from meshtui.model.feed_filter import FeedFilter, FilterError
+from meshtui.model.tap import (
+    Request,
+    RequestInit,
+    RequestTracker,
+    ResponseEnd,
+    ResponseInit,
+    TapEvent,
+)
+from meshtui.model.units import format_bytes, format_latency_us
+from meshtui.tap_stream import TapQuery
+from meshtui.tui.feed import FeedView
+from meshtui.tui.source import Source
+
+Item = tuple[TapEvent, Request]
+
+
+def status_style(status: int | None) -> str:
+    if status is None:
+        return ""
+    if status >= 500:
+        return "bold red"
+    if status >= 400:
+        return "yellow"
+    if status >= 300:
+        return "cyan"
+    return "green"
+
+
+def render_item(item: Item) -> Text:
+    """One feed line: the kind, who to whom, and what happened, coloured by status."""
+    ev, req = item
+    t = Text(no_wrap=True)
+    style = status_style(req.status)
+    # Spaces end spans rather than start them: SVG screenshots drop leading ones.
+    t.append(f"{ev.KIND} ", style=f"bold {style}".strip())
+    t.append(f"{ev.stream!s:<9}", style="dim")
+    t.append(f"{ev.direction.short:<4}", style="dim")
+    t.append(f"{ev.source.label} → {ev.destination.label}  ")
+    if isinstance(ev, RequestInit):
+        t.append(f"{ev.method} ", style="bold")
+        t.append(ev.authority, style="dim")
+        t.append(ev.path)
+    elif isinstance(ev, ResponseInit):
+        t.append(f":status={ev.status} ", style=style)
+        t.append(f"latency={format_latency_us(ev.latency_us)}  ")
+        if req.path is not None:
+            t.append(f"{req.method} {req.path}", style="dim")
+    elif isinstance(ev, ResponseEnd):
+        if ev.reset_code is not None:
+            t.append(f"reset={ev.reset_code} ", style="bold red")
+        elif ev.grpc_status is not None:
+            t.append(f"grpc-status={ev.grpc_status} ",
+                     style="green" if ev.grpc_status == 0 else "bold red")
+        t.append(f"duration={format_latency_us(ev.duration_us)} "
+                 f"response-length={ev.response_bytes}B")
+    return t
+
+
+class RequestDetail(ModalScreen[None]):
+    """Everything tap knows about one request."""
+
+    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close")]
+
+    def __init__(self, req: Request) -> None:
+        super().__init__()
+        self.req = req
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._text(), id="detail")
+
+    def _text(self) -> Text:
+        r = self.req
+        t = Text()
+
+        def row(label: str, value: str, style: str = "") -> None:
+            t.append(f"{label:<14}", style="bold")
+            t.append(value + "\n", style=style)
+
+        row("request", f"{r.method or '?'} {r.authority or ''}{r.path or ''}")
+        row("source", f"{r.source} ({r.source.label})")
+        row("destination", f"{r.destination} ({r.destination.label})")
+        row("proxy", f"{r.direction.value or '?'}  id={r.stream}  tls={str(r.tls).lower()}")
+        if r.response is not None:
+            row("status", str(r.response.status), status_style(r.response.status))
+            row("latency", format_latency_us(r.response.latency_us) + " (to the response's head)")
+        if r.end is not None:
+            row("duration", format_latency_us(r.end.duration_us) + " (head to end)")
+            row("total", format_latency_us(r.end.since_request_us))
+            row("bytes", format_bytes(r.end.response_bytes))
+            if r.end.grpc_status is not None:
+                row("grpc-status", str(r.end.grpc_status))
+            if r.end.reset_code is not None:
+                row("reset", str(r.end.reset_code), "bold red")
+        for title, headers in (("request headers", r.init.headers if r.init else ()),
+                               ("response headers", r.response.headers if r.response else ()),
+                               ("trailers", r.end.trailers if r.end else ())):
+            if headers:
+                t.append(f"\n{title}\n", style="bold underline")
+                for name, value in headers:
+                    t.append(f"  {name}: ", style="cyan")
+                    t.append(value + "\n")
+        t.append("\nEscape closes", style="dim")
+        return t
+
+
+class TapScreen(Screen[None]):
+    BINDINGS = [
+        Binding("space", "pause", "Pause"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("escape", "clear_filter", "Clear filter"),
+        Binding("end", "follow", "Follow"),
+    ]
+
+    def __init__(self, source: Source, query: TapQuery, *, buffer: int = 100_000,
+                 title: str = "") -> None:
+        super().__init__()
+        self.source = source
+        self.tap_query = query
+        self.buffer = buffer
+        self.title_text = title or "tap"
+        self.tracker = RequestTracker(capacity=min(buffer, 50_000))
+        self.received = 0
+        self.lost: dict[str, int] = {}
+        self.errors: dict[str, str] = {}
+        self.rate_limited = 0
+        self.state = "connecting"
+        self._rate: deque[tuple[float, int]] = deque(maxlen=20)
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f" {self.title_text}", style="bold"), id="crumbs")
+        yield FeedView(render_item, capacity=self.buffer, id="feed")
+        yield Input(placeholder="filter: GET status=5xx path~/api dst=deploy/emoji latency>10ms",
+                    id="filter")
+        yield Static("", id="status")
+        yield Footer()
+
+    @property
+    def feed(self) -> FeedView[Item]:
+        return self.query_one(FeedView)
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.feed.focus()
+        self.intake()
+        self.set_interval(0.5, self._update_status)
+
+    @work(exclusive=True, group="tap-intake", exit_on_error=False)
+    async def intake(self) -> None:
+        try:
+            async for batch in self.source.tap(self.tap_query):
+                self.state = "streaming"
+                observe = self.tracker.observe
+                self.feed.add([(ev, observe(ev)) for ev in batch.events])
+                self.received += len(batch.events)
+                for who, n in batch.drops.items():
+                    self.lost[who] = self.lost.get(who, 0) + n
+                self.errors.update(batch.errors)
+                self.rate_limited += batch.rate_limited
+            self.state = "stream ended"
+        except (RuntimeFailure, UsageError) as e:
+            self.state = f"error: {e}"
+        self._update_status()
+
+    def _update_status(self) -> None:
+        now = time.monotonic()
+        self._rate.append((now, self.received))
+        t0, n0 = self._rate[0]
+        rate = (self.received - n0) / (now - t0) if now > t0 else 0.0
+        feed = self.feed
+        parts = [f" {rate:,.0f} events/s", f"{self.received:,} received",
+                 f"{feed.shown:,} shown"]
+        if feed.paused:
+            parts.append(f"PAUSED ({feed.pending:,} new)")
+        elif not feed.following:
+            parts.append(f"{feed.pending:,} new (End follows)")
+        lost = sum(self.lost.values())
+        if lost:
+            worst = max(self.lost, key=lambda k: self.lost[k])
+            parts.append(f"lost {lost:,} (most at {worst})")
+        if self.rate_limited:
+            parts.append(f"skipped {self.rate_limited:,} by max-rps")
+        rps = self.tap_query.max_rps
+        parts.append(f"max-rps {rps:g}" if rps else "max-rps unlimited")
+        if self.filter_text:
+            parts.append(f"filter: {self.filter_text}")
+        if self.state != "streaming":
+            parts.append(self.state)
+        style = "bold yellow" if self.state.startswith("error") else ""
+        self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style))
+
+    def action_pause(self) -> None:
+        self.feed.toggle_pause()
+        self._update_status()
+
+    def action_follow(self) -> None:
+        self.feed.action_follow()
+        self._update_status()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = self.filter_text
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display:
+            box.display = False
+            self.feed.focus()
+            return
+        if self.filter_text:
+            self.filter_text = ""
+            self.feed.set_filter(None)
+            self._update_status()
+
+    @on(Input.Submitted, "#filter")
+    def apply_filter(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        try:
+            flt = FeedFilter.parse(text)
+        except FilterError as e:
+            self.notify(str(e), severity="error", timeout=4)
+            return
+        self.filter_text = str(flt) if text else ""
+        event.input.display = False
+        self.feed.set_filter((lambda item: flt.matches(item[1])) if flt else None)
+        self.feed.focus()
+        self._update_status()
+
+    def on_feed_view_selected(self, event: FeedView.Selected) -> None:
+        item: Item = event.item  # type: ignore[assignment]
+        self.app.push_screen(RequestDetail(item[1]))

@@ -1,0 +1,116 @@
+"""Pilot tests of the tap feed against the deterministic fake source."""
+
+from __future__ import annotations
+
+from meshtui.model.tap import RequestInit
+from meshtui.tap_stream import TapQuery
+from meshtui.tui.app import MeshApp
+from meshtui.tui.fake_source import FakeSource
+from meshtui.tui.feed import FeedView
+from meshtui.tui.tap_screen import RequestDetail, TapScreen, render_item
+
+
+def make_app(rps: float = 400.0, buffer: int = 100_000) -> MeshApp:
+    return MeshApp(FakeSource(tap_rps=rps), TapQuery("deployment", "emojivoto", "web"),
+                   buffer=buffer, title="tap deploy/web -n emojivoto")
+
+
+def status_text(app: MeshApp) -> str:
+    return str(app.screen.query_one("#status").render())
+
+
+async def test_feed_follows_then_pauses_on_scroll_up_and_resumes_on_end() -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause(0.6)
+        feed = app.screen.query_one(FeedView)
+        assert feed.shown > 0 and feed.following
+        await pilot.press("up", "up")
+        await pilot.pause(0.5)
+        assert not feed.following and feed.pending > 0
+        await pilot.pause(0.6)
+        assert "new (End follows)" in status_text(app)
+        await pilot.press("end")
+        await pilot.pause(0.3)
+        assert feed.following and feed.pending == 0
+
+
+async def test_space_pauses_what_is_shown_while_intake_goes_on() -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause(0.4)
+        screen = app.screen
+        assert isinstance(screen, TapScreen)
+        await pilot.press("space")
+        shown, received = screen.feed.shown, screen.received
+        await pilot.pause(0.6)
+        assert screen.feed.shown == shown and screen.received > received
+        assert "PAUSED" in status_text(app)
+        await pilot.press("space")
+        await pilot.pause(0.3)
+        assert screen.feed.shown > shown
+
+
+async def test_filter_by_status_class_shows_only_failures() -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause(0.6)
+        await pilot.press("slash")
+        await pilot.press(*"status=5xx")
+        await pilot.press("enter")
+        await pilot.pause(0.4)
+        feed = app.screen.query_one(FeedView)
+        assert feed.shown > 0
+        statuses = {feed.ring.get(s)[1].status for s in feed._view}  # type: ignore[index]
+        assert statuses == {500}
+        assert "filter: status=5xx" in status_text(app)
+        await pilot.press("escape")  # clears the filter
+        await pilot.pause(0.3)
+        assert {feed.ring.get(s)[1].status for s in feed._view} >= {200, 500}  # type: ignore[index]
+
+
+async def test_a_bad_filter_says_why_and_keeps_the_feed() -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("slash", *"latency>soon", "enter")
+        await pilot.pause(0.2)
+        assert app.screen.query_one(FeedView).shown > 0
+        assert any("latency" in str(n.message) for n in app._notifications)
+
+
+async def test_enter_opens_the_request_detail() -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause(0.4)
+        await pilot.press("up", "enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, RequestDetail)
+        text = str(app.screen.query_one("#detail").render())
+        assert "destination" in text and "deploy/web" in text
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, TapScreen)
+
+
+async def test_the_ring_bounds_what_is_kept() -> None:
+    app = make_app(rps=2000, buffer=300)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause(1.0)
+        feed = app.screen.query_one(FeedView)
+        assert feed.ring.next_seq > 300
+        assert feed.shown <= 300 and len(feed.ring) == 300
+        assert feed.ring.dropped == feed.ring.next_seq - 300
+
+
+def test_hostile_paths_render_as_text() -> None:
+    from meshtui.tui.fake_source import fake_request
+
+    ev, _rsp, _end = fake_request(97, 0)  # one in 97 carries escapes and markup
+    assert isinstance(ev, RequestInit)
+    from meshtui.model.tap import Request
+
+    req = Request.of(ev)
+    req.add(ev)
+    plain = render_item((ev, req)).plain
+    assert "\x1b" not in plain and "[bold]" in plain and "\\x1b[2J" in plain
