@@ -88,7 +88,6 @@ class Downstream(asyncio.Protocol):
         self.hdr_n = 0
         self.hdr_size = 0
         self.trailers: list[tuple[bytes, bytes]] | None = None
-        self.stream = 0
         self.rejected: tuple[int, str] | None = None
         self.paused = 0
         self.write_paused = False
@@ -97,6 +96,10 @@ class Downstream(asyncio.Protocol):
         self.tunnel_up: Upstream | None = None
         self.tunnel_ex: Exchange | None = None
         self.tunnel_out = 0
+        self.out: list[bytes] | None = None  # writes held by an open batch
+        self._raw: bytes | None = None  # the read a request head starts at, if at its start
+        self._route: tuple[tuple[str, int], tuple[str, int]] | None = None
+        self.idle_up: Upstream | None = None  # kept from the last request for the next
 
     # --- asyncio.Protocol ----------------------------------------------------------
 
@@ -107,7 +110,7 @@ class Downstream(asyncio.Protocol):
         self.peer = (peer[0], peer[1]) if peer else _UNKNOWN
         if self.listener.transparent:
             self.orig = original_dst(transport.get_extra_info("socket"))
-        self.since = ctx.now()
+        self.since = ctx.clock
         ctx.conns.add(self)
         dst = self._known_dst()
         if dst is not None:
@@ -141,7 +144,7 @@ class Downstream(asyncio.Protocol):
             if up is not None and up.transport is not None and up.transport.can_write_eof():
                 up.transport.write_eof()
             if self.upstream_eof:
-                self.transport.close()
+                self._close()
             return True
         if st == DETECT:
             self._detect(True)
@@ -152,6 +155,9 @@ class Downstream(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = CLOSED
         self.ctx.conns.discard(self)
+        if self.idle_up is not None:
+            self.ctx.pool.release(self.idle_up)
+            self.idle_up = None
         for ex in self.queue:
             ex.client_gone()
         self.queue.clear()
@@ -182,10 +188,29 @@ class Downstream(asyncio.Protocol):
     # --- what exchanges and upstreams call --------------------------------------------
 
     def write(self, data: bytes) -> None:
-        """Bytes to the client, counted."""
+        """Bytes to the client, counted (held while a batch is open)."""
         if self.state != CLOSED:
-            self.transport.write(data)
+            out = self.out
+            if out is not None:
+                out.append(data)
+            else:
+                self.transport.write(data)
             self.tcp.write(len(data))
+
+    def batch(self) -> bool:
+        """Holds writes until :meth:`flush`: a response's head and body that arrived in
+        one read leave in one write (one syscall, one segment). False if a batch is
+        already open (its opener flushes)."""
+        if self.out is not None:
+            return False
+        self.out = []
+        return True
+
+    def flush(self) -> None:
+        out = self.out
+        self.out = None
+        if out and self.state != CLOSED:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     @property
     def draining(self) -> bool:
@@ -207,6 +232,9 @@ class Downstream(asyncio.Protocol):
 
     def route(self, ex: Exchange) -> tuple[tuple[str, int], tuple[str, int]]:
         """(connect to, destination) for a request; NoRoute if there is none."""
+        route = self._route
+        if route is not None:
+            return route
         router = self.listener.router
         if self.listener.inbound:
             route = router.inbound(self.orig)
@@ -214,7 +242,31 @@ class Downstream(asyncio.Protocol):
             route = router.outbound(self.orig, ex.authority)
         if isinstance(self.tcp, _Unopened):
             self._open_tcp(route[1])
+        if self.listener.inbound or self.orig is not None:
+            self._route = route  # the same for every request on this connection
         return route
+
+    def take_upstream(self, key: tuple[str, int]) -> Upstream | None:
+        """A ready upstream connection to ``key``: the one this connection's last
+        request used if it goes there too, else one from the pool."""
+        up = self.idle_up
+        if up is not None:
+            self.idle_up = None
+            if up.key == key and not up.closed:
+                return up
+            self.ctx.pool.release(up)
+        return self.ctx.pool.acquire(key)
+
+    def keep_upstream(self, up: Upstream) -> None:
+        """Holds a reusable upstream for this connection's next request."""
+        prev = self.idle_up
+        if prev is not None:
+            self.ctx.pool.release(prev)
+        if self.state == CLOSED:
+            self.ctx.pool.release(up)
+        else:
+            up.ex = None
+            self.idle_up = up
 
     def terminates_connect(self) -> bool:
         """A CONNECT is the proxy's to carry out only when nobody else is asked: an
@@ -232,12 +284,13 @@ class Downstream(asyncio.Protocol):
             return
         if abort:
             self.state = CLOSED
+            self.out = None
             self.transport.abort()
             return
         if close or self.ctx.draining or (self.client_eof and not q):
             self._close()
             return
-        self.since = self.ctx.now()
+        self.since = self.ctx.clock
         if len(q) <= 1:
             self._resume(R_PIPELINE)
         if q:
@@ -264,25 +317,22 @@ class Downstream(asyncio.Protocol):
         self._apply_pause()
 
     def tunnel_data(self, data: bytes) -> None:
-        if self.state != CLOSED:
-            self.transport.write(data)
-            n = len(data)
-            self.tcp.write(n)
-            self.tunnel_out += n
+        self.write(data)
+        self.tunnel_out += len(data)
 
     def tunnel_eof(self) -> None:
         self.upstream_eof = True
         if self.state == CLOSED:
             return
         if self.client_eof:
-            self.transport.close()
+            self._close()
         elif self.transport.can_write_eof():
+            self.flush()
             self.transport.write_eof()
 
     def tunnel_lost(self) -> None:
         self.tunnel_up = None
-        if self.state != CLOSED:
-            self.transport.close()  # after what is buffered has gone out
+        self._close()  # after what is buffered has gone out
 
     def tick(self, now: float) -> None:
         """The sweeper's call: enforce the detect, header-read, idle and response timeouts."""
@@ -375,6 +425,11 @@ class Downstream(asyncio.Protocol):
     def _feed(self, data: bytes) -> None:
         if self.in_head:
             self.head_bytes += len(data)
+            self._raw = None
+        elif self.cur is None and data[:1] not in (b"\r", b"\n"):
+            self._raw = data  # a request starts right here: its head may pass as is
+        else:
+            self._raw = None
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as e:
@@ -401,7 +456,7 @@ class Downstream(asyncio.Protocol):
         q = self.queue
         q.append(ex)
         self.in_head = True
-        self.head_since = self.ctx.now()
+        self.head_since = self.ctx.clock
         self.head_bytes = 0
         self.url_len = self.hdr_n = self.hdr_size = 0
         if len(q) > 1:
@@ -435,33 +490,47 @@ class Downstream(asyncio.Protocol):
         assert ex is not None
         self.in_head = False
         self.hdr_n = self.hdr_size = 0  # trailers get their own budget
+        raw, self._raw = self._raw, None
         p = self.parser
         ex.method = method = p.get_method()
-        ex.version = p.get_http_version()
+        ex.version = version = p.get_http_version()
         ex.keep_alive = bool(p.should_keep_alive())
-        ex.upgrade = bool(p.should_upgrade())
-        target = ex.url[0] if len(ex.url) == 1 else b"".join(ex.url)
+        ex.upgrade = upgrade = bool(p.should_upgrade())
+        url = ex.url
+        target = url[0] if len(url) == 1 else b"".join(url)
         ex.url = []
-        host = None
-        te = None
-        length = False
-        for name, value in ex.headers:
-            n = len(name)
-            if n == 4 and name.lower() == b"host":
-                host = value
-            elif n == 17 and name.lower() == b"transfer-encoding":
-                te = value if te is None else te + b", " + value
-            elif n == 14 and name.lower() == b"content-length":
-                length = value.strip() != b"0"
-            elif n == 6 and name.lower() == b"expect":
-                ex.expect_continue = value.strip().lower() == b"100-continue"
+        f = http1.Framing(ex.headers)
+        host = f.host
+        te = f.te
+        ex.expect_continue = f.expect_continue
         if te is not None:
             bad = http1.unknown_coding(te)
             if bad is not None:
                 self._reject(501, f"unknown transfer coding {bad.decode('latin-1')[:40]!r}")
             ex.body_kind = CHUNKED
-        elif length:
+        elif f.length is not None and f.length != b"0":
             ex.body_kind = LENGTH
+        if method != b"CONNECT" and target[:1] == b"/" and host is not None:
+            ex.authority = host.decode("latin-1").strip()
+            ex.path = target.decode("latin-1")
+            ex.target = target
+            if raw is not None and f.plain and not upgrade and version == "1.1" \
+                    and (te is None or f.chunked_only):
+                # Nothing to change: the head travels on as the client sent it.
+                end = raw.find(b"\r\n\r\n")
+                if end > 0:
+                    ex.req_head = raw[:end + 4]
+                    if self.queue[0] is ex:
+                        ex.start()
+                    return
+        self._build_head(ex, method, target, host, te, upgrade)
+        if self.queue[0] is ex:
+            ex.start()
+
+    def _build_head(self, ex: Exchange, method: bytes, target: bytes, host: bytes | None,
+                    te: bytes | None, upgrade: bool) -> None:
+        """The request head for the next hop, written anew: origin-form target,
+        Host, hop-by-hop fields dropped (RFC 9110 §7.6.1), framing of our own."""
         extra = b""
         keep: frozenset[bytes] = frozenset()
         if method == b"CONNECT":
@@ -475,7 +544,7 @@ class Downstream(asyncio.Protocol):
             elif host is not None:
                 ex.authority = host.decode("latin-1").strip()
             ex.path = target.decode("latin-1")
-            if ex.upgrade:
+            if upgrade:
                 keep = frozenset({b"upgrade"})
                 extra = b"connection: upgrade\r\n"
         ex.target = target
@@ -487,9 +556,6 @@ class Downstream(asyncio.Protocol):
         if te is not None:
             extra += b"transfer-encoding: " + te + b"\r\n"
         ex.req_head = request_head(method, target, headers, extra)
-        self.stream += 1
-        if self.queue[0] is ex:
-            ex.start()
 
     def on_body(self, body: bytes) -> None:
         if self.cur is not None:
@@ -559,6 +625,7 @@ class Downstream(asyncio.Protocol):
 
     def _close(self) -> None:
         if self.state != CLOSED:
+            self.flush()
             self.state = CLOSED
             self.transport.close()
 

@@ -47,47 +47,41 @@ def _failure_reason(exc: BaseException | None) -> str:
 class Exchange:
     """A request on a downstream connection and the response it gets."""
 
-    __slots__ = (
-        "authority", "body_kind", "connect_task", "counted", "done", "down", "dst",
-        "expect_continue",
-        "headers", "keep_alive", "method", "obs", "path", "pending", "reject",
-        "req_done", "req_head", "resp_bytes", "resp_chunked", "resp_close", "resp_started",
-        "resp_until_close", "retried", "started", "target", "tunnel", "up", "upgrade",
-        "url", "version", "waiting_since",
-    )
+    # Most fields keep their class-level default for a whole exchange: an instance
+    # sets only what differs (creating one per request is on the hot path).
+    method = b""
+    target = b""
+    version = "1.1"
+    authority = ""
+    path = ""
+    keep_alive = True
+    body_kind = NO_BODY
+    expect_continue = False
+    upgrade = False  # Upgrade or CONNECT: opaque after a 101/2xx
+    tunnel = False
+    req_head: bytes | None = None  # kept: a retry on a fresh connection sends it again
+    req_done = False
+    pending: list[bytes] | None = None  # body framed for upstream, not yet sent
+    reject: tuple[int, str] | None = None
+    started = False
+    counted = False  # holds one of the proxy's in-flight slots
+    done = False
+    obs: Any = None
+    dst: tuple[str, int] = ("", 0)
+    up: Upstream | None = None
+    connect_task: asyncio.Task[None] | None = None
+    retried = False
+    resp_started = False
+    resp_chunked = False
+    resp_until_close = False
+    resp_close = False
+    resp_bytes = 0
+    waiting_since = 0.0  # when the response clock started (0: not running)
 
     def __init__(self, down: Downstream) -> None:
         self.down = down
         self.url: list[bytes] = []
         self.headers: list[tuple[bytes, bytes]] = []
-        self.method = b""
-        self.target = b""
-        self.version = "1.1"
-        self.authority = ""
-        self.path = ""
-        self.keep_alive = True
-        self.body_kind = NO_BODY
-        self.expect_continue = False
-        self.upgrade = False  # Upgrade or CONNECT: opaque after a 101/2xx
-        self.tunnel = False
-        self.req_head: bytes | None = None  # kept: a retry on a fresh connection sends it again
-        self.req_done = False
-        self.pending: list[bytes] | None = None  # body framed for upstream, not yet sent
-        self.reject: tuple[int, str] | None = None
-        self.started = False
-        self.counted = False  # holds one of the proxy's in-flight slots
-        self.done = False
-        self.obs: Any = None
-        self.dst: tuple[str, int] = ("", 0)
-        self.up: Upstream | None = None
-        self.connect_task: asyncio.Task[None] | None = None
-        self.retried = False
-        self.resp_started = False
-        self.resp_chunked = False
-        self.resp_until_close = False
-        self.resp_close = False
-        self.resp_bytes = 0
-        self.waiting_since = 0.0  # when the response clock started (0: not running)
 
     # --- the request, as the downstream parser delivers it ---------------------------
 
@@ -119,7 +113,7 @@ class Exchange:
                     self.pending = []
                 self.pending.append(last)
         if self.up is not None and self.pending is None and not self.resp_started:
-            self.waiting_since = self.down.ctx.now()
+            self.waiting_since = self.down.ctx.clock
 
     # --- starting: route, telemetry, upstream -----------------------------------------
 
@@ -150,7 +144,7 @@ class Exchange:
         if self.method == b"CONNECT" and d.terminates_connect():
             self._start_connect_tunnel(connect)
             return
-        up = ctx.pool.acquire(connect)
+        up = d.take_upstream(connect)
         if up is not None:
             self._attach(up)
         else:
@@ -201,7 +195,7 @@ class Exchange:
             up.transport.writelines(pending)
             d.pending_body(False)
         if self.req_done and not self.resp_started:
-            self.waiting_since = d.ctx.now()
+            self.waiting_since = d.ctx.clock
 
     def _start_connect_tunnel(self, key: tuple[str, int]) -> None:
         """CONNECT to the proxy itself (explicit mode): open the tunnel and say 200."""
@@ -224,8 +218,9 @@ class Exchange:
 
     # --- the response, as the upstream parser delivers it -------------------------------
 
-    def response_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
-                      ) -> None:
+    def response_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
+                      raw: bytes | None = None) -> None:
+        """The upstream's response head; ``raw``: its bytes as received, when known."""
         if self.done:
             return
         d = self.down
@@ -259,35 +254,33 @@ class Exchange:
             # sent bytes for the new protocol already).
             self.resp_close = True
         head_only = self.method == b"HEAD" or status in (204, 304)
-        out = http1.end_to_end(headers)
-        extra = b""
-        chunked = length = False
-        for name, _ in headers:
-            low = name.lower()
-            if low == b"transfer-encoding":
-                chunked = True
-            elif low == b"content-length":
-                length = True
+        f = http1.Framing(headers)
+        te = f.te
         if head_only:
             pass
-        elif chunked:
+        elif te is not None:
             if self.version == "1.1":
                 self.resp_chunked = True
-                extra = b"transfer-encoding: chunked\r\n"
             else:
                 self.resp_until_close = True  # an HTTP/1.0 client reads to the close
-        elif not length:
+        elif f.length is None:
             self.resp_until_close = True
-            self.resp_close = True
         if self.resp_until_close or not self.keep_alive or not self.req_done or d.draining:
             self.resp_close = True
+        self.obs.response_start(status, headers)
+        if raw is not None and f.plain and not self.resp_close and self.version == "1.1" \
+                and (te is None or f.chunked_only):
+            d.write(raw)  # nothing to change: the head travels on as the upstream sent it
+            return
+        extra = b""
+        if self.resp_chunked:
+            extra = b"transfer-encoding: " + (te or b"chunked") + b"\r\n"
         if self.version == "1.1":
             if self.resp_close:
                 extra += b"connection: close\r\n"
         elif not self.resp_close:
             extra += b"connection: keep-alive\r\n"
-        self.obs.response_start(status, headers)
-        d.write(http1.serialize(line, out, extra))
+        d.write(http1.serialize(line, http1.end_to_end(headers), extra))
 
     def response_body(self, data: bytes) -> None:
         if self.done:
@@ -308,9 +301,8 @@ class Exchange:
             self.down.write(http1.last_chunk(trailers))
         self.obs.response_end(self.resp_bytes, trailers)
         self.up = None
-        ctx = self.down.ctx
         if keep and self.req_done and self.pending is None and not self.resp_until_close:
-            ctx.pool.release(up)
+            self.down.keep_upstream(up)
         else:
             up.close()
         self._finish(self.resp_close)

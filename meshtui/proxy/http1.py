@@ -93,6 +93,10 @@ def unknown_coding(value: bytes) -> bytes | None:
     return None
 
 
+# Lengths of the HOP_BY_HOP names: most headers are ruled out without lower().
+_HOP_LENGTHS: Final = frozenset(len(n) for n in HOP_BY_HOP)
+
+
 def end_to_end(headers: list[tuple[bytes, bytes]], keep: frozenset[bytes] = frozenset()
                ) -> list[tuple[bytes, bytes]]:
     """The headers without hop-by-hop fields and those the Connection field names.
@@ -103,6 +107,9 @@ def end_to_end(headers: list[tuple[bytes, bytes]], keep: frozenset[bytes] = froz
     drop: set[bytes] | None = None
     out = []
     for name, value in headers:
+        if len(name) not in _HOP_LENGTHS:
+            out.append((name, value))
+            continue
         low = name.lower()
         if low in HOP_BY_HOP and low not in keep:
             if low == b"connection":
@@ -114,6 +121,53 @@ def end_to_end(headers: list[tuple[bytes, bytes]], keep: frozenset[bytes] = froz
         drop -= keep
         out = [(n, v) for n, v in out if n.lower() not in drop]
     return out
+
+
+class Framing:
+    """What one pass over a message's headers tells the proxy.
+
+    Attributes:
+        length: the Content-Length value; None if absent.
+        te: the Transfer-Encoding value(s), joined; None if absent.
+        host: the Host value (requests); None if absent.
+        expect_continue: ``Expect: 100-continue`` (requests).
+        plain: no hop-by-hop field other than ``Connection: keep-alive`` and the
+            framing itself — the head may travel on unchanged.
+    """
+
+    __slots__ = ("expect_continue", "host", "length", "plain", "te")
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.length: bytes | None = None
+        self.te: bytes | None = None
+        self.host: bytes | None = None
+        self.expect_continue = False
+        plain = True
+        hop_lengths = _HOP_LENGTHS
+        for name, value in headers:
+            n = len(name)
+            if n == 14:
+                if name.lower() == b"content-length":
+                    self.length = value.strip()
+            elif n == 4:
+                if name.lower() == b"host":
+                    self.host = value
+            elif n == 6:
+                if name.lower() == b"expect":
+                    self.expect_continue = value.strip().lower() == b"100-continue"
+            elif n in hop_lengths:
+                low = name.lower()
+                if low == b"transfer-encoding":
+                    self.te = value if self.te is None else self.te + b", " + value
+                elif low == b"connection":
+                    plain = plain and value.strip().lower() == b"keep-alive"
+                elif low in HOP_BY_HOP:
+                    plain = False
+        self.plain = plain
+
+    @property
+    def chunked_only(self) -> bool:
+        return self.te is not None and self.te.strip().lower() == b"chunked"
 
 
 def serialize(first_line: bytes, headers: list[tuple[bytes, bytes]],

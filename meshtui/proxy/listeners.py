@@ -40,6 +40,9 @@ class ProxyContext:
         self.max_in_flight = max_in_flight
         self.loop = asyncio.get_running_loop()
         self.now = time.monotonic
+        # The sweeper's clock: read on the hot path instead of a clock call, it is
+        # late by one sweep at most, as are the timeouts it serves.
+        self.clock = time.monotonic()
         self.conns: set[Downstream] = set()
         self.in_flight = 0
         self.failures = 0  # requests and connections the proxy refused or could not carry
@@ -58,7 +61,7 @@ class ProxyContext:
     async def _sweep(self, every: float) -> None:
         while True:
             await asyncio.sleep(every)
-            now = self.now()
+            self.clock = now = self.now()
             for conn in list(self.conns):
                 try:
                     conn.tick(now)

@@ -37,8 +37,8 @@ class TunnelEnd(Protocol):
 class Upstream(asyncio.Protocol):
     """One connection from the proxy to an upstream."""
 
-    __slots__ = ("_done", "_early", "_extra", "_hdrs", "_in_body", "_reason", "closed", "ex",
-                 "key", "parser", "pool", "reused", "since", "transport", "tunnel")
+    __slots__ = ("_done", "_early", "_extra", "_hdrs", "_in_body", "_raw", "_reason", "_stale",
+                 "closed", "ex", "key", "parser", "pool", "reused", "since", "transport", "tunnel")
 
     def __init__(self, pool: Pool | None, key: Key) -> None:
         self.pool = pool
@@ -58,6 +58,10 @@ class Upstream(asyncio.Protocol):
         # see callbacks of this parser.
         self._done: tuple[list[tuple[bytes, bytes]] | None, bool] | None = None
         self._extra = False  # bytes past the end of the response: not fit for reuse
+        self._stale = False  # the parser is mid-message (after a HEAD): replace it
+        # The read a response starts at (its first after the request), whose head may
+        # then pass on as the upstream sent it.
+        self._raw: bytes | None = None
         # Bytes a server sent before this connection was put to use. A server that
         # speaks first (an HTTP/2 server's SETTINGS, SMTP's banner) can do so before
         # the tunnel that was opened for it starts: they are held, then passed on.
@@ -69,10 +73,12 @@ class Upstream(asyncio.Protocol):
         """Starts an exchange: a fresh response parser, then the request head."""
         self.ex = ex
         self._early = None
-        self.parser = httptools.HttpResponseParser(self)
+        if self.parser is None:  # a parser that ended a message cleanly goes on to the next
+            self.parser = httptools.HttpResponseParser(self)
         self._hdrs = []
         self._in_body = False
         self._done = None
+        self._raw = b""  # armed: the next read starts the response
         assert self.transport is not None
         self.transport.write(head)
 
@@ -112,21 +118,32 @@ class Upstream(asyncio.Protocol):
                 return
             self.abort()  # bytes from an idle connection: it is not fit for reuse
             return
+        if self._raw is not None:
+            self._raw = data
+        down = ex.down
+        opened = down.batch()
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as e:
-            if self.ex is not None:
-                self.ex.response_upgraded(self, data[e.args[0]:])
-            return
-        except httptools.HttpParserError as e:
-            if self.ex is not None and self._done is None:
-                self.ex.upstream_error(self, f"invalid response from upstream: {e}")
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserUpgrade as e:
+                if self.ex is not None:
+                    self.ex.response_upgraded(self, data[e.args[0]:])
                 return
-            self._extra = True
-        done = self._done
-        if done is not None and self.ex is not None:
-            self._done = None
-            self.ex.response_complete(self, done[0], done[1] and not self._extra)
+            except httptools.HttpParserError as e:
+                if self.ex is not None and self._done is None:
+                    self.ex.upstream_error(self, f"invalid response from upstream: {e}")
+                    return
+                self._extra = True
+            done = self._done
+            if done is not None and self.ex is not None:
+                self._done = None
+                if self._stale or self._extra:
+                    self.parser = None
+                    self._stale = False
+                self.ex.response_complete(self, done[0], done[1] and not self._extra)
+        finally:
+            if opened:
+                down.flush()
 
     def eof_received(self) -> bool:
         tunnel = self.tunnel
@@ -170,15 +187,23 @@ class Upstream(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         hdrs, self._hdrs = self._hdrs, []
+        raw, self._raw = self._raw, None
         status = self.parser.get_status_code()
         if status >= 200 or status == 101:
             self._in_body = True
         ex = self.ex
         if ex is not None:
-            ex.response_head(status, self._reason, hdrs)
+            head = None
+            if raw:
+                end = raw.find(b"\r\n\r\n")
+                if end > 0:
+                    head = raw[:end + 4]
+            ex.response_head(status, self._reason, hdrs, head)
             if self._in_body and ex.method == b"HEAD" and self._done is None:
-                # llhttp cannot know a HEAD response has no body whatever its framing says.
+                # llhttp cannot know a HEAD response has no body whatever its framing says
+                # (and waits for one: the next exchange needs a parser of its own).
                 self._done = (None, bool(self.parser.should_keep_alive()))
+                self._stale = True
 
     def on_body(self, body: bytes) -> None:
         if self.tunnel is not None:  # a CONNECT's 2xx: the rest of this read is tunnel
@@ -258,7 +283,6 @@ class Pool:
     def release(self, up: Upstream) -> None:
         """Takes back a connection whose exchange ended cleanly."""
         up.ex = None
-        up.parser = None
         idle = self._idle.setdefault(up.key, [])
         if up.closed or len(idle) >= self.max_idle:
             up.close()
