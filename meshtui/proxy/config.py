@@ -59,6 +59,7 @@ class ProxyConfig:
     inventory: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_in_flight: int = 10_000
+    mark: int | None = None  # SO_MARK on the proxy's own connections (iptables skips them)
 
 
 # flag → environment variable (the Downward API's way of handing a pod its facts)
@@ -78,6 +79,7 @@ ENV = {
     "connect_timeout": "MESHTUI_CONNECT_TIMEOUT",
     "response_timeout": "MESHTUI_RESPONSE_TIMEOUT",
     "max_in_flight": "MESHTUI_MAX_IN_FLIGHT",
+    "mark": "MESHTUI_PROXY_MARK",
 }
 
 
@@ -111,6 +113,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "seconds to wait for an upstream's response head before 504 (default 30)", "S")
     opt("--max-in-flight", "max_in_flight",
         "requests under way at once before new ones get 503 (default 10000)", "N")
+    opt("--mark", "mark", "socket mark (SO_MARK, needs CAP_NET_ADMIN) on the proxy's own "
+        "connections, for iptables rules that let them through unredirected", "N")
 
 
 def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
@@ -167,6 +171,16 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
             raise UsageError(f"proxy: --max-in-flight must be a whole number above 0, "
                              f"not {raw_max!r}")
         max_in_flight = int(raw_max)
+    raw_mark = get("mark")
+    mark = None
+    if raw_mark is not None:
+        try:
+            mark = int(raw_mark, 0)
+        except ValueError:
+            mark = -1
+        if not 0 < mark < 1 << 32:
+            raise UsageError(f"proxy: --mark must be a number from 1 to 2^32-1 (0x.. too), "
+                             f"not {raw_mark!r}")
     cfg = ProxyConfig(
         inbound=addr("inbound", DEFAULT_INBOUND),
         outbound=addr("outbound", DEFAULT_OUTBOUND),
@@ -180,6 +194,7 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         inventory=get("inventory"),
         timeouts=timeouts,
         max_in_flight=max_in_flight,
+        mark=mark,
     )
     for name in ("pod", "namespace", "deployment"):
         value = getattr(cfg, name)

@@ -61,7 +61,7 @@ class ProxyServer:
         self.telemetry = telemetry if telemetry is not None else Telemetry(
             Identity(config.namespace, config.deployment, config.pod, config.pod_ip),
             resolve=self.router.workload)
-        self.mark = mark
+        self.mark = mark if mark is not None else config.mark
         self.ctx: ProxyContext | None = None
         self.inbound: Listener | None = None
         self.outbound: Listener | None = None
