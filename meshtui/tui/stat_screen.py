@@ -172,7 +172,7 @@ class StatScreen(Screen[None]):
         style = "" if self.state == "connected" else "bold yellow"
         self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style))
 
-    def on_stat_table_highlighted(self, event: StatTable.Highlighted) -> None:
+    def on_virtual_table_highlighted(self, event: StatTable.Highlighted) -> None:
         row = event.row
         if row is not None and row.key not in self.series:
             # A newly selected row: start its series and fetch what came before.
@@ -180,7 +180,7 @@ class StatScreen(Screen[None]):
             self.load_history(row)
         self._update_sparks()
 
-    def on_stat_table_selected(self, event: StatTable.Selected) -> None:
+    def on_virtual_table_selected(self, event: StatTable.Selected) -> None:
         event.stop()
         self.action_drill()
 
