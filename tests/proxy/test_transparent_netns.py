@@ -184,8 +184,7 @@ def test_client_and_app_calls_are_intercepted(net: Net) -> None:
     assert proxy.poll() is None, "the proxy died"
     # And a non-HTTP conversation passes through the same interception.
     out = net.run(net.client, sys.executable, "-c", (
-        "import socket; s = socket.create_connection(('%s', %d), timeout=5); "
-        "s.sendall(b'\\x16\\x03\\x01 not http\\r\\n\\r\\n'); print(s.recv(100))") % (
-        POD_IP, APP_PORT))
+        f"import socket; s = socket.create_connection(('{POD_IP}', {APP_PORT}), timeout=5); "
+        "s.sendall(b'\\x16\\x03\\x01 not http\\r\\n\\r\\n'); print(s.recv(100))"))
     # The app's own error page (http.server's), not the proxy's: the bytes reached it.
     assert "Error resp" in out and "meshtui-proxy-error" not in out, out
