@@ -20,12 +20,16 @@ def stat_table(rows: Sequence[StatRow], kind: str, *, all_namespaces: bool,
     if not rows:
         return "No resources found."
     cols = columns_for(kind, all_namespaces=all_namespaces, wide=wide)
-    table = [cols] + [[c.text for c in row_cells(r, cols)] for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
-    lines = ["   ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
-             for line in table]
-    return "\n".join(lines)
+    return aligned(cols, [[c.text for c in row_cells(r, cols)] for r in rows])
 
 
 def stat_json(rows: Sequence[StatRow]) -> str:
     return json.dumps([r.to_json() for r in rows], indent=2)
+
+
+def aligned(header: list[str], rows: list[list[str]]) -> str:
+    """Columns padded to their widest value, three spaces apart, as kubectl prints."""
+    table = [header, *rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    return "\n".join("   ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+                     for line in table)

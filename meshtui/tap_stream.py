@@ -91,3 +91,40 @@ async def print_tap(server: str, q: TapQuery, output: str, limit: int | None) ->
         if limit is not None and n >= limit:
             return 0
     return 0
+
+
+async def print_top(server: str, q: TapQuery, output: str, sample_s: float) -> int:
+    """Samples tap for ``sample_s`` seconds, then prints the routes once."""
+    import asyncio
+    import json
+
+    from meshtui.model.routes import RouteTable
+    from meshtui.model.tap import RequestTracker
+    from meshtui.render import aligned
+
+    tracker = RequestTracker(capacity=50_000)
+    routes = RouteTable()
+
+    async def sample() -> None:
+        async for batch in tap_batches(server, q):
+            for ev in batch.events:
+                req = tracker.observe(ev)
+                if req.complete:
+                    routes.observe(req)
+
+    try:
+        await asyncio.wait_for(sample(), sample_s)
+    except TimeoutError:
+        pass
+    rows = routes.snapshot()
+    if output == "json":
+        print(json.dumps([r.to_json() for r in rows], indent=2))
+        return 0
+    if not rows:
+        print(f"No requests seen in {sample_s:g}s.")
+        return 0
+    from meshtui.tui.top_screen import TOP_COLUMNS, route_text
+
+    names = [c[0] for c in TOP_COLUMNS]
+    print(aligned(names, [[route_text(n, r) for n in names] for r in rows]))
+    return 0

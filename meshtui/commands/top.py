@@ -4,17 +4,43 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import add_resource, add_tap_filters, not_built
+from meshtui.commands._common import add_resource, add_tap_filters
 
 HELP = "live table of the busiest routes (source, destination, method, path)"
+DESCRIPTION = """\
+The busiest routes through a resource, built from tap: source, destination,
+method and path, with count, best, worst and last latency and success.
+
+On a terminal it opens a live table sorted by count (s/r or a header click
+sorts); with -o it samples for --sample seconds, prints once and exits.
+
+examples:
+  meshtui top deploy/web -n emojivoto
+  meshtui top ns/emojivoto -o json --sample 10"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_resource(p)
     add_tap_filters(p)
     p.add_argument("-o", "--output", choices=("table", "json"), help="print a snapshot once")
-    p.add_argument("--sample", type=float, default=5.0, help="seconds to sample with -o")
+    p.add_argument("--sample", type=float, default=5.0,
+                   help="seconds to sample with -o (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built("top")
+    import asyncio
+    import sys
+
+    from meshtui.commands.tap import tap_query
+    from meshtui.errors import UsageError
+
+    query = tap_query(args)
+    if not 0 < args.sample <= 3600:
+        raise UsageError("--sample must be between 0 and 3600 seconds")
+    if args.output is None and sys.stdout.isatty():
+        from meshtui.tui.tap_app import run_tap_app
+
+        return run_tap_app(args.server, query, buffer=0, top=True)
+    from meshtui.tap_stream import print_top
+
+    return asyncio.run(print_top(args.server, query, args.output or "table", args.sample))

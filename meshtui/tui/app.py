@@ -26,7 +26,7 @@ class MeshApp(App[int]):
 
     def __init__(self, source: Source, query: StatQuery | TapQuery, *, interval: float = 1.0,
                  wide: bool = False, clock: Callable[[], float] = time.time,
-                 buffer: int = 100_000, title: str = "") -> None:
+                 buffer: int = 100_000, title: str = "", top: bool = False) -> None:
         super().__init__()
         self.source = source
         self.start_query = query
@@ -35,10 +35,15 @@ class MeshApp(App[int]):
         self.clock = clock
         self.buffer = buffer
         self.title_text = title
+        self.top = top
 
     def on_mount(self) -> None:
         q = self.start_query
-        if isinstance(q, TapQuery):
+        if isinstance(q, TapQuery) and self.top:
+            from meshtui.tui.top_screen import TopScreen
+
+            self.push_screen(TopScreen(self.source, q, title=self.title_text))
+        elif isinstance(q, TapQuery):
             from meshtui.tui.tap_screen import TapScreen
 
             self.push_screen(TapScreen(self.source, q, buffer=self.buffer,

@@ -22,10 +22,14 @@ def describe(q: TapQuery) -> str:
     return " ".join(parts)
 
 
-def run_tap_app(server: str, query: TapQuery, *, buffer: int) -> int:
+def run_tap_app(server: str, query: TapQuery, *, buffer: int, top: bool = False) -> int:
+    """``meshtui tap`` (or, with ``top``, ``meshtui top``) on a terminal."""
     from meshtui.tui.app import MeshApp
     from meshtui.tui.source import GrpcSource
 
-    app = MeshApp(GrpcSource(server), query, buffer=buffer, title=describe(query))
+    title = describe(query)
+    if top:
+        title = "top" + title[3:]
+    app = MeshApp(GrpcSource(server), query, buffer=buffer, title=title, top=top)
     app.run()
     return app.return_code or 0

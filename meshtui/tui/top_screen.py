@@ -1,0 +1,151 @@
+"""``meshtui top``: the busiest routes, from tap, as a live sortable table.
+
+Tap events stream in (a worker joins their steps in a bounded tracker and
+counts each finished request in a bounded route table); the table shows a
+snapshot of the routes once a second, sorted by count unless told otherwise.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from meshtui.errors import RuntimeFailure, UsageError
+from meshtui.model.routes import SORT_KEYS, RouteRow, RouteTable
+from meshtui.model.tap import RequestTracker
+from meshtui.model.units import format_latency_ms, format_success
+from meshtui.tap_stream import TapQuery
+from meshtui.tui.cells import Cell
+from meshtui.tui.source import Source
+from meshtui.tui.table import Column, VirtualTable
+
+# (header, sort key, width; 0 fits the text, text columns sort smallest first)
+TOP_COLUMNS = [
+    ("SOURCE", "source", 0), ("DESTINATION", "destination", 0), ("METHOD", "method", 7),
+    ("PATH", "path", 0), ("COUNT", "count", 7), ("BEST", "best", 7), ("WORST", "worst", 7),
+    ("LAST", "last", 7), ("SUCCESS", "success", 8),
+]
+
+
+def route_text(name: str, r: RouteRow) -> str:
+    k = r.key
+    if name == "SOURCE":
+        return k.source
+    if name == "DESTINATION":
+        return k.destination
+    if name == "METHOD":
+        return k.method
+    if name == "PATH":
+        return k.path
+    if name == "COUNT":
+        return str(r.count)
+    if name == "SUCCESS":
+        return format_success(r.success_rate)
+    us = {"BEST": r.best_us, "WORST": r.worst_us, "LAST": r.last_us}[name]
+    return format_latency_ms(us / 1000)
+
+
+def _cell(name: str, r: RouteRow) -> Cell:
+    style = ""
+    if name == "SUCCESS":
+        s = r.success_rate
+        style = "green" if s >= 0.99 else ("yellow" if s >= 0.95 else "bold red")
+    return Cell(route_text(name, r), None, style)
+
+
+def _key(r: RouteRow) -> Any:
+    return r.key
+
+
+def _tiebreak(r: RouteRow) -> Any:
+    return r.key
+
+
+def top_columns() -> list[Column]:
+    return [Column(name, cell=partial(_cell, name), sort=SORT_KEYS[key], width=width,
+                   text=partial(route_text, name) if width == 0 else None,
+                   numeric=key in ("count", "best", "worst", "last", "success"))
+            for name, key, width in TOP_COLUMNS]
+
+
+class TopScreen(Screen[None]):
+    BINDINGS = [
+        Binding("s", "sort_next", "Sort"),
+        Binding("r", "sort_reverse", "Reverse"),
+        Binding("c", "clear", "Clear"),
+    ]
+
+    def __init__(self, source: Source, query: TapQuery, *, title: str = "",
+                 interval: float = 1.0) -> None:
+        super().__init__()
+        self.source = source
+        self.tap_query = query
+        self.title_text = title or "top"
+        self.interval = interval
+        self.tracker = RequestTracker(capacity=50_000)
+        self.routes = RouteTable(max_routes=10_000)
+        self.received = 0
+        self.lost = 0
+        self.state = "connecting"
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f" {self.title_text}", style="bold"), id="crumbs")
+        yield VirtualTable(top_columns(), key=_key, tiebreak=_tiebreak, sort_column="COUNT",
+                           reverse=True, id="top-table")
+        yield Static("", id="status")
+        yield Footer()
+
+    @property
+    def table(self) -> VirtualTable:
+        return self.query_one(VirtualTable)
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self.intake()
+        self.set_interval(self.interval, self.redraw)
+
+    @work(exclusive=True, group="top-intake", exit_on_error=False)
+    async def intake(self) -> None:
+        try:
+            async for batch in self.source.tap(self.tap_query):
+                self.state = "streaming"
+                for ev in batch.events:
+                    req = self.tracker.observe(ev)
+                    if req.complete:
+                        self.routes.observe(req)
+                self.received += len(batch.events)
+                self.lost += sum(batch.drops.values())
+            self.state = "stream ended"
+        except (RuntimeFailure, UsageError) as e:
+            self.state = f"error: {e}"
+        self.redraw()
+
+    def redraw(self) -> None:
+        self.table.show(self.routes.snapshot())
+        parts = [f" {len(self.routes):,} routes", f"{self.received:,} events"]
+        if self.lost:
+            parts.append(f"lost {self.lost:,}")
+        parts.append(f"sort {self.table.sort_column} {'▼' if self.table.reverse else '▲'}")
+        if self.state != "streaming":
+            parts.append(self.state)
+        style = "bold yellow" if self.state.startswith("error") else ""
+        self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style))
+
+    def action_sort_next(self) -> None:
+        self.table.action_next_sort()
+        self.redraw()
+
+    def action_sort_reverse(self) -> None:
+        self.table.action_reverse_sort()
+        self.redraw()
+
+    def action_clear(self) -> None:
+        self.routes.clear()
+        self.redraw()
