@@ -4,74 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from conftest import MESHTUI
 
 pytestmark = pytest.mark.slow
-
-MESHTUI = [sys.executable, "-m", "meshtui"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _descendants(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
-    children: dict[int, list[int]] = {}
-    for line in out.splitlines():
-        p, pp = map(int, line.split())
-        children.setdefault(pp, []).append(p)
-    todo, seen = [pid], []
-    while todo:
-        for c in children.get(todo.pop(), []):
-            seen.append(c)
-            todo.append(c)
-    return seen
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def demo():
-    port = _free_port()
-    server = f"127.0.0.1:{port}"
-    proc = subprocess.Popen([*MESHTUI, "--server", server, "demo", "--headless"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    started = time.monotonic()
-    line = ""
-    while time.monotonic() - started < 60:
-        line = proc.stderr.readline()  # type: ignore[union-attr]
-        if "controller at" in line or proc.poll() is not None:
-            break
-    if proc.poll() is not None:
-        pytest.fail(f"demo exited early: {line}{proc.stderr.read()}")  # type: ignore[union-attr]
-    state = Path(line.split("logs in ", 1)[1].split(";", 1)[0])
-    yield server, proc, started, state
-    children = _descendants(proc.pid)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=20)
-    time.sleep(0.5)
-    left = [p for p in children if _alive(p)]
-    assert not left, f"processes left behind: {left}"
 
 
 async def _summary(server: str, kind: str, namespace: str, window_s: int = 60):
@@ -177,3 +116,27 @@ def test_stat_errors_are_one_line(demo) -> None:
     nobody = _cli("127.0.0.1:1", "stat", "ns")
     assert nobody.returncode == 1
     assert "127.0.0.1:1" in nobody.stderr and "meshtui demo" in nobody.stderr
+
+
+def test_tap_streams_json_with_failures_from_voting(demo) -> None:
+    server, _proc, _, _state = demo
+    out = _cli(server, "tap", "deploy/voting", "-n", "emojivoto", "-o", "json", "--limit", "150")
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(events) == 150
+    assert all(e["destination"]["metadata"].get("deployment") == "voting" for e in events)
+    assert all(e["proxyDirection"] == "INBOUND" for e in events)
+    statuses = {e["responseInitEvent"]["httpStatus"] for e in events if "responseInitEvent" in e}
+    assert 200 in statuses
+
+
+def test_top_samples_routes(demo) -> None:
+    server, _proc, _, _state = demo
+    out = _cli(server, "top", "deploy/web", "-n", "emojivoto", "-o", "json", "--sample", "3")
+    assert out.returncode == 0, out.stderr
+    routes = json.loads(out.stdout)
+    paths = {r["path"] for r in routes}
+    assert "/api/list" in paths
+    assert all(r["count"] > 0 and 0 <= r["success"] <= 1 for r in routes)
+    counts = [r["count"] for r in routes]
+    assert counts == sorted(counts, reverse=True)
