@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from meshtui.controller.store import INBOUND, OUTBOUND, GroupKey, MeshStore, PodState
-from meshtui.model.windows import WindowTotals
+from meshtui.model.windows import WindowTotals, dense_latency, histogram_of
 from meshtui.v1 import common_pb2, controller_pb2
 
 NS, DEPLOY, POD = common_pb2.NAMESPACE, common_pb2.DEPLOYMENT, common_pb2.POD
@@ -162,9 +162,11 @@ def _sources(row: Sel, pods: list[PodState], frm: Sel | None, to: Sel | None, st
 def row_totals(row: Sel, pods: list[PodState], frm: Sel | None, to: Sel | None,
                store: MeshStore, now: float, window_s: float) -> WindowTotals:
     out = WindowTotals()
+    dense = dense_latency()
     for st, match in _sources(row, pods, frm, to, store):
         if st.windows is not None:
-            out.merge(st.windows.totals(now, window_s, match))
+            out.merge(st.windows.totals(now, window_s, match, dense))
+    out.latency = histogram_of(dense, out.latency.sum_us)
     return out
 
 
@@ -186,9 +188,9 @@ def stat_row(res: controller_pb2.Resource, tot: WindowTotals) -> controller_pb2.
     h = s.latency
     h.count = tot.latency.count
     h.sum_us = tot.latency.sum_us
-    for i, c in tot.latency.nonzero():
-        h.indexes.append(i)
-        h.counts.append(c)
+    buckets = sorted(tot.latency.counts.items())
+    h.indexes.extend(i for i, _ in buckets)
+    h.counts.extend(c for _, c in buckets)
     row.tcp.open_connections = tot.open_connections
     row.tcp.read_bytes_rate = tot.read_rate
     row.tcp.write_bytes_rate = tot.write_rate
@@ -203,7 +205,7 @@ def summary(req: controller_pb2.StatRequest, store: MeshStore,
     frm = check_selector(getattr(req, "from"), store, what="--from", required=False)
     to = check_selector(req.to, store, what="--to", required=False)
     window = check_window(req.window_s)
-    wall = time.time() if now is None else now
+    wall = store.clock() if now is None else now
     mono = time.monotonic()
     out = controller_pb2.StatResponse(timestamp_ms=int(wall * 1000))
     for row, pods in rows_of(sel, store):
@@ -245,7 +247,7 @@ def history(req: controller_pb2.HistoryRequest, store: MeshStore,
     assert sel is not None
     window = check_window(req.window_s)
     step = float(req.step_s or 10)
-    wall = time.time() if now is None else now
+    wall = store.clock() if now is None else now
     mono = time.monotonic()
     out = controller_pb2.HistoryResponse()
     for row, pods in rows_of(sel, store):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from meshtui.model.inventory import Inventory, Pod
@@ -57,6 +57,8 @@ class MeshStore:
                  horizon_s: float = 900.0) -> None:
         self.stale_after_s = stale_after_s
         self.horizon_s = horizon_s
+        # Wall clock that queries call "now" (a benchmark replaying history sets it).
+        self.clock: Callable[[], float] = time.time
         self.inventory = Inventory()
         self.pods: dict[PodKey, PodState] = {}
         self.generation = 0  # bumped on every inventory change

@@ -52,7 +52,7 @@ from itertools import chain, compress
 from operator import add, sub
 from typing import Any, NamedTuple
 
-from meshtui.model.histogram import Histogram
+from meshtui.model.histogram import NUM_BUCKETS, Histogram
 
 #: The counters every series carries, in the order of :attr:`Series.counters`.
 FIELDS = (
@@ -114,7 +114,11 @@ class _Agg:
         self.sum_us = 0.0
 
 
-Packed = array  # [*counters, round(sum_us), bucket, count, bucket, count, ...]
+#: A complete block's group: ``[*counters, round(sum_us), *latency]``, where the
+#: latency is either ``bucket, count`` pairs or, when the buckets crowd together,
+#: ``-1 - first_bucket`` followed by the counts of consecutive buckets (which adds
+#: into a dense accumulator with one slice operation).
+Packed = array
 _NF = len(FIELDS)
 _SUM = _NF
 _PAIRS = _NF + 1
@@ -123,15 +127,47 @@ _PAIRS = _NF + 1
 def _pack(agg: _Agg) -> Packed:
     out = array("q", agg.counters)
     out.append(round(agg.sum_us))
-    out.extend(chain.from_iterable(agg.hist.items()))
+    h = agg.hist
+    if h:
+        keys = sorted(h)
+        lo, hi = keys[0], keys[-1]
+        if hi - lo + 1 <= 2 * len(keys):  # never larger than the pairs
+            out.append(-1 - lo)
+            out.extend(h.get(k, 0) for k in range(lo, hi + 1))
+        else:
+            out.extend(chain.from_iterable((k, h[k]) for k in keys))
     return out
+
+
+def _latency_pairs(x: Packed) -> Iterable[tuple[int, int]]:
+    if len(x) <= _PAIRS:
+        return ()
+    first = x[_PAIRS]
+    if first < 0:
+        return ((k, n) for k, n in enumerate(x[_PAIRS + 1 :], -1 - first) if n)
+    return zip(x[_PAIRS::2], x[_PAIRS + 1 :: 2], strict=True)
+
+
+def _add_latency(dense: list[int], x: Packed) -> None:
+    """Adds a packed group's latency counts into a dense accumulator."""
+    if len(x) <= _PAIRS:
+        return
+    first = x[_PAIRS]
+    if first < 0:
+        lo = -1 - first
+        run = x[_PAIRS + 1 :]
+        hi = lo + len(run)
+        dense[lo:hi] = map(add, dense[lo:hi], run)
+    else:
+        for i, n in zip(x[_PAIRS::2], x[_PAIRS + 1 :: 2], strict=True):
+            dense[i] += n
 
 
 def _unpack(x: _Agg | Packed) -> tuple[Sequence[int], Iterable[tuple[int, int]], float]:
     """(counters, (bucket, count) pairs, latency sum) of either form."""
     if isinstance(x, _Agg):
         return x.counters, x.hist.items(), x.sum_us
-    return x[:_NF], zip(x[_PAIRS::2], x[_PAIRS + 1 :: 2], strict=True), float(x[_SUM])
+    return x[:_NF], _latency_pairs(x), float(x[_SUM])
 
 
 def _merge_into(agg: _Agg, x: _Agg | Packed) -> None:
@@ -141,6 +177,17 @@ def _merge_into(agg: _Agg, x: _Agg | Packed) -> None:
     for i, n in pairs:
         h[i] = h.get(i, 0) + n
     agg.sum_us += sum_us
+
+
+def dense_latency() -> list[int]:
+    """An empty latency accumulator, one count per histogram bucket."""
+    return [0] * NUM_BUCKETS
+
+
+def histogram_of(dense: list[int], sum_us: float = 0.0) -> Histogram:
+    """The histogram a dense accumulator holds."""
+    counts = dict(zip(compress(range(len(dense)), dense), filter(None, dense), strict=True))
+    return Histogram(counts, sum(counts.values()), sum_us)
 
 
 class _Block:
@@ -481,11 +528,15 @@ class SourceWindows:
         now: float,
         window_s: float,
         match: Callable[[Any], bool] | None = None,
+        latency: list[int] | None = None,
     ) -> WindowTotals:
         """Sums over the steps that ended within ``(now - window_s, now]``.
 
         ``match`` picks groups (None: all). Open connections are the latest
-        gauge of the matching groups.
+        gauge of the matching groups. With ``latency`` (a list of
+        ``NUM_BUCKETS`` counts, see :func:`dense_latency`), bucket counts are
+        added into it instead of into the result's histogram: a caller summing
+        many sources merges each bucket once.
         """
         self.roll_up()
         out = WindowTotals()
@@ -493,7 +544,9 @@ class SourceWindows:
         for g in wanted:
             out.open_connections += self.gauges.get(g, 0)
         start, end = math.inf, -math.inf
-        acc = _Agg()
+        dense = dense_latency() if latency is None else latency
+        c = [0] * _NF
+        sum_us = 0.0
         for block in self._blocks(now - window_s):
             if block.end > now:
                 continue
@@ -502,10 +555,21 @@ class SourceWindows:
             groups = block.groups
             for g in wanted:
                 x = groups.get(g)
-                if x is not None:
-                    _merge_into(acc, x)
-        c = out.counters = acc.counters
-        out.latency = Histogram(acc.hist, sum(acc.hist.values()), acc.sum_us)
+                if x is None:
+                    continue
+                if isinstance(x, _Agg):
+                    c = list(map(add, c, x.counters))
+                    for i, n in x.hist.items():
+                        dense[i] += n
+                    sum_us += x.sum_us
+                else:
+                    c = list(map(add, c, x[:_NF]))
+                    _add_latency(dense, x)
+                    sum_us += x[_SUM]
+        out.counters = c
+        out.latency.sum_us = sum_us
+        if latency is None:
+            out.latency = histogram_of(dense, sum_us)
         if end > start:
             span = end - start
             out.span_s, out.start_s, out.end_s = span, start, end
