@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import EMOJI_W, Mesh, until
+from ctlkit import EMOJI_W, Mesh, until
 from fakeproxy import INBOUND
 
 from meshtui.v1 import common_pb2, controller_pb2

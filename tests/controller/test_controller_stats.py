@@ -7,7 +7,7 @@ import time
 
 import grpc
 import pytest
-from conftest import Mesh, until
+from ctlkit import Mesh, until
 from fakeproxy import INBOUND, OUTBOUND
 
 from meshtui.model.histogram import Histogram
@@ -181,7 +181,7 @@ async def test_history_fills_per_step_points(mesh: Mesh) -> None:
 
 
 async def test_inventory_changes_are_picked_up_and_bad_files_ignored(mesh: Mesh) -> None:
-    from conftest import PODS, write_inventory
+    from ctlkit import PODS, write_inventory
 
     more = dict(PODS)
     more["extra-0"] = ("other", "extra", "127.0.0.1:18090", False)

@@ -7,7 +7,7 @@ import time
 
 import grpc
 import pytest
-from conftest import Mesh, until
+from ctlkit import Mesh, until
 from fakeproxy import INBOUND, OUTBOUND, request_events
 
 from meshtui.v1 import common_pb2, controller_pb2

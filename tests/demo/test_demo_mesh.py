@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import MESHTUI
+from demokit import MESHTUI
 
 pytestmark = pytest.mark.slow
 

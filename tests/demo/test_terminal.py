@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import MESHTUI
+from demokit import MESHTUI
 
 pytestmark = [
     pytest.mark.slow,

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Mesh, proxy_config
 from proxykit import Client, Upstream
+from proxymesh import Mesh, proxy_config
 
 from meshtui.model.inventory import Address
 from meshtui.proxy.server import ProxyServer

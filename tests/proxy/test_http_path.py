@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from conftest import Mesh
 from proxykit import Client, read_response
+from proxymesh import Mesh
 
 from meshtui.proxy.tap_hub import REQUEST_INIT, RESPONSE_END, RESPONSE_INIT
 from meshtui.proxy.telemetry import Direction
@@ -179,3 +179,38 @@ async def test_tap_sees_every_request_with_its_three_events(mesh: Mesh) -> None:
     first = batch.events[0].request_init
     auth = [h.value for h in first.headers if h.name.lower() == "authorization"]
     assert auth == [b"<redacted>"] or auth == ["<redacted>"]
+
+
+async def test_a_reused_upstream_closed_under_a_request_is_retried_once() -> None:
+    # An app that answers the first request of each connection and hangs up on the
+    # second, as a keep-alive timeout racing a new request looks to the proxy.
+    seen = []
+
+    async def app(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for n in range(2):
+            head = await reader.readuntil(b"\r\n\r\n")
+            seen.append((n, head.split(b" ")[1]))
+            if n == 1:
+                writer.close()
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+
+    from proxymesh import proxy_config
+
+    from meshtui.proxy.server import ProxyServer
+
+    server = await asyncio.start_server(app, "127.0.0.1", 0)
+    proxy = ProxyServer(proxy_config(server.sockets[0].getsockname()[1]))
+    await proxy.start()
+    try:
+        c = await Client.connect(proxy.inbound_address)  # type: ignore[arg-type]
+        assert (await c.request("GET", "/one")).body == b"ok"
+        assert (await c.request("GET", "/two")).body == b"ok"  # retried on a new connection
+        assert seen == [(0, b"/one"), (1, b"/two"), (0, b"/two")]
+        # A request with a body is not retried: it may have been acted on.
+        r = await c.request("POST", "/three", body=b"data")
+        assert r.status == 502
+    finally:
+        await proxy.stop(grace=0.1)
+        server.close()

@@ -8,8 +8,8 @@ import asyncio
 import socket
 
 import pytest
-from conftest import Mesh, proxy_config
 from proxykit import Client, Response, Upstream, read_response
+from proxymesh import Mesh, proxy_config
 
 from meshtui.proxy.config import Timeouts
 from meshtui.proxy.server import ProxyServer

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import proxy_config
+from proxymesh import proxy_config
 
 from meshtui.proxy.server import ProxyServer
 

@@ -6,8 +6,8 @@ import asyncio
 import re
 
 import grpc
-from conftest import proxy_config
 from proxykit import Client, Upstream
+from proxymesh import proxy_config
 
 from meshtui.model.inventory import Address
 from meshtui.proxy.server import ProxyServer

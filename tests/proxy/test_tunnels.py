@@ -8,8 +8,8 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import Mesh, proxy_config
 from proxykit import read_response
+from proxymesh import Mesh, proxy_config
 
 from meshtui.proxy.server import ProxyServer
 
