@@ -115,7 +115,7 @@ class FakeMetrics(proxy_pb2_grpc.MetricsServicer):
         return self.msg
 
 
-class FakeTap(proxy_pb2_grpc.TapServicer):
+class FakeTap(proxy_pb2_grpc.TapServicer, proxy_pb2_grpc.MetricsServicer):
     """Produces ``rate`` events a second into a bounded queue; drops what does not fit."""
 
     def __init__(self, i: int, rate: float, batch: int, queue: int) -> None:
@@ -126,6 +126,10 @@ class FakeTap(proxy_pb2_grpc.TapServicer):
         self.producing = True
         self.ready = asyncio.Event()
         ns, dep, pod = pod_names(i)
+        self.identity = proxy_pb2.ScrapeResponse()
+        self.identity.proxy.run_id = uuid.uuid4().hex
+        w = self.identity.proxy.workload
+        w.namespace, w.deployment, w.pod = ns, dep, pod
         ev = []
         for k in range(batch // 3):
             for kind in range(3):
@@ -150,6 +154,10 @@ class FakeTap(proxy_pb2_grpc.TapServicer):
                 ev.append(e)
         self.full = proxy_pb2.TapBatch(events=ev)
         self.sizes: dict[int, proxy_pb2.TapBatch] = {len(ev): self.full}
+
+    async def Scrape(self, request: proxy_pb2.ScrapeRequest,
+                     context: grpc.aio.ServicerContext) -> proxy_pb2.ScrapeResponse:
+        return self.identity
 
     def _batch_of(self, n: int) -> proxy_pb2.TapBatch:
         b = self.sizes.get(n)
@@ -224,7 +232,11 @@ async def main_metrics(args: argparse.Namespace) -> None:
 
 async def main_tap(args: argparse.Namespace) -> None:
     fakes = [FakeTap(i, args.rate, args.batch, args.queue) for i in range(args.proxies)]
-    servers, ports = await _serve(fakes, proxy_pb2_grpc.add_TapServicer_to_server)
+    def add_both(s: FakeTap, server: grpc.aio.Server) -> None:
+        proxy_pb2_grpc.add_TapServicer_to_server(s, server)
+        proxy_pb2_grpc.add_MetricsServicer_to_server(s, server)
+
+    servers, ports = await _serve(fakes, add_both)
     print(json.dumps({"ports": ports}), flush=True)
     go = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     if go.strip() == "go":
