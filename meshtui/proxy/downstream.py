@@ -253,6 +253,7 @@ class Downstream(asyncio.Protocol):
         if up is not None:
             self.idle_up = None
             if up.key == key and not up.closed:
+                up.reused = True  # the upstream may have closed it meanwhile: retry then
                 return up
             self.ctx.pool.release(up)
         return self.ctx.pool.acquire(key)

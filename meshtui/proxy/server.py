@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -196,6 +197,9 @@ async def serve(config: ProxyConfig, *, mark: int | None = None,
     """
     server = ProxyServer(config, mark=mark)
     await server.start()
+    # Everything loaded so far lives as long as the process: keep it out of the
+    # cyclic collector's full passes, which would otherwise walk it all.
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
