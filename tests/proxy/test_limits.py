@@ -162,3 +162,30 @@ async def test_timeouts_come_from_the_config() -> None:
     t = Timeouts(detect=0.2, header_read=0.3, connect=0.5, response=0.4)
     cfg = proxy_config(1, timeouts=t)
     assert cfg.timeouts.response == 0.4
+
+
+async def test_junk_on_many_connections_disturbs_no_one(mesh: Mesh, caplog) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    rng = random.Random(7)
+    good = await Client.connect(mesh.inbound)
+
+    async def junk(i: int) -> None:
+        r, w = await asyncio.open_connection(*mesh.inbound)
+        prefix = rng.choice([b"", b"GET ", b"GET / HTTP/1.1\r\n", b"POST /echo HTTP/1.1\r\n"
+                             b"transfer-encoding: chunked\r\n\r\n"])
+        w.write(prefix + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400))))
+        if i % 2:
+            w.write_eof()
+        try:
+            await asyncio.wait_for(r.read(), 0.4)
+        except (TimeoutError, ConnectionError):
+            pass
+        w.close()
+
+    for _ in range(3):
+        await asyncio.gather(*(junk(i) for i in range(30)))
+        assert (await good.request("GET", "/hello")).body == b"hello"
+    assert mesh.proxy.ctx is not None and mesh.proxy.ctx.in_flight == 0
+    # No callback of the proxy raised (asyncio would have logged it).
+    assert [r for r in caplog.records if r.name == "asyncio" and r.levelname == "ERROR"] == []
