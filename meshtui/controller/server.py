@@ -17,6 +17,7 @@ import errno
 import logging
 import socket
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -50,16 +51,18 @@ class Controller:
         scrape_timeout_s: each scrape's deadline.
         stale_after_s: a proxy unanswered this long is unreachable.
         inventory_poll_s: how often the inventory file is looked at.
+        scrape_slices: phases each scrape interval is spread over (1: all at once).
     """
 
     def __init__(self, inventory: str | Path, listen: str = "127.0.0.1:8086", *,
                  scrape_interval_s: float = 1.0, scrape_timeout_s: float = 0.8,
-                 stale_after_s: float = 2.5, inventory_poll_s: float = 0.5) -> None:
+                 stale_after_s: float = 2.5, inventory_poll_s: float = 0.5,
+                 scrape_slices: int = 10) -> None:
         self.listen = listen
         self.watcher = InventoryWatcher(inventory, interval_s=inventory_poll_s)
         self.store = MeshStore(self.watcher.inventory, stale_after_s=stale_after_s)
         self.watcher.on_change = self.store.set_inventory
-        self.scraper = Scraper(self.store, scrape_interval_s, scrape_timeout_s)
+        self.scraper = Scraper(self.store, scrape_interval_s, scrape_timeout_s, scrape_slices)
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -143,8 +146,8 @@ def _why(e: Exception) -> str:
     return "address in use" if "Failed to bind" in text or "in use" in text else text
 
 
-async def serve(listen: str, inventory: str | Path, **kw: float) -> None:
-    """Runs a controller until cancelled."""
+async def serve(listen: str, inventory: str | Path, **kw: Any) -> None:
+    """Runs a controller until cancelled (``kw``: the options of :class:`Controller`)."""
     ctl = Controller(inventory, listen, **kw)
     await ctl.start()
     try:

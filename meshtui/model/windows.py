@@ -34,8 +34,15 @@ step for the last ``fine_s`` seconds, and 10-second and 60-second blocks for the
 whole horizon. A query takes the coarsest blocks that fit wholly inside the
 window and the finer ones at its edge, so a 15-minute window costs a few dozen
 block merges, not 900. Beyond ``fine_s`` the oldest edge snaps outward to a
-10-second boundary; ``span_s`` says what was covered. Closed blocks hold their
-histograms as two compact arrays.
+10-second boundary; ``span_s`` says what was covered. Steps reach the coarser
+levels in :meth:`SourceWindows.roll_up` (queries call it first; a scraper calls
+it after its tick, off the critical path). A complete block holds each group as
+one packed ``array('q')``: no Python object per bucket, nothing for the garbage
+collector to walk.
+
+Speed: a series handed in as the very same object as last time is skipped
+unread, and with equal counters and an equal ``latency_count`` its buckets are
+not compared. Both rest on histograms being cumulative within one run.
 
 This module is pure: it knows nothing of protobuf or gRPC. Series values are
 plain integers and bucket lists (see :mod:`meshtui.model.histogram`).

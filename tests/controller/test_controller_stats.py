@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
 
@@ -203,3 +205,16 @@ async def test_inventory_changes_are_picked_up_and_bad_files_ignored(mesh: Mesh)
     t0 = time.monotonic()
     while "lonely-0" in await pods():
         assert time.monotonic() - t0 < 3.0
+
+
+async def test_a_bad_inventory_is_logged_once_and_the_old_one_kept(
+    mesh: Mesh, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="meshtui.controller")
+    mesh.inventory.write_text("pods: [ {name: broken")
+    await until(lambda: mesh.ctl.watcher._bad_sig is not None, 3.0)
+    await asyncio.sleep(0.5)  # several more polls of the same bad file
+    lines = [r.getMessage() for r in caplog.records if "inventory" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "keeping the previous 5 pods" in lines[0]
+    assert len(mesh.ctl.store.pods) == 5
