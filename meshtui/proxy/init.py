@@ -383,15 +383,15 @@ def _find(tool: str) -> str | None:
 
 def why_not(config: InitConfig, netns: str | None = None) -> str | None:
     """None when this process can change the rules; otherwise the reason why not."""
-    if not _has_net_admin():
-        return "needs root or CAP_NET_ADMIN to change iptables rules"
-    if netns is not None and os.geteuid() != 0:
-        return "needs root to enter a network namespace (--netns)"
     needed = [config.iptables, config.save_command] + (["ip"] if netns else [])
     for tool in needed:
         if _find(tool) is None:
             package = "iproute2" if tool == "ip" else "iptables"
             return f"needs the `{tool}` command (Debian package {package})"
+    if not _has_net_admin():
+        return "needs root or CAP_NET_ADMIN to change iptables rules"
+    if netns is not None and os.geteuid() != 0:
+        return "needs root to enter a network namespace (--netns)"
     return None
 
 
