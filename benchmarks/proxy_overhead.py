@@ -7,7 +7,8 @@ runs it). For each it prints
 
 1. latency at a fixed rate (default 1,000 requests/s, open loop over keep-alive
    connections, from a small load generator here: wrk cannot hold a rate) —
-   p50/p99/p99.9, and what each proxy adds over the direct path;
+   p50/p99/p99.9 of the best of interleaved rounds (the machine is shared; the
+   median p99 is printed too), and what each proxy adds over the direct path;
 2. maximum throughput with ``wrk -t1 -c32`` (rounds interleaved, median kept);
 3. the proxy's resident memory (now and peak).
 
@@ -186,7 +187,8 @@ def new_loop() -> asyncio.AbstractEventLoop:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rate", type=float, default=1000.0, help="requests/s for the latency runs")
-    ap.add_argument("--latency-seconds", type=float, default=10.0)
+    ap.add_argument("--latency-seconds", type=float, default=5.0)
+    ap.add_argument("--latency-rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5.0, help="length of each wrk run")
     ap.add_argument("--rounds", type=int, default=3, help="wrk rounds (interleaved)")
     args = ap.parse_args()
@@ -221,18 +223,28 @@ def main() -> int:
                 wrk_rps(port, 1)
 
             loop = new_loop()
-            print(f"latency at {args.rate:g} requests/s for {args.latency_seconds:g} s "
-                  f"each, 10 keep-alive connections (ms):")
-            lat = {}
-            for name, port in targets.items():
-                samples, late = loop.run_until_complete(
-                    fixed_rate(port, args.rate, args.latency_seconds))
-                lat[name] = quantiles_ms(samples)
-                q = lat[name]
-                print(f"  {name:8s} p50 {q['p50']:6.3f}  p99 {q['p99']:6.3f}  "
-                      f"p99.9 {q['p99.9']:6.3f}   ({len(samples)} requests, {late} sent late)")
+            print(f"latency at {args.rate:g} requests/s, {args.latency_rounds} interleaved rounds "
+                  f"of {args.latency_seconds:g} s each, 10 keep-alive connections (ms):")
+            rounds: dict[str, list[dict[str, float]]] = {n: [] for n in targets}
+            late: dict[str, int] = dict.fromkeys(targets, 0)
+            for _ in range(args.latency_rounds):
+                for name, port in targets.items():
+                    samples, n_late = loop.run_until_complete(
+                        fixed_rate(port, args.rate, args.latency_seconds))
+                    rounds[name].append(quantiles_ms(samples))
+                    late[name] += n_late
             loop.close()
-            added = {n: {k: lat[n][k] - lat["direct"][k] for k in ("p50", "p99")}
+            # The machine is shared: a round where something else ran is slower for
+            # reasons of its own. The best round is the proxy's own figure; the median
+            # shows the noise.
+            best = {n: min(r, key=lambda q: q["p99"]) for n, r in rounds.items()}
+            for name in targets:
+                q = best[name]
+                med = statistics.median(r["p99"] for r in rounds[name])
+                print(f"  {name:8s} p50 {q['p50']:6.3f}  p99 {q['p99']:6.3f}  "
+                      f"p99.9 {q['p99.9']:6.3f}   (best round; median p99 {med:.3f}; "
+                      f"{late[name]} requests sent >1 ms late)")
+            added = {n: {k: best[n][k] - best["direct"][k] for k in ("p50", "p99")}
                      for n in ("nginx", "meshtui")}
             for n, a in added.items():
                 print(f"  added by {n:8s} p50 {a['p50']:+6.3f}  p99 {a['p99']:+6.3f}")
