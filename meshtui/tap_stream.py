@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ class TapBatch:
     drops: dict[str, int]  # "namespace/pod" → events lost since the last batch
     errors: dict[str, str]  # "namespace/pod" → why its stream broke
     rate_limited: int = 0
+    shed: int = 0  # events this client received but had no time to show
 
 
 def request_for(q: TapQuery):  # type: ignore[no-untyped-def]
@@ -45,15 +47,51 @@ def request_for(q: TapQuery):  # type: ignore[no-untyped-def]
     return req
 
 
-async def tap_batches(server: str, q: TapQuery) -> AsyncIterator[TapBatch]:
-    """Batches from the controller until the caller stops (the stream is then cancelled)."""
+class Budget:
+    """How much of a core turning wire events into model events may take.
+
+    A screen can show only so much; past this share the client sheds whole
+    batches (counted, and shown as such) instead of starving the UI's own
+    loop of the time it needs to answer keys.
+    """
+
+    def __init__(self, share: float, period_s: float = 0.5) -> None:
+        self.share = share
+        self.period_s = period_s
+        self._start = time.perf_counter()
+        self._spent = 0.0
+
+    def allows(self) -> bool:
+        now = time.perf_counter()
+        if now - self._start >= self.period_s:
+            self._start, self._spent = now, 0.0
+        return self._spent < self.share * self.period_s
+
+    def spend(self, seconds: float) -> None:
+        self._spent += seconds
+
+
+async def tap_batches(server: str, q: TapQuery, budget: Budget | None = None
+                      ) -> AsyncIterator[TapBatch]:
+    """Batches from the controller until the caller stops (the stream is then cancelled).
+
+    With a ``budget``, batches that arrive while it is spent are shed, not converted.
+    """
     from meshtui.client.controller import ControllerClient
     from meshtui.client.convert import tap_event
     from meshtui.model.sanitize import clean
 
     async with ControllerClient(server) as client:
         async for batch in client.tap(request_for(q)):
-            events = [e for e in map(tap_event, batch.events) if e is not None]
+            shed = 0
+            if budget is None or budget.allows():
+                t0 = time.perf_counter()
+                events = [e for e in map(tap_event, batch.events) if e is not None]
+                if budget is not None:
+                    budget.spend(time.perf_counter() - t0)
+            else:
+                events = []
+                shed = len(batch.events)
             drops: dict[str, int] = {}
             errors: dict[str, str] = {}
             for d in batch.drops:
@@ -62,7 +100,7 @@ async def tap_batches(server: str, q: TapQuery) -> AsyncIterator[TapBatch]:
                     drops[who] = drops.get(who, 0) + d.dropped
                 if getattr(d, "error", ""):
                     errors[who] = clean(d.error)
-            yield TapBatch(events, drops, errors, batch.rate_limited)
+            yield TapBatch(events, drops, errors, batch.rate_limited, shed)
 
 
 async def print_tap(server: str, q: TapQuery, output: str, limit: int | None) -> int:

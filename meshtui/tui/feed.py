@@ -93,7 +93,7 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
             self.item = item
 
     def __init__(self, render_item: Callable[[T], Text], *, capacity: int = 100_000,
-                 fps: float = 10.0, name: str | None = None, id: str | None = None,
+                 fps: float = 20.0, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.render_item = render_item

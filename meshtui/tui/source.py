@@ -136,9 +136,10 @@ class GrpcSource:
         return out
 
     async def tap(self, query: TapQuery) -> AsyncIterator[TapBatch]:
-        from meshtui.tap_stream import tap_batches
+        from meshtui.tap_stream import Budget, tap_batches
 
-        async for batch in tap_batches(self.server, query):
+        # Half a core for turning events into lines: the rest keeps keys answered.
+        async for batch in tap_batches(self.server, query, Budget(0.5)):
             yield batch
 
     async def close(self) -> None:

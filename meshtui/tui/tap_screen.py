@@ -8,6 +8,7 @@ arrived, what the proxies lost (per source) and what ``--max-rps`` skipped.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 
@@ -145,6 +146,7 @@ class TapScreen(Screen[None]):
         self.lost: dict[str, int] = {}
         self.errors: dict[str, str] = {}
         self.rate_limited = 0
+        self.shed = 0
         self.state = "connecting"
         self._rate: deque[tuple[float, int]] = deque(maxlen=20)
         self.filter_text = ""
@@ -179,6 +181,8 @@ class TapScreen(Screen[None]):
                     self.lost[who] = self.lost.get(who, 0) + n
                 self.errors.update(batch.errors)
                 self.rate_limited += batch.rate_limited
+                self.shed += batch.shed
+                await asyncio.sleep(0)  # let keys and frames in between batches
             self.state = "stream ended"
         except (RuntimeFailure, UsageError) as e:
             self.state = f"error: {e}"
@@ -202,6 +206,8 @@ class TapScreen(Screen[None]):
             parts.append(f"lost {lost:,} (most at {worst})")
         if self.rate_limited:
             parts.append(f"skipped {self.rate_limited:,} by max-rps")
+        if self.shed:
+            parts.append(f"too fast to show: {self.shed:,}")
         rps = self.tap_query.max_rps
         parts.append(f"max-rps {rps:g}" if rps else "max-rps unlimited")
         if self.filter_text:
