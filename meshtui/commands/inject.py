@@ -3,15 +3,97 @@
 from __future__ import annotations
 
 import argparse
-
-from meshtui.commands._common import not_built
+import sys
 
 HELP = "add the proxy sidecar and its init container to Kubernetes YAML"
+DESCRIPTION = """\
+Reads Kubernetes YAML (a file, or - for standard input) and writes it to
+standard output with the mesh added to every workload — Pod, Deployment,
+StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob, in
+every document and inside `kind: List`: the meshtui-proxy sidecar (as the
+user --proxy-uid) and the meshtui-init init container, which runs
+`meshtui proxy-init` to send the pod's TCP traffic through the proxy.
+
+Documents without a workload come out byte for byte as they went in; changed
+ones keep their comments, key order and quoting. Left alone, with the reason:
+workloads already injected, those with hostNetwork: true, and pods annotated
+meshtui.io/inject: disabled (or linkerd.io/inject: disabled). A pod's
+annotations meshtui.io/skip-inbound-ports and meshtui.io/skip-outbound-ports
+add ports its rules leave alone. One line per workload goes to standard error.
+
+  meshtui inject app.yaml | kubectl apply -f -"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # Not imported from meshtui.inject: that brings ruamel.yaml into every --help.
+    from meshtui import __version__
+
     p.add_argument("file", metavar="FILE|-", help="a YAML file, or - for standard input")
+    p.add_argument("--image", default=f"ghcr.io/meshtui/meshtui:{__version__}",
+                   help="the image of both containers (default %(default)s)")
+    p.add_argument("--image-pull-policy", default="IfNotPresent",
+                   choices=("Always", "IfNotPresent", "Never"),
+                   help="(default %(default)s)")
+    p.add_argument("--proxy-uid", type=int, default=2102, metavar="UID",
+                   help="the user the proxy runs as, whose traffic the rules skip "
+                   "(default %(default)s)")
+    for name, default in (("inbound", 4143), ("outbound", 4140), ("tap", 4190),
+                          ("admin", 4191)):
+        p.add_argument(f"--{name}-port", type=int, default=default, metavar="PORT",
+                       help=f"the proxy's {name} port (default %(default)s)")
+    p.add_argument("--skip-inbound-ports", action="append", default=[], metavar="PORTS",
+                   help="incoming ports that bypass the proxy in every pod "
+                   "(comma-separated, ranges like 8000-8100; repeatable)")
+    p.add_argument("--skip-outbound-ports", action="append", default=[], metavar="PORTS",
+                   help="outgoing ports that bypass the proxy in every pod (e.g. 3306)")
+
+
+def _read(path: str) -> str:
+    from meshtui.errors import UsageError
+
+    where = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                raw = f.read()
+    except FileNotFoundError:
+        raise UsageError(f"inject: {path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"inject: {path}: is a directory, not a YAML file") from None
+    except OSError as e:
+        raise UsageError(f"inject: {where}: cannot read: {e.strerror}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"inject: {where}: not UTF-8 text (byte {e.start})") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built("inject")
+    from meshtui.errors import UsageError
+    from meshtui.inject import InjectConfig, ParseError, inject_text
+    from meshtui.model.sanitize import clean
+    from meshtui.proxy.init import parse_ports
+
+    config = InjectConfig(
+        image=args.image, image_pull_policy=args.image_pull_policy, proxy_uid=args.proxy_uid,
+        inbound_port=args.inbound_port, outbound_port=args.outbound_port,
+        tap_port=args.tap_port, admin_port=args.admin_port,
+        skip_inbound_ports=parse_ports(args.skip_inbound_ports, "inject: --skip-inbound-ports"),
+        skip_outbound_ports=parse_ports(args.skip_outbound_ports,
+                                        "inject: --skip-outbound-ports"))
+    text = _read(args.file)
+    try:
+        result = inject_text(text, config)
+    except ParseError as e:
+        where = "standard input" if args.file == "-" else clean(args.file)
+        raise UsageError(f"inject: {where}: {e}") from None
+    sys.stdout.write(result.text)
+    sys.stdout.flush()
+    for outcome in result.outcomes:
+        print(outcome.line(), file=sys.stderr)
+    if not result.outcomes:
+        print("no workloads found (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, "
+              "ReplicationController, Job, CronJob); the YAML is unchanged", file=sys.stderr)
+    return 0

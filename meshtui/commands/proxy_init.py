@@ -120,10 +120,10 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
     kw["proxy_mark"] = number("proxy_mark", None, base=0)
     for key in ("inbound_ports_to_ignore", "outbound_ports_to_ignore"):
         v = get(key)
-        kw[key] = parse_ports(v, f"--{key.replace('_', '-')}") if v else ()
+        kw[key] = parse_ports(v, f"proxy-init: --{key.replace('_', '-')}") if v else ()
     v = get("outbound_subnets_to_ignore")
     kw["outbound_subnets_to_ignore"] = (
-        parse_subnets(v, "--outbound-subnets-to-ignore") if v else ())
+        parse_subnets(v, "proxy-init: --outbound-subnets-to-ignore") if v else ())
     kw["iptables"] = get("iptables") or "iptables"
     return InitConfig(**kw)  # type: ignore[arg-type]
 

@@ -95,10 +95,10 @@ def parse_ports(text: str | Iterable[str], what: str = "ports") -> tuple[PortRan
             first = int(lo)
             last = int(hi) if sep else first
         except ValueError:
-            raise UsageError(f"proxy-init: {what}: {part!r} is not a port or a range "
+            raise UsageError(f"{what}: {part!r} is not a port or a range "
                              "of ports (like 8080 or 8000-8100)") from None
         if not (1 <= first <= last <= 65535):
-            raise UsageError(f"proxy-init: {what}: {part!r} is not within 1-65535 "
+            raise UsageError(f"{what}: {part!r} is not within 1-65535 "
                              "(a range goes from low to high)")
         out.add(PortRange(first, last))
     return tuple(sorted(out))
@@ -116,7 +116,7 @@ def parse_subnets(text: str | Iterable[str], what: str = "subnets") -> tuple[str
         try:
             net = ipaddress.IPv4Network(part, strict=False)
         except ValueError:
-            raise UsageError(f"proxy-init: {what}: {part!r} is not an IPv4 address "
+            raise UsageError(f"{what}: {part!r} is not an IPv4 address "
                              "or network (like 10.0.0.0/8)") from None
         if str(net) not in out:
             out.append(str(net))
