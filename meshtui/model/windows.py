@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,9 +166,16 @@ def _add_latency(dense: list[int], x: Packed) -> None:
         run = x[_PAIRS + 1 :]
         hi = lo + len(run)
         dense[lo:hi] = map(add, dense[lo:hi], run)
+        hi -= 1
     else:
-        for i, n in zip(x[_PAIRS::2], x[_PAIRS + 1 :: 2], strict=True):
+        idx = x[_PAIRS::2]
+        for i, n in zip(idx, x[_PAIRS + 1 :: 2], strict=True):
             dense[i] += n
+        lo, hi = idx[0], idx[-1]
+    if lo < dense[_LO]:
+        dense[_LO] = lo
+    if hi > dense[_HI]:
+        dense[_HI] = hi
 
 
 def _unpack(x: _Agg | Packed) -> tuple[Sequence[int], Iterable[tuple[int, int]], float]:
@@ -186,14 +194,30 @@ def _merge_into(agg: _Agg, x: _Agg | Packed) -> None:
     agg.sum_us += sum_us
 
 
+def _key(b: _Block) -> int:
+    return b.key
+
+
+def _end(b: _Block) -> float:
+    return b.end
+
+
+_LO, _HI = NUM_BUCKETS, NUM_BUCKETS + 1  # where a dense accumulator keeps its used range
+
+
 def dense_latency() -> list[int]:
-    """An empty latency accumulator, one count per histogram bucket."""
-    return [0] * NUM_BUCKETS
+    """An empty latency accumulator: one count per histogram bucket, then the
+    lowest and highest bucket used (so reading it back scans only those)."""
+    out = [0] * (NUM_BUCKETS + 2)
+    out[_LO], out[_HI] = NUM_BUCKETS, -1
+    return out
 
 
 def histogram_of(dense: list[int], sum_us: float = 0.0) -> Histogram:
     """The histogram a dense accumulator holds."""
-    counts = dict(zip(compress(range(len(dense)), dense), filter(None, dense), strict=True))
+    lo, hi = dense[_LO], dense[_HI] + 1
+    used = dense[lo:hi]
+    counts = dict(zip(compress(range(lo, hi), used), filter(None, used), strict=True))
     return Histogram(counts, sum(counts.values()), sum_us)
 
 
@@ -509,24 +533,31 @@ class SourceWindows:
         levels = self._levels
         for n in range(len(levels) - 1, -1, -1):
             level = levels[n]
+            blocks = level.blocks
             finer_covers = n > 0 and levels[n - 1].covers(cutoff)
-            for block in reversed(level.blocks):
-                if level.block_s:
-                    lo = block.key * level.block_s
-                    hi = lo + level.block_s
-                    if hi > upper:
-                        continue
+            bs = level.block_s
+            # Start below what coarser levels took, without walking past it.
+            if upper == math.inf:
+                i = len(blocks)
+            elif bs:
+                i = bisect_left(blocks, upper / bs, key=_key)
+            else:
+                i = bisect_left(blocks, upper, key=_end)
+            while i > 0:
+                i -= 1
+                block = blocks[i]
+                if bs:
+                    lo = block.key * bs
                     if lo > cutoff or (block.end > cutoff and not finer_covers):
                         yield block
-                        upper = min(upper, lo)
+                        upper = lo
                         if lo <= cutoff:
                             return
                         continue
                     break
                 if block.end <= cutoff:
                     return
-                if block.end < upper:
-                    yield block
+                yield block
             if n > 0 and not finer_covers:
                 return
 
@@ -540,8 +571,8 @@ class SourceWindows:
         """Sums over the steps that ended within ``(now - window_s, now]``.
 
         ``match`` picks groups (None: all). Open connections are the latest
-        gauge of the matching groups. With ``latency`` (a list of
-        ``NUM_BUCKETS`` counts, see :func:`dense_latency`), bucket counts are
+        gauge of the matching groups. With ``latency`` (an accumulator from
+        :func:`dense_latency`), bucket counts are
         added into it instead of into the result's histogram: a caller summing
         many sources merges each bucket once.
         """
@@ -566,8 +597,12 @@ class SourceWindows:
                     continue
                 if isinstance(x, _Agg):
                     c = list(map(add, c, x.counters))
-                    for i, n in x.hist.items():
-                        dense[i] += n
+                    h = x.hist
+                    if h:
+                        for i, n in h.items():
+                            dense[i] += n
+                        dense[_LO] = min(dense[_LO], min(h))
+                        dense[_HI] = max(dense[_HI], max(h))
                     sum_us += x.sum_us
                 else:
                     c = list(map(add, c, x[:_NF]))
