@@ -145,6 +145,8 @@ class Scraper:
         self._closing = {f for f in self._closing if not f.done()}
         self._targets = live
         self._down &= live.keys()
+        if len(self._phase) > 2 * len(live) + 64:
+            self._phase = {k: v for k, v in self._phase.items() if k in live}
         return out
 
     def phase(self, key: PodKey) -> int:

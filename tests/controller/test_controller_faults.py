@@ -107,3 +107,10 @@ async def _sleep(s: float) -> None:
     import asyncio
 
     await asyncio.sleep(s)
+
+
+async def test_every_proxy_is_scraped_once_per_interval_across_slices(mesh: Mesh) -> None:
+    before = {p: f.scrapes for p, f in mesh.fakes.items()}
+    await _sleep(2.0)  # eight intervals of 0.25 s
+    for p, f in mesh.fakes.items():
+        assert 6 <= f.scrapes - before[p] <= 10, (p, f.scrapes - before[p])
