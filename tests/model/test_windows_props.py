@@ -98,7 +98,7 @@ def expected(seen: list[tuple[float, dict[str, Recorded]]], lo: float, hi: float
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=35, deadline=None)
 @given(histories(), st.integers(1, 900), st.sampled_from([None, "a", "b"]))
 def test_window_totals_equal_what_was_recorded_in_it(
     ticks: list[dict], window: int, group: str | None
