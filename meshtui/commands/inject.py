@@ -67,7 +67,8 @@ def _read(path: str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise UsageError(f"inject: {where}: not UTF-8 text (byte {e.start})") from None
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise UsageError(f"inject: {where}: not UTF-8 text (line {line})") from None
 
 
 def run(args: argparse.Namespace) -> int:

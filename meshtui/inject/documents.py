@@ -21,11 +21,11 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.util import load_yaml_guess_indent
 
 _START = re.compile(r"---(?=[ \t]|\r?\n|$)")
 _END = re.compile(r"\.\.\.(?=[ \t]|\r?\n|$)")
 _BARE_START = re.compile(r"---[ \t]*(#.*)?\r?\n?")  # a marker with nothing after it
+_OPENS_BLOCK = re.compile(r"[^#'\"\s-][^#'\"]*:[ \t]*(#.*)?")  # `key:` and nothing after
 _NOT_CONTENT = re.compile(r"[ \t]*(#.*)?(\r?\n)?|%.*(\r?\n)?")  # blank, comment or directive
 
 
@@ -147,17 +147,37 @@ def parse(docs: list[Document]) -> None:
                              f"could not parse YAML: {' '.join(str(e).split())}") from None
 
 
+def guess_indent(body: str) -> tuple[int, int]:
+    """(mapping indent, dash offset) as the text uses them: the first key that
+    opens a nested mapping, the first that opens a sequence; (2, 0) otherwise,
+    which is kubectl's style."""
+    mapping: int | None = None
+    dash: int | None = None
+    opener: int | None = None  # the indentation of a `key:` line just before
+    for line in body.splitlines():
+        text = line.lstrip(" ")
+        if not text or text.startswith("#"):
+            continue
+        indent = len(line) - len(text)
+        if opener is not None and indent > opener:
+            if text.startswith("- ") or text == "-":
+                dash = indent - opener if dash is None else dash
+            elif mapping is None:
+                mapping = indent - opener
+        if mapping is not None and dash is not None:
+            break
+        opener = indent if _OPENS_BLOCK.fullmatch(text) else None
+    return mapping or 2, dash or 0
+
+
 def render(doc: Document) -> str:
     """The document written anew from its data, in the indentation it came in."""
     if doc.data is None:
         return doc.text
     y = _yaml()
-    try:
-        _, indent, dash = load_yaml_guess_indent(doc.body)
-    except YAMLError:
-        indent, dash = None, None
-    indent = indent or 2
-    y.indent(mapping=indent, sequence=indent, offset=dash or 0)
+    mapping, dash = guess_indent(doc.body)
+    # ruamel's "sequence" indent is where an item's content starts: after "- ".
+    y.indent(mapping=mapping, sequence=dash + 2, offset=dash)
     y.explicit_start = doc.explicit_start
     out = io.StringIO()
     y.dump(doc.data, out)
