@@ -54,17 +54,25 @@ class PortAllocator:
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
-        self._given: set[int] = set()
+        self._given: set[tuple[str, int]] = set()
 
-    def take(self) -> Address:
+    def take(self, host: str | None = None) -> Address:
+        host = host or self.host
         for _ in range(100):
             with socket.socket() as s:
-                s.bind((self.host, 0))
+                s.bind((host, 0))
                 port = s.getsockname()[1]
-            if port not in self._given:
-                self._given.add(port)
-                return Address(self.host, port)
+            if (host, port) not in self._given:
+                self._given.add((host, port))
+                return Address(host, port)
         raise OSError("no free port")  # pragma: no cover
+
+
+def pod_ip(index: int) -> str:
+    """Every pod of the explicit-mode demo has a loopback address of its own
+    (127.0.1.1, 127.0.1.2, ...), as it would have a pod IP: a peer's proxy then
+    knows who calls it, and `tap` can name the source."""
+    return f"127.0.{1 + index // 250}.{1 + index % 250}"
 
 
 def pod_name(deployment: str, rng: random.Random) -> str:
@@ -93,17 +101,18 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
     procs: list[ProcessSpec] = []
 
     def meshed_pod(ns: str, deploy: str, app_argv: list[str], app_env: dict[str, str],
-                   app_addr: Address | None = None, inbound: Address | None = None) -> Pod:
+                   inbound: Address | None = None) -> Pod:
         name = pod_name(deploy, rng)
-        app = app_addr or ports.take()
+        ip = pod_ip(len(pods))
+        app = ports.take(ip)
         pod = Pod(name=name, namespace=ns, deployment=deploy, address=app,
-                  proxy=ports.take(), inbound=inbound or ports.take(), admin=ports.take())
-        outbound = ports.take()
+                  proxy=ports.take(ip), inbound=inbound or ports.take(ip), admin=ports.take(ip))
+        outbound = ports.take(ip)
         assert pod.proxy and pod.inbound and pod.admin
         procs.append(ProcessSpec(name, "proxy", _meshtui(
             "proxy", "--inbound", str(pod.inbound), "--outbound", str(outbound),
             "--app", str(app), "--tap", str(pod.proxy), "--admin", str(pod.admin),
-            "--pod", name, "--namespace", ns, "--deployment", deploy,
+            "--pod", name, "--namespace", ns, "--deployment", deploy, "--pod-ip", ip,
             "--inventory", str(inventory_path)), ready_http=pod.admin))
         procs.append(ProcessSpec(name, "app", app_argv, {
             "MESHTUI_APP_LISTEN": str(app), "HTTP_PROXY": f"http://{outbound}", **app_env}))
@@ -128,16 +137,15 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
 
     # The controller, behind its own proxy: clients reach it through the
     # proxy's inbound port, so the mesh's own control traffic shows up too.
-    ctl_listen = ports.take()
-    meshed_pod("meshtui", "controller",
-               _meshtui("controller", "--listen", str(ctl_listen),
-                        "--inventory", str(inventory_path)),
-               {}, app_addr=ctl_listen, inbound=server)
-    procs[-1].ready_tcp = ctl_listen
+    ctl = meshed_pod("meshtui", "controller", [], {}, inbound=server)
+    assert ctl.address is not None
+    procs[-1].argv = _meshtui("controller", "--listen", str(ctl.address),
+                              "--inventory", str(inventory_path))
+    procs[-1].ready_tcp = ctl.address
 
     # One pod with no proxy, so the overview has something not meshed.
     legacy = Pod(name=pod_name("legacy-app", rng), namespace="default",
-                 deployment="legacy-app", address=ports.take())
+                 deployment="legacy-app", address=ports.take(pod_ip(len(pods))))
     pods.append(legacy)
     procs.append(ProcessSpec(legacy.name, "app", _app("idle"),
                              {"MESHTUI_APP_LISTEN": str(legacy.address)},

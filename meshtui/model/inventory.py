@@ -122,13 +122,16 @@ class Inventory:
             self._svc[(f"{svc.name}.{svc.namespace}", svc.port)] = svc
         for pod in self.pods:
             for addr in (pod.address, pod.inbound):
-                if addr is None:
-                    continue
-                self._by_addr[(addr.host, addr.port)] = pod
-                # An IP names a pod only when one pod alone has it (own network
-                # namespaces); on a shared loopback only ip:port does.
-                prev = self._by_ip.get(addr.host, pod)
-                self._by_ip[addr.host] = pod if prev is pod else None
+                if addr is not None:
+                    self._by_addr[(addr.host, addr.port)] = pod
+            if pod.address is not None:
+                # An IP names a pod only when one pod alone has it (its own network
+                # namespace, or its own loopback address); on a shared address only
+                # ip:port does. Only the app's address counts: a proxy listener may
+                # sit on a shared address (the controller's, where clients call).
+                host = pod.address.host
+                prev = self._by_ip.get(host, pod)
+                self._by_ip[host] = pod if prev is pod else None
 
     def resolve(self, host: str, port: int | None = None) -> Pod | None:
         """The pod listening at ``host:port``, or owning ``host`` outright; None if unknown."""

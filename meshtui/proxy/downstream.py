@@ -410,7 +410,7 @@ class Downstream(asyncio.Protocol):
     async def _open_tunnel(self, key: tuple[str, int]) -> None:
         ctx = self.ctx
         try:
-            up = await asyncio.wait_for(open_upstream(key, None, ctx.pool.mark),
+            up = await asyncio.wait_for(open_upstream(key, None, ctx.pool.mark, ctx.pool.source_ip),
                                         ctx.timeouts.connect)
         except (OSError, TimeoutError):
             ctx.failures += 1

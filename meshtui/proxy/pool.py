@@ -218,17 +218,22 @@ class Upstream(asyncio.Protocol):
         self._done = (trailers or None, bool(self.parser.should_keep_alive()))
 
 
-async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = None
-                        ) -> Upstream:
+async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = None,
+                        source_ip: str | None = None) -> Upstream:
     """Connects to ``key``; OSError (refused, unreachable, unresolvable) if it cannot.
 
     Args:
         mark: a socket mark (SO_MARK) so that iptables rules can let the proxy's own
             connections through instead of redirecting them back to it.
+        source_ip: a loopback address of the pod's own to connect from, for loopback
+            destinations: on one machine where every pod has an address in
+            127.0.0.0/8, the peer's proxy then knows which pod is calling.
     """
     loop = asyncio.get_running_loop()
+    local = (source_ip, 0) if source_ip and key[0].startswith("127.") else None
     if mark is None:
-        _, proto = await loop.create_connection(lambda: Upstream(pool, key), key[0], key[1])
+        _, proto = await loop.create_connection(lambda: Upstream(pool, key), key[0], key[1],
+                                                local_addr=local)
         return proto
     infos = await loop.getaddrinfo(key[0], key[1], type=socket.SOCK_STREAM)
     if not infos:
@@ -238,6 +243,8 @@ async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = N
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_MARK", 36), mark)
+        if local is not None:
+            sock.bind(local)
         await loop.sock_connect(sock, addr)
     except BaseException:
         sock.close()
@@ -256,10 +263,11 @@ class Pool:
     """
 
     def __init__(self, max_idle: int = 512, idle_timeout: float = 30.0,
-                 mark: int | None = None) -> None:
+                 mark: int | None = None, source_ip: str | None = None) -> None:
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
         self.mark = mark
+        self.source_ip = source_ip
         self._idle: dict[Key, list[Upstream]] = {}
         self.opened = 0
         self.reused = 0
@@ -276,7 +284,7 @@ class Pool:
         return None
 
     async def connect(self, key: Key) -> Upstream:
-        up = await open_upstream(key, self, self.mark)
+        up = await open_upstream(key, self, self.mark, self.source_ip)
         self.opened += 1
         return up
 

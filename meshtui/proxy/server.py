@@ -108,9 +108,11 @@ class ProxyServer:
     async def start(self) -> None:
         """Binds every listener and endpoint; on failure nothing stays bound."""
         cfg = self.config
-        self.ctx = ctx = ProxyContext(self.telemetry, cfg.timeouts,
-                                      Pool(idle_timeout=cfg.timeouts.pool_idle, mark=self.mark),
-                                      cfg.max_in_flight)
+        # A pod with a loopback address of its own (the explicit-mode demo) calls
+        # from it, so the peer's proxy can tell which pod is calling.
+        own_lo = cfg.pod_ip if cfg.pod_ip.startswith("127.") and cfg.pod_ip != "127.0.0.1" else None
+        pool = Pool(idle_timeout=cfg.timeouts.pool_idle, mark=self.mark, source_ip=own_lo)
+        self.ctx = ctx = ProxyContext(self.telemetry, cfg.timeouts, pool, cfg.max_in_flight)
         try:
             if cfg.inbound is not None:
                 self.inbound = Listener(ctx, Direction.INBOUND, True, self.router)

@@ -196,6 +196,8 @@ class TapScreen(Screen[None]):
         feed = self.feed
         parts = [f" {rate:,.0f} events/s", f"{self.received:,} received",
                  f"{feed.shown:,} shown"]
+        if self.filter_text:
+            parts.append(f"filter: {self.filter_text}")
         if feed.paused:
             parts.append(f"PAUSED ({feed.pending:,} new)")
         elif not feed.following:
@@ -210,8 +212,6 @@ class TapScreen(Screen[None]):
             parts.append(f"too fast to show: {self.shed:,}")
         rps = self.tap_query.max_rps
         parts.append(f"max-rps {rps:g}" if rps else "max-rps unlimited")
-        if self.filter_text:
-            parts.append(f"filter: {self.filter_text}")
         if self.state != "streaming":
             parts.append(self.state)
         style = "bold yellow" if self.state.startswith("error") else ""
