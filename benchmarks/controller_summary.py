@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import gc
 import random
+import resource
 import statistics
 import sys
 import time
@@ -90,8 +91,9 @@ async def run(args: argparse.Namespace) -> int:
     steps = fill(store, args.proxies, now)
     store.clock = lambda: now  # queries ask about the moment the history ends
     gc.collect()  # the fill's garbage, which a running controller sheds a little at a time
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"history: {args.proxies} pods, {steps} steps over 15 min, filled in "
-          f"{time.perf_counter() - t0:.1f} s")
+          f"{time.perf_counter() - t0:.1f} s; max RSS {rss:.0f} MiB")
     server = grpc.aio.server()
     controller_pb2_grpc.add_StatsServicer_to_server(StatsService(store), server)
     port = server.add_insecure_port("127.0.0.1:0")
