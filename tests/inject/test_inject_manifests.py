@@ -3,6 +3,7 @@ real command line: what it adds, what it leaves alone, what it reports."""
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,15 @@ def test_injecting_the_output_again_changes_nothing(manifest: Path) -> None:
     assert not any(o.injected for o in twice.outcomes)
     assert {o.reason for o in twice.outcomes if o.reason != "already injected"} <= {
         o.reason for o in once.outcomes if not o.injected}
+
+
+def test_injection_only_adds_lines(manifest: Path) -> None:
+    # Line for line, the file as it was is still there: nothing reflowed,
+    # requoted or reindented, even in the documents written anew.
+    before = manifest.read_text().splitlines()
+    after = inject_text(manifest.read_text()).text.splitlines()
+    ops = difflib.SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes()
+    assert [op for op in ops if op[0] not in ("equal", "insert")] == []
 
 
 def test_untouched_documents_are_byte_identical(manifest: Path) -> None:
