@@ -49,8 +49,9 @@ def _resolver(dns_addr: tuple[str, int]):  # type: ignore[no-untyped-def]
         rcode, ips = await dns.query_udp(dns_addr, name)
         if rcode or not ips:
             raise OSError(f"cannot resolve {name} (rcode {rcode})")
-        cache[name] = (time.monotonic() + 30, ips[0])
-        return ips[0]
+        ip = random.choice(ips)  # every replica gets its share, as a Service would spread it
+        cache[name] = (time.monotonic() + 1, ip)
+        return ip
 
     return resolve
 

@@ -69,8 +69,8 @@ def build_query(name: str, qid: int | None = None) -> bytes:
     return header + encode_name(name) + struct.pack("!HH", QTYPE_A, QCLASS_IN)
 
 
-def answer(query: bytes, records: Mapping[str, str], ttl: int = 30) -> bytes:
-    """The response to one query message."""
+def answer(query: bytes, records: Mapping[str, str | list[str]], ttl: int = 30) -> bytes:
+    """The response to one query message (every address a name has, as A records)."""
     if len(query) < 12:
         raise DnsError("message shorter than a header")
     qid, flags, qdcount = struct.unpack("!HHH", query[:6])
@@ -80,14 +80,16 @@ def answer(query: bytes, records: Mapping[str, str], ttl: int = 30) -> bytes:
     qtype, qclass = struct.unpack("!HH", query[pos : pos + 4])
     question = query[12 : pos + 4]
     rd = flags & 0x0100
-    ip = records.get(name)
-    if ip is None:
+    found = records.get(name)
+    if found is None:
         return struct.pack("!HHHHHH", qid, 0x8400 | rd | RCODE_NXDOMAIN, 1, 0, 0, 0) + question
     if qtype != QTYPE_A or qclass != QCLASS_IN:
         return struct.pack("!HHHHHH", qid, 0x8400 | rd | RCODE_OK, 1, 0, 0, 0) + question
-    rr = b"\xc0\x0c" + struct.pack("!HHIH", QTYPE_A, QCLASS_IN, ttl, 4)
-    rr += ipaddress.IPv4Address(ip).packed
-    return struct.pack("!HHHHHH", qid, 0x8400 | rd | RCODE_OK, 1, 1, 0, 0) + question + rr
+    ips = [found] if isinstance(found, str) else found
+    rrs = b"".join(b"\xc0\x0c" + struct.pack("!HHIH", QTYPE_A, QCLASS_IN, ttl, 4)
+                   + ipaddress.IPv4Address(ip).packed for ip in ips)
+    return (struct.pack("!HHHHHH", qid, 0x8400 | rd | RCODE_OK, 1, len(ips), 0, 0)
+            + question + rrs)
 
 
 def parse_answer(msg: bytes) -> tuple[int, list[str]]:
@@ -111,7 +113,7 @@ def parse_answer(msg: bytes) -> tuple[int, list[str]]:
 
 
 class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, records: Mapping[str, str]) -> None:
+    def __init__(self, records: Mapping[str, str | list[str]]) -> None:
         self.records = records
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -127,7 +129,7 @@ class _Udp(asyncio.DatagramProtocol):
 TcpFallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-async def serve_dns(records: Mapping[str, str], host: str, port: int,
+async def serve_dns(records: Mapping[str, str | list[str]], host: str, port: int,
                     http: TcpFallback | None = None
                     ) -> tuple[asyncio.Server, asyncio.DatagramTransport]:
     """Serves ``records`` (name → IPv4) over TCP and UDP at host:port.

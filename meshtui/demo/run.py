@@ -29,6 +29,10 @@ class _Stop(Exception):
 
 
 def _raise_stop(_sig: int, _frame: FrameType | None) -> None:
+    # Once: a second signal during clean-up (timeout(1) signals the process and
+    # then its group; an impatient second Ctrl-C) must not cut the clean-up short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise _Stop
 
 
@@ -43,17 +47,31 @@ def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
     """
     if scale < 1:
         raise UsageError("demo: --scale must be at least 1")
-    if intercept != "proxy":
-        raise UsageError("demo: --intercept iptables is not built yet; use --intercept proxy")
+    if intercept == "iptables" and 5 * scale + 3 > 240:
+        raise UsageError("demo: --intercept iptables holds at most --scale 47")
     if port_in_use(server):
         raise RuntimeFailure(
             f"demo: {server} is already in use (another demo running?); "
             "choose another address with `meshtui --server HOST:PORT demo`")
+    net = None
+    if intercept == "iptables":
+        from meshtui.demo.netns import PodNetwork, can_make_namespaces
+
+        why = can_make_namespaces()
+        if why:
+            raise RuntimeFailure(f"demo: --intercept iptables {why}")
+        net = PodNetwork()
     state = Path(tempfile.mkdtemp(prefix="meshtui-demo-"))
     sup = Supervisor(state, log=log)
     ok = False
     try:
-        plan = plan_explicit(server, state, scale=scale, rps=rps)
+        if net is not None:
+            from meshtui.demo.netmesh import plan_iptables
+
+            net.setup()
+            plan = plan_iptables(net, server, state, scale=scale, rps=rps)
+        else:
+            plan = plan_explicit(server, state, scale=scale, rps=rps)
         for spec in plan.processes:
             sup.start(spec)
         sup.wait_ready(READY_TIMEOUT_S)
@@ -61,6 +79,8 @@ def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
         yield plan, sup
     finally:
         sup.stop()
+        if net is not None:
+            net.teardown()
         if ok:
             shutil.rmtree(state, ignore_errors=True)
         else:
@@ -100,6 +120,7 @@ def _live_table(server: Address, sup: Supervisor) -> int:
 def run_demo(server: Address, *, headless: bool, intercept: str = "proxy", scale: int = 1
              ) -> int:
     old_term = signal.signal(signal.SIGTERM, _raise_stop)
+    old_int = signal.signal(signal.SIGINT, _raise_stop) if headless else None
     try:
         with running_mesh(server, intercept=intercept, scale=scale) as (plan, sup):
             namespaces = plan.inventory.namespaces()
@@ -117,3 +138,5 @@ def run_demo(server: Address, *, headless: bool, intercept: str = "proxy", scale
         return 0
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        if old_int is not None:
+            signal.signal(signal.SIGINT, old_int)
