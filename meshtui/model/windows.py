@@ -37,7 +37,7 @@ block merges, not 900. Beyond ``fine_s`` the oldest edge snaps outward to a
 10-second boundary; ``span_s`` says what was covered. Steps reach the coarser
 levels in :meth:`SourceWindows.roll_up` (queries call it first; a scraper calls
 it after its tick, off the critical path). A complete block holds each group as
-one packed ``array('q')``: no Python object per bucket, nothing for the garbage
+one packed string of bytes: no Python object per bucket, nothing for the garbage
 collector to walk.
 
 Speed: a series handed in as the very same object as last time is skipped
@@ -109,9 +109,9 @@ class Snapshot:
 class _Agg:
     """Deltas of one group over a block still being filled: counters, latency, its sum.
 
-    A block that is complete packs each of these into one ``array('q')`` (see
-    :func:`_pack`): no Python object per bucket, and nothing for the garbage
-    collector to walk, whatever the history holds.
+    A block that is complete packs each of these into bytes (see :func:`_pack`):
+    no Python object per bucket, and nothing for the garbage collector to walk,
+    whatever the history holds.
     """
 
     __slots__ = ("counters", "hist", "sum_us")
@@ -125,8 +125,11 @@ class _Agg:
 #: A complete block's group: ``[*counters, round(sum_us), *latency]``, where the
 #: latency is either ``bucket, count`` pairs or, when the buckets crowd together,
 #: ``-1 - first_bucket`` followed by the counts of consecutive buckets (which adds
-#: into a dense accumulator with one slice operation).
-Packed = array
+#: into a dense accumulator with one slice operation). Kept as the bytes of an
+#: ``array('q')``: bytes are not tracked by the garbage collector (arrays are),
+#: so a long history costs collections nothing; readers view them with
+#: ``memoryview(x).cast("q")``.
+Packed = bytes
 _NF = len(FIELDS)
 _SUM = _NF
 _PAIRS = _NF + 1
@@ -144,10 +147,14 @@ def _pack(agg: _Agg) -> Packed:
             out.extend(h.get(k, 0) for k in range(lo, hi + 1))
         else:
             out.extend(chain.from_iterable((k, h[k]) for k in keys))
-    return out
+    return out.tobytes()
 
 
-def _latency_pairs(x: Packed) -> Iterable[tuple[int, int]]:
+def _view(x: Packed) -> memoryview:
+    return memoryview(x).cast("q")
+
+
+def _latency_pairs(x: memoryview) -> Iterable[tuple[int, int]]:
     if len(x) <= _PAIRS:
         return ()
     first = x[_PAIRS]
@@ -156,8 +163,8 @@ def _latency_pairs(x: Packed) -> Iterable[tuple[int, int]]:
     return zip(x[_PAIRS::2], x[_PAIRS + 1 :: 2], strict=True)
 
 
-def _add_latency(dense: list[int], x: Packed) -> None:
-    """Adds a packed group's latency counts into a dense accumulator."""
+def _add_latency(dense: list[int], x: memoryview) -> None:
+    """Adds a packed group's latency counts (viewed) into a dense accumulator."""
     if len(x) <= _PAIRS:
         return
     first = x[_PAIRS]
@@ -182,7 +189,8 @@ def _unpack(x: _Agg | Packed) -> tuple[Sequence[int], Iterable[tuple[int, int]],
     """(counters, (bucket, count) pairs, latency sum) of either form."""
     if isinstance(x, _Agg):
         return x.counters, x.hist.items(), x.sum_us
-    return x[:_NF], _latency_pairs(x), float(x[_SUM])
+    v = _view(x)
+    return v[:_NF], _latency_pairs(v), float(v[_SUM])
 
 
 def _merge_into(agg: _Agg, x: _Agg | Packed) -> None:
@@ -605,9 +613,10 @@ class SourceWindows:
                         dense[_HI] = max(dense[_HI], max(h))
                     sum_us += x.sum_us
                 else:
-                    c = list(map(add, c, x[:_NF]))
-                    _add_latency(dense, x)
-                    sum_us += x[_SUM]
+                    v = _view(x)
+                    c = list(map(add, c, v[:_NF]))
+                    _add_latency(dense, v)
+                    sum_us += v[_SUM]
         out.counters = c
         out.latency.sum_us = sum_us
         if latency is None:
