@@ -45,9 +45,11 @@ WORKLOADS = [
 
 class FakeSource:
     def __init__(self, seed: int = 7, clock: Callable[[], float] | None = None,
-                 extra_pods: int = 0, tap_rps: float = 200.0) -> None:
+                 extra_pods: int = 0, tap_rps: float = 200.0,
+                 tap_requests: int | None = None) -> None:
         self.seed = seed
         self.tap_rps = tap_rps
+        self.tap_requests = tap_requests  # end the tap stream after this many (snapshots)
         self.clock = clock or time.time
         self.calls = 0
         self.extra_pods = extra_pods  # for load tests: that many more pods in "load"
@@ -143,8 +145,10 @@ class FakeSource:
         """
         seq = 0
         base_us = int(self.clock() * 1e6)
-        while True:
+        while self.tap_requests is None or seq < self.tap_requests:
             n = max(1, int(self.tap_rps / 20))
+            if self.tap_requests is not None:
+                n = min(n, self.tap_requests - seq)
             events: list[TapEvent] = []
             for _ in range(n):
                 seq += 1

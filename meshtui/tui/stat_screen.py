@@ -34,6 +34,8 @@ PLURAL = {"namespace": "namespaces", "deployment": "deployments", "pod": "pods"}
 
 class StatScreen(Screen[None]):
     BINDINGS = [
+        # Enter reaches the table first (it posts Selected); this shows it in the footer.
+        Binding("enter", "drill", "Drill down"),
         Binding("escape", "back", "Back", show=True),
         Binding("s", "sort_next", "Sort"),
         Binding("r", "sort_reverse", "Reverse"),

@@ -58,7 +58,7 @@ class VirtualTable(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home", "edge(0)", "First", show=False),
         Binding("end", "edge(1)", "Last", show=False),
-        Binding("enter", "select", "Drill down"),
+        Binding("enter", "select", "Select", show=False),
     ]
     DEFAULT_CSS = """
     VirtualTable { background: $surface; }

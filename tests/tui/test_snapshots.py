@@ -1,0 +1,45 @@
+"""The screens' look, pinned: deterministic fake mesh, fixed clock, fixed size.
+
+Regenerate after an intended change with `pytest tests/tui/test_snapshots.py
+--snapshot-update` and look at the report before committing.
+"""
+
+from __future__ import annotations
+
+from meshtui.tap_stream import TapQuery
+from meshtui.tui.app import MeshApp
+from meshtui.tui.fake_source import FakeSource
+from meshtui.tui.source import StatQuery
+
+NOW = 1_764_000_000.0
+SIZE = (130, 32)
+
+
+def stat_app(query: StatQuery) -> MeshApp:
+    # One refresh only (a long interval), so what is drawn does not depend on timing.
+    return MeshApp(FakeSource(clock=lambda: NOW), query, interval=3600, clock=lambda: NOW)
+
+
+async def _settle(pilot) -> None:  # type: ignore[no-untyped-def]
+    await pilot.pause(0.6)
+
+
+def test_namespaces(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(stat_app(StatQuery("namespace")), terminal_size=SIZE,
+                        run_before=_settle)
+
+
+def test_deployments_sorted_by_rps(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(stat_app(StatQuery("deployment", namespace="emojivoto")),
+                        press=["s", "s", "s"], terminal_size=SIZE, run_before=_settle)
+
+
+def test_top_routes(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app = MeshApp(FakeSource(clock=lambda: NOW, tap_rps=2000, tap_requests=400),
+                  TapQuery("deployment", "emojivoto", "web"), top=True,
+                  title="top deploy/web -n emojivoto")
+
+    async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.pause(1.5)  # the stream ends; one redraw a second shows all of it
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
