@@ -8,7 +8,8 @@ grpc.aio objects belong to the event loop that made them: build a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 
@@ -16,6 +17,7 @@ from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.v1 import common_pb2, controller_pb2, controller_pb2_grpc
 
 DEFAULT_DEADLINE_S = 5.0
+T = TypeVar("T")
 
 
 def _hint(server: str) -> str:
@@ -68,47 +70,41 @@ class ControllerClient:
         except TimeoutError:
             raise RuntimeFailure(_hint(self.server)) from None
 
-    async def list_resources(self, sel: common_pb2.ResourceSelector
-                             ) -> controller_pb2.ListResourcesResponse:
+    async def _unary(self, method: Callable[..., Awaitable[T]], req: object) -> T:
+        """One call with the deadline; gRPC failures become the CLI's exceptions."""
         try:
-            return await self.mesh.ListResources(
-                controller_pb2.ListResourcesRequest(selector=sel), timeout=self.deadline_s)
+            return await method(req, timeout=self.deadline_s)
         except grpc.aio.AioRpcError as e:
             raise translate(e, self.server) from None
 
-    async def summary(self, req: controller_pb2.StatRequest) -> controller_pb2.StatResponse:
+    async def _stream(self, call: Any) -> AsyncIterator[Any]:
+        """Messages of a server stream; cancelled when the caller stops iterating."""
         try:
-            return await self.stats.Summary(req, timeout=self.deadline_s)
-        except grpc.aio.AioRpcError as e:
-            raise translate(e, self.server) from None
-
-    async def history(self, req: controller_pb2.HistoryRequest) -> controller_pb2.HistoryResponse:
-        try:
-            return await self.stats.History(req, timeout=self.deadline_s)
-        except grpc.aio.AioRpcError as e:
-            raise translate(e, self.server) from None
-
-    async def watch(self, req: controller_pb2.WatchStatRequest
-                    ) -> AsyncIterator[controller_pb2.StatResponse]:
-        call = self.stats.Watch(req)
-        try:
-            async for resp in call:
-                yield resp
-        except grpc.aio.AioRpcError as e:
-            raise translate(e, self.server) from None
-        finally:
-            call.cancel()
-
-    async def tap(self, req: controller_pb2.TapByResourceRequest
-                  ) -> AsyncIterator[controller_pb2.TapByResourceBatch]:
-        """Tap batches until the caller stops iterating (which cancels the stream)."""
-        call = self.tap_stub.Tap(req)
-        try:
-            async for batch in call:
-                yield batch
+            async for msg in call:
+                yield msg
         except grpc.aio.AioRpcError as e:
             if e.code() == grpc.StatusCode.CANCELLED:
                 return
             raise translate(e, self.server) from None
         finally:
             call.cancel()
+
+    async def list_resources(self, sel: common_pb2.ResourceSelector
+                             ) -> controller_pb2.ListResourcesResponse:
+        return await self._unary(self.mesh.ListResources,
+                                 controller_pb2.ListResourcesRequest(selector=sel))
+
+    async def summary(self, req: controller_pb2.StatRequest) -> controller_pb2.StatResponse:
+        return await self._unary(self.stats.Summary, req)
+
+    async def history(self, req: controller_pb2.HistoryRequest) -> controller_pb2.HistoryResponse:
+        return await self._unary(self.stats.History, req)
+
+    def watch(self, req: controller_pb2.WatchStatRequest
+              ) -> AsyncIterator[controller_pb2.StatResponse]:
+        return self._stream(self.stats.Watch(req))
+
+    def tap(self, req: controller_pb2.TapByResourceRequest
+            ) -> AsyncIterator[controller_pb2.TapByResourceBatch]:
+        """Tap batches until the caller stops iterating (which cancels the stream)."""
+        return self._stream(self.tap_stub.Tap(req))
