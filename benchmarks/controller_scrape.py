@@ -106,7 +106,7 @@ async def run(args: argparse.Namespace) -> int:
           f"{statistics.median(folds) * 1000:.1f} ms; controller CPU per tick (gRPC included): "
           f"p50 {statistics.median(cpus) * 1000:.1f} ms")
     if args.slices == 1:
-        print(f"  roll-up into 10 s / 60 s blocks after each tick (off the tick, in slices): "
+        print(f"  roll-up into coarser blocks after each tick (off the tick, in slices): "
               f"p50 {statistics.median(rolls) * 1000:.1f} ms   "
               f"p99 {pct(rolls, 0.99) * 1000:.1f} ms")
     print(f"  proxies reachable {ok}/{args.proxies}; route groups held {groups}; "

@@ -30,8 +30,8 @@ How the awkward cases are handled:
 * **Time going backwards** (a snapshot not newer than the last): ignored.
 
 Memory is bounded by keeping deltas, not snapshots, at three resolutions: every
-step for the last ``fine_s`` seconds, and 10-second and 60-second blocks for the
-whole horizon. A query takes the coarsest blocks that fit wholly inside the
+step for the last ``fine_s`` seconds, and 10-second, 1-minute and 5-minute
+blocks for the whole horizon. A query takes the coarsest blocks that fit wholly inside the
 window and the finer ones at its edge, so a 15-minute window costs a few dozen
 block merges, not 900. Beyond ``fine_s`` the oldest edge snaps outward to a
 10-second boundary; ``span_s`` says what was covered. Steps reach the coarser
@@ -373,7 +373,7 @@ class SourceWindows:
     Args:
         horizon_s: how far back queries can reach (15 minutes).
         fine_s: how long every single step is kept; older ones live on only
-            inside 10- and 60-second blocks.
+            inside 10-second, 1-minute and 5-minute blocks.
         max_first_s: how recently a source must have started for its first
             snapshot to count (see the module docstring).
     """
@@ -389,6 +389,7 @@ class SourceWindows:
             _Level(0.0, fine_s, deque(maxlen=max(16, int(fine_s * 4)))),
             _Level(10.0, horizon_s + 10.0),
             _Level(60.0, horizon_s + 60.0),
+            _Level(300.0, horizon_s + 300.0),
         ]
         self._prev: Snapshot | None = None
         self._pending: list[_Block] = []  # steps the coarser levels have not taken yet
@@ -507,7 +508,7 @@ class SourceWindows:
                 del self._groups_seen[g]
 
     def roll_up(self) -> None:
-        """Folds the steps taken since the last call into the 10 s and 60 s blocks
+        """Folds the steps taken since the last call into the coarser blocks
         and packs them. Queries call it first, so it is never missed; a caller
         with a latency budget (the scraper) calls it after its tick, off the
         critical path."""
