@@ -111,18 +111,19 @@ def rows_of(sel: Sel, store: MeshStore) -> list[tuple[Sel, list[PodState]]]:
     return [(Sel(sel.type, ns, name), pods) for (ns, name), pods in sorted(rows.items())]
 
 
-def resource(row: Sel, pods: list[PodState], store: MeshStore, now: float
-             ) -> controller_pb2.Resource:
-    """The wire form of a row's resource, with meshed counts and reachability."""
+def resource(row: Sel, pods: list[PodState], store: MeshStore, now: float,
+             res: controller_pb2.Resource | None = None) -> controller_pb2.Resource:
+    """The wire form of a row's resource, with meshed counts and reachability
+    (filled into ``res`` when given: building in place saves a copy per row)."""
     proxied = [st for st in pods if st.windows is not None]
     meshed = sum(1 for st in proxied if store.reachable(st, now))
-    res = controller_pb2.Resource(
-        type=row.type, namespace=row.namespace, name=row.name,
-        meshed_pods=meshed, total_pods=len(pods), proxied_pods=len(proxied),
-        # A pod without a proxy has none to reach; a group is reachable when every
-        # proxy it has answers.
-        reachable=meshed == len(proxied) and (row.type != POD or meshed > 0),
-    )
+    if res is None:
+        res = controller_pb2.Resource()
+    res.type, res.namespace, res.name = row.type, row.namespace, row.name
+    res.meshed_pods, res.total_pods, res.proxied_pods = meshed, len(pods), len(proxied)
+    # A pod without a proxy has none to reach; a group is reachable when every
+    # proxy it has answers.
+    res.reachable = meshed == len(proxied) and (row.type != POD or meshed > 0)
     if row.type == POD and pods:
         p = pods[0].pod
         res.deployment = p.deployment
@@ -170,10 +171,11 @@ def row_totals(row: Sel, pods: list[PodState], frm: Sel | None, to: Sel | None,
     return out
 
 
-def stat_row(res: controller_pb2.Resource, tot: WindowTotals) -> controller_pb2.StatRow:
-    row = controller_pb2.StatRow(resource=res, has_traffic=tot.has_traffic)
+def fill_stat_row(row: controller_pb2.StatRow, tot: WindowTotals) -> None:
+    """A row's figures, written into its (already named) wire row."""
+    row.has_traffic = tot.has_traffic
     if not tot.has_traffic:
-        return row
+        return
     s = row.stats
     s.success_count = tot.success_count
     s.failure_count = tot.failure_count
@@ -188,13 +190,13 @@ def stat_row(res: controller_pb2.Resource, tot: WindowTotals) -> controller_pb2.
     h = s.latency
     h.count = tot.latency.count
     h.sum_us = tot.latency.sum_us
-    buckets = sorted(tot.latency.counts.items())
-    h.indexes.extend(i for i, _ in buckets)
-    h.counts.extend(c for _, c in buckets)
+    counts = tot.latency.counts
+    keys = sorted(counts)
+    h.indexes.extend(keys)
+    h.counts.extend(map(counts.__getitem__, keys))
     row.tcp.open_connections = tot.open_connections
     row.tcp.read_bytes_rate = tot.read_rate
     row.tcp.write_bytes_rate = tot.write_rate
-    return row
 
 
 def summary(req: controller_pb2.StatRequest, store: MeshStore,
@@ -209,8 +211,9 @@ def summary(req: controller_pb2.StatRequest, store: MeshStore,
     mono = time.monotonic()
     out = controller_pb2.StatResponse(timestamp_ms=int(wall * 1000))
     for row, pods in rows_of(sel, store):
-        res = resource(row, pods, store, mono)
-        out.rows.append(stat_row(res, row_totals(row, pods, frm, to, store, wall, window)))
+        wire = out.rows.add()
+        resource(row, pods, store, mono, wire.resource)
+        fill_stat_row(wire, row_totals(row, pods, frm, to, store, wall, window))
     proxied = store.proxied()
     out.proxies_total = len(proxied)
     out.proxies_reachable = sum(1 for st in proxied if store.reachable(st, mono))
@@ -236,7 +239,7 @@ def list_resources(req: controller_pb2.ListResourcesRequest, store: MeshStore
         sel = check_selector(k, store, what="resource")
         assert sel is not None
         for row, pods in rows_of(sel, store):
-            out.resources.append(resource(row, pods, store, mono))
+            resource(row, pods, store, mono, out.resources.add())
     return out
 
 
@@ -252,7 +255,7 @@ def history(req: controller_pb2.HistoryRequest, store: MeshStore,
     out = controller_pb2.HistoryResponse()
     for row, pods in rows_of(sel, store):
         series = out.series.add()
-        series.resource.CopyFrom(resource(row, pods, store, mono))
+        resource(row, pods, store, mono, series.resource)
         bins: dict[float, WindowTotals] = {}
         for st in pods:
             if st.windows is None:
