@@ -26,6 +26,7 @@ from typing import cast
 from meshtui import __version__
 from meshtui.model.histogram import Histogram
 from meshtui.model.inventory import Workload
+from meshtui.proxy.http1 import ERROR_HEADER
 from meshtui.proxy.tap_hub import RESPONSE_END, RESPONSE_INIT, Subscriber, TapHub, TapRequest
 from meshtui.v1 import common_pb2, proxy_pb2
 
@@ -131,8 +132,8 @@ class RequestObs:
     """
 
     __slots__ = (
-        "_grpc", "_lost", "_route", "_t0", "_t1", "_taking", "_tap", "_tel", "done", "started",
-        "status",
+        "_grpc", "_lost", "_refused", "_route", "_t0", "_t1", "_taking", "_tap", "_tel", "done",
+        "started", "status",
     )
 
     def __init__(self, tel: Telemetry, route: Route, t0: float) -> None:
@@ -148,6 +149,7 @@ class RequestObs:
         self._taking: Sequence[Subscriber] = ()
         self._lost: Sequence[Subscriber] = ()
         self._grpc: int | None = None
+        self._refused = False  # the proxy answered itself (400, 431, 502, 504, ...)
 
     def response_start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         """The response's status line and headers have arrived."""
@@ -156,6 +158,10 @@ class RequestObs:
         self.started = True
         self._t1 = self._tel._clock()
         self.status = status
+        # The proxy's own answers (http1.error_response) lead with their reason
+        # header; a refused or failed request is a failure whatever its status,
+        # 400 and 431 included, so that refusals show in the success rate.
+        self._refused = bool(headers) and headers[0][0] == ERROR_HEADER
         # A trailers-only gRPC response carries grpc-status in its headers.
         self._grpc = _find_grpc_status(headers)
         if self._tap is not None and self._tapped():
@@ -174,7 +180,8 @@ class RequestObs:
             self.reset(1)
             return
         grpc = self._grpc_status(trailers)
-        self._finish(self.status, self.status < 500 and (grpc is None or grpc == 0), True)
+        ok = self.status < 500 and (grpc is None or grpc == 0) and not self._refused
+        self._finish(self.status, ok, True)
         if self._tap is not None and self._tapped():
             now = self._tel._clock()
             TapHub.emit(self._taking, (
