@@ -140,3 +140,13 @@ def test_top_samples_routes(demo) -> None:
     assert all(r["count"] > 0 and 0 <= r["success"] <= 1 for r in routes)
     counts = [r["count"] for r in routes]
     assert counts == sorted(counts, reverse=True)
+
+
+def test_check_reports_a_healthy_mesh_and_a_missing_controller(demo) -> None:
+    server, _proc, _, _state = demo
+    ok = _cli(server, "check", "--wait", "10")
+    assert ok.returncode == 0, ok.stdout
+    assert "√ every proxy is reachable" in ok.stdout and "6 meshed" in ok.stdout
+    down = _cli("127.0.0.1:1", "check")
+    assert down.returncode == 1
+    assert "× controller is reachable at 127.0.0.1:1" in down.stdout
