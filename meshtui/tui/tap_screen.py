@@ -194,8 +194,8 @@ class TapScreen(Screen[None]):
         t0, n0 = self._rate[0]
         rate = (self.received - n0) / (now - t0) if now > t0 else 0.0
         feed = self.feed
-        parts = [f" {rate:,.0f} events/s", f"{self.received:,} received",
-                 f"{feed.shown:,} shown"]
+        parts = [f" {rate:,.0f} events/s" if self.state == "streaming" else f" {self.state}",
+                 f"{self.received:,} received", f"{feed.shown:,} shown"]
         if self.filter_text:
             parts.append(f"filter: {self.filter_text}")
         if feed.paused:
@@ -204,16 +204,16 @@ class TapScreen(Screen[None]):
             parts.append(f"{feed.pending:,} new (End follows)")
         lost = sum(self.lost.values())
         if lost:
-            worst = max(self.lost, key=lambda k: self.lost[k])
-            parts.append(f"lost {lost:,} (most at {worst})")
+            by_source = sorted(self.lost.items(), key=lambda kv: -kv[1])
+            shown_sources = ", ".join(f"{who} {n:,}" for who, n in by_source[:3])
+            more = f", +{len(by_source) - 3} more" if len(by_source) > 3 else ""
+            parts.append(f"lost {lost:,}: {shown_sources}{more}")
         if self.rate_limited:
             parts.append(f"skipped {self.rate_limited:,} by max-rps")
         if self.shed:
             parts.append(f"too fast to show: {self.shed:,}")
         rps = self.tap_query.max_rps
         parts.append(f"max-rps {rps:g}" if rps else "max-rps unlimited")
-        if self.state != "streaming":
-            parts.append(self.state)
         style = "bold yellow" if self.state.startswith("error") else ""
         self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style))
 

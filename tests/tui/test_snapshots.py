@@ -43,3 +43,15 @@ def test_top_routes(snap_compare) -> None:  # type: ignore[no-untyped-def]
         await pilot.pause(1.5)  # the stream ends; one redraw a second shows all of it
 
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_tap_feed_and_request_detail(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app = MeshApp(FakeSource(clock=lambda: NOW, tap_rps=2000, tap_requests=100),
+                  TapQuery("deployment", "emojivoto", "web"), title="tap deploy/web -n emojivoto")
+
+    async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.pause(0.8)  # the finite stream ends; the feed follows to its end
+        await pilot.press("up", "up", "up", "enter")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)

@@ -1,0 +1,62 @@
+"""Pilot tests of the real screens against the real demo, through the real gRPC source."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from meshtui.tap_stream import TapQuery
+from meshtui.tui.app import MeshApp
+from meshtui.tui.feed import FeedView
+from meshtui.tui.source import GrpcSource, StatQuery
+from meshtui.tui.stat_table import StatTable
+from meshtui.tui.table import VirtualTable
+
+pytestmark = pytest.mark.slow
+
+
+async def _until(check, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met"
+        await asyncio.sleep(0.2)
+
+
+async def test_stat_drills_from_namespaces_to_voting_pods(demo) -> None:
+    server, *_ = demo
+    app = MeshApp(GrpcSource(server), StatQuery("namespace"), interval=0.5)
+    async with app.run_test(size=(140, 35)) as pilot:
+        table = app.screen.query_one(StatTable)
+        await _until(lambda: "emojivoto" in table.row_names())
+        table.select_index(table.row_names().index("emojivoto"))
+        await pilot.press("enter")
+        await _until(lambda: isinstance(app.screen.query_one(StatTable), StatTable)
+                     and "voting" in app.screen.query_one(StatTable).row_names())
+        deploys = app.screen.query_one(StatTable)
+        await _until(lambda: any(r.name == "voting" and r.rps for r in deploys.rows))
+        deploys.select_index(deploys.row_names().index("voting"))
+        await pilot.press("enter")
+        pods = app.screen.query_one(StatTable)
+        await _until(lambda: bool(pods.rows))
+        assert all(r.owner == "voting" and r.kind == "pod" for r in pods.rows)
+
+
+async def test_tap_feed_fills_from_the_mesh(demo) -> None:
+    server, *_ = demo
+    app = MeshApp(GrpcSource(server), TapQuery("deployment", "emojivoto", "web"))
+    async with app.run_test(size=(140, 35)) as pilot:
+        feed = app.screen.query_one(FeedView)
+        await _until(lambda: feed.shown >= 30)
+        await pilot.press("up", "enter")
+        await pilot.pause(0.3)
+        assert "destination" in str(app.screen.query_one("#detail").render())
+
+
+async def test_top_counts_routes_from_the_mesh(demo) -> None:
+    server, *_ = demo
+    app = MeshApp(GrpcSource(server), TapQuery("deployment", "emojivoto", "web"), top=True)
+    async with app.run_test(size=(140, 35)):
+        table = app.screen.query_one(VirtualTable)
+        await _until(lambda: "/api/list" in table.column_values("PATH"))
+        assert "deploy/vote-bot" in table.column_values("SOURCE")
