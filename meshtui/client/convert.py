@@ -7,8 +7,7 @@ the inventory (names) is cleaned here, once, on its way into the client.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Sequence
 
 from meshtui.model.inventory import Workload
 from meshtui.model.sanitize import clean, clean_bytes
@@ -77,22 +76,24 @@ def _workload(w: common_pb2.Workload) -> Workload:
 
 
 # A tap stream names the same few endpoints over and over: converting (and
-# cleaning) each once keeps tap at tens of thousands of events a second.
-_ENDPOINTS: dict[tuple[str, int, str, str, str], Endpoint] = {}
+# cleaning) each once keeps tap at tens of thousands of events a second. The
+# key is the endpoint's wire form, cheaper to read than its five fields.
+_ENDPOINTS: dict[bytes, Endpoint] = {}
 
 
 def _endpoint(e: common_pb2.Endpoint) -> Endpoint:
-    w = e.workload
-    key = (e.ip, e.port, w.namespace, w.deployment, w.pod)
+    key = e.SerializeToString()
     hit = _ENDPOINTS.get(key)
     if hit is None:
         if len(_ENDPOINTS) > 50_000:  # ephemeral ports: keep it bounded
             _ENDPOINTS.clear()
-        hit = _ENDPOINTS[key] = Endpoint(clean(e.ip), e.port, _workload(w))
+        hit = _ENDPOINTS[key] = Endpoint(clean(e.ip), e.port, _workload(e.workload))
     return hit
 
 
-def _headers(hs: Iterable[common_pb2.Header]) -> tuple[tuple[str, str], ...]:
+def _headers(hs: Sequence[common_pb2.Header]) -> tuple[tuple[str, str], ...]:
+    if not hs:
+        return ()
     return tuple((clean(h.name), clean_bytes(h.value)) for h in hs)
 
 
@@ -101,29 +102,31 @@ _DIRECTIONS = {common_pb2.INBOUND: Direction.INBOUND, common_pb2.OUTBOUND: Direc
 
 def tap_event(ev: common_pb2.TapEvent) -> TapEvent | None:
     """One wire event as the model's; None for an event of a kind this client does not know."""
-    common: dict[str, Any] = {
-        "source": _endpoint(ev.source),
-        "destination": _endpoint(ev.destination),
-        "direction": _DIRECTIONS.get(ev.proxy_direction, Direction.UNKNOWN),
-        "stream": StreamId(ev.id.base, ev.id.stream),
-        "timestamp_us": ev.timestamp_us,
-        "tls": ev.tls,
-    }
     kind = ev.WhichOneof("event")
+    src = _endpoint(ev.source)
+    dst = _endpoint(ev.destination)
+    direction = _DIRECTIONS.get(ev.proxy_direction, Direction.UNKNOWN)
+    sid = ev.id
+    stream = StreamId(sid.base, sid.stream)
+    ts = ev.timestamp_us
+    tls = ev.tls
     if kind == "request_init":
         r = ev.request_init
-        return RequestInit(**common, method=clean(r.method), scheme=clean(r.scheme),
-                           authority=clean(r.authority), path=clean(r.path),
-                           headers=_headers(r.headers))
+        return RequestInit(source=src, destination=dst, direction=direction, stream=stream,
+                           timestamp_us=ts, tls=tls, method=clean(r.method),
+                           scheme=clean(r.scheme), authority=clean(r.authority),
+                           path=clean(r.path), headers=_headers(r.headers))
     if kind == "response_init":
         s = ev.response_init
-        return ResponseInit(**common, status=s.http_status, latency_us=s.since_request_init_us,
-                            headers=_headers(s.headers))
+        return ResponseInit(source=src, destination=dst, direction=direction, stream=stream,
+                            timestamp_us=ts, tls=tls, status=s.http_status,
+                            latency_us=s.since_request_init_us, headers=_headers(s.headers))
     if kind == "response_end":
         e = ev.response_end
         eos = e.WhichOneof("eos")
         return ResponseEnd(
-            **common, since_request_us=e.since_request_init_us,
+            source=src, destination=dst, direction=direction, stream=stream, timestamp_us=ts,
+            tls=tls, since_request_us=e.since_request_init_us,
             duration_us=e.since_response_init_us, response_bytes=e.response_bytes,
             grpc_status=e.grpc_status_code if eos == "grpc_status_code" else None,
             reset_code=e.reset_error_code if eos == "reset_error_code" else None,
