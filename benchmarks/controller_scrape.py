@@ -33,6 +33,7 @@ from controller_fakes import app_addr, pod_names  # noqa: E402
 from meshtui.controller.scraper import Scraper  # noqa: E402
 from meshtui.controller.store import MeshStore  # noqa: E402
 from meshtui.model.inventory import Inventory  # noqa: E402
+from meshtui.runtime import tune_gc  # noqa: E402
 
 
 def inventory(ports: list[int]) -> Inventory:
@@ -115,6 +116,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    tune_gc()  # as `meshtui controller` runs
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--proxies", type=int, default=200)
     ap.add_argument("--routes", type=int, default=20)

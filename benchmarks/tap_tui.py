@@ -86,6 +86,9 @@ def rss_mb() -> float:
 async def run(port: int, seconds: float, buffer: int) -> None:
     from textual import events
 
+    from meshtui.runtime import tune_gc
+
+    tune_gc()  # as `meshtui tap` runs the app (meshtui.tui.app.run_app)
     from meshtui.tap_stream import TapQuery
     from meshtui.tui.app import MeshApp
     from meshtui.tui.feed import FeedView

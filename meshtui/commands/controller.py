@@ -49,12 +49,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"controller: {e}") from None
 
     from meshtui.controller.server import Controller, ListenError
+    from meshtui.runtime import tune_gc
 
     try:
         ctl = Controller(args.inventory, listen, scrape_interval_s=args.scrape_interval,
                          scrape_timeout_s=args.scrape_timeout)
     except InventoryError as e:
         raise UsageError(str(e)) from None
+
+    tune_gc()
 
     async def main() -> None:
         try:

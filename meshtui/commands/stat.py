@@ -63,13 +63,11 @@ def run(args: argparse.Namespace) -> int:
     query = StatQuery(sel.kind, sel.namespace, sel.name, window, from_, to)
     interactive = args.watch or (args.output is None and sys.stdout.isatty())
     if interactive:
-        from meshtui.tui.app import MeshApp
+        from meshtui.tui.app import MeshApp, run_app
         from meshtui.tui.source import GrpcSource
 
-        app = MeshApp(GrpcSource(args.server), query, interval=args.interval,
-                      wide=args.output == "wide")
-        app.run()
-        return app.return_code or 0
+        return run_app(MeshApp(GrpcSource(args.server), query, interval=args.interval,
+                               wide=args.output == "wide"))
     return asyncio.run(_print_once(args.server, query, args.output or "table",
                                    all_namespaces=sel.namespace is None))
 

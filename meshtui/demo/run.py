@@ -97,7 +97,7 @@ def _live_table(server: Address, sup: Supervisor) -> int:
     """
     import threading
 
-    from meshtui.tui.app import MeshApp
+    from meshtui.tui.app import MeshApp, run_app
     from meshtui.tui.source import GrpcSource, StatQuery
 
     done = threading.Event()
@@ -109,12 +109,10 @@ def _live_table(server: Address, sup: Supervisor) -> int:
     keeper = threading.Thread(target=tend, name="demo-tend", daemon=True)
     keeper.start()
     try:
-        app = MeshApp(GrpcSource(str(server)), StatQuery("namespace"))
-        app.run()
+        return run_app(MeshApp(GrpcSource(str(server)), StatQuery("namespace")))
     finally:
         done.set()
         keeper.join()
-    return app.return_code or 0
 
 
 def run_demo(server: Address, *, headless: bool, intercept: str = "proxy", scale: int = 1

@@ -60,3 +60,12 @@ class MeshApp(App[int]):
 
     async def on_unmount(self) -> None:
         await self.source.close()
+
+
+def run_app(app: MeshApp) -> int:
+    """Runs the app in this process, tuned as a long-running process (see tune_gc)."""
+    from meshtui.runtime import tune_gc
+
+    tune_gc()
+    app.run()
+    return app.return_code or 0

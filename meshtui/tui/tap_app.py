@@ -24,12 +24,10 @@ def describe(q: TapQuery) -> str:
 
 def run_tap_app(server: str, query: TapQuery, *, buffer: int, top: bool = False) -> int:
     """``meshtui tap`` (or, with ``top``, ``meshtui top``) on a terminal."""
-    from meshtui.tui.app import MeshApp
+    from meshtui.tui.app import MeshApp, run_app
     from meshtui.tui.source import GrpcSource
 
     title = describe(query)
     if top:
         title = "top" + title[3:]
-    app = MeshApp(GrpcSource(server), query, buffer=buffer, title=title, top=top)
-    app.run()
-    return app.return_code or 0
+    return run_app(MeshApp(GrpcSource(server), query, buffer=buffer, title=title, top=top))
