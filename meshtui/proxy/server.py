@@ -217,6 +217,9 @@ async def serve(config: ProxyConfig, *, mark: int | None = None,
 
 def run(config: ProxyConfig, *, mark: int | None = None) -> int:
     """The ``meshtui proxy`` process: serve until signalled; 0 on a clean stop."""
+    from meshtui.runtime import tune_gc
+
+    tune_gc()
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
 
