@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from meshtui.model.tap import TapEvent
 
@@ -83,15 +84,14 @@ async def tap_batches(server: str, q: TapQuery, budget: Budget | None = None
 
     async with ControllerClient(server) as client:
         async for batch in client.tap(request_for(q)):
-            shed = 0
-            if budget is None or budget.allows():
-                t0 = time.perf_counter()
-                events = [e for e in map(tap_event, batch.events) if e is not None]
-                if budget is not None:
-                    budget.spend(time.perf_counter() - t0)
-            else:
-                events = []
-                shed = len(batch.events)
+            wire = batch.events
+            # Big batches are handed on in slices, so a screen's loop gets a turn
+            # (a key, a frame) between them rather than after a whole batch.
+            for start in range(CHUNK, len(wire), CHUNK):
+                part, shed = _convert(wire[start - CHUNK:start], budget, tap_event)
+                yield TapBatch(part, {}, {}, 0, shed)
+            last = wire[(max(len(wire) - 1, 0) // CHUNK) * CHUNK:]
+            events, shed = _convert(last, budget, tap_event)
             drops: dict[str, int] = {}
             errors: dict[str, str] = {}
             for d in batch.drops:
@@ -101,6 +101,20 @@ async def tap_batches(server: str, q: TapQuery, budget: Budget | None = None
                 if getattr(d, "error", ""):
                     errors[who] = clean(d.error)
             yield TapBatch(events, drops, errors, batch.rate_limited, shed)
+
+
+CHUNK = 512
+
+
+def _convert(wire: Any, budget: Budget | None, convert: Any) -> tuple[list[TapEvent], int]:
+    """Wire events as model events, or none (all shed) when the budget is spent."""
+    if budget is not None and not budget.allows():
+        return [], len(wire)
+    t0 = time.perf_counter()
+    events = [e for e in map(convert, wire) if e is not None]
+    if budget is not None:
+        budget.spend(time.perf_counter() - t0)
+    return events, 0
 
 
 async def print_tap(server: str, q: TapQuery, output: str, limit: int | None) -> int:
