@@ -126,6 +126,9 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    from meshtui.runtime import tune_gc
+
+    tune_gc()  # as `meshtui controller` runs
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--proxies", type=int, default=200)
     ap.add_argument("--runs", type=int, default=60)
