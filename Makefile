@@ -37,3 +37,7 @@ protos: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Real captures of the running demo, one SVG per main view.
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py

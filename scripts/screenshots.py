@@ -1,0 +1,108 @@
+"""Captures the TUI's main views from the running demo into screenshots/*.svg.
+
+Starts `meshtui demo --headless` on a free port, waits for its first figures,
+drives the real app (through the real gRPC source) to each view and saves
+what it shows. Run: `make screenshots` (or .venv/bin/python scripts/screenshots.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent.parent / "screenshots"
+SIZE = (140, 36)
+
+
+async def capture(server: str) -> list[Path]:
+    from meshtui.tap_stream import TapQuery
+    from meshtui.tui.app import MeshApp
+    from meshtui.tui.source import GrpcSource, StatQuery
+    from meshtui.tui.stat_table import StatTable
+
+    saved: list[Path] = []
+
+    async def shot(app: MeshApp, name: str, drive) -> None:  # type: ignore[no-untyped-def]
+        async with app.run_test(size=SIZE) as pilot:
+            await drive(pilot, app)
+            path = OUT / f"{name}.svg"
+            app.save_screenshot(str(path))
+            saved.append(path)
+
+    async def namespaces(pilot, app) -> None:  # type: ignore[no-untyped-def]
+        await pilot.pause(3.0)
+
+    async def drill(names: list[str]):  # type: ignore[no-untyped-def]
+        async def go(pilot, app) -> None:  # type: ignore[no-untyped-def]
+            await pilot.pause(2.0)
+            for name in names:
+                table = app.screen.query_one(StatTable)
+                table.select_index(table.row_names().index(name))
+                await pilot.press("enter")
+                await pilot.pause(2.5)
+        return go
+
+    async def tap(pilot, app) -> None:  # type: ignore[no-untyped-def]
+        await pilot.pause(4.0)
+
+    async def tap_detail(pilot, app) -> None:  # type: ignore[no-untyped-def]
+        await pilot.pause(3.0)
+        await pilot.press("up", "up", "enter")
+        await pilot.pause(0.5)
+
+    async def top(pilot, app) -> None:  # type: ignore[no-untyped-def]
+        await pilot.pause(6.0)
+
+    async def help_panel(pilot, app) -> None:  # type: ignore[no-untyped-def]
+        await pilot.pause(2.0)
+        await pilot.press("question_mark")
+        await pilot.pause(0.5)
+
+    web = TapQuery("deployment", "emojivoto", "web")
+    await shot(MeshApp(GrpcSource(server), StatQuery("namespace")), "stat-namespaces", namespaces)
+    await shot(MeshApp(GrpcSource(server), StatQuery("namespace")), "stat-deployments",
+               await drill(["emojivoto"]))
+    await shot(MeshApp(GrpcSource(server), StatQuery("namespace")), "stat-pods",
+               await drill(["emojivoto", "voting"]))
+    await shot(MeshApp(GrpcSource(server), web, title="tap deploy/web -n emojivoto"), "tap", tap)
+    await shot(MeshApp(GrpcSource(server), web, title="tap deploy/web -n emojivoto"),
+               "tap-detail", tap_detail)
+    await shot(MeshApp(GrpcSource(server), web, top=True, title="top deploy/web -n emojivoto"),
+               "top", top)
+    await shot(MeshApp(GrpcSource(server), StatQuery("deployment", "emojivoto")), "help",
+               help_panel)
+    return saved
+
+
+def main() -> int:
+    OUT.mkdir(exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        server = f"127.0.0.1:{s.getsockname()[1]}"
+    cmd = [sys.executable, "-m", "meshtui", "--server", server]
+    demo = subprocess.Popen([*cmd, "demo", "--headless"], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            out = subprocess.run([*cmd, "stat", "deploy", "-n", "emojivoto", "-o", "json"],
+                                 capture_output=True, text=True)
+            if out.returncode == 0 and sum(bool(r["rps"]) for r in json.loads(out.stdout)) >= 3:
+                break
+            time.sleep(0.5)
+        time.sleep(20)  # a little history for the sparklines, failures for voting
+        for path in asyncio.run(capture(server)):
+            print(f"wrote {path.relative_to(OUT.parent)}")
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
