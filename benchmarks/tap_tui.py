@@ -106,7 +106,8 @@ async def run(port: int, seconds: float, buffer: int) -> None:
 
         def timed_add(items):  # type: ignore[no-untyped-def]
             items = list(items)
-            pending.append((time.monotonic(), len(items)))
+            if items:  # a shed batch brings nothing to show
+                pending.append((time.monotonic(), len(items)))
             add(items)
 
         def timed_sync(scroll_end: bool) -> None:  # a frame that shows new items
