@@ -26,6 +26,10 @@ mark (run `meshtui proxy --mark` with the same value). The proxy's tap and admin
 ports are never redirected inbound, nor is traffic over loopback, so the app
 still reaches itself directly.
 
+Run it where the rules belong: in a pod's network namespace, or name one with
+--netns. In a machine's own namespace it would send all of that machine's
+outgoing TCP to the outbound port.
+
 Every option can also come from the environment variable named in its help.
 Needs root or CAP_NET_ADMIN (NET_RAW too in a container), and `iptables`."""
 
@@ -153,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
             cmds = init.plan_install(config, table or init.EMPTY)
         for argv in cmds:
             print(shlex.join(argv))
+        if table is not None and not cmds:
+            print("meshtui: proxy-init: nothing to change, the rules are as asked",
+                  file=sys.stderr)
         return 0
 
     table = init.read_table(config, netns)
@@ -167,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
     where = f"network namespace {netns}" if netns else "this network namespace"
     if args.uninstall:
         what = "removed meshtui's rules" if cmds else "no meshtui rules to remove"
+    elif not cmds:
+        what = "meshtui's rules already in place, nothing changed"
     else:
         skipped = " and ".join(
             ([f"uid {config.proxy_uid}"] if config.proxy_uid is not None else [])

@@ -315,15 +315,21 @@ def rules(config: InitConfig) -> list[list[str]]:
 def plan_install(config: InitConfig, table: NatTable) -> list[list[str]]:
     """The commands that bring ``table`` to exactly one set of our rules.
 
-    Our chains are created, or flushed when they exist, and refilled; each hook
-    is added unless exactly that one hook is there already (stray or duplicate
-    hooks are removed first).
+    A chain of ours that is missing is created and filled; one that holds other
+    rules is flushed and refilled; one that already holds exactly these rules is
+    left alone, so that running again with the same options changes nothing (and
+    no connection meets a half-filled chain on a live pod). Each hook is added
+    unless exactly that one hook is there already (stray or duplicate hooks are
+    removed first). On a fresh namespace the hooks come last: no packet meets a
+    chain before it is filled.
     """
     cmds: list[list[str]] = []
-    for chain in CHAINS:
+    wanted = chain_rules(config)
+    stale = [c for c in CHAINS if c not in table.chains or table.chain(c) != wanted[c]]
+    for chain in stale:
         cmds.append(_cmd(config, "-F" if chain in table.chains else "-N", chain))
-    for chain, specs in chain_rules(config).items():
-        cmds += [_cmd(config, "-A", chain, *spec) for spec in specs]
+    for chain in stale:
+        cmds += [_cmd(config, "-A", chain, *spec) for spec in wanted[chain]]
     for builtin, chain in HOOKS:
         want = hook_rule(chain)
         have = table.jumps_to(chain)

@@ -240,9 +240,11 @@ def test_cli_twice_leaves_one_set_of_rules(netns: Pod) -> None:
     assert first.returncode == 0, first.stderr
     assert "proxy-init:" in first.stderr and len(first.stderr.splitlines()) == 1
     once = nat(netns.pod)
-    second = netns.ns_exec(netns.pod, *argv)
+    second = netns.ns_exec(netns.pod, *argv, "--verbose")
     assert second.returncode == 0, second.stderr
     assert nat(netns.pod) == once
+    # The rules were already right: not one iptables command ran the second time.
+    assert second.stdout == "" and "already in place" in second.stderr
     assert "-A OUTPUT -p udp -m udp --dport 53 -j RETURN" in once
     assert sum(line.startswith("-A PREROUTING") for line in ours(once)) == 1
 
@@ -293,10 +295,15 @@ def test_dry_run_prints_the_commands_and_changes_nothing(netns: Pod) -> None:
     installed = nat(netns.pod)
     dry = netns.ns_exec(netns.pod, MESHTUI, "proxy-init", "--dry-run")
     assert nat(netns.pod) == installed
+    assert dry.returncode == 0 and dry.stdout == "" and "nothing to change" in dry.stderr
+    dry = netns.ns_exec(netns.pod, MESHTUI, "proxy-init", "--dry-run", "--outbound-port", "15001")
+    assert nat(netns.pod) == installed
     lines = dry.stdout.splitlines()
-    # Our chains exist: they are flushed and refilled, the hooks left as they are.
-    assert lines[0].endswith(f"-F {init.INBOUND_CHAIN}")
-    assert not any(" -A PREROUTING " in line or " -A OUTPUT " in line for line in lines)
+    # Only the outbound chain differs: it alone is flushed and refilled, the
+    # inbound chain and the hooks are left as they are.
+    assert lines[0].endswith(f"-F {init.OUTBOUND_CHAIN}")
+    assert all(f" -A {init.OUTBOUND_CHAIN} " in line for line in lines[1:])
+    assert lines[-1].endswith("--to-ports 15001")
     dry = netns.ns_exec(netns.pod, MESHTUI, "proxy-init", "--dry-run", "--uninstall")
     assert nat(netns.pod) == installed
     assert dry.stdout.splitlines()[-1].endswith(f"-X {init.OUTBOUND_CHAIN}")

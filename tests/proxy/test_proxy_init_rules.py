@@ -9,6 +9,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -131,10 +133,33 @@ def test_plan_over_a_saved_table_flushes_ours_and_mends_hooks() -> None:
         f"-j {init.OUTBOUND_CHAIN}",
         "-A OUTPUT -m comment --comment meshtui/install-meshtui-proxy-init-output "
         f"-j {init.OUTBOUND_CHAIN}"]
+    assert plan[2:5] == [f"-A {init.INBOUND_CHAIN} {spec}" for spec in
+                         chain(init.InitConfig(), init.INBOUND_CHAIN)] + [
+        f"-A {init.OUTBOUND_CHAIN} " + chain(init.InitConfig(), init.OUTBOUND_CHAIN)[0]]
     undo = [" ".join(c[5:]) for c in init.plan_uninstall(init.InitConfig(), table)]
     assert len([u for u in undo if u.startswith("-D ")]) == 3
     assert undo[-2:] == [f"-X {init.INBOUND_CHAIN}", f"-X {init.OUTBOUND_CHAIN}"]
     assert init.plan_uninstall(init.InitConfig(), init.EMPTY) == []
+
+
+def _saved(config: init.InitConfig) -> str:
+    """What ``iptables-save -t nat`` prints after a fresh install of ``config``."""
+    lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
+    lines += [f":{c} - [0:0]" for c in init.CHAINS]
+    for chain_name, specs in init.chain_rules(config).items():
+        lines += [shlex.join(["-A", chain_name, *spec]) for spec in specs]
+    lines += [shlex.join(["-A", b, *init.hook_rule(c)]) for b, c in init.HOOKS]
+    return "\n".join([*lines, "COMMIT", ""])
+
+
+def test_rules_already_in_place_plan_nothing_and_only_a_changed_chain_is_refilled() -> None:
+    config = init.InitConfig(proxy_mark=0x10)
+    table = init.NatTable.parse(_saved(config))
+    assert init.plan_install(config, table) == []
+    changed = init.InitConfig(proxy_mark=0x10, inbound_ports_to_ignore=init.parse_ports("22"))
+    plan = [" ".join(c[5:]) for c in init.plan_install(changed, table)]
+    assert plan == [f"-F {init.INBOUND_CHAIN}"] + [
+        f"-A {init.INBOUND_CHAIN} {spec}" for spec in chain(changed, init.INBOUND_CHAIN)]
 
 
 # ---------------------------------------------------------------- the command
@@ -176,24 +201,61 @@ def test_missing_iptables_exits_1_with_the_reason() -> None:
         "meshtui: proxy-init: needs the `no-such-iptables` command (Debian package iptables)"]
 
 
-def _without_net_admin() -> tuple[str, ...]:
+WITHOUT_PRIVILEGE = {
+    # root whose capabilities were dropped, as in a container without NET_ADMIN
+    "root-without-net-admin": ("--inh-caps=-all", "--bounding-set=-all"),
+    # a plain user (nobody)
+    "another-user": ("--reuid=65534", "--regid=65534", "--clear-groups"),
+}
+
+
+@pytest.fixture
+def scratch_netns() -> Iterator[str | None]:
+    """As root, a throw-away network namespace to run in, so that a broken
+    privilege check could never touch this machine's own rules; None otherwise."""
+    if os.geteuid() != 0:
+        yield None
+        return
+    name = f"mtpi-nopriv-{uuid.uuid4().hex[:6]}"
+    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a network namespace to test in: {made.stderr.strip()}")
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def _without_privilege(how: str, netns: str | None) -> tuple[str, ...]:
     """A prefix that runs a command without CAP_NET_ADMIN (empty when already so)."""
     if os.geteuid() != 0:
         return ()
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("running as root and no `setpriv` (util-linux) to drop CAP_NET_ADMIN")
-    return (setpriv, "--inh-caps=-all", "--bounding-set=-all")
+        pytest.skip("running as root and no `setpriv` (util-linux) to drop privilege")
+    prefix = ("ip", "netns", "exec", str(netns), setpriv, *WITHOUT_PRIVILEGE[how])
+    probe = subprocess.run([*prefix, sys.executable, "-c", "import meshtui.proxy.init"],
+                           capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"{how} cannot run this Python: {probe.stderr.strip()[-200:]}")
+    return prefix
 
 
-def test_without_privilege_exit_1_with_one_line_and_dry_run_still_prints() -> None:
-    prefix = _without_net_admin()
+@pytest.mark.parametrize("how", list(WITHOUT_PRIVILEGE))
+def test_without_privilege_exit_1_with_one_line_and_dry_run_still_prints(
+        how: str, scratch_netns: str | None) -> None:
+    prefix = _without_privilege(how, scratch_netns)
     for argv in (["proxy-init"], ["proxy-init", "--uninstall"]):
         out = meshtui(*argv, prefix=prefix)
         assert out.returncode == 1
         assert out.stderr.splitlines() == [
             "meshtui: proxy-init: needs root or CAP_NET_ADMIN to change iptables rules"]
+        assert out.stdout == ""
     dry = meshtui("proxy-init", "--dry-run", prefix=prefix)
     assert dry.returncode == 0
     assert dry.stdout.splitlines() == [shlex.join(c) for c in init.rules(init.InitConfig())]
     assert "without meshtui's rules" in dry.stderr
+    if scratch_netns is not None:
+        saved = subprocess.run(["ip", "netns", "exec", scratch_netns, "iptables-save", "-t",
+                                "nat"], capture_output=True, text=True, timeout=30).stdout
+        assert "MESHTUI" not in saved
