@@ -1,64 +1,63 @@
-"""A pod as ``meshtui inject`` describes it, run for real in a network
-namespace: the init container's command (``meshtui proxy-init`` with the
-arguments inject writes), then ``meshtui proxy`` as the proxy's user with the
-environment inject writes (its Downward API fields filled in as the kubelet
-would). A client in a second namespace and the app's own calls out pass
-through the proxy and show in its metrics; after ``--uninstall`` they no
-longer do.
+"""A pod as ``meshtui inject`` writes it, run for real in a network namespace:
+a small Pod manifest goes through ``meshtui inject``; its init container's
+command (``meshtui proxy-init`` with the arguments inject wrote) runs first,
+then ``meshtui proxy`` as the user and with the environment inject wrote (the
+Downward API fields filled in as the kubelet would). A client in a second
+namespace and the app's own call out pass through the proxy and show in its
+metrics; after ``--uninstall`` they no longer do.
 
 Needs root, ``ip``, ``iptables`` and ``setpriv``; skipped with the reason otherwise.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
-from test_proxy_init_netns import MESHTUI, PEER_IP, POD_IP, Pod, namespaces
-from test_transparent_netns import APP, GET  # a tiny app that says who called it
-
-from meshtui.inject.sidecar import InjectConfig, init_container, proxy_container
+from ruamel.yaml import YAML
+from test_proxy_init_netns import MESHTUI, PEER_IP, POD_IP, namespaces
+from test_transparent_netns import APP_PORT, OUTSIDE_PORT, Running, metric, requests
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-APP_PORT, OUTSIDE_PORT = 8080, 9090
-
+MANIFEST = f"""\
+apiVersion: v1
+kind: Pod
+metadata: {{name: web-0, namespace: shop, labels: {{app: web}}}}
+spec:
+  containers:
+  - {{name: web, image: "web:1", ports: [{{containerPort: {APP_PORT}}}]}}
+"""
+# What the kubelet puts in the Downward API fields of this pod.
 POD_FIELDS = {"metadata.name": "web-0", "metadata.namespace": "shop",
               "status.podIP": POD_IP, "metadata.labels['app']": "web"}
 
 
-class Running:
-    def __init__(self, p: Pod) -> None:
-        self.pod = p
-        self.procs: list[subprocess.Popen[bytes]] = []
+@dataclass
+class Injected:
+    """What the kubelet would take from the injected manifest."""
 
-    def start(self, ns: str, *argv: str, env: dict[str, str] | None = None) -> None:
-        self.procs.append(subprocess.Popen(
-            ["ip", "netns", "exec", ns, *argv], stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env={**os.environ, **(env or {})}))
+    init_argv: list[str]
+    proxy_argv: list[str]
+    proxy_uid: int
+    proxy_env: dict[str, str]
 
-    def get(self, ns: str, url: str, timeout: float = 15.0) -> str:
-        end = time.monotonic() + timeout
-        while True:
-            out = self.pod.ns_exec(ns, sys.executable, "-c", GET, url)
-            if out.returncode == 0:
-                return out.stdout.strip()
-            if time.monotonic() > end:
-                dead = [(p.args, p.returncode) for p in self.procs if p.poll() is not None]
-                raise AssertionError(f"GET {url}: {out.stderr.strip()[-300:]}; exited: {dead}")
-            time.sleep(0.2)
 
-    def stop(self) -> None:
-        for p in self.procs:
-            p.kill()
-            p.wait(5)
-            if p.stderr:
-                p.stderr.close()
+def inject() -> Injected:
+    out = subprocess.run([MESHTUI, "inject", "-"], input=MANIFEST, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    spec = YAML(typ="safe").load(out.stdout)["spec"]
+    (init,) = [c for c in spec["initContainers"] if "proxy-init" in c.get("args", [])]
+    (proxy,) = [c for c in spec["containers"] if c.get("args", [])[:1] == ["proxy"]]
+    env = {e["name"]: e["value"] if "value" in e
+           else POD_FIELDS[e["valueFrom"]["fieldRef"]["fieldPath"]] for e in proxy["env"]}
+    return Injected([str(a) for a in init["args"]], [str(a) for a in proxy["args"]],
+                    int(proxy["securityContext"]["runAsUser"]), env)
 
 
 @pytest.fixture
@@ -74,65 +73,46 @@ def running() -> Iterator[Running]:
             r.stop()
 
 
-def _metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def _proxy_env(config: InjectConfig) -> dict[str, str]:
-    """The proxy container's environment as the kubelet would give it."""
-    env: dict[str, str] = {}
-    for e in proxy_container(config, ("label", "app"))["env"]:
-        if "value" in e:
-            env[e["name"]] = e["value"]
-        else:
-            env[e["name"]] = POD_FIELDS[e["valueFrom"]["fieldRef"]["fieldPath"]]
-    return env
-
-
 def test_an_injected_pod_sends_its_traffic_through_its_proxy(running: Running) -> None:
     p = running.pod
-    config = InjectConfig()
-    probe = p.ns_exec(p.pod, "setpriv", f"--reuid={config.proxy_uid}",
-                      f"--regid={config.proxy_uid}", "--clear-groups", sys.executable,
-                      "-c", "import meshtui.proxy.server")
+    pod = inject()
+    admin_port = int(pod.proxy_env["MESHTUI_ADMIN_ADDR"].rsplit(":", 1)[1])
+    as_proxy = ("setpriv", f"--reuid={pod.proxy_uid}", f"--regid={pod.proxy_uid}",
+                "--clear-groups")
+    probe = p.ns_exec(p.pod, *as_proxy, sys.executable, "-c", "import meshtui.proxy.server")
     if probe.returncode != 0:
         pytest.skip(f"the proxy's user cannot run this Python: {probe.stderr.strip()[-200:]}")
 
-    running.start(p.pod, sys.executable, "-c", APP, "0.0.0.0", "app", str(APP_PORT))
-    running.start(p.peer, sys.executable, "-c", APP, PEER_IP, "outside", str(OUTSIDE_PORT))
+    running.app(p.pod, "0.0.0.0", "app", APP_PORT)
+    running.app(p.peer, PEER_IP, "outside", OUTSIDE_PORT)
 
-    # The init container's command, word for word as inject writes it.
-    args = [str(a) for a in init_container(config)["args"]]
-    done = p.ns_exec(p.pod, MESHTUI, *args)
+    # The init container's command, word for word as inject wrote it.
+    done = p.ns_exec(p.pod, MESHTUI, *pod.init_argv)
     assert done.returncode == 0, done.stderr
-    running.start(p.pod, "setpriv", f"--reuid={config.proxy_uid}",
-                  f"--regid={config.proxy_uid}", "--clear-groups", MESHTUI, "proxy",
-                  env=_proxy_env(config))
+    # The proxy as its own user: no capability, no mark; the rules know it by its UID.
+    running.start(p.pod, *as_proxy, MESHTUI, *pod.proxy_argv, env=pod.proxy_env)
     # The kubelet's readiness probe, from outside the pod: the admin port is not redirected.
-    assert running.get(p.peer, f"http://{POD_IP}:{config.admin_port}/ready") != ""
+    assert running.get(p.peer, f"http://{POD_IP}:{admin_port}/ready") != [""]
 
-    for i in range(3):
-        got = running.get(p.peer, f"http://{POD_IP}:{APP_PORT}/in/{i}")
-        assert got == f"app /in/{i} from 127.0.0.1"  # handed over by the proxy
-    got = running.get(p.pod, f"http://{PEER_IP}:{OUTSIDE_PORT}/out")
-    assert got == f"outside /out from {POD_IP}"
+    sent = 3
+    urls = [f"http://{POD_IP}:{APP_PORT}/in/{i}" for i in range(sent)]
+    call = f"http://{POD_IP}:{APP_PORT}/call/{PEER_IP}:{OUTSIDE_PORT}/out"
+    assert running.get(p.peer, *urls, call) == [
+        f"app /in/{i} from 127.0.0.1" for i in range(sent)] + [f"outside /out from {POD_IP}"]
     # The app reaching itself stays direct (the proxy is not in the way).
-    assert running.get(p.pod, f"http://127.0.0.1:{APP_PORT}/self") == \
-        "app /self from 127.0.0.1"
+    assert running.get(p.pod, f"http://127.0.0.1:{APP_PORT}/self") == [
+        "app /self from 127.0.0.1"]
 
-    metrics = running.get(p.pod, f"http://127.0.0.1:{config.admin_port}/metrics")
-    assert _metric(metrics, "request_total", direction="inbound",
-                   authority=f"{POD_IP}:{APP_PORT}", pod="web-0", namespace="shop") == 3
-    assert _metric(metrics, "request_total", direction="outbound",
-                   authority=f"{PEER_IP}:{OUTSIDE_PORT}") == 1
-    assert _metric(metrics, "request_total", direction="outbound",
-                   authority=f"127.0.0.1:{APP_PORT}") == 0
+    metrics = running.metrics(admin_port)
+    assert requests(metrics) == (sent + 1, 1)
+    assert metric(metrics, "request_total", direction="inbound", pod="web-0",
+                  namespace="shop") == sent + 1
+    assert metric(metrics, "request_total", direction="outbound",
+                  authority=f"127.0.0.1:{APP_PORT}") == 0
 
     undo = p.ns_exec(p.pod, MESHTUI, "proxy-init", "--uninstall")
     assert undo.returncode == 0, undo.stderr
-    assert running.get(p.peer, f"http://{POD_IP}:{APP_PORT}/direct") == \
-        f"app /direct from {PEER_IP}"
+    assert running.get(p.peer, *urls, call) == [
+        f"app /in/{i} from {PEER_IP}" for i in range(sent)] + [f"outside /out from {POD_IP}"]
+    assert requests(running.metrics(admin_port)) == (sent + 1, 1)
+    running.alive()
