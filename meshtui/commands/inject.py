@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from meshtui.inject import InjectConfig
 
 HELP = "add the proxy sidecar and its init container to Kubernetes YAML"
 DESCRIPTION = """\
@@ -11,11 +15,14 @@ Reads Kubernetes YAML (a file, or - for standard input) and writes it to
 standard output with the mesh added to every workload — Pod, Deployment,
 StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob, in
 every document and inside `kind: List`: the meshtui-proxy sidecar (as the
-user --proxy-uid) and the meshtui-init init container, which runs
-`meshtui proxy-init` to send the pod's TCP traffic through the proxy.
+user --proxy-uid) and, first of the init containers, meshtui-init, which runs
+`meshtui proxy-init` to send the pod's TCP traffic through the proxy. The pod
+template is annotated meshtui.io/proxy-version, which marks it as injected.
 
 Documents without a workload come out byte for byte as they went in; changed
-ones keep their comments, key order and quoting. Left alone, with the reason:
+ones keep their comments, key order, quoting and, line for line, their
+spelling (a document the YAML round trip would alter is not changed at all).
+Left alone, with the reason:
 workloads already injected, those with hostNetwork: true, and pods annotated
 meshtui.io/inject: disabled (or linkerd.io/inject: disabled). A pod's
 annotations meshtui.io/skip-inbound-ports and meshtui.io/skip-outbound-ports
@@ -29,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from meshtui import __version__
 
     p.add_argument("file", metavar="FILE|-", help="a YAML file, or - for standard input")
-    p.add_argument("--image", default=f"ghcr.io/meshtui/meshtui:{__version__}",
+    p.add_argument("--proxy-image", "--image", dest="image",
+                   default=f"ghcr.io/meshtui/meshtui:{__version__}",
                    help="the image of both containers (default %(default)s)")
     p.add_argument("--image-pull-policy", default="IfNotPresent",
                    choices=("Always", "IfNotPresent", "Never"),
@@ -46,24 +54,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(comma-separated, ranges like 8000-8100; repeatable)")
     p.add_argument("--skip-outbound-ports", action="append", default=[], metavar="PORTS",
                    help="outgoing ports that bypass the proxy in every pod (e.g. 3306)")
+    # Literal defaults: meshtui.inject.sidecar holds the same, but importing it
+    # here would bring ruamel.yaml into every --help.
+    p.add_argument("--proxy-cpu-request", default="100m", metavar="QUANTITY",
+                   help="the CPU the scheduler reserves for each proxy (default %(default)s)")
+    p.add_argument("--proxy-memory-request", default="64Mi", metavar="QUANTITY",
+                   help="the memory the scheduler reserves for each proxy "
+                   "(default %(default)s)")
+
+
+# The input is held whole (and twice, as text and as parsed YAML); manifests
+# are kilobytes, so anything near this is not one.
+MAX_INPUT = 64 << 20
 
 
 def _read(path: str) -> str:
     from meshtui.errors import UsageError
+    from meshtui.model.sanitize import clean
 
-    where = "standard input" if path == "-" else path
+    where = "standard input" if path == "-" else clean(path)
     try:
         if path == "-":
-            raw = sys.stdin.buffer.read()
+            raw = sys.stdin.buffer.read(MAX_INPUT + 1)
         else:
             with open(path, "rb") as f:
-                raw = f.read()
+                raw = f.read(MAX_INPUT + 1)
     except FileNotFoundError:
-        raise UsageError(f"inject: {path}: no such file") from None
+        raise UsageError(f"inject: {where}: no such file") from None
     except IsADirectoryError:
-        raise UsageError(f"inject: {path}: is a directory, not a YAML file") from None
+        raise UsageError(f"inject: {where}: is a directory, not a YAML file") from None
     except OSError as e:
         raise UsageError(f"inject: {where}: cannot read: {e.strerror}") from None
+    if len(raw) > MAX_INPUT:
+        raise UsageError(f"inject: {where}: larger than {MAX_INPUT >> 20} MiB; "
+                         "not a manifest")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -71,25 +95,37 @@ def _read(path: str) -> str:
         raise UsageError(f"inject: {where}: not UTF-8 text (line {line})") from None
 
 
-def run(args: argparse.Namespace) -> int:
-    from meshtui.errors import UsageError
-    from meshtui.inject import InjectConfig, ParseError, inject_text
-    from meshtui.model.sanitize import clean
+def config_from(args: argparse.Namespace) -> InjectConfig:
+    """The sidecar's settings from the command line.
+
+    Raises:
+        UsageError: a port, UID, image or quantity that cannot be.
+    """
+    from meshtui.inject import InjectConfig
     from meshtui.proxy.init import parse_ports
 
-    config = InjectConfig(
+    return InjectConfig(
         image=args.image, image_pull_policy=args.image_pull_policy, proxy_uid=args.proxy_uid,
         inbound_port=args.inbound_port, outbound_port=args.outbound_port,
         tap_port=args.tap_port, admin_port=args.admin_port,
+        cpu_request=args.proxy_cpu_request, memory_request=args.proxy_memory_request,
         skip_inbound_ports=parse_ports(args.skip_inbound_ports, "inject: --skip-inbound-ports"),
         skip_outbound_ports=parse_ports(args.skip_outbound_ports,
                                         "inject: --skip-outbound-ports"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from meshtui.errors import UsageError
+    from meshtui.inject import ParseError, inject_text
+    from meshtui.model.sanitize import clean
+
+    config = config_from(args)
     text = _read(args.file)
     try:
         result = inject_text(text, config)
     except ParseError as e:
         where = "standard input" if args.file == "-" else clean(args.file)
-        raise UsageError(f"inject: {where}: {e}") from None
+        raise UsageError(f"inject: {e} (in {where})") from None
     sys.stdout.write(result.text)
     sys.stdout.flush()
     for outcome in result.outcomes:

@@ -39,13 +39,15 @@ def inject_text(text: str, config: InjectConfig | None = None) -> Result:
 
     Documents with nothing injected come out byte for byte as they went in;
     documents with something injected are written anew by ruamel.yaml, which
-    keeps their comments, key order, quoting and indentation.
+    keeps their comments, key order and quoting, and then given back the
+    spelling of every line they share with the input (spacing, indentation,
+    nulls). A document that the round trip would alter is not injected.
 
     Raises:
         ParseError: a document is not YAML (its number and line are in the error).
     """
-    from meshtui.inject import documents
-    from meshtui.inject.workloads import inject_workload, workloads
+    from meshtui.inject import documents, fidelity
+    from meshtui.inject.workloads import inject_workload, unfaithful, workloads
 
     config = config or InjectConfig()
     docs = documents.split(text)
@@ -54,8 +56,12 @@ def inject_text(text: str, config: InjectConfig | None = None) -> Result:
     outcomes: list[Outcome] = []
     for doc in docs:
         changed = False
-        for obj in workloads(doc.data):
-            outcome = inject_workload(obj, doc.number, config)
+        found = list(workloads(doc.data))
+        # A document the round trip would alter is left as it is, whole.
+        faithful = not found or fidelity.loaded_faithfully(doc.body, doc.data)
+        for obj in found:
+            outcome = (inject_workload(obj, doc.number, config) if faithful
+                       else unfaithful(obj, doc.number))
             outcomes.append(outcome)
             changed |= outcome.injected
         out.append(documents.render(doc) if changed else doc.text)

@@ -21,6 +21,9 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
+
+from meshtui.inject import fidelity
 
 _START = re.compile(r"---(?=[ \t]|\r?\n|$)")
 _END = re.compile(r"\.\.\.(?=[ \t]|\r?\n|$)")
@@ -118,6 +121,8 @@ def _yaml() -> YAML:
     y = YAML(typ="rt")
     y.preserve_quotes = True
     y.width = 4096  # never fold a long string that was on one line
+    # `[{name: a}]` stays so, not `[name: a]` (the same data, other bytes).
+    y.brace_single_entry_mapping_in_flow_sequence = True
     return y
 
 
@@ -142,6 +147,16 @@ def parse(docs: list[Document]) -> None:
                 line = min(doc.first_line + mark.line, last)
             problem = e.problem or e.context or "not YAML"
             raise ParseError(doc.number, line, f"could not parse YAML: {problem}") from None
+        except ReaderError as e:
+            # A character YAML does not allow (a control character): the reader
+            # knows only its offset in the document.
+            line = doc.first_line + doc.body.count("\n", 0, max(e.position, 0))
+            what = (f"#x{e.character:04x}" if isinstance(e.character, int)
+                    else repr(e.character))
+            raise ParseError(doc.number, line,
+                             f"could not parse YAML: character {what} is not allowed "
+                             "in YAML (write it escaped, in a double-quoted string)"
+                             ) from None
         except (YAMLError, ValueError, TypeError) as e:
             raise ParseError(doc.number, None,
                              f"could not parse YAML: {' '.join(str(e).split())}") from None
@@ -171,9 +186,16 @@ def guess_indent(body: str) -> tuple[int, int]:
 
 
 def render(doc: Document) -> str:
-    """The document written anew from its data, in the indentation it came in."""
+    """The document written anew from its data, in the indentation and, line
+    for line, the spelling it came in."""
     if doc.data is None:
         return doc.text
+    return doc.prefix + fidelity.restore(doc.body, write_body(doc)) + doc.suffix
+
+
+def write_body(doc: Document) -> str:
+    """The document's body as ruamel.yaml writes its data, in the indentation
+    and line endings the body used."""
     y = _yaml()
     mapping, dash = guess_indent(doc.body)
     # ruamel's "sequence" indent is where an item's content starts: after "- ".
@@ -184,4 +206,4 @@ def render(doc: Document) -> str:
     body = out.getvalue()
     if "\r\n" in doc.body:
         body = body.replace("\n", "\r\n")
-    return doc.prefix + body + doc.suffix
+    return body

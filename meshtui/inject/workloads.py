@@ -62,15 +62,14 @@ def _get(node: Any, *path: str) -> Any:
     return node
 
 
-def _mapping_at(parent: CommentedMap, key: str, first: bool = False) -> CommentedMap:
-    """``parent[key]``, made an empty mapping when absent or null."""
+def _mapping_at(parent: CommentedMap, key: str, before: str | None = None) -> CommentedMap:
+    """``parent[key]``, made an empty mapping when absent or null; a new one goes
+    just before the key ``before`` when there is one (metadata before spec)."""
     node = parent.get(key)
     if not isinstance(node, dict):
         node = CommentedMap()
-        if key in parent:
-            parent[key] = node
-        elif first:
-            parent.insert(0, key, node)
+        if key not in parent and before in parent:
+            parent.insert(list(parent).index(before), key, node)
         else:
             parent[key] = node
     return node
@@ -106,11 +105,32 @@ def _disabled_by(*annotation_maps: Any) -> str | None:
     return None
 
 
+def _malformed(pod: CommentedMap) -> str | None:
+    """What in a pod is not shaped as Kubernetes takes it, where inject would
+    otherwise have to overwrite it (the API server would refuse it anyway)."""
+    meta = pod.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        return "its pod's metadata is not a mapping"
+    annotations = _get(meta, "annotations")
+    if annotations is not None and not isinstance(annotations, dict):
+        return "its pod's metadata.annotations is not a mapping"
+    spec = pod["spec"]
+    if not all(isinstance(c, dict) for c in spec["containers"]):
+        return "a container of its pod is not a mapping"
+    inits = spec.get("initContainers")
+    if inits is not None and not isinstance(inits, list):
+        return "its pod's spec.initContainers is not a list"
+    return None
+
+
 def _skip_reason(obj: CommentedMap, pod: Any) -> str | None:
     spec = _get(pod, "spec")
     containers = _get(spec, "containers")
     if not isinstance(containers, list) or not containers:
         return "no pod spec with containers"
+    malformed = _malformed(pod)
+    if malformed:
+        return f"not a valid pod: {malformed}"
     names = [_get(c, "name") for c in containers]
     init_names = [_get(c, "name") for c in _get(spec, "initContainers") or []
                   if isinstance(c, dict)]
@@ -134,7 +154,8 @@ def _udp_note(spec: Any) -> str:
     udp = sorted({str(_get(port, "containerPort"))
                   for c in _get(spec, "containers") or [] if isinstance(c, dict)
                   for port in _get(c, "ports") or []
-                  if isinstance(port, dict) and str(_get(port, "protocol")).upper() == "UDP"})
+                  if isinstance(port, dict) and str(_get(port, "protocol")).upper() == "UDP"
+                  and _get(port, "containerPort") is not None})
     if not udp:
         return ""
     s = "s" if len(udp) > 1 else ""
@@ -145,20 +166,44 @@ def _udp_note(spec: Any) -> str:
 _JOB_NOTE = "the proxy keeps running after the job's own containers finish"
 
 
-def _deployment_source(kind: str, obj: Any, labels: CommentedMap, name: str
-                       ) -> tuple[str, str] | None:
-    """How the proxy learns its workload's name, labelling the pod where needed."""
-    if kind != "Pod":
-        # As Linkerd does: a label naming the owner, which the proxy reads back.
-        label = f"{sidecar.ANNOTATION_PREFIX}proxy-{kind.lower()}"
-        labels[label] = name
-        return ("label", label)
-    owners = _get(obj, "metadata", "ownerReferences")
-    if isinstance(owners, list) and owners and _get(owners[0], "name"):
-        return ("value", str(_get(owners[0], "name")))
-    if isinstance(_get(obj, "metadata", "labels", "app"), str):
-        return ("label", "app")
-    return None
+def _init_note(inits: list[Any], uid: int) -> str:
+    """What becomes of the pod's own init containers, which now run after the
+    rules are in place but before the proxy listens."""
+    names = [f'"{clean(str(_get(c, "name")))}"' for c in inits if isinstance(c, dict)]
+    if not names:
+        return ""
+    if len(names) == 1:
+        return (f"init container {names[0]} now runs before the proxy starts: TCP it opens "
+                f"fails unless it runs as UID {uid} or those ports are skipped "
+                "(--skip-outbound-ports)")
+    return (f"init containers {', '.join(names)} now run before the proxy starts: TCP "
+            f"they open fails unless they run as UID {uid} or those ports are skipped "
+            "(--skip-outbound-ports)")
+
+
+def _block_style(*lists: Any) -> None:
+    """Lists written inline (``containers: [{name: a}]``) become one item a line:
+    otherwise the sidecar would be a line two thousand characters long. (Inside
+    a mapping that is itself inline, the writer keeps them inline all the same.)"""
+    for items in lists:
+        if isinstance(items, CommentedSeq) and items.fa.flow_style():
+            items.fa.set_block_style()
+
+
+def deployment_name(kind: str, workload_name: str, pod: Any) -> str:
+    """The name the proxy's telemetry gives its workload: a Deployment's own
+    name, else the pod's ``app`` label, else the workload's name."""
+    if kind == "Deployment":
+        return workload_name
+    app = _get(pod, "metadata", "labels", "app")
+    return app if isinstance(app, str) and app else workload_name
+
+
+def unfaithful(obj: CommentedMap, document: int) -> Outcome:
+    """The outcome of a workload whose document cannot be written back as it was."""
+    return Outcome(str(obj["kind"]), _name(obj), document, False,
+                   "its document cannot be written back with its data unchanged "
+                   "(a collection that contains itself through an alias, for one)")
 
 
 def inject_workload(obj: CommentedMap, document: int, config: InjectConfig) -> Outcome:
@@ -169,7 +214,7 @@ def inject_workload(obj: CommentedMap, document: int, config: InjectConfig) -> O
     reason = _skip_reason(obj, pod)
     if reason:
         return Outcome(kind, name, document, False, reason)
-    meta = _mapping_at(pod, "metadata", first=True)
+    meta = _mapping_at(pod, "metadata", before="spec")
     annotations = meta.get("annotations")
     try:
         skip_in = sidecar.annotation_ports(annotations, sidecar.SKIP_INBOUND_ANNOTATION)
@@ -178,19 +223,18 @@ def inject_workload(obj: CommentedMap, document: int, config: InjectConfig) -> O
         return Outcome(kind, name, document, False, clean(str(e)))
     spec = pod["spec"]
     raw_name = _get(obj, "metadata", "name")
-    source = None
-    if isinstance(raw_name, str) and raw_name:
-        labels = _mapping_at(meta, "labels") if kind != "Pod" else CommentedMap()
-        source = _deployment_source(kind, obj, labels, raw_name)
+    workload_name = raw_name if isinstance(raw_name, str) and raw_name else ""
     _mapping_at(meta, "annotations")[sidecar.VERSION_ANNOTATION] = sidecar.quoted(
         config.version)
-    spec["containers"].append(sidecar.proxy_container(config, source))
+    spec["containers"].append(
+        sidecar.proxy_container(config, deployment_name(kind, workload_name, pod)))
     inits = spec.get("initContainers")
     if not isinstance(inits, list):
         inits = spec["initContainers"] = CommentedSeq()
-    # Last among the init containers: those before it run with the network as it
-    # was (their calls would otherwise meet rules whose proxy is not running yet).
-    inits.append(sidecar.init_container(config, skip_in, skip_out))
-    notes = [n for n in (_udp_note(spec), _JOB_NOTE if kind in ("Job", "CronJob") else "")
-             if n]
-    return Outcome(kind, name, document, True, "; ".join(notes))
+    notes = [_udp_note(spec), _init_note(inits, config.proxy_uid),
+             _JOB_NOTE if kind in ("Job", "CronJob") else ""]
+    # First of the init containers, as Conduit and Linkerd place theirs: the
+    # pod's network is meshed before any of its own code runs.
+    inits.insert(0, sidecar.init_container(config, skip_in, skip_out))
+    _block_style(spec["containers"], inits)
+    return Outcome(kind, name, document, True, "; ".join(n for n in notes if n))

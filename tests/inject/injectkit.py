@@ -1,8 +1,9 @@
 """Helpers for the inject tests: the shared manifests, the real CLI, and a way to
-see exactly which fields an injection added or changed."""
+take exactly what an injection adds back out of a document."""
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import subprocess
@@ -37,30 +38,6 @@ def load_all(text: str) -> list[Any]:
     return list(YAML(typ="safe", pure=True).load_all(io.StringIO(text)))
 
 
-def flatten(node: Any, path: Path_ = ()) -> dict[Path_, Any]:
-    """Every leaf of a document by its path of keys and indexes."""
-    if isinstance(node, dict) and node:
-        out: dict[Path_, Any] = {}
-        for k, v in node.items():
-            out.update(flatten(v, (*path, k)))
-        return out
-    if isinstance(node, list) and node:
-        out = {}
-        for i, v in enumerate(node):
-            out.update(flatten(v, (*path, i)))
-        return out
-    return {path: node}
-
-
-def differences(before: Any, after: Any) -> tuple[set[Path_], set[Path_], set[Path_]]:
-    """(added, removed, changed) leaf paths from ``before`` to ``after``."""
-    a, b = flatten(before), flatten(after)
-    added = set(b) - set(a)
-    removed = set(a) - set(b)
-    changed = {p for p in set(a) & set(b) if a[p] != b[p]}
-    return added, removed, changed
-
-
 def pod_templates(doc: Any) -> list[tuple[Path_, dict[str, Any]]]:
     """(path, pod) of each workload's pod in a plain document, Lists included."""
     paths = {"Pod": (), "Deployment": ("spec", "template"), "StatefulSet": ("spec", "template"),
@@ -83,6 +60,28 @@ def pod_templates(doc: Any) -> list[tuple[Path_, dict[str, Any]]]:
                 walk(item, (*at, "items", i))
     walk(doc, ())
     return found
+
+
+def strip_injection(doc: Any) -> Any:
+    """A copy of a plain document with exactly what inject adds taken out again:
+    the two containers, the version annotation, and any mapping or list that
+    was made to hold them."""
+    doc = copy.deepcopy(doc)
+    for _, pod in pod_templates(doc):
+        spec, meta = pod.get("spec") or {}, pod.get("metadata") or {}
+        for key, name in (("containers", "meshtui-proxy"), ("initContainers", "meshtui-init")):
+            if isinstance(spec.get(key), list):
+                spec[key] = [c for c in spec[key] if c.get("name") != name]
+        if spec.get("initContainers") == []:
+            del spec["initContainers"]
+        annotations = meta.get("annotations")
+        if isinstance(annotations, dict):
+            annotations.pop("meshtui.io/proxy-version", None)
+            if not annotations:
+                del meta["annotations"]
+        if "metadata" in pod and not meta:
+            del pod["metadata"]
+    return doc
 
 
 def container(pod: dict[str, Any], name: str, init: bool = False) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def test_standard_input_to_standard_output() -> None:
 def test_a_file_with_options(tmp_path: Path) -> None:
     f = tmp_path / "pod.yaml"
     f.write_text(POD)
-    out = inject(str(f), "--image", "registry.local/mt:dev", "--proxy-uid", "3000",
+    out = inject(str(f), "--proxy-image", "registry.local/mt:dev", "--proxy-uid", "3000",
                  "--skip-outbound-ports", "3306", "--skip-outbound-ports", "6379,25",
                  "--image-pull-policy", "Never")
     assert out.returncode == 0, out.stderr
@@ -56,8 +56,8 @@ def test_no_workload_says_so_and_passes_the_yaml_through() -> None:
 @pytest.mark.parametrize(("argv", "stdin", "message"), [
     (["/no/such/file.yaml"], None, "meshtui: inject: /no/such/file.yaml: no such file"),
     (["/"], None, "meshtui: inject: /: is a directory, not a YAML file"),
-    (["-"], "kind: Pod\n---\nkind: Pod\nspec: [\n", "meshtui: inject: standard input: "
-     "document 2, line 4: could not parse YAML: "),
+    (["-"], "kind: Pod\n---\nkind: Pod\nspec: [\n",
+     "meshtui: inject: document 2, line 4: could not parse YAML: "),
     (["-"], b"kind: Pod\nmetadata: {name: \xff}\n",
      "meshtui: inject: standard input: not UTF-8 text (line 2)"),
     (["-", "--inbound-port", "99999"], POD,
@@ -68,6 +68,10 @@ def test_no_workload_says_so_and_passes_the_yaml_through() -> None:
     (["-", "--skip-inbound-ports", "ssh"], POD,
      "meshtui: inject: --skip-inbound-ports: 'ssh' is not a port"),
     (["-", "--image-pull-policy", "Sometimes"], POD, "meshtui inject: argument"),
+    (["-", "--proxy-memory-request", "lots"], POD,
+     "meshtui: inject: --proxy-memory-request 'lots' is not a Kubernetes quantity"),
+    (["-", "--proxy-image", "my image"], POD,
+     "meshtui: inject: --proxy-image 'my image' is not an image reference"),
 ])
 def test_bad_input_exits_2_with_one_line(argv: list[str], stdin: str | bytes | None,
                                          message: str) -> None:
@@ -84,7 +88,8 @@ def test_a_bad_file_names_itself(tmp_path: Path) -> None:
     f.write_text("kind: Deployment\nmetadata:\n  name: x\n bad: 1\n")
     out = inject(str(f))
     assert out.returncode == 2
-    assert out.stderr.startswith(f"meshtui: inject: {f}: document 1, line 4: ")
+    assert out.stderr.startswith("meshtui: inject: document 1, line 4: could not parse YAML: ")
+    assert out.stderr.endswith(f" (in {f})\n")
 
 
 def test_a_closed_reader_is_not_an_error(tmp_path: Path) -> None:
@@ -99,3 +104,31 @@ def test_a_closed_reader_is_not_an_error(tmp_path: Path) -> None:
                        text=True, timeout=60)
     assert p.stdout == "apiVersion: v1\n"
     assert "Traceback" not in p.stderr and "Error" not in p.stderr
+
+
+def test_a_path_is_shown_with_its_control_characters_escaped(tmp_path: Path) -> None:
+    out = inject(str(tmp_path / "evil\x1b[2J.yaml"))
+    assert out.returncode == 2
+    assert out.stderr == f"meshtui: inject: {tmp_path}/evil\\x1b[2J.yaml: no such file\n"
+
+
+def test_input_past_the_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from meshtui import cli
+    from meshtui.commands import inject as command
+
+    f = tmp_path / "big.yaml"
+    f.write_text(POD)
+    monkeypatch.setattr(command, "MAX_INPUT", len(POD) - 1)
+    assert cli.main(["inject", str(f)]) == 2
+    assert capsys.readouterr().err == f"meshtui: inject: {f}: larger than 0 MiB; not a manifest\n"
+    monkeypatch.setattr(command, "MAX_INPUT", len(POD))
+    assert cli.main(["inject", str(f)]) == 0
+
+
+def test_the_command_lines_defaults_are_the_librarys() -> None:
+    from meshtui.cli import build_parser
+    from meshtui.commands.inject import config_from
+    from meshtui.inject import InjectConfig
+
+    assert config_from(build_parser().parse_args(["inject", "-"])) == InjectConfig()

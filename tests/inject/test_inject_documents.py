@@ -9,6 +9,7 @@ import textwrap
 import pytest
 from injectkit import container, load_all, pod_templates
 
+from meshtui import __version__
 from meshtui.inject import InjectConfig, ParseError, inject_text
 from meshtui.proxy.init import parse_ports
 
@@ -152,7 +153,7 @@ def test_pod_annotations_add_skip_ports_to_the_rules() -> None:
                           skip_outbound_ports=parse_ports("25"))
     out = inject_text(pod("Pod", pod_meta=meta), config).text
     args = container(load_all(out)[0], "meshtui-init", init=True)["args"]
-    assert args[args.index("--inbound-ports-to-ignore") + 1] == "22,8000-8100,9000"
+    assert args[args.index("--inbound-ports-to-ignore") + 1] == "22,4190,4191,8000-8100,9000"
     assert args[args.index("--outbound-ports-to-ignore") + 1] == "25,3306"
 
 
@@ -164,16 +165,19 @@ def test_a_bad_skip_ports_annotation_skips_that_pod_only() -> None:
         result.outcomes[0].reason
 
 
-def test_a_bare_pod_names_its_workload_from_its_owner_or_app_label() -> None:
-    owned = pod("Pod", "p").replace(
-        "  name: p\n", "  name: p\n  ownerReferences:\n  - {kind: ReplicaSet, name: web-7d}\n")
-    env = {e["name"]: e for e in container(load_all(inject_text(owned).text)[0],
-                                           "meshtui-proxy")["env"]}
-    assert env["MESHTUI_DEPLOYMENT"] == {"name": "MESHTUI_DEPLOYMENT", "value": "web-7d"}
-    env = {e["name"]: e for e in container(load_all(inject_text(pod("Pod", "q")).text)[0],
-                                           "meshtui-proxy")["env"]}
-    assert env["MESHTUI_DEPLOYMENT"]["valueFrom"]["fieldRef"]["fieldPath"] == \
-        "metadata.labels['app']"
+@pytest.mark.parametrize(("kind", "labels", "expected"), [
+    ("Deployment", "{app: web-svc}", "w"),  # a Deployment: always its own name
+    ("StatefulSet", "{app: web-svc}", "web-svc"),
+    ("StatefulSet", "{tier: db}", "w"),
+    ("Pod", "{app: bot}", "bot"),
+    ("Pod", "{}", "w"),
+    ("DaemonSet", "{app: 7}", "w"),  # an app label that is not a string: not a name
+])
+def test_the_workload_name_the_proxy_reports(kind: str, labels: str, expected: str) -> None:
+    text = pod(kind, "w").replace("{app: w}", labels)
+    ((_, p),) = pod_templates(load_all(inject_text(text).text)[0])
+    env = {e["name"]: e for e in container(p, "meshtui-proxy")["env"]}
+    assert env["MESHTUI_DEPLOYMENT"] == {"name": "MESHTUI_DEPLOYMENT", "value": expected}
 
 
 def test_a_template_without_metadata_gets_one_first() -> None:
@@ -182,7 +186,34 @@ def test_a_template_without_metadata_gets_one_first() -> None:
     out = inject_text(text).text
     template = load_all(out)[0]["spec"]["template"]
     assert list(template) == ["metadata", "spec"]
-    assert template["metadata"]["labels"] == {"meshtui.io/proxy-deployment": "m"}
+    assert template["metadata"] == {"annotations": {"meshtui.io/proxy-version": __version__}}
+
+
+def test_other_ports_and_requests_reach_both_containers() -> None:
+    config = InjectConfig(inbound_port=5143, outbound_port=5140, tap_port=5190,
+                          admin_port=5191, cpu_request="0.25", memory_request="1Gi")
+    p = load_all(inject_text(pod("Pod"), config).text)[0]
+    proxy, init = container(p, "meshtui-proxy"), container(p, "meshtui-init", init=True)
+    assert [x["containerPort"] for x in proxy["ports"]] == [5143, 5190, 5191]
+    assert proxy["readinessProbe"]["httpGet"]["port"] == 5191
+    env = {e["name"]: e.get("value") for e in proxy["env"]}
+    assert (env["MESHTUI_INBOUND_ADDR"], env["MESHTUI_OUTBOUND_ADDR"]) == \
+        ("0.0.0.0:5143", "127.0.0.1:5140")
+    assert proxy["resources"] == {"requests": {"cpu": "0.25", "memory": "1Gi"}}
+    assert init["args"] == ["proxy-init", "--proxy-uid", "2102", "--inbound-port", "5143",
+                            "--outbound-port", "5140", "--inbound-ports-to-ignore", "5190,5191",
+                            "--tap-port", "5190", "--admin-port", "5191"]
+
+
+def test_meshtui_init_goes_before_the_pods_own_init_containers() -> None:
+    text = pod("Pod", extra="  initContainers:\n  - name: migrate\n    image: m:1\n"
+                            "  - name: warm\n    image: w:1\n")
+    result = inject_text(text)
+    spec = load_all(result.text)[0]["spec"]
+    assert [c["name"] for c in spec["initContainers"]] == ["meshtui-init", "migrate", "warm"]
+    assert result.outcomes[0].reason.startswith(
+        'init containers "migrate", "warm" now run before the proxy starts: TCP they open '
+        "fails unless they run as UID 2102")
 
 
 def test_a_version_that_looks_like_a_number_stays_a_string() -> None:
@@ -216,6 +247,7 @@ def test_nothing_to_inject() -> None:
     ("kind: Service\n---\n# c\nkind: Pod\n  bad: indent\n", 2, 5),
     ("a: 1\n...\nb: 2\n---\nc:\n\td: tab\n", 3, 6),
     ("a: 1\nb: 2\na: 3\n", 1, 3),
+    ("a: 1\n---\n\nc: 2\nb: \"\x1b[2J\"\n", 2, 5),  # a raw control character
 ])
 def test_parse_errors_name_the_document_and_line(text: str, document: int, line: int) -> None:
     with pytest.raises(ParseError) as err:
