@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from meshtui.model.histogram import Histogram
 from meshtui.model.inventory import Workload
 from meshtui.model.sanitize import clean, clean_bytes
 from meshtui.model.stats import StatRow
@@ -41,7 +42,9 @@ def _nan_none(v: float) -> float | None:
     return None if math.isnan(v) else v
 
 
-def stat_row(row: controller_pb2.StatRow) -> StatRow:
+def stat_row(row: controller_pb2.StatRow, *, histogram: bool = False) -> StatRow:
+    """One wire row; with ``histogram``, the window's merged latency histogram too
+    (only when asked: ten thousand rows a second need not pay for it)."""
     res = row.resource
     traffic = row.has_traffic
     st = row.stats
@@ -65,6 +68,8 @@ def stat_row(row: controller_pb2.StatRow) -> StatRow:
         write_bytes_rate=row.tcp.write_bytes_rate if traffic else None,
         window_s=window or 0.0,
         owner=clean(res.deployment),
+        latency=(Histogram.from_sparse(st.latency.indexes, st.latency.counts, st.latency.sum_us)
+                 if histogram and has_requests else None),
     )
 
 

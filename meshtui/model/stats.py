@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from meshtui.model.histogram import Histogram
 from meshtui.model.ordering import sort_by
 
 KINDS = ("namespace", "deployment", "pod")
@@ -35,6 +36,9 @@ class StatRow:
     write_bytes_rate: float | None = None
     window_s: float = 60.0
     owner: str = ""  # for pods: the deployment they belong to
+    # The window's merged latency histogram, when the source was asked for it
+    # (the dashboard's distribution chart); not part of a row's identity.
+    latency: Histogram | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str, str]:

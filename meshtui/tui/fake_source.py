@@ -9,6 +9,7 @@ values change.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 import zlib
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
+from meshtui.model.histogram import Histogram
 from meshtui.model.inventory import Workload
 from meshtui.model.sanitize import clean
 from meshtui.model.stats import StatRow
@@ -81,8 +83,8 @@ class FakeSource:
         q50 = p50 * (0.9 + 0.2 * n3)
         return r, s, q50, q50 * 3.2, q50 * 9.5
 
-    def _row(self, kind: str, ns: str, name: str, members: list[tuple], at: float
-             ) -> StatRow:
+    def _row(self, kind: str, ns: str, name: str, members: list[tuple], at: float,
+             histogram: bool = False) -> StatRow:
         meshed = sum(1 for m in members if m[3])
         live = [m for m in members if m[3] and m[4] > 0]
         if not live:
@@ -90,14 +92,19 @@ class FakeSource:
         pts = [self._point(m[4], m[5], m[6], at, m[2]) for m in live]
         rps = sum(p[0] for p in pts)
         succ = sum(p[0] * p[1] for p in pts) / rps if rps else 1.0
+        p50, p95, p99 = (max(p[2] for p in pts), max(p[3] for p in pts),
+                         max(p[4] for p in pts))
         return StatRow(kind, ns, name, meshed, len(members), success=succ, rps=rps,
-                       p50_ms=max(p[2] for p in pts), p95_ms=max(p[3] for p in pts),
-                       p99_ms=max(p[4] for p in pts), tcp_conn=2 * len(live),
-                       read_bytes_rate=rps * 310.0, write_bytes_rate=rps * 1220.0)
+                       p50_ms=p50, p95_ms=p95, p99_ms=p99, tcp_conn=2 * len(live),
+                       read_bytes_rate=rps * 310.0, write_bytes_rate=rps * 1220.0,
+                       latency=fake_histogram(rps * 60, p50, p95, p99) if histogram else None)
 
-    def _rows(self, query: StatQuery, at: float) -> list[StatRow]:
+    def _rows(self, query: StatQuery, at: float, histograms: bool = False) -> list[StatRow]:
         pods = [p for p in self._pods() if query.namespace in (None, p[0])
                 and query.owner in (None, p[1])]
+        if query.name:  # one resource: only its pods (load tests chart one of 10,000)
+            field = {"namespace": 0, "deployment": 1}.get(query.kind, 2)
+            pods = [p for p in pods if p[field] == query.name]
         groups: dict[tuple[str, str], list[tuple]] = {}
         for p in pods:
             if query.kind == "namespace":
@@ -107,7 +114,9 @@ class FakeSource:
             else:
                 key = (p[0], p[2])
             groups.setdefault(key, []).append(p)
-        rows = [self._row(query.kind, ns, name, members, at)
+        # A histogram only for one named resource, as the real source does.
+        rows = [self._row(query.kind, ns, name, members, at,
+                          histogram=histograms and query.name == name)
                 for (ns, name), members in sorted(groups.items())]
         if query.kind == "namespace":
             rows = [replace(r, namespace="") for r in rows]
@@ -122,9 +131,10 @@ class FakeSource:
         self.calls += 1
         at = self.clock()
         pods = self._pods()
-        return StatSnapshot(tuple(self._rows(query, at)), taken_at=at,
+        return StatSnapshot(tuple(self._rows(query, at, histograms=True)), taken_at=at,
                             proxies_reachable=sum(1 for p in pods if p[3]),
-                            proxies_total=sum(1 for p in pods if p[3]))
+                            proxies_total=sum(1 for p in pods if p[3]),
+                            last_scrape=at - 0.4)
 
     async def history(self, query: StatQuery, span_s: int, step_s: int
                       ) -> dict[tuple[str, str, str], list[HistoryPoint]]:
@@ -158,6 +168,25 @@ class FakeSource:
 
     async def close(self) -> None:
         pass
+
+
+def fake_histogram(count: float, p50_ms: float, p95_ms: float, p99_ms: float) -> Histogram:
+    """About ``count`` latencies whose quantiles are near the given ones (log-linear
+    between them, a tail to twice p99), for the dashboard's distribution chart."""
+    h = Histogram()
+    n = max(int(count), 1)
+    marks = [(0.0, p50_ms / 4), (0.5, p50_ms), (0.95, p95_ms), (0.99, p99_ms),
+             (1.0, p99_ms * 2)]
+    steps = 200
+    for k in range(steps):
+        q = (k + 0.5) / steps
+        (q0, v0), (q1, v1) = next((a, b) for a, b in itertools.pairwise(marks)
+                                  if a[0] <= q <= b[0])
+        ms = v0 * (v1 / v0) ** ((q - q0) / (q1 - q0))
+        weight = n // steps + (1 if k < n % steps else 0)
+        if weight:
+            h.record(ms * 1000, weight)
+    return h
 
 
 _PATHS = ["/api/list", "/api/vote?choice=:rocket:", "/api/vote?choice=:doughnut:",

@@ -33,6 +33,7 @@ class StatSnapshot:
     taken_at: float = field(default_factory=time.time)  # wall clock, seconds
     proxies_reachable: int = 0
     proxies_total: int = 0
+    last_scrape: float | None = None  # wall clock of the newest scrape behind the rows
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,17 @@ class GrpcSource:
         from meshtui.client.convert import stat_row
 
         resp = await self.client.summary(self._request(query))
-        rows = [stat_row(r) for r in resp.rows]
+        # One named resource (the dashboard's charts): its latency histogram too.
+        with_histogram = query.name is not None
+        rows = [stat_row(r, histogram=with_histogram) for r in resp.rows]
+        scraped = max((r.resource.last_scrape_ms for r in resp.rows), default=0)
         if query.owner:
             rows = [r for r in rows if r.owner == query.owner]
         return StatSnapshot(tuple(rows),
                             taken_at=(resp.timestamp_ms / 1000) or time.time(),
                             proxies_reachable=resp.proxies_reachable,
-                            proxies_total=resp.proxies_total)
+                            proxies_total=resp.proxies_total,
+                            last_scrape=scraped / 1000 if scraped else None)
 
     async def history(self, query: StatQuery, span_s: int, step_s: int
                       ) -> dict[tuple[str, str, str], list[HistoryPoint]]:
