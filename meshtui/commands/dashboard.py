@@ -4,15 +4,82 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import not_built
-
 HELP = "full-screen dashboard: namespaces, deployments, pods, charts, tap and top"
+DESCRIPTION = """\
+The whole mesh at a glance: every namespace with how much of it is meshed and
+its live success rate, RPS and latency, under the controller's and proxies'
+health. Enter drills into deployments and pods, Escape goes back; on any row
+c opens its charts (the last 15 minutes), t its live requests, o its busiest
+routes. ? lists every key; Ctrl+P finds any resource.
+
+With --web it serves the same dashboard to a browser (one app per tab),
+on 127.0.0.1 unless --host says otherwise.
+
+examples:
+  meshtui
+  meshtui --server 10.0.0.5:8086 dashboard
+  meshtui dashboard --web --port 8000"""
+
+PREFLIGHT_S = 3.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--web", action="store_true", help="serve it to a browser instead")
     p.add_argument("--port", type=int, default=8000, help="port for --web (default 8000)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address for --web to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--interval", type=float, default=1.0, help="refresh seconds (default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built("dashboard")
+    import asyncio
+
+    from meshtui.errors import UsageError
+    from meshtui.model.inventory import InventoryError, parse_address
+
+    try:
+        server = str(parse_address(args.server, what="--server"))
+    except InventoryError as e:
+        raise UsageError(str(e)) from None
+    if not 0.1 <= args.interval <= 60:
+        raise UsageError("--interval must be between 0.1 and 60 seconds")
+    if args.web and not 1 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port (1-65535)")
+    asyncio.run(_preflight(server))
+    if args.web:
+        return _serve_web(server, args.host, args.port, args.interval)
+    from meshtui.tui.app import MeshApp, run_app
+    from meshtui.tui.source import GrpcSource, StatQuery
+
+    return run_app(MeshApp(GrpcSource(server), StatQuery("namespace"), dashboard=True,
+                           interval=args.interval))
+
+
+async def _preflight(server: str) -> None:
+    """Fails with the address and how to start a demo when no controller answers."""
+    from meshtui.client.controller import ControllerClient
+
+    async with ControllerClient(server) as client:
+        await client.wait_ready(PREFLIGHT_S)
+
+
+def _serve_web(server: str, host: str, port: int, interval: float) -> int:
+    """textual-serve: each browser tab gets its own dashboard process, fed through a socket."""
+    import shlex
+    import socket
+    import sys
+
+    from meshtui.errors import RuntimeFailure
+
+    try:
+        with socket.socket() as s:
+            s.bind((host, port))
+    except OSError as e:
+        raise RuntimeFailure(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    from textual_serve.server import Server
+
+    command = " ".join(shlex.quote(a) for a in (
+        sys.executable, "-m", "meshtui", "--server", server, "dashboard",
+        "--interval", f"{interval:g}"))
+    Server(command, host=host, port=port, title=f"meshtui · {server}").serve()
+    return 0

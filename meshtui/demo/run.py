@@ -88,7 +88,7 @@ def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
 
 
 def _live_table(server: Address, sup: Supervisor) -> int:
-    """The live stat table over the demo, from the namespaces down; quitting stops the mesh.
+    """The dashboard over the demo, from the namespaces down; quitting stops the mesh.
 
     The supervisor keeps tending the mesh from a thread while the app owns the
     main thread (and the terminal). Children it restarts there get that
@@ -109,7 +109,8 @@ def _live_table(server: Address, sup: Supervisor) -> int:
     keeper = threading.Thread(target=tend, name="demo-tend", daemon=True)
     keeper.start()
     try:
-        return run_app(MeshApp(GrpcSource(str(server)), StatQuery("namespace")))
+        return run_app(MeshApp(GrpcSource(str(server)), StatQuery("namespace"),
+                               dashboard=True))
     finally:
         done.set()
         keeper.join()

@@ -26,7 +26,8 @@ class MeshApp(App[int]):
 
     def __init__(self, source: Source, query: StatQuery | TapQuery, *, interval: float = 1.0,
                  wide: bool = False, clock: Callable[[], float] = time.time,
-                 buffer: int = 100_000, title: str = "", top: bool = False) -> None:
+                 buffer: int = 100_000, title: str = "", top: bool = False,
+                 dashboard: bool = False) -> None:
         super().__init__()
         self.source = source
         self.start_query = query
@@ -36,10 +37,16 @@ class MeshApp(App[int]):
         self.buffer = buffer
         self.title_text = title
         self.top = top
+        self.dashboard = dashboard  # open the dashboard's overview, not the query's view
 
     def on_mount(self) -> None:
         q = self.start_query
-        if isinstance(q, TapQuery) and self.top:
+        if self.dashboard:
+            from meshtui.tui.dashboard import OverviewScreen
+
+            self.push_screen(OverviewScreen(self.source, interval=self.interval,
+                                            clock=self.clock))
+        elif isinstance(q, TapQuery) and self.top:
             from meshtui.tui.top_screen import TopScreen
 
             self.push_screen(TopScreen(self.source, q, title=self.title_text))

@@ -90,6 +90,10 @@ class StatScreen(Screen[None]):
     async def refresh_loop(self) -> None:
         backoff = self.interval
         while True:
+            if not self.is_current and self.snapshot is not None:
+                # Covered by a deeper level or a view: nobody sees this one refresh.
+                await asyncio.sleep(0.1)
+                continue
             try:
                 snap = await self.source.stats(self.stat_query)
             except (RuntimeFailure, UsageError, OSError) as e:
@@ -198,8 +202,12 @@ class StatScreen(Screen[None]):
             query = replace(self.stat_query, kind=child, namespace=row.namespace, name=None,
                             owner=row.name)
             crumbs = (*self.crumbs, row.name, PLURAL[child])
-        self.app.push_screen(StatScreen(self.source, query, interval=self.interval,
-                                        wide=self.wide, crumbs=crumbs, clock=self.clock))
+        self.app.push_screen(self.child_screen(query, crumbs))
+
+    def child_screen(self, query: StatQuery, crumbs: tuple[str, ...]) -> StatScreen:
+        """The screen one level down (a subclass drills into its own kind)."""
+        return type(self)(self.source, query, interval=self.interval, wide=self.wide,
+                          crumbs=crumbs, clock=self.clock)
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:
