@@ -11,6 +11,8 @@ want=(
   "wrk:wrk"
   "rsvg-convert:librsvg2-bin"
   "prometheus:prometheus"
+  "chromium:chromium"
+  "chromedriver:chromium-driver"
 )
 missing=()
 for pair in "${want[@]}"; do

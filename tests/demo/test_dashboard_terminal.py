@@ -1,0 +1,56 @@
+"""The dashboard in a real terminal (tmux) against the demo, driven by keys only."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+
+import pytest
+from demokit import MESHTUI
+from test_terminal import Terminal
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (Debian package tmux)"),
+]
+
+
+def _success(screen: str) -> float:
+    """The success rate on the charts' "now" line (100 when there is none yet)."""
+    m = re.search(r"^ now .*?success (\d+\.\d+)%", screen, re.M)
+    return float(m.group(1)) if m else 100.0
+
+
+def test_keyboard_reaches_voting_charts_and_tap_with_failures(demo) -> None:
+    server, *_ = demo
+    t = Terminal([*MESHTUI, "--server", server])  # no command: the dashboard
+    try:
+        screen = t.wait_for(lambda s: "reachable" in s and "fully meshed" in s
+                            and "not meshed" in s and "kube-system" in s, timeout=20)
+        assert "controller " + server + " up" in screen
+        # Rows sort by name: default, emojivoto, kube-system, meshtui.
+        t.keys("Home", "Down", "Enter")
+        t.wait_for(lambda s: "overview › emojivoto › deployments" in s and "voting" in s)
+        # emoji, vote-bot, voting, web: wait until the sparklines follow voting
+        t.keys("Home", "Down", "Down")
+        t.wait_for(lambda s: "SUCCESS · voting" in s)
+        t.keys("c")
+        # voting fails a share of its votes: the window's success rate says so (a demo
+        # only just started may need a few seconds for its first failure)
+        screen = t.wait_for(lambda s: "c charts" in s and "latency distribution" in s
+                            and "history 15m" in s and _success(s) < 100.0, timeout=40)
+        assert "voting" in screen.splitlines()[0]
+        t.keys("t")
+        screen = t.wait_for(lambda s: ":status=500" in s, timeout=30)
+        assert "t tap" in screen and "deploy/voting" in screen
+        t.keys("Escape")
+        t.wait_for(lambda s: "overview › emojivoto › deployments" in s and "t tap" not in s)
+        time.sleep(0.5)  # a key right after Escape would arrive as Alt+key
+        t.keys("q")
+        deadline = time.monotonic() + 5
+        while t.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not t.alive(), "q did not quit"
+    finally:
+        t.close()
