@@ -1,10 +1,10 @@
-"""Chart widgets of the dashboard, drawn with plotext (through textual-plotext).
+"""Chart widgets of the dashboard, drawn by :mod:`meshtui.tui.plot`.
 
 A chart is handed its data whole (``show``) and draws it on the next frame;
-the drawing is kept until the data, the size or the theme change, so a
-screen refreshing its status line never pays for re-plotting. Axes carry
-their unit on every tick (``12rps``, ``98%``, ``4ms``) and each line has a
-legend entry.
+the drawing is kept until the data or the size change, so a screen
+refreshing its status line never pays for re-plotting. Axes carry their
+unit on every tick (``12rps``, ``98%``, ``4ms``) and each line has a legend
+entry.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rich.text import Text
-from textual.app import RenderResult
-from textual_plotext import PlotextPlot
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+from textual.widget import Widget
 
 from meshtui.model.units import format_latency_ms
 from meshtui.tui.chart_data import (
@@ -25,62 +26,83 @@ from meshtui.tui.chart_data import (
     value_ticks,
     y_range,
 )
+from meshtui.tui.plot import Bar, Grid, Line, bar_chart, line_chart
 
 
-def fit_title(title: str, width: int) -> str:
-    """The title cut to what plotext will draw (it leaves out a title wider than
-    its plot area, about the width less the y labels)."""
-    room = max(width - 12, 8)
-    return title if len(title) <= room else title[: room - 1] + "…"
+def rgb(color: tuple[int, int, int]) -> str:
+    return "rgb({},{},{})".format(*color)
 
 
-class _CachedPlot(PlotextPlot):
-    """A plotext widget that re-plots only when what it shows has changed."""
+class ChartBase(Widget):
+    """A chart widget that re-plots only when what it shows, or its size, has changed.
+
+    It hands Textual finished lines (the line API): a chart is hundreds of
+    small coloured spans, and laying those out as text again on every resize
+    cost more than plotting them.
+    """
+
+    DEFAULT_CSS = """
+    ChartBase { height: 1fr; width: 1fr; }
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._version = 0
         self._drawn: tuple[Any, ...] | None = None
-        self._text: Text = Text()
+        self._lines: list[Strip] = []
+        self._styles: dict[str, Style] = {}
         self.builds = 0  # how often it really plotted (tests and benchmarks read it)
 
     def changed(self) -> None:
         self._version += 1
         self.refresh()
 
-    def render(self) -> RenderResult:
-        w, h = self.size.width, self.size.height
-        key = (w, h, self.app.theme, self._version)
+    def _style(self, name: str) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = Style.parse(name) if name else Style()
+        return style
+
+    def _build(self, width: int, height: int) -> None:
+        key = (width, height, self._version, self.app.theme)
         if key == self._drawn:
-            return self._text
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.plotsize(w, h)
-        plt._set_size(w, h)
-        plt.theme(self._get_plotext_theme_name(self.app.theme))
-        if w >= 20 and h >= 6:
-            self.plot(w, h)
-            self._text = Text.from_ansi(plt.build())
+            return
+        base = self.rich_style
+        if width >= 20 and height >= 6:
+            runs = self.plot(width, height).runs()
         else:
-            self._text = Text("(too small to draw)", style="dim")
-        self._text.no_wrap = True
+            runs = [[("(too small to draw)"[:width], "dim")]]
+        self._lines = [
+            Strip([Segment(text, base + self._style(style)) for text, style in line]
+                  ).extend_cell_length(width, base).crop(0, width)
+            for line in runs]
         self._drawn = key
         self.builds += 1
-        return self._text
 
-    def plot(self, width: int, height: int) -> None:
+    def render_line(self, y: int) -> Strip:
+        width, height = self.size.width, self.size.height
+        self._build(width, height)
+        if y < len(self._lines):
+            return self._lines[y]
+        return Strip.blank(width, self.rich_style)
+
+    def text(self) -> str:
+        """What the chart shows, as plain text (tests read it)."""
+        return "\n".join(strip.text for strip in self._lines)
+
+    def plot(self, width: int, height: int) -> Grid:
         raise NotImplementedError
 
 
-class TimeChart(_CachedPlot):
+class TimeChart(ChartBase):
     """Lines over the last minutes: x in time before now, y in one unit."""
 
     def __init__(self, title: str, fmt: Callable[[float], str], *, span_s: float = 900,
                  floor: float | None = 0.0, ceiling: float | None = None,
-                 minimum_span: float = 1.0, **kwargs: Any) -> None:
+                 minimum_span: float = 1.0, zero: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.title = title
+        self.zero = zero  # the axis starts at the floor: rates and latencies read true
         self.fmt = fmt
         self.span_s = span_s
         self.floor = floor
@@ -94,30 +116,26 @@ class TimeChart(_CachedPlot):
         self.headline = headline
         self.changed()
 
-    def plot(self, width: int, height: int) -> None:
-        plt = self.plt
+    def plot(self, width: int, height: int) -> Grid:
         drawn = [s for s in self.series if s.points]
-        for s in drawn:
-            xs = [p[0] for p in s.points]
-            ys = [p[1] for p in s.points]
-            plt.plot(xs, ys, label=s.label, marker="braille", color=s.color)
         headline = self.headline.rstrip(" ·")
         title = self.title + (f" · {headline}" if headline else "")
         if not drawn:
             title += " · no requests"
-        plt.title(fit_title(title, width))
-        plt.xlim(-self.span_s, 0)
-        xt = time_ticks(self.span_s, 5 if width >= 60 else 3)
-        plt.xticks([x for x, _ in xt], [label for _, label in xt])
         lo, hi = y_range(drawn, floor=self.floor, ceiling=self.ceiling,
                          minimum_span=self.minimum_span)
-        ticks = [v for v in value_ticks(lo, hi, max(2, (height - 5) // 3)) if lo <= v <= hi]
-        plt.ylim(lo, hi)
-        plt.yticks(ticks, [self.fmt(v) for v in ticks])
+        if self.zero and self.floor is not None:
+            lo = self.floor
+        ticks = [v for v in value_ticks(lo, hi, max(2, (height - 3) // 3)) if lo <= v <= hi]
+        return line_chart(
+            [Line(s.label, s.points, rgb(s.color)) for s in drawn], width, height,
+            title=title, xlim=(-self.span_s, 0.0),
+            xticks=time_ticks(self.span_s, 5 if width >= 60 else 3),
+            ylim=(lo, hi), yticks=[(v, self.fmt(v)) for v in ticks])
 
 
-# Explicit RGB: plotext's colour names go through the terminal's 16-colour
-# palette, which themes remap (its "yellow" came out blue).
+# Explicit RGB: named colours go through the terminal's 16-colour palette,
+# which themes remap.
 COLORS = {"rps": (80, 190, 230), "success": (120, 200, 80), "p50": (80, 190, 230),
           "p95": (235, 200, 60), "p99": (230, 80, 80)}
 # The distribution's bars: within p50, to p95, to p99, beyond.
@@ -125,7 +143,7 @@ BAND_COLORS = ((120, 200, 80), (235, 200, 60), (240, 140, 50), (230, 80, 80))
 BAND_NAMES = ("≤ p50", "p50–p95", "p95–p99", "> p99")
 
 
-class DistributionChart(_CachedPlot):
+class DistributionChart(ChartBase):
     """The current window's requests by latency, in 1-2-5 bins, coloured by quantile band."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -160,28 +178,17 @@ class DistributionChart(_CachedPlot):
             return BAND_NAMES[band]
         return f"{BAND_NAMES[band]} ({format_latency_ms(bound)})"
 
-    def plot(self, width: int, height: int) -> None:
-        plt = self.plt
+    def plot(self, width: int, height: int) -> Grid:
         title = "latency distribution" + (f" · {self.headline}" if self.headline else "")
         if not self.bins:
-            plt.title(title + " · no requests in the window")
-            plt.xticks([], [])
-            plt.yticks([], [])
-            return
-        plt.title(fit_title(title, width))
+            return bar_chart([], width, height, title=title + " · no requests in the window",
+                             yticks=[], ymax=1.0)
         bands = self.bands()
-        for band in range(4):
-            xs = [i for i, b in enumerate(bands) if b == band]
-            if xs:
-                plt.bar(xs, [self.bins[i].count for i in xs], color=BAND_COLORS[band],
-                        label=self.band_label(band), width=0.8)
-        # Every bin labelled when they fit, else every other one.
-        every = 1 if width - 8 >= 7 * len(self.bins) else 2
-        labelled = range(0, len(self.bins), every)
-        plt.xticks([float(i) for i in labelled], [self.bins[i].label for i in labelled])
-        plt.xlim(-0.6, len(self.bins) - 0.4)
-        top = max(b.count for b in self.bins)
-        ticks = [v for v in value_ticks(0, top * 1.1, max(2, (height - 5) // 3))
-                 if v <= top * 1.1]
-        plt.ylim(0, top * 1.1)
-        plt.yticks(ticks, [f"{v:g}" for v in ticks])
+        top = max(b.count for b in self.bins) * 1.1
+        ticks = [v for v in value_ticks(0, top, max(2, (height - 4) // 3)) if v <= top]
+        return bar_chart(
+            [Bar(b.label, b.count, rgb(BAND_COLORS[band])) for b, band in zip(
+                self.bins, bands, strict=True)],
+            width, height, title=title, ymax=top, yticks=[(v, f"{v:g}") for v in ticks],
+            legend=[(self.band_label(band), rgb(BAND_COLORS[band]))
+                    for band in sorted(set(bands))])
