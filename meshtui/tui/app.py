@@ -58,6 +58,9 @@ class MeshApp(App[int]):
         else:
             self.push_screen(StatScreen(self.source, q, interval=self.interval,
                                         wide=self.wide, clock=self.clock))
+        # The key list's widgets take 0.2 s to import: do it once the first
+        # screen is up, not when ? is first pressed.
+        self.set_timer(0.5, _import_help_panel)
 
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):
@@ -67,6 +70,10 @@ class MeshApp(App[int]):
 
     async def on_unmount(self) -> None:
         await self.source.close()
+
+
+def _import_help_panel() -> None:
+    from textual.widgets import HelpPanel  # noqa: F401
 
 
 def run_app(app: MeshApp) -> int:

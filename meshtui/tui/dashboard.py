@@ -35,7 +35,7 @@ from meshtui.tui.resource_views import (
     time_charts,
 )
 from meshtui.tui.source import Source, StatQuery, StatSnapshot
-from meshtui.tui.stat_screen import StatScreen
+from meshtui.tui.stat_screen import StatScreen, seen
 from meshtui.tui.stat_table import StatTable, stat_column
 from meshtui.tui.table import Column, VirtualTable
 
@@ -186,7 +186,7 @@ class OverviewScreen(DashStatScreen):
         """The selected namespace's history, again every few seconds or on a new selection."""
         while True:
             row = self.table.selected_row
-            if row is not None and self.is_current:
+            if row is not None and seen(self):
                 try:
                     hist = await self.source.history(
                         StatQuery("namespace", row.name, row.name), HISTORY_SPAN_S,
@@ -228,7 +228,8 @@ class OverviewScreen(DashStatScreen):
 
     def _update_health(self) -> None:
         self.query_one("#health", Static).update(
-            health_text(self.source.label, self.state, self.snapshot, self.clock()))
+            health_text(self.source.label, self.state, self.snapshot, self.clock()),
+            layout=False)
 
     def child_screen(self, query: StatQuery, crumbs: tuple[str, ...]) -> StatScreen:
         return DashStatScreen(self.source, query, interval=self.interval, wide=self.wide,

@@ -55,12 +55,19 @@ class FakeSource:
         self.clock = clock or time.time
         self.calls = 0
         self.extra_pods = extra_pods  # for load tests: that many more pods in "load"
+        self._pod_list: list[tuple[str, str, str, bool, float, float, float]] | None = None
 
     @property
     def label(self) -> str:
         return "fake"
 
     def _pods(self) -> list[tuple[str, str, str, bool, float, float, float]]:
+        # The same every call: made once (history asks for it 90 times a fetch).
+        if self._pod_list is None:
+            self._pod_list = self._make_pods()
+        return self._pod_list
+
+    def _make_pods(self) -> list[tuple[str, str, str, bool, float, float, float]]:
         out = []
         for ns, deploy, n, meshed, rps, success, p50 in WORKLOADS:
             for i in range(n):

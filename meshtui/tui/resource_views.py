@@ -87,7 +87,7 @@ def view_crumbs(target: Target, current: str) -> Text:
 def time_charts() -> list[TimeChart]:
     """The three charts over time every resource gets: rate, success, latency."""
     return [TimeChart("RPS", units.format_rps, id="chart-rps"),
-            TimeChart("success", lambda v: f"{v:g}%", floor=0.0, ceiling=100.0,
+            TimeChart("success", lambda v: f"{v:g}%", floor=0.0, ceiling=100.0, zero=False,
                       minimum_span=2.0, id="chart-success"),
             TimeChart("latency", _latency_tick, id="chart-latency")]
 
@@ -147,7 +147,7 @@ class _ViewNav:
 
     def show_crumbs(self) -> None:
         self.query_one("#crumbs", Static).update(  # type: ignore[attr-defined]
-            view_crumbs(self.target, self.view))
+            view_crumbs(self.target, self.view), layout=False)
 
 
 class ChartsScreen(_ViewNav, Screen[None]):
@@ -232,7 +232,7 @@ class ChartsScreen(_ViewNav, Screen[None]):
                 t.append(value + "  ", style=style)
         if row is not None:
             t.append(f"meshed {row.meshed}/{row.total}", style="dim")
-        self.query_one("#chart-now", Static).update(t)
+        self.query_one("#chart-now", Static).update(t, layout=False)
         hist = row.latency if row is not None else None
         self.query_one(DistributionChart).show(
             latency_bins(hist), row.p50_ms if row else None, row.p95_ms if row else None,
@@ -257,7 +257,8 @@ class ChartsScreen(_ViewNav, Screen[None]):
                  f"{HISTORY_STEP_S}s steps: {len(self.history)} points",
                  f"updated {age}", self.state]
         style = "" if self.state == "connected" else "bold yellow"
-        self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style))
+        self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style),
+                                                 layout=False)
 
 
 class DashTapScreen(_ViewNav, TapScreen):

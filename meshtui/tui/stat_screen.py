@@ -32,6 +32,17 @@ CHILD = {"namespace": "deployment", "deployment": "pod"}
 PLURAL = {"namespace": "namespaces", "deployment": "deployments", "pod": "pods"}
 
 
+def seen(screen: Screen[None]) -> bool:
+    """Whether any of the screen shows: it is on top, or only see-through screens
+    (a modal, the command palette) are above it. Textual's ``is_current`` also
+    counts an opaque screen's direct neighbour below."""
+    stack = screen.app.screen_stack
+    if screen not in stack:
+        return False
+    above = stack[stack.index(screen) + 1:]
+    return all(s.styles.background.a < 1 for s in above)
+
+
 class StatScreen(Screen[None]):
     BINDINGS = [
         # Enter reaches the table first (it posts Selected); this shows it in the footer.
@@ -90,7 +101,7 @@ class StatScreen(Screen[None]):
     async def refresh_loop(self) -> None:
         backoff = self.interval
         while True:
-            if not self.is_current and self.snapshot is not None:
+            if not seen(self) and self.snapshot is not None:
                 # Covered by a deeper level or a view: nobody sees this one refresh.
                 await asyncio.sleep(0.1)
                 continue
@@ -160,7 +171,7 @@ class StatScreen(Screen[None]):
             label = {"rps": "RPS", "success": "SUCCESS", "p99": "LATENCY P99"}[key]
             self.query_one(f"#spark-{key}-label", Label).update(Text.assemble(
                 (label, "bold"), (f" · {row.name} · " if row else " · ", "dim"),
-                (fmt(last), "cyan")))
+                (fmt(last), "cyan")), layout=False)
 
     def _update_status(self) -> None:
         age = "never" if self.updated_at is None else f"{self.clock() - self.updated_at:.1f}s ago"
@@ -176,7 +187,8 @@ class StatScreen(Screen[None]):
         t = self.table
         parts.append(f"sort {t.sort_column} {'▼' if t.reverse else '▲'}")
         style = "" if self.state == "connected" else "bold yellow"
-        self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style))
+        self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style),
+                                                 layout=False)
 
     def on_virtual_table_highlighted(self, event: StatTable.Highlighted) -> None:
         row = event.row

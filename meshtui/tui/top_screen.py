@@ -136,7 +136,8 @@ class TopScreen(Screen[None]):
         if self.state != "streaming":
             parts.append(self.state)
         style = "bold yellow" if self.state.startswith("error") else ""
-        self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style))
+        self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style),
+                                                 layout=False)
 
     def action_sort_next(self) -> None:
         self.table.action_next_sort()
