@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import random
+import subprocess
 import sys
 import time
 import uuid
@@ -35,6 +36,16 @@ def pod_names(i: int) -> tuple[str, str, str]:
     """namespace, deployment, pod of fake proxy ``i`` (5 pods a deployment, 4 namespaces)."""
     d = i // 5
     return f"ns{d % 4}", f"d{d}", f"pod-{i}"
+
+
+def stop(fakes: subprocess.Popen, controller: subprocess.Popen | None) -> None:
+    """Stops a benchmark's controller, then its fake proxies (they leave when stdin closes)."""
+    if controller is not None:
+        controller.terminate()
+        controller.wait(timeout=15)
+    if fakes.stdin:
+        fakes.stdin.close()
+    fakes.wait(timeout=20)
 
 
 def app_addr(i: int) -> str:

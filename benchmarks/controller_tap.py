@@ -28,6 +28,10 @@ import grpc
 from meshtui.v1 import common_pb2, controller_pb2, controller_pb2_grpc
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from controller_fakes import stop  # noqa: E402
+
 MESHTUI = str(Path(sys.executable).parent / "meshtui")
 
 
@@ -98,12 +102,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
             call.cancel()
             await asyncio.gather(reader, return_exceptions=True)
     finally:
-        if ctl is not None:
-            ctl.terminate()
-            ctl.wait(timeout=10)
-        if fakes.stdin:
-            fakes.stdin.close()
-        fakes.wait(timeout=20)
+        stop(fakes, ctl)
     span = max(last - first, 1e-9)
     rate = delivered / span
     print(f"tap fan-in: {args.proxies} proxies producing {args.rate:,.0f} events/s each "
