@@ -104,3 +104,36 @@ async def test_a_client_that_sends_nothing_is_cut_off() -> None:
         writer.close()
     finally:
         admin.close()
+
+
+_LAZY_PROBE = """
+import asyncio, sys, urllib.request
+from meshtui.proxy.config import ProxyConfig
+from meshtui.model.inventory import Address
+from meshtui.proxy.server import ProxyServer
+
+async def main():
+    any_ = Address("127.0.0.1", 0)
+    server = ProxyServer(ProxyConfig(inbound=any_, outbound=any_, app=any_, tap=any_,
+                                     admin=any_, pod="p", namespace="n", deployment="d"))
+    await server.start()
+    print("prometheus_client" in sys.modules)
+    port = server.admin_address[1]
+    body = await asyncio.to_thread(
+        lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read())
+    print("prometheus_client" in sys.modules, b"tcp_open_total" in body)
+    await server.stop()
+
+asyncio.run(main())
+"""
+
+
+def test_prometheus_client_is_loaded_at_the_first_scrape_only() -> None:
+    """A proxy nobody scrapes keeps prometheus-client (about 4.5 MiB) out of memory."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _LAZY_PROBE], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "True", "True"]
