@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -172,12 +173,14 @@ class TapHub:
         max_subscribers: more than this many open streams are refused.
         linger: seconds a woken stream waits for more events before sending, so a
             busy proxy sends fewer, fuller batches.
+        cpu_share: most of the wall clock that building (and encoding) batches may
+            take, all streams together; 0 for no bound.
     """
 
     def __init__(
         self, clock: Callable[[], float], *, show_secrets: bool = False,
         queue_capacity: int = 10_000, max_batch: int = 2_000, max_subscribers: int = 64,
-        linger: float = 0.005, max_batch_bytes: int = 1 << 20,
+        linger: float = 0.005, max_batch_bytes: int = 1 << 20, cpu_share: float = 0.04,
     ) -> None:
         self.clock = clock
         self.show_secrets = show_secrets
@@ -190,6 +193,15 @@ class TapHub:
         self.subscribers: tuple[Subscriber, ...] = ()
         #: Events lost by subscribers that have since gone (kept for /metrics).
         self.dropped_gone = 0
+        self.cpu_share = max(0.0, cpu_share)
+        # The budget, in seconds of building: earned at cpu_share a second, spent by
+        # every batch built, kept to a small burst so an idle while earns no flood.
+        self._burst = max(0.002, 0.25 * self.cpu_share)
+        self._credit = self._burst
+        self._earned_at = time.perf_counter()
+        self._event_cost = 10e-6  # seconds to build and encode one event (a running mean)
+        #: Seconds streams spent waiting for the budget (for benchmarks and tests).
+        self.budget_waits = 0.0
 
     # --- subscription ------------------------------------------------------
 
@@ -285,9 +297,12 @@ class TapHub:
 
     # --- the subscriber's side --------------------------------------------
 
-    async def batches(self, sub: Subscriber) -> AsyncIterator[proxy_pb2.TapBatch]:
+    async def batches(
+        self, sub: Subscriber, encode: Callable[[proxy_pb2.TapBatch], Any] | None = None
+    ) -> AsyncIterator[Any]:
         """The subscriber's stream: a batch whenever events or losses are pending,
-        until the subscriber is closed."""
+        until the subscriber is closed; ``encode(batch)`` instead of the batch when
+        given (its time counts against the CPU budget too)."""
         while not sub.closed:
             if not sub.queue and sub.dropped == sub.reported:
                 sub.wake.clear()
@@ -296,19 +311,45 @@ class TapHub:
                     break
                 if self.linger > 0 and len(sub.queue) < self.max_batch:
                     await asyncio.sleep(self.linger)
-            yield self.take_batch(sub)
+            if self.cpu_share > 0:
+                wait = self._overdrawn()
+                if wait > 0:
+                    self.budget_waits += wait
+                    await asyncio.sleep(wait)
+                    if sub.closed:
+                        break
+            # A batch no longer than the burst takes to build: the traffic waits on
+            # the loop for one build at a time, ~10 ms at most rather than 2000 events.
+            limit = max(16, int(self._burst / self._event_cost)) if self.cpu_share > 0 else None
+            t0 = time.perf_counter()
+            batch = self.take_batch(sub, limit)
+            out = batch if encode is None else encode(batch)
+            spent = time.perf_counter() - t0
+            self._credit -= spent
+            if len(batch.events) >= 16:
+                self._event_cost = 0.8 * self._event_cost + 0.2 * spent / len(batch.events)
+            yield out
 
-    def take_batch(self, sub: Subscriber) -> proxy_pb2.TapBatch:
-        """Removes up to ``max_batch`` queued events (and about ``max_batch_bytes``)
-        and builds their message."""
+    def _overdrawn(self) -> float:
+        """Seconds until the budget is no longer overdrawn (0: build now)."""
+        now = time.perf_counter()
+        self._credit = min(self._burst,
+                           self._credit + (now - self._earned_at) * self.cpu_share)
+        self._earned_at = now
+        return -self._credit / self.cpu_share if self._credit < 0 else 0.0
+
+    def take_batch(self, sub: Subscriber, limit: int | None = None) -> proxy_pb2.TapBatch:
+        """Removes up to ``max_batch`` (and ``limit``) queued events, and about
+        ``max_batch_bytes``, and builds their message."""
         q = sub.queue
+        most = self.max_batch if limit is None else min(limit, self.max_batch)
         redact = not self.show_secrets
         batch = proxy_pb2.TapBatch()
         events = batch.events
         n = size = 0
         # Headers may be large (up to 60 KiB a request): a byte bound keeps every
         # message well under gRPC's default 4 MiB receive limit.
-        while q and n < self.max_batch and size < self.max_batch_bytes:
+        while q and n < most and size < self.max_batch_bytes:
             ev = events.add()  # filled in place: nested keyword messages would be copied
             fill_event(ev, q.popleft(), redact)
             size += ev.ByteSize()

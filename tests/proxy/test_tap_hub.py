@@ -264,3 +264,48 @@ def test_nobody_tapping_builds_nothing() -> None:
     obs = tel.request(Direction.OUTBOUND, ("a", 1), ("10.0.0.7", 8080), 1, "GET", "http", "x",
                       "/", [])
     assert obs._tap is None and not sub.queue
+
+
+async def test_building_batches_keeps_to_its_cpu_share_and_the_rest_is_counted_lost() -> None:
+    """However fast a stream is read, building its batches takes at most the hub's
+    share of the clock; the events that could not wait are dropped and counted."""
+    import time
+
+    tel = make(hub=TapHub(FakeClock(), queue_capacity=300, linger=0, cpu_share=0.05))
+    sub = tel.hub.subscribe()
+    built = 0
+
+    def slow_encode(batch: proxy_pb2.TapBatch) -> proxy_pb2.TapBatch:
+        nonlocal built
+        built += 1
+        end = time.perf_counter() + 0.005  # 5 ms of CPU per batch
+        while time.perf_counter() < end:
+            pass
+        return batch
+
+    seen = lost = 0
+
+    async def read() -> None:
+        nonlocal seen, lost
+        async for batch in tel.hub.batches(sub, slow_encode):
+            seen += len(batch.events)
+            lost += batch.dropped
+
+    task = asyncio.create_task(read())
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 0.5:
+        for _ in range(20):
+            call(tel)
+        await asyncio.sleep(0.001)
+    elapsed = time.perf_counter() - t0
+    # 5 % of 0.5 s is 25 ms: five 5-ms builds, plus the starting burst.
+    assert built <= 0.05 * elapsed / 0.005 + 4, built
+    assert tel.hub.budget_waits > 0.2
+    assert sub.dropped > 0
+    tel.hub.unsubscribe(sub)
+    await asyncio.wait_for(task, 2)
+    # Every event the traffic made was delivered, counted lost or is still queued;
+    # the batches reported the losses as they went.
+    (series,) = tel.scrape().responses
+    assert seen + sub.dropped + len(sub.queue) == 3 * series.count
+    assert 0 < lost <= sub.dropped
