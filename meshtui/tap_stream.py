@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ class TapQuery:
 class TapBatch:
     """What one wire batch brings the UI: events, and what was lost where."""
 
-    events: list[TapEvent]
+    events: Sequence[TapEvent]  # from a lazy stream: WireEvents (meshtui.client.tap_wire)
     drops: dict[str, int]  # "namespace/pod" → events lost since the last batch
     errors: dict[str, str]  # "namespace/pod" → why its stream broke
     rate_limited: int = 0
@@ -49,11 +49,11 @@ def request_for(q: TapQuery):  # type: ignore[no-untyped-def]
 
 
 class Budget:
-    """How much of a core turning wire events into model events may take.
+    """How much of a core taking in wire events may take.
 
-    A screen can show only so much; past this share the client sheds whole
-    batches (counted, and shown as such) instead of starving the UI's own
-    loop of the time it needs to answer keys.
+    A safety valve above what the machine can do: past this share the client
+    sheds whole batches (counted, and shown as such) instead of starving the
+    UI's own loop of the time it needs to answer keys and draw.
     """
 
     def __init__(self, share: float, period_s: float = 0.5) -> None:
@@ -72,15 +72,25 @@ class Budget:
         self._spent += seconds
 
 
-async def tap_batches(server: str, q: TapQuery, budget: Budget | None = None
-                      ) -> AsyncIterator[TapBatch]:
+async def tap_batches(server: str, q: TapQuery, budget: Budget | None = None, *,
+                      lazy: bool = False) -> AsyncIterator[TapBatch]:
     """Batches from the controller until the caller stops (the stream is then cancelled).
 
-    With a ``budget``, batches that arrive while it is spent are shed, not converted.
+    With a ``budget``, batches that arrive while it is spent are shed, not taken in.
+    With ``lazy``, each batch's events are :class:`~meshtui.client.tap_wire.WireEvents`:
+    still wire events, converted by whoever reads them, who charges the budget.
     """
     from meshtui.client.controller import ControllerClient
     from meshtui.client.convert import tap_event
+    from meshtui.client.tap_wire import WireEvents
     from meshtui.model.sanitize import clean
+
+    def take(wire: Any) -> tuple[Sequence[TapEvent], int]:
+        if lazy:
+            if budget is not None and not budget.allows():
+                return [], len(wire)
+            return WireEvents(wire, budget), 0
+        return _convert(wire, budget, tap_event)
 
     async with ControllerClient(server) as client:
         async for batch in client.tap(request_for(q)):
@@ -88,10 +98,10 @@ async def tap_batches(server: str, q: TapQuery, budget: Budget | None = None
             # Big batches are handed on in slices, so a screen's loop gets a turn
             # (a key, a frame) between them rather than after a whole batch.
             for start in range(CHUNK, len(wire), CHUNK):
-                part, shed = _convert(wire[start - CHUNK:start], budget, tap_event)
+                part, shed = take(wire[start - CHUNK:start])
                 yield TapBatch(part, {}, {}, 0, shed)
             last = wire[(max(len(wire) - 1, 0) // CHUNK) * CHUNK:]
-            events, shed = _convert(last, budget, tap_event)
+            events, shed = take(last)
             drops: dict[str, int] = {}
             errors: dict[str, str] = {}
             for d in batch.drops:

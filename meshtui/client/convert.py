@@ -86,7 +86,8 @@ def _workload(w: common_pb2.Workload) -> Workload:
 _ENDPOINTS: dict[bytes, Endpoint] = {}
 
 
-def _endpoint(e: common_pb2.Endpoint) -> Endpoint:
+def endpoint(e: common_pb2.Endpoint) -> Endpoint:
+    """A wire endpoint as the model's, cleaned; the same few are converted once."""
     key = e.SerializeToString()
     hit = _ENDPOINTS.get(key)
     if hit is None:
@@ -102,15 +103,15 @@ def _headers(hs: Sequence[common_pb2.Header]) -> tuple[tuple[str, str], ...]:
     return tuple((clean(h.name), clean_bytes(h.value)) for h in hs)
 
 
-_DIRECTIONS = {common_pb2.INBOUND: Direction.INBOUND, common_pb2.OUTBOUND: Direction.OUTBOUND}
+DIRECTIONS = {common_pb2.INBOUND: Direction.INBOUND, common_pb2.OUTBOUND: Direction.OUTBOUND}
 
 
 def tap_event(ev: common_pb2.TapEvent) -> TapEvent | None:
     """One wire event as the model's; None for an event of a kind this client does not know."""
     kind = ev.WhichOneof("event")
-    src = _endpoint(ev.source)
-    dst = _endpoint(ev.destination)
-    direction = _DIRECTIONS.get(ev.proxy_direction, Direction.UNKNOWN)
+    src = endpoint(ev.source)
+    dst = endpoint(ev.destination)
+    direction = DIRECTIONS.get(ev.proxy_direction, Direction.UNKNOWN)
     sid = ev.id
     stream = StreamId(sid.base, sid.stream)
     ts = ev.timestamp_us

@@ -33,9 +33,10 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from meshtui.model.selectors import Selector, SelectorError, check_name, parse_kind
-from meshtui.model.tap import Direction, Endpoint, Request
+from meshtui.model.tap import Direction, Endpoint
 from meshtui.model.units import UnitError, parse_duration
 
 METHODS = frozenset(
@@ -59,7 +60,31 @@ _OPS = {
     "src": ("=", "!="), "dst": ("=", "!="), "latency": ("<", "<=", ">", ">="), "dir": ("=",),
 }
 
-Test = Callable[[Request], bool]
+
+
+class Requestlike(Protocol):
+    """What a filter reads of a request: a :class:`~meshtui.model.tap.Request`, or a
+    record that answers the same questions without building one (the live feed's)."""
+
+    @property
+    def method(self) -> str | None: ...
+    @property
+    def path(self) -> str | None: ...
+    @property
+    def authority(self) -> str | None: ...
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def latency_us(self) -> int | None: ...
+    @property
+    def direction(self) -> Direction: ...
+    @property
+    def source(self) -> Endpoint: ...
+    @property
+    def destination(self) -> Endpoint: ...
+
+
+Test = Callable[[Requestlike], bool]
 
 
 class FilterError(ValueError):
@@ -97,7 +122,7 @@ class FeedFilter:
     def __bool__(self) -> bool:
         return bool(self.terms)
 
-    def matches(self, request: Request) -> bool:
+    def matches(self, request: Requestlike) -> bool:
         return all(t.test(request) for t in self.terms)
 
     @property
@@ -132,7 +157,7 @@ def _make(name: str, op: str, value: str) -> Term:
     return Term(name, op, canonical, test)
 
 
-def _negated(op: str, test: Test, known: Callable[[Request], object]) -> Test:
+def _negated(op: str, test: Test, known: Callable[[Requestlike], object]) -> Test:
     """``test`` for ``=``/``~``; for ``!=``/``!~`` its opposite, still failing while unknown."""
     if not op.startswith("!"):
         return test
@@ -145,7 +170,7 @@ def _method(name: str, op: str, value: str) -> tuple[str, Test]:
         raise FilterError(f"bad method {value!r}: use names like GET or GET,POST")
     wanted = frozenset(methods)
 
-    def test(r: Request) -> bool:
+    def test(r: Requestlike) -> bool:
         return r.method is not None and r.method.upper() in wanted
 
     return ",".join(methods), _negated(op, test, lambda r: r.method)
@@ -163,7 +188,7 @@ def _status(name: str, op: str, value: str) -> tuple[str, Test]:
     codes = frozenset(int(s) for s in specs if s.isdigit())
     classes = frozenset(int(s[0]) for s in specs if not s.isdigit())
 
-    def test(r: Request) -> bool:
+    def test(r: Requestlike) -> bool:
         return r.status is not None and (r.status in codes or r.status // 100 in classes)
 
     return ",".join(specs), _negated(op, test, lambda r: r.status)
@@ -173,16 +198,16 @@ def _text(name: str, op: str, value: str) -> tuple[str, Test]:
     fold = name == "authority"  # host names have no letter case; paths do
     want = value.lower() if fold else value
 
-    def get(r: Request) -> str | None:
+    def get(r: Requestlike) -> str | None:
         v = r.authority if fold else r.path
         return v.lower() if fold and v is not None else v
 
     if op in ("~", "!~"):
-        def test(r: Request) -> bool:
+        def test(r: Requestlike) -> bool:
             v = get(r)
             return v is not None and want in v
     else:
-        def test(r: Request) -> bool:
+        def test(r: Requestlike) -> bool:
             return get(r) == want
 
     return want, _negated(op, test, get)
@@ -208,7 +233,7 @@ def _peer(name: str, op: str, value: str) -> tuple[str, Test]:
             w = ep.workload
             return value in (w.deployment, w.pod, ep.ip, str(ep))
 
-    def test(r: Request) -> bool:
+    def test(r: Requestlike) -> bool:
         return is_it(r.source if name == "src" else r.destination)
 
     return canonical, (test if op == "=" else lambda r: not test(r))

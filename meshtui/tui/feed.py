@@ -10,20 +10,23 @@ new; End follows again. Pausing freezes the view while intake continues.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Offset, Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 T = TypeVar("T")
+Line = Text | list[tuple[str, str]]  # an item's line: Text, or (text, style name) parts
 
 
 class Ring(Generic[T]):
@@ -51,6 +54,22 @@ class Ring(Generic[T]):
         self._items[seq % self.capacity] = item
         self.next_seq = seq + 1
         return seq
+
+    def extend(self, items: list[T]) -> range:
+        """Appends many at once (slice copies, not a loop); returns their sequence numbers."""
+        cap = self.capacity
+        end = self.next_seq + len(items)
+        if len(items) > cap:  # only the newest fit: the others are dropped on arrival
+            items = items[-cap:]
+        start = end - len(items)
+        at = start % cap
+        first = min(len(items), cap - at)
+        self._items[at:at + first] = items[:first]
+        if first < len(items):
+            self._items[:len(items) - first] = items[first:]
+        self.next_seq = end
+        self.dropped = max(0, end - cap)
+        return range(start, end)
 
     def get(self, seq: int) -> T | None:
         if self.first_seq <= seq < self.next_seq:
@@ -92,11 +111,16 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
             super().__init__()
             self.item = item
 
-    def __init__(self, render_item: Callable[[T], Text], *, capacity: int = 100_000,
-                 fps: float = 20.0, name: str | None = None, id: str | None = None,
+    def __init__(self, render_item: Callable[[T], Line], *, capacity: int = 100_000,
+                 fps: float = 20.0, version: Callable[[T], object] | None = None,
+                 name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
+        """``render_item`` gives an item's line: a ``Text``, or (faster) a list of
+        (text, style name) parts. ``version``, when given, tells when an item's
+        line must be drawn again (a line is cached until its version changes)."""
         super().__init__(name=name, id=id, classes=classes)
         self.render_item = render_item
+        self.version = version
         self.ring: Ring[T] = Ring(capacity)
         self.fps = fps
         self.following = True
@@ -105,32 +129,36 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
         self.frames = 0  # redraws done (for the benchmark's redraw-rate check)
         self._filter: Callable[[T], bool] | None = None
         self._view: list[int] = []  # sequence numbers shown, in order
-        self._view_start = 0  # index in _view of the first still-buffered seq
-        self._unapplied: list[int] = []  # seqs arrived since the last frame
-        self._cache: OrderedDict[tuple[int, int], Strip] = OrderedDict()
+        self._applied = 0  # the first seq not yet applied by a frame
+        self._cache: OrderedDict[tuple[int, int, Style, object], Strip] = OrderedDict()
+        self._styles: dict[str, Style] = {}  # style name → on the widget's style
+        self._styles_base: Style | None = None
+        self._pass: tuple[Style, int, Offset] | None = None  # read once a rendering pass
         self.cursor: int | None = None  # index into the visible list
 
     # ---- intake ------------------------------------------------------------
 
     def add(self, items: Iterable[T]) -> None:
         """Appends items; they appear at the next frame. Never redraws by itself."""
-        for item in items:
-            self._unapplied.append(self.ring.append(item))
+        self.ring.extend(items if isinstance(items, list) else list(items))
 
     def on_mount(self) -> None:
         self.set_interval(1 / self.fps, self._frame)
 
     def _frame(self) -> None:
         """Applies what arrived since the last frame; one refresh at most."""
-        if not self._unapplied and not self._trim():
+        ring = self.ring
+        arrived = ring.next_seq - self._applied
+        # Sequence numbers are consecutive: what arrived is a range, of which
+        # the ring may already have dropped the oldest.
+        new: range | list[int] = range(max(self._applied, ring.first_seq), ring.next_seq)
+        self._applied = ring.next_seq
+        if not arrived and not self._trim():
             return
         if self.paused:
-            self.pending += len(self._unapplied)
-            self._unapplied.clear()
+            self.pending += arrived
             self._trim()
             return
-        new = self._unapplied
-        self._unapplied = []
         if self._filter is not None:
             new = [s for s in new if self._matches(s)]
         self._view.extend(new)
@@ -141,11 +169,8 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
 
     def _trim(self) -> bool:
         """Forgets shown seqs whose items the ring already dropped."""
-        first = self.ring.first_seq
         view = self._view
-        n = 0
-        while n < len(view) and view[n] < first:
-            n += 1
+        n = bisect_left(view, self.ring.first_seq)  # shown seqs are in order
         if n:
             del view[:n]
             if self.cursor is not None:
@@ -171,7 +196,9 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
     def set_filter(self, predicate: Callable[[T], bool] | None) -> None:
         """Shows only matching items (everything with None); rescans the ring once."""
         self._filter = predicate
-        self._view = [s for s in self.ring.seqs() if self._matches(s)]
+        seqs = self.ring.seqs()
+        self._view = list(seqs) if predicate is None else [s for s in seqs if self._matches(s)]
+        self._applied = self.ring.next_seq
         self._cache.clear()
         self.cursor = None
         self._sync(scroll_end=True)
@@ -248,33 +275,62 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
 
     # ---- drawing -----------------------------------------------------------
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Read once a pass, not once a line: each of these walks the DOM or the
+        # reactive machinery, and a feed at full speed redraws every line each frame.
+        self._pass = (self.rich_style, self.size.width, self.scroll_offset)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass = None
+
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
+        base, width, (scroll_x, scroll_y) = self._pass or (
+            self.rich_style, self.size.width, self.scroll_offset)
         index = scroll_y + y
-        width = self.size.width
         if index >= len(self._view):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, base)
         seq = self._view[index]
         cursor = index == self.cursor
-        key = (seq, width)
+        item = self.ring.get(seq)
+        key = (seq, width, base,
+               None if self.version is None or item is None else self.version(item))
         strip = None if cursor else self._cache.get(key)
         if strip is None:
-            item = self.ring.get(seq)
-            text = self.render_item(item) if item is not None else Text("")
-            text.no_wrap = True
-            text.overflow = "ellipsis"
-            segments = list(text.render(self.app.console))
-            segments = [s for s in segments if s.text != "\n"]
-            strip = Strip(segments).crop(scroll_x, scroll_x + width)
-            strip = strip.extend_cell_length(width).crop(0, width)
+            strip = self._line(item, base)
+            if scroll_x:
+                strip = strip.crop(scroll_x, scroll_x + width)
+            strip = strip.adjust_cell_length(width, base)
             if cursor:
                 style: Style = self.get_component_rich_style("feedview--cursor")
-                strip = Strip(Segment.apply_style(strip, post_style=style))
+                strip = Strip(Segment.apply_style(strip, post_style=style), width)
             else:
                 self._cache[key] = strip
                 if len(self._cache) > 2000:
                     self._cache.popitem(last=False)
-        return strip.apply_style(self.rich_style)
+        return strip
+
+    def _line(self, item: T | None, base: Style) -> Strip:
+        """An item's line on the widget's own style, as long as it is."""
+        parts = self.render_item(item) if item is not None else []
+        if isinstance(parts, Text):
+            parts.no_wrap = True
+            segments = [Segment(s.text, base + s.style if s.style else base)
+                        for s in parts.render(self.app.console, end="")]
+            return Strip(segments)
+        if base != self._styles_base:
+            self._styles.clear()
+            self._styles_base = base
+        styles = self._styles
+        segments = []
+        length = 0
+        for text, name in parts:
+            style = styles.get(name)
+            if style is None:
+                style = styles[name] = base + Style.parse(name) if name else base
+            segments.append(Segment(text, style))
+            length += cell_len(text)
+        return Strip(segments, length)
 
     @property
     def shown(self) -> int:

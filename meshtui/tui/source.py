@@ -143,9 +143,10 @@ class GrpcSource:
     async def tap(self, query: TapQuery) -> AsyncIterator[TapBatch]:
         from meshtui.tap_stream import Budget, tap_batches
 
-        # 40 % of a core for turning events into lines: the rest keeps the stream read
-        # and keys answered (benchmarks/tap_tui.py: at 0.5 intake fell short of 50k/s).
-        async for batch in tap_batches(self.server, query, Budget(0.4)):
+        # Events stay wire events until a screen reads them (the tap feed converts only
+        # what it draws). Past 40 % of a core for taking them in, batches are shed, so
+        # that the stream is still read and keys answered (benchmarks/tap_tui.py).
+        async for batch in tap_batches(self.server, query, Budget(0.4), lazy=True):
             yield batch
 
     async def close(self) -> None:

@@ -1,9 +1,12 @@
 """The live tap feed: every request step as one line, at any rate.
 
-Intake runs in a worker that appends each batch to the feed's ring (which
-never redraws by itself) and joins the steps of each request in a bounded
-tracker; the feed draws at its own frame rate. The status line counts what
-arrived, what the proxies lost (per source) and what ``--max-rps`` skipped.
+Intake runs in a worker that joins the steps of each request in a bounded
+tracker and appends each batch to the feed's ring (which never redraws by
+itself); the feed draws at its own frame rate. Events from the controller
+stay wire events in the ring: only the lines drawn, the requests a filter
+looks at and the one opened are converted (:mod:`meshtui.client.tap_wire`).
+The status line counts what arrived, what the proxies lost (per source) and
+what ``--max-rps`` skipped.
 """
 
 from __future__ import annotations
@@ -19,22 +22,14 @@ from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 
+from meshtui.client.tap_wire import Item, StepTracker
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.feed_filter import FeedFilter, FilterError
-from meshtui.model.tap import (
-    Request,
-    RequestInit,
-    RequestTracker,
-    ResponseEnd,
-    ResponseInit,
-    TapEvent,
-)
+from meshtui.model.tap import Request, RequestInit, ResponseEnd, ResponseInit
 from meshtui.model.units import format_bytes, format_latency_us
 from meshtui.tap_stream import TapQuery
 from meshtui.tui.feed import FeedView
 from meshtui.tui.source import Source
-
-Item = tuple[TapEvent, Request]
 
 
 def status_style(status: int | None) -> str:
@@ -49,34 +44,40 @@ def status_style(status: int | None) -> str:
     return "green"
 
 
-def render_item(item: Item) -> Text:
-    """One feed line: the kind, who to whom, and what happened, coloured by status."""
-    ev, req = item
-    t = Text(no_wrap=True)
-    style = status_style(req.status)
+def line_parts(item: Item) -> list[tuple[str, str]]:
+    """One feed line as (text, style) parts: the kind, who to whom, and what happened,
+    coloured by the request's status."""
+    step, steps = item
+    ev = steps.event(step)
+    if ev is None:
+        return []
+    style = status_style(steps.status)
     # Spaces end spans rather than start them: SVG screenshots drop leading ones.
-    t.append(f"{ev.KIND} ", style=f"bold {style}".strip())
-    t.append(f"{ev.stream!s:<9}", style="dim")
-    t.append(f"{ev.direction.short:<4}", style="dim")
-    t.append(f"{ev.source.label} → {ev.destination.label}  ")
+    parts = [(f"{ev.KIND} ", f"bold {style}".strip()), (f"{ev.stream!s:<9}", "dim"),
+             (f"{ev.direction.short:<4}", "dim"),
+             (f"{ev.source.label} → {ev.destination.label}  ", "")]
     if isinstance(ev, RequestInit):
-        t.append(f"{ev.method} ", style="bold")
-        t.append(ev.authority, style="dim")
-        t.append(ev.path)
+        parts += [(f"{ev.method} ", "bold"), (ev.authority, "dim"), (ev.path, "")]
     elif isinstance(ev, ResponseInit):
-        t.append(f":status={ev.status} ", style=style)
-        t.append(f"latency={format_latency_us(ev.latency_us)}  ")
+        parts += [(f":status={ev.status} ", style),
+                  (f"latency={format_latency_us(ev.latency_us)}  ", "")]
+        req = steps.request()
         if req.path is not None:
-            t.append(f"{req.method} {req.path}", style="dim")
+            parts.append((f"{req.method} {req.path}", "dim"))
     elif isinstance(ev, ResponseEnd):
         if ev.reset_code is not None:
-            t.append(f"reset={ev.reset_code} ", style="bold red")
+            parts.append((f"reset={ev.reset_code} ", "bold red"))
         elif ev.grpc_status is not None:
-            t.append(f"grpc-status={ev.grpc_status} ",
-                     style="green" if ev.grpc_status == 0 else "bold red")
-        t.append(f"duration={format_latency_us(ev.duration_us)} "
-                 f"response-length={ev.response_bytes}B")
-    return t
+            parts.append((f"grpc-status={ev.grpc_status} ",
+                          "green" if ev.grpc_status == 0 else "bold red"))
+        parts.append((f"duration={format_latency_us(ev.duration_us)} "
+                      f"response-length={ev.response_bytes}B", ""))
+    return parts
+
+
+def render_item(item: Item) -> Text:
+    """One feed line as Rich text (the feed itself draws :func:`line_parts` directly)."""
+    return Text.assemble(*line_parts(item), no_wrap=True)
 
 
 class RequestDetail(ModalScreen[None]):
@@ -141,7 +142,7 @@ class TapScreen(Screen[None]):
         self.tap_query = query
         self.buffer = buffer
         self.title_text = title or "tap"
-        self.tracker = RequestTracker(capacity=min(buffer, 50_000))
+        self.tracker = StepTracker(capacity=min(buffer, 50_000))
         self.received = 0
         self.lost: dict[str, int] = {}
         self.errors: dict[str, str] = {}
@@ -153,7 +154,7 @@ class TapScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f" {self.title_text}", style="bold"), id="crumbs")
-        yield FeedView(render_item, capacity=self.buffer, id="feed")
+        yield FeedView(line_parts, capacity=self.buffer, version=_version, id="feed")
         yield Input(placeholder="filter: GET status=5xx path~/api dst=deploy/emoji latency>10ms",
                     id="filter")
         yield Static("", id="status")
@@ -174,9 +175,17 @@ class TapScreen(Screen[None]):
         try:
             async for batch in self.source.tap(self.tap_query):
                 self.state = "streaming"
-                observe = self.tracker.observe
-                self.feed.add([(ev, observe(ev)) for ev in batch.events])
-                self.received += len(batch.events)
+                events = batch.events
+                wire = getattr(events, "wire", None)  # WireEvents: still as they came
+                if wire is not None:
+                    t0 = time.perf_counter()
+                    items = self.tracker.join_wire(wire)
+                    self.feed.add(items)
+                    events.spend(time.perf_counter() - t0)  # type: ignore[attr-defined]
+                else:
+                    items = self.tracker.join_events(events)
+                    self.feed.add(items)
+                self.received += len(items)
                 for who, n in batch.drops.items():
                     self.lost[who] = self.lost.get(who, 0) + n
                 self.errors.update(batch.errors)
@@ -258,4 +267,9 @@ class TapScreen(Screen[None]):
 
     def on_feed_view_selected(self, event: FeedView.Selected) -> None:
         item: Item = event.item  # type: ignore[assignment]
-        self.app.push_screen(RequestDetail(item[1]))
+        self.app.push_screen(RequestDetail(item[1].request()))
+
+
+def _version(item: Item) -> int:
+    """A line changes when its request gains a step (its colour comes from the response)."""
+    return item[1].known

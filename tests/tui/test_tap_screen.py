@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from meshtui.client.tap_wire import StepTracker
 from meshtui.model.tap import RequestInit
 from meshtui.tap_stream import TapQuery
 from meshtui.tui.app import MeshApp
@@ -108,9 +109,6 @@ def test_hostile_paths_render_as_text() -> None:
 
     ev, _rsp, _end = fake_request(97, 0)  # one in 97 carries escapes and markup
     assert isinstance(ev, RequestInit)
-    from meshtui.model.tap import Request
-
-    req = Request.of(ev)
-    req.add(ev)
-    plain = render_item((ev, req)).plain
+    [item] = StepTracker().join_events([ev])
+    plain = render_item(item).plain
     assert "\x1b" not in plain and "[bold]" in plain and "\\x1b[2J" in plain

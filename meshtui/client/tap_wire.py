@@ -1,0 +1,299 @@
+"""Tap events kept as they came off the wire, turned into model events only when looked at.
+
+Turning one wire event into a model event (:func:`meshtui.client.convert.tap_event`)
+costs several microseconds in Python, too much to pay for every event of a
+50,000 events/s stream when a screen shows fifty lines at a time. So the live
+feed keeps the wire events themselves, and joins the steps of each request
+on a key read from a few cheap fields (:class:`StepTracker`); a step is
+converted, and cleaned for display, only when it is drawn, filtered or opened.
+
+:class:`WireEvents` carries a slice of a wire batch to whoever iterates it as
+model events (``top``), converting on the way and charging the time to the
+stream's :class:`~meshtui.tap_stream.Budget`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, overload
+
+from meshtui.client.convert import DIRECTIONS, endpoint, tap_event
+from meshtui.model.tap import (
+    Direction,
+    Endpoint,
+    Request,
+    RequestInit,
+    ResponseInit,
+    TapEvent,
+)
+from meshtui.v1 import common_pb2
+
+if TYPE_CHECKING:
+    from meshtui.tap_stream import Budget
+
+# A step is either a model event (from a source that makes them, such as the
+# fake one) or a wire event, still as protobuf; both turn into model events
+# with :func:`as_event`.
+Step = Any
+
+_WIRE_SLOTS = {"request_init": 0, "response_init": 1, "response_end": 2}
+_INBOUND = common_pb2.INBOUND
+
+
+def as_event(step: Step) -> TapEvent | None:
+    """The model event a step is; None for a wire event of a kind this client does not know."""
+    if isinstance(step, TapEvent):
+        return step
+    return tap_event(step)
+
+
+def _model_slot(ev: TapEvent) -> int:
+    if isinstance(ev, RequestInit):
+        return 0
+    if isinstance(ev, ResponseInit):
+        return 1
+    return 2
+
+
+class Steps:
+    """One request's steps, joined as they arrive and kept as they came.
+
+    The record is shared by the feed lines of its steps, so that a request's
+    first line can be coloured and filtered by the status its response brought.
+    It answers what a feed filter asks of a request (the attributes of
+    :class:`~meshtui.model.tap.Request` it reads) as cheaply as it can: the
+    response's status and latency straight from the wire, the rest from steps
+    converted one at a time, each once.
+    """
+
+    __slots__ = ("_events", "_request", "steps")
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = [None, None, None]  # request init, response init, end
+        self._events: list[TapEvent | None] | None = None  # converted, made when needed
+        self._request: Request | None = None  # dropped whenever a step arrives
+
+    @property
+    def known(self) -> int:
+        """How many steps are here: changes whenever what a line shows may change."""
+        return 3 - self.steps.count(None)
+
+    def _event(self, slot: int) -> TapEvent | None:
+        step = self.steps[slot]
+        if step is None or isinstance(step, TapEvent):
+            return step
+        # A slot is filled once (a step seen again starts another record), so what
+        # is converted here never goes stale.
+        events = self._events
+        if events is None:
+            events = self._events = [None, None, None]
+        ev = events[slot]
+        if ev is None:
+            ev = events[slot] = tap_event(step)
+        return ev
+
+    def event(self, step: Step) -> TapEvent | None:
+        """The model event of one of these steps."""
+        for slot, mine in enumerate(self.steps):
+            if mine is step:
+                return self._event(slot)
+        return as_event(step)
+
+    def request(self) -> Request:
+        """The steps as a model :class:`Request`, every string cleaned for display."""
+        req = self._request
+        if req is None:
+            for slot in range(3):
+                ev = self._event(slot)
+                if ev is None:
+                    continue
+                if req is None:
+                    req = Request.of(ev)
+                req.add(ev)
+            if req is None:  # cannot happen: a record is made with a known step
+                raise ValueError("a request with no known step")
+            self._request = req
+        return req
+
+    # ---- what a feed filter reads (meshtui.model.feed_filter.Requestlike) -------
+
+    def _response(self, field: str, wire_field: str) -> int | None:
+        rsp = self.steps[1]
+        if rsp is None:
+            return None
+        if isinstance(rsp, ResponseInit):
+            return int(getattr(rsp, field))
+        return int(getattr(rsp.response_init, wire_field))
+
+    @property
+    def status(self) -> int | None:
+        """The response's HTTP status, once its head has arrived."""
+        return self._response("status", "http_status")
+
+    @property
+    def latency_us(self) -> int | None:
+        """Time to the response's head."""
+        return self._response("latency_us", "since_request_init_us")
+
+    @property
+    def method(self) -> str | None:
+        init = self._event(0)
+        return init.method if isinstance(init, RequestInit) else None
+
+    @property
+    def path(self) -> str | None:
+        init = self._event(0)
+        return init.path if isinstance(init, RequestInit) else None
+
+    @property
+    def authority(self) -> str | None:
+        init = self._event(0)
+        return init.authority if isinstance(init, RequestInit) else None
+
+    def _first(self) -> Step:
+        return next(s for s in self.steps if s is not None)
+
+    @property
+    def direction(self) -> Direction:
+        first = self._first()
+        if isinstance(first, TapEvent):
+            return first.direction
+        return DIRECTIONS.get(first.proxy_direction, Direction.UNKNOWN)
+
+    @property
+    def source(self) -> Endpoint:
+        first = self._first()
+        return first.source if isinstance(first, TapEvent) else endpoint(first.source)
+
+    @property
+    def destination(self) -> Endpoint:
+        first = self._first()
+        return first.destination if isinstance(first, TapEvent) else endpoint(first.destination)
+
+
+Item = tuple[Step, Steps]  # one feed line: a step, and the request it belongs to
+
+
+class StepTracker:
+    """Joins steps into :class:`Steps` records, holding at most ``capacity`` unfinished.
+
+    The same rules as :class:`meshtui.model.tap.RequestTracker`: a request
+    leaves when its end arrives; when full, the oldest unfinished one is let
+    go (counted in ``evicted``), as is one whose stream id comes back with a
+    step it already has. Wire events are joined on (connection, stream,
+    direction, the proxy's address): read from the wire without converting
+    anything, and the same for every step of one request.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self.evicted = 0
+        self.completed = 0
+        self._open: dict[object, Steps] = {}
+
+    def __len__(self) -> int:
+        """Unfinished requests held."""
+        return len(self._open)
+
+    def join_wire(self, wire: Iterable[Any]) -> list[Item]:
+        """Feed lines for wire events, each joined to its request (unknown kinds left out)."""
+        out: list[Item] = []
+        add = out.append
+        slots = _WIRE_SLOTS
+        place = self._place
+        open_ = self._open
+        capacity = self.capacity
+        for ev in wire:
+            slot = slots.get(ev.WhichOneof("event"))
+            if slot is None:
+                continue
+            sid = ev.id
+            direction = ev.proxy_direction
+            proxy = ev.destination if direction == _INBOUND else ev.source
+            key = (sid.base, sid.stream, direction, proxy.ip, proxy.port)
+            # The usual cases inline (this runs for every event of the stream):
+            # a request's first step, and a later step of an open one.
+            rec = open_.get(key)
+            if rec is None and slot == 0 and len(open_) < capacity:
+                rec = open_[key] = Steps()
+                rec.steps[0] = ev
+            elif rec is not None and rec.steps[slot] is None:
+                rec.steps[slot] = ev
+                rec._request = None
+                if slot == 2:
+                    del open_[key]
+                    self.completed += 1
+            else:
+                rec = place(key, slot, ev)
+            add((ev, rec))
+        return out
+
+    def join_events(self, events: Iterable[TapEvent]) -> list[Item]:
+        """Feed lines for model events, each joined to its request."""
+        place = self._place
+        return [(ev, place(ev.request_key, _model_slot(ev), ev)) for ev in events]
+
+    def _place(self, key: object, slot: int, step: Step) -> Steps:
+        open_ = self._open
+        rec = open_.get(key)
+        if rec is not None and rec.steps[slot] is not None:
+            del open_[key]  # the stream id came back: its proxy restarted
+            self.evicted += 1
+            rec = None
+        if rec is None:
+            rec = Steps()
+            if slot != 2:
+                while len(open_) >= self.capacity:
+                    del open_[next(iter(open_))]
+                    self.evicted += 1
+                open_[key] = rec
+        rec.steps[slot] = step
+        rec._request = None
+        if slot == 2:
+            open_.pop(key, None)
+            self.completed += 1
+        return rec
+
+
+class WireEvents(Sequence[TapEvent]):
+    """A slice of a wire batch, read as model events (converted as they are read).
+
+    ``wire`` gives the raw events to a reader that converts only what it
+    needs; whoever does that charges its time with :meth:`spend`. Reading the
+    events as model events charges the conversion itself.
+    """
+
+    def __init__(self, wire: Sequence[Any], budget: Budget | None = None) -> None:
+        self.wire = wire
+        self.budget = budget
+
+    def spend(self, seconds: float) -> None:
+        """Charges time spent on these events to the stream's budget."""
+        if self.budget is not None:
+            self.budget.spend(seconds)
+
+    def __len__(self) -> int:
+        return len(self.wire)
+
+    @overload
+    def __getitem__(self, index: int) -> TapEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[TapEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> TapEvent | Sequence[TapEvent]:
+        if isinstance(index, slice):
+            return list(WireEvents(self.wire[index], self.budget))
+        ev = tap_event(self.wire[index])
+        if ev is None:
+            raise ValueError(f"event {index} is of a kind this client does not know")
+        return ev
+
+    def __iter__(self) -> Iterator[TapEvent]:
+        t0 = time.perf_counter()
+        events = [e for e in map(tap_event, self.wire) if e is not None]
+        self.spend(time.perf_counter() - t0)
+        return iter(events)
