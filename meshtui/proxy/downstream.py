@@ -74,6 +74,7 @@ class Downstream(asyncio.Protocol):
         self.peer: tuple[str, int] = _UNKNOWN
         self.orig: tuple[str, int] | None = None
         self.conn_id = 0
+        self.streams = 0  # requests seen on this connection: tap's stream numbers
         self.tcp: Any = _Unopened()
         self.state = DETECT
         self.buf = bytearray()
@@ -192,10 +193,10 @@ class Downstream(asyncio.Protocol):
         if self.state != CLOSED:
             out = self.out
             if out is not None:
-                out.append(data)
+                out.append(data)  # counted as it leaves, in flush()
             else:
                 self.transport.write(data)
-            self.tcp.write(len(data))
+                self.tcp.write(len(data))
 
     def batch(self) -> bool:
         """Holds writes until :meth:`flush`: a response's head and body that arrived in
@@ -210,7 +211,9 @@ class Downstream(asyncio.Protocol):
         out = self.out
         self.out = None
         if out and self.state != CLOSED:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            data = out[0] if len(out) == 1 else b"".join(out)
+            self.transport.write(data)
+            self.tcp.write(len(data))
 
     @property
     def draining(self) -> bool:
@@ -292,7 +295,7 @@ class Downstream(asyncio.Protocol):
             self._close()
             return
         self.since = self.ctx.clock
-        if len(q) <= 1:
+        if self.paused & R_PIPELINE and len(q) <= 1:
             self._resume(R_PIPELINE)
         if q:
             nxt = q[0]

@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # pragma: no cover
 NO_BODY, LENGTH, CHUNKED = 0, 1, 2
 
 _KEEP_UPGRADE = frozenset({b"upgrade"})
+# The usual methods' names as str, decoded once.
+_METHODS = {m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH",
+                                    b"OPTIONS", b"CONNECT", b"TRACE")}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -152,9 +155,12 @@ class Exchange:
 
     def _observe(self) -> None:
         d = self.down
+        d.streams += 1
+        method = self.method
         self.obs = d.ctx.telemetry.request(
-            d.direction, d.peer, self.dst, d.conn_id, self.method.decode("latin-1"), "http",
-            self.authority, self.path, self.headers)
+            d.direction, d.peer, self.dst, d.conn_id,
+            _METHODS.get(method) or method.decode("latin-1"), "http",
+            self.authority, self.path, self.headers, d.streams)
 
     async def _open(self, key: tuple[str, int]) -> Upstream | None:
         """A new upstream connection, or None after answering 502/504 for it."""
@@ -232,8 +238,8 @@ class Exchange:
             return
         self.waiting_since = 0.0
         self.resp_started = True
-        line = b"HTTP/1.1 %d %b" % (status, reason)
         if status == 101 or (self.method == b"CONNECT" and status < 300):
+            line = b"HTTP/1.1 %d %b" % (status, reason)
             if not self.upgrade:
                 self.resp_started = False
                 self.fail(502, "upstream switched protocols unasked")
@@ -267,11 +273,12 @@ class Exchange:
             self.resp_until_close = True
         if self.resp_until_close or not self.keep_alive or not self.req_done or d.draining:
             self.resp_close = True
-        self.obs.response_start(status, headers)
+        self.obs.response_start(status, headers, f.grpc_status)
         if raw is not None and f.plain and not self.resp_close and self.version == "1.1" \
                 and (te is None or f.chunked_only):
             d.write(raw)  # nothing to change: the head travels on as the upstream sent it
             return
+        line = b"HTTP/1.1 %d %b" % (status, reason)
         extra = b""
         if self.resp_chunked:
             extra = b"transfer-encoding: " + (te or b"chunked") + b"\r\n"

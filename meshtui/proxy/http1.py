@@ -133,15 +133,18 @@ class Framing:
         expect_continue: ``Expect: 100-continue`` (requests).
         plain: no hop-by-hop field other than ``Connection: keep-alive`` and the
             framing itself — the head may travel on unchanged.
+        grpc_status: the ``grpc-status`` value as telemetry reads it (a trailers-only
+            gRPC response carries it in its headers); None if absent.
     """
 
-    __slots__ = ("expect_continue", "host", "length", "plain", "te")
+    __slots__ = ("expect_continue", "grpc_status", "host", "length", "plain", "te")
 
     def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
         self.length: bytes | None = None
         self.te: bytes | None = None
         self.host: bytes | None = None
         self.expect_continue = False
+        self.grpc_status: int | None = None
         plain = True
         hop_lengths = _HOP_LENGTHS
         for name, value in headers:
@@ -155,6 +158,9 @@ class Framing:
             elif n == 6:
                 if name.lower() == b"expect":
                     self.expect_continue = value.strip().lower() == b"100-continue"
+            elif n == 11:
+                if name.lower() == b"grpc-status" and self.grpc_status is None:
+                    self.grpc_status = grpc_status_code(value)
             elif n in hop_lengths:
                 low = name.lower()
                 if low == b"transfer-encoding":
@@ -168,6 +174,14 @@ class Framing:
     @property
     def chunked_only(self) -> bool:
         return self.te is not None and self.te.strip().lower() == b"chunked"
+
+
+def grpc_status_code(value: bytes) -> int:
+    """A ``grpc-status`` value as a code; 2 (UNKNOWN) when it is unreadable."""
+    try:
+        return int(value)
+    except ValueError:
+        return 2
 
 
 def serialize(first_line: bytes, headers: list[tuple[bytes, bytes]],

@@ -19,17 +19,20 @@ from __future__ import annotations
 import enum
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
 from meshtui import __version__
-from meshtui.model.histogram import Histogram
+from meshtui.model.histogram import MAX_US, NUM_BUCKETS, Histogram, bucket_upper
 from meshtui.model.inventory import Workload
-from meshtui.proxy.http1 import ERROR_HEADER
+from meshtui.proxy.http1 import ERROR_HEADER, grpc_status_code
 from meshtui.proxy.tap_hub import RESPONSE_END, RESPONSE_INIT, Subscriber, TapHub, TapRequest
 from meshtui.v1 import common_pb2, proxy_pb2
 
+# response_start's default: look for grpc-status in the headers.
+_SCAN = object()
 #: The authority (and address) overflowing routes are folded into.
 OTHER = "(other)"
 #: Longest authority kept as a label; longer ones are cut (tap still shows them whole).
@@ -151,8 +154,10 @@ class RequestObs:
         self._grpc: int | None = None
         self._refused = False  # the proxy answered itself (400, 431, 502, 504, ...)
 
-    def response_start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        """The response's status line and headers have arrived."""
+    def response_start(self, status: int, headers: list[tuple[bytes, bytes]],
+                       grpc_status: int | object | None = _SCAN) -> None:
+        """The response's status line and headers have arrived; ``grpc_status``: the
+        code their ``grpc-status`` field holds (None: none), if the caller found it."""
         if self.done or self.started:
             return
         self.started = True
@@ -163,7 +168,8 @@ class RequestObs:
         # 400 and 431 included, so that refusals show in the success rate.
         self._refused = bool(headers) and headers[0][0] == ERROR_HEADER
         # A trailers-only gRPC response carries grpc-status in its headers.
-        self._grpc = _find_grpc_status(headers)
+        self._grpc = _find_grpc_status(headers) if grpc_status is _SCAN \
+            else grpc_status  # type: ignore[assignment]
         if self._tap is not None and self._tapped():
             TapHub.emit(self._taking, (
                 RESPONSE_INIT, self._wall_us(self._t1), self._tap,
@@ -212,7 +218,16 @@ class RequestObs:
             stats = self._tel._new_response(self._route, key)
         stats.count += 1
         if with_latency:
-            stats.latency.record((self._t1 - self._t0) * 1e6)
+            us = (self._t1 - self._t0) * 1e6
+            h = stats.latency
+            if 0.0 <= us < MAX_US:
+                i = bisect_left(_UPPERS, us)
+                counts = h.counts
+                counts[i] = counts.get(i, 0) + 1
+                h.count += 1
+                h.sum_us += us
+            else:
+                h.record(us)
 
     def _grpc_status(self, trailers: list[tuple[bytes, bytes]] | None) -> int | None:
         code = _find_grpc_status(trailers) if trailers else None
@@ -234,6 +249,11 @@ class RequestObs:
         return self._tap.wall0_us + _us(t - self._t0)
 
 
+# Upper bounds of the histogram's buckets: bisecting them buckets a latency in C,
+# to the very bucket Histogram.record's logarithm picks, in a fraction of its time.
+_UPPERS = [bucket_upper(i) for i in range(NUM_BUCKETS)]
+
+
 def _us(seconds: float) -> int:
     return round(seconds * 1e6) if seconds > 0 else 0
 
@@ -242,10 +262,7 @@ def _find_grpc_status(headers: list[tuple[bytes, bytes]]) -> int | None:
     """The grpc-status value in a header list; 2 (UNKNOWN) when it is unreadable."""
     for name, value in headers:
         if len(name) == 11 and name.lower() == b"grpc-status":
-            try:
-                return int(value)
-            except ValueError:
-                return 2
+            return grpc_status_code(value)
     return None
 
 

@@ -156,6 +156,8 @@ class Upstream:
             send(200, str(n).encode())
         elif path == "/headers":
             send(200, json.dumps(headers).encode(), "content-type: application/json\r\n")
+        elif path.startswith("/grpc-status/"):  # a trailers-only gRPC answer's head
+            send(200, b"", f"grpc-status: {path.rsplit('/', 1)[1]}\r\n")
         elif path.startswith("/status/"):
             send(int(path.rsplit("/", 1)[1]), b"status")
         elif path == "/slow":

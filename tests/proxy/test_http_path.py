@@ -214,3 +214,13 @@ async def test_a_reused_upstream_closed_under_a_request_is_retried_once() -> Non
     finally:
         await proxy.stop(grace=0.1)
         server.close()
+
+
+async def test_grpc_status_in_the_response_head_classifies_the_response(mesh: Mesh) -> None:
+    c = await Client.connect(mesh.inbound)
+    for code in ("0", "14", "not-a-number", "0"):
+        r = await c.request("GET", f"/grpc-status/{code}")
+        assert r.status == 200 and r.header("grpc-status") == code
+    await c.close()
+    # 0 is a success; 14 (UNAVAILABLE) and an unreadable code (UNKNOWN) are failures.
+    assert responses(mesh) == {(200, True): 2, (200, False): 2}

@@ -208,3 +208,32 @@ def test_unparsed_requests_are_still_counted() -> None:
     obs.response_start(400, [])
     obs.response_end(0)
     assert responses(tel.scrape()) == {("", 400, True): 1}
+
+
+def test_latencies_land_in_the_buckets_the_histogram_itself_picks() -> None:
+    """The recorder buckets latencies its own (faster) way: bucket for bucket, and in
+    count and sum, it must agree with Histogram.record, bounds and extremes included."""
+    from meshtui.model.histogram import MAX_US, bucket_upper
+
+    values_us = [0.0, 0.25, 0.5, 0.5000001, 1.0, 37.3, 999.99, 1000.0, 123_456.7,
+                 3_600e6, MAX_US, MAX_US * 2]
+    values_us += [bucket_upper(i) for i in range(0, 1200, 7)]
+    values_us += [bucket_upper(i) * (1 + 1e-12) for i in range(0, 1200, 13)]
+    clock = FakeClock()
+    tel = make(clock)
+    expected = Histogram()
+    for us in values_us:
+        obs = tel.request(Direction.INBOUND, ("10.0.0.9", 5000), ("10.0.0.5", 8080), 1, "GET",
+                          "http", "web", "/", [])
+        start = clock()
+        clock.t = start + us / 1e6
+        obs.response_start(200, [])
+        obs.response_end(0)
+        # what the recorder measured, recorded the histogram's own way
+        expected.record((clock() - start) * 1e6)
+    (series,) = tel.scrape().responses
+    got = Histogram.from_sparse(list(series.latency.indexes), list(series.latency.counts),
+                                series.latency.sum_us)
+    assert got.counts == expected.counts
+    assert got.count == expected.count == len(values_us)
+    assert abs(got.sum_us - expected.sum_us) <= 1e-6 * expected.sum_us
