@@ -72,6 +72,34 @@ http {{
                             stderr=subprocess.DEVNULL)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of processes and their children threads, seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def tree(pid: int) -> list[int]:
+    """A process and its children (nginx's master and its worker)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [pid, *map(int, f.read().split())]
+    except OSError:
+        return [pid]
+
+
+def pss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
 def rss_kib(pid: int) -> tuple[int, int]:
     """(VmRSS, VmHWM) of a process, KiB."""
     fields = {}
@@ -165,15 +193,21 @@ def quantiles_ms(lat: list[float]) -> dict[str, float]:
 
 
 def wrk_rps(port: int, seconds: float) -> float:
+    return wrk_run(port, seconds)[0]
+
+
+def wrk_run(port: int, seconds: float) -> tuple[float, int]:
+    """(requests/s, requests) of one wrk run."""
     out = subprocess.run(["wrk", "-t1", "-c32", f"-d{seconds:g}s", f"http://127.0.0.1:{port}/"],
                          capture_output=True, text=True, timeout=seconds + 30).stdout
+    n = re.search(r"(\d+) requests in", out)
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not m:
         raise RuntimeError(f"unreadable wrk output: {out.strip()[:200]}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"wrk saw {errors.group(1)} error responses on port {port}")
-    return float(m.group(1))
+    return float(m.group(1)), int(n.group(1)) if n else 0
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
@@ -252,16 +286,30 @@ def main() -> int:
             print(f"max throughput: wrk -t1 -c32, {args.rounds} rounds of {args.seconds:g} s "
                   f"(median requests/s):")
             runs: dict[str, list[float]] = {n: [] for n in targets}
+            # CPU each proxy spent per request (nginx's master and worker, meshtui's
+            # process): steadier than requests/s on a shared machine, where what
+            # else runs decides how much of a core a proxy gets.
+            servers = {"nginx": tree(procs[1].pid), "meshtui": [proxy.pid]}
+            cpu_us: dict[str, list[float]] = {n: [] for n in servers}
             for _ in range(args.rounds):
                 for name, port in targets.items():
-                    runs[name].append(wrk_rps(port, args.seconds))
+                    before = cpu_seconds(servers[name]) if name in servers else 0.0
+                    r, n_req = wrk_run(port, args.seconds)
+                    runs[name].append(r)
+                    if name in servers and n_req:
+                        cpu_us[name].append((cpu_seconds(servers[name]) - before) / n_req * 1e6)
             rps = {n: statistics.median(v) for n, v in runs.items()}
             for name in targets:
                 print(f"  {name:8s} {rps[name]:9.0f}   (runs: "
                       + ", ".join(f"{v:.0f}" for v in runs[name]) + ")")
+            for name, xs in cpu_us.items():
+                print(f"  {name:8s} CPU per request {statistics.median(xs):6.1f} µs   (runs: "
+                      + ", ".join(f"{x:.1f}" for x in xs) + ")")
+            print("  ratio per round: " + ", ".join(
+                f"{m / g:.2f}" for m, g in zip(runs["meshtui"], runs["nginx"], strict=True)))
             rss, hwm = rss_kib(proxy.pid)
             print(f"meshtui proxy resident memory: {rss / 1024:.1f} MiB now, "
-                  f"{hwm / 1024:.1f} MiB peak")
+                  f"{hwm / 1024:.1f} MiB peak (PSS now {pss_kib(proxy.pid) / 1024:.1f} MiB)")
 
             ratio = rps["meshtui"] / rps["nginx"]
             checks = [

@@ -250,25 +250,38 @@ class TapHub:
                 if s.filter.matches_request(direction, method, path, authority)]
 
     def admit(
-        self, req: TapRequest, candidates: Sequence[Subscriber] | None = None
-    ) -> tuple[list[Subscriber], list[Subscriber]]:
+        self, req: TapRequest | Callable[[], TapRequest],
+        candidates: Sequence[Subscriber] | None = None,
+        workloads: tuple[Workload, Workload] | None = None,
+    ) -> tuple[TapRequest | None, list[Subscriber], list[Subscriber]]:
         """Decides, once per request, who sees it; queues its request-init event.
 
-        Returns (taking, losing): ``taking`` get this request's later events;
-        ``losing`` wanted it but had no room for all three events, so each of its
-        events is counted as dropped for them instead. A request takes one token
-        of a subscriber's rate limit, and is admitted only with room for its
+        Returns (the request, taking, losing): ``taking`` get this request's later
+        events; ``losing`` wanted it but had no room for all three events, so each
+        of its events is counted as dropped for them instead. A request takes one
+        token of a subscriber's rate limit, and is admitted only with room for its
         three events, so a subscriber sees all of a request's events or none.
+
+        ``req`` may be a function that builds the request, with ``workloads`` its
+        (source, destination) workloads: it is then called only if someone takes
+        the request, so a request every subscriber loses (their queues full)
+        builds nothing, and the request returned is None.
         """
         taking: list[Subscriber] = []
         losing: list[Subscriber] = []
         now = self.clock()
-        ev = (REQUEST_INIT, req.wall0_us, req)
+        built = req if isinstance(req, TapRequest) else None
+        if workloads is None:
+            assert built is not None, "a request builder needs its workloads"
+            workloads = (built.src_wl, built.dst_wl)
+        src_wl, dst_wl = workloads
         if candidates is None:
+            assert built is not None, "a request builder needs its candidates"
             candidates = [s for s in self.subscribers if s.filter.matches_request(
-                req.direction, req.method, req.path, req.authority)]
+                built.direction, built.method, built.path, built.authority)]
+        ev: tuple[Any, ...] | None = None
         for sub in candidates:
-            if sub.closed or not sub.filter.matches_workloads(req.src_wl, req.dst_wl):
+            if sub.closed or not sub.filter.matches_workloads(src_wl, dst_wl):
                 continue
             if not sub.take_token(now):
                 continue
@@ -276,11 +289,15 @@ class TapHub:
                 sub.dropped += 1
                 losing.append(sub)
                 continue
+            if ev is None:
+                if built is None:
+                    built = req() if callable(req) else req
+                ev = (REQUEST_INIT, built.wall0_us, built)
             taking.append(sub)
             sub.queue.append(ev)
             if not sub.wake.is_set():
                 sub.wake.set()
-        return taking, losing
+        return built, taking, losing
 
     @staticmethod
     def emit(taking: Sequence[Subscriber], ev: tuple[Any, ...]) -> None:

@@ -170,7 +170,7 @@ class RequestObs:
         # A trailers-only gRPC response carries grpc-status in its headers.
         self._grpc = _find_grpc_status(headers) if grpc_status is _SCAN \
             else grpc_status  # type: ignore[assignment]
-        if self._tap is not None and self._tapped():
+        if (self._taking or self._lost) and self._tapped():
             TapHub.emit(self._taking, (
                 RESPONSE_INIT, self._wall_us(self._t1), self._tap,
                 _us(self._t1 - self._t0), status, headers,
@@ -188,7 +188,7 @@ class RequestObs:
         grpc = self._grpc_status(trailers)
         ok = self.status < 500 and (grpc is None or grpc == 0) and not self._refused
         self._finish(self.status, ok, True)
-        if self._tap is not None and self._tapped():
+        if (self._taking or self._lost) and self._tapped():
             now = self._tel._clock()
             TapHub.emit(self._taking, (
                 RESPONSE_END, self._wall_us(now), self._tap, _us(now - self._t0),
@@ -200,7 +200,7 @@ class RequestObs:
         if self.done:
             return
         self._finish(self.status, False, self.started)
-        if self._tap is not None and self._tapped():
+        if (self._taking or self._lost) and self._tapped():
             now = self._tel._clock()
             since_resp = _us(now - self._t1) if self.started else 0
             TapHub.emit(self._taking, (
@@ -473,12 +473,15 @@ class Telemetry:
         else:
             src_wl = self._own
             dst_wl = self._peer(direction, dst)[1]
-        req = TapRequest(direction, src, src_wl, dst, dst_wl, conn_id, stream, method, scheme,
-                         authority, path, headers, int(self._wall() * 1e6))
-        taking, losing = self.hub.admit(req, candidates)
-        if taking or losing:
-            obs._tap = req
+        def build() -> TapRequest:
+            return TapRequest(direction, src, src_wl, dst, dst_wl, conn_id, stream, method,
+                              scheme, authority, path, headers, int(self._wall() * 1e6))
+
+        req, taking, losing = self.hub.admit(build, candidates, (src_wl, dst_wl))
+        obs._tap = req
+        if taking:
             obs._taking = taking
+        if losing:
             obs._lost = losing
 
     def _source(self, src: tuple[str, int]) -> Workload:
