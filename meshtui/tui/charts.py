@@ -26,7 +26,7 @@ from meshtui.tui.chart_data import (
     value_ticks,
     y_range,
 )
-from meshtui.tui.plot import Bar, Grid, Line, bar_chart, line_chart
+from meshtui.tui.plot import Bar, Grid, Line, bar_chart, line_chart, sparkline
 
 
 def rgb(color: tuple[int, int, int]) -> str:
@@ -44,6 +44,8 @@ class ChartBase(Widget):
     DEFAULT_CSS = """
     ChartBase { height: 1fr; width: 1fr; }
     """
+
+    MIN_SIZE = (20, 6)  # smaller than this, a chart says so instead
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -68,7 +70,7 @@ class ChartBase(Widget):
         if key == self._drawn:
             return
         base = self.rich_style
-        if width >= 20 and height >= 6:
+        if width >= self.MIN_SIZE[0] and height >= self.MIN_SIZE[1]:
             runs = self.plot(width, height).runs()
         else:
             runs = [[("(too small to draw)"[:width], "dim")]]
@@ -192,3 +194,28 @@ class DistributionChart(ChartBase):
             width, height, title=title, ymax=top, yticks=[(v, f"{v:g}") for v in ticks],
             legend=[(self.band_label(band), rgb(BAND_COLORS[band]))
                     for band in sorted(set(bands))])
+
+
+class Spark(ChartBase):
+    """A sparkline: the last minutes of one figure, as bars (``data`` as on Textual's)."""
+
+    MIN_SIZE = (1, 1)
+
+    def __init__(self, data: Sequence[float] = (), *, style: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._data: list[float] = list(data)
+        self.bar_style = style
+
+    @property
+    def data(self) -> list[float]:
+        return self._data
+
+    @data.setter
+    def data(self, values: Sequence[float]) -> None:
+        values = list(values)
+        if values != self._data:
+            self._data = values
+            self.changed()
+
+    def plot(self, width: int, height: int) -> Grid:
+        return sparkline(self._data, width, height, self.bar_style or "rgb(80,190,230)")

@@ -106,12 +106,18 @@ class FakeSource:
                        read_bytes_rate=rps * 310.0, write_bytes_rate=rps * 1220.0,
                        latency=fake_histogram(rps * 60, p50, p95, p99) if histogram else None)
 
-    def _rows(self, query: StatQuery, at: float, histograms: bool = False) -> list[StatRow]:
+    def _selected(self, query: StatQuery) -> list[tuple]:
         pods = [p for p in self._pods() if query.namespace in (None, p[0])
                 and query.owner in (None, p[1])]
         if query.name:  # one resource: only its pods (load tests chart one of 10,000)
             field = {"namespace": 0, "deployment": 1}.get(query.kind, 2)
             pods = [p for p in pods if p[field] == query.name]
+        return pods
+
+    def _rows(self, query: StatQuery, at: float, histograms: bool = False,
+              pods: list[tuple] | None = None) -> list[StatRow]:
+        if pods is None:
+            pods = self._selected(query)
         groups: dict[tuple[str, str], list[tuple]] = {}
         for p in pods:
             if query.kind == "namespace":
@@ -147,9 +153,10 @@ class FakeSource:
                       ) -> dict[tuple[str, str, str], list[HistoryPoint]]:
         now = self.clock()
         out: dict[tuple[str, str, str], list[HistoryPoint]] = {}
+        pods = self._selected(query)
         for k in range(span_s // step_s, 0, -1):
             at = now - k * step_s
-            for r in self._rows(query, at):
+            for r in self._rows(query, at, pods=pods):
                 out.setdefault(r.key, []).append(
                     HistoryPoint(at, r.rps, r.success, r.p50_ms, r.p95_ms, r.p99_ms))
         return out

@@ -172,7 +172,7 @@ def line_chart(lines: Sequence[Line], width: int, height: int, *, title: str,
     joined: a stretch without data shows as a gap, not as a made-up slope.
     """
     grid = Grid(width, height)
-    legend_x = _legend(grid, 0, [(ln.label, ln.style) for ln in lines], width)
+    legend_x = _legend(grid, 0, [(ln.label, ln.style) for ln in lines], width - 1)
     _title(grid, title, legend_x - 2 if lines else width)
     top, rows = 1, height - 3
     axis_x = _y_axis(grid, yticks, ylim[0], ylim[1], top, rows)
@@ -247,4 +247,29 @@ def bar_chart(bars: Sequence[Bar], width: int, height: int, *, title: str,
             grid.put(x, height - 1, "■", style)
             grid.put(x + 2, height - 1, label, "")
             x += len(label) + 4
+    return grid
+
+
+def sparkline(values: Sequence[float], width: int, height: int, style: str) -> Grid:
+    """Bars in eighths of a cell, newest at the right, scaled from the smallest value
+    to the largest; more values than columns are grouped, each column their largest."""
+    grid = Grid(width, height)
+    if width < 1 or height < 1 or not values:
+        return grid
+    if len(values) > width:
+        size = len(values) / width
+        cols = [max(values[int(i * size): max(int((i + 1) * size), int(i * size) + 1)])
+                for i in range(width)]
+    else:
+        cols = list(values)
+    lo, hi = min(cols), max(cols)
+    levels = height * 8
+    left = width - len(cols)
+    for i, v in enumerate(cols):
+        # Never below one eighth: every sample stays visible.
+        eighths = levels if hi == lo else 1 + round((v - lo) / (hi - lo) * (levels - 1))
+        for row in range(height):
+            fill = min(max(eighths - row * 8, 0), 8)
+            if fill:
+                grid.put(left + i, height - 1 - row, BLOCKS[fill], style)
     return grid

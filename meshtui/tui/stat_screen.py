@@ -19,11 +19,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Sparkline, Static
+from textual.widgets import Footer, Label, Static
 
 import meshtui.model.units as units
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.stats import StatRow
+from meshtui.tui.charts import Spark
 from meshtui.tui.source import HistoryPoint, Source, StatQuery, StatSnapshot
 from meshtui.tui.stat_table import StatTable
 
@@ -66,6 +67,7 @@ class StatScreen(Screen[None]):
         self.updated_at: float | None = None
         self.state = "connecting"
         self.series: dict[tuple[str, str, str], deque[HistoryPoint]] = {}
+        self._spark_labels: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(self._crumb_text(), id="crumbs")
@@ -76,7 +78,7 @@ class StatScreen(Screen[None]):
             for key, title in (("rps", "RPS"), ("success", "SUCCESS"), ("p99", "P99")):
                 with Vertical(classes="spark"):
                     yield Label(title, id=f"spark-{key}-label", classes="spark-label")
-                    yield Sparkline([], id=f"spark-{key}")
+                    yield Spark(id=f"spark-{key}")
         yield Static("", id="status")
         yield Footer()
 
@@ -87,7 +89,16 @@ class StatScreen(Screen[None]):
     def on_mount(self) -> None:
         self.table.focus()
         self.refresh_loop()
-        self.set_interval(0.5, self._update_status)
+        self.set_interval(0.5, self._tick_status)
+
+    def _tick_status(self) -> None:
+        # A covered screen changing its widgets still costs the top one a full redraw.
+        if seen(self):
+            self._update_status()
+
+    def on_screen_resume(self) -> None:
+        if self.snapshot is not None:
+            self.apply(self.snapshot)
 
     def _crumb_text(self) -> Text:
         t = Text(" ")
@@ -166,12 +177,14 @@ class StatScreen(Screen[None]):
                                ("p99", "p99_ms", units.format_latency_ms)):
             values = [getattr(p, attr) for p in pts]
             data = [v if v is not None else 0.0 for v in values]
-            self.query_one(f"#spark-{key}", Sparkline).data = data
+            self.query_one(f"#spark-{key}", Spark).data = data
             last = next((v for v in reversed(values) if v is not None), None)
             label = {"rps": "RPS", "success": "SUCCESS", "p99": "LATENCY P99"}[key]
-            self.query_one(f"#spark-{key}-label", Label).update(Text.assemble(
-                (label, "bold"), (f" · {row.name} · " if row else " · ", "dim"),
-                (fmt(last), "cyan")), layout=False)
+            text = Text.assemble((label, "bold"), (f" · {row.name} · " if row else " · ", "dim"),
+                                 (fmt(last), "cyan"))
+            if self._spark_labels.get(key) != text.plain:  # unchanged: no repaint
+                self._spark_labels[key] = text.plain
+                self.query_one(f"#spark-{key}-label", Label).update(text, layout=False)
 
     def _update_status(self) -> None:
         age = "never" if self.updated_at is None else f"{self.clock() - self.updated_at:.1f}s ago"
@@ -194,8 +207,11 @@ class StatScreen(Screen[None]):
         row = event.row
         if row is not None and row.key not in self.series:
             # A newly selected row: start its series and fetch what came before.
+            # The sparklines change once, when that arrives (or at the next
+            # refresh), not twice for every step of a held-down key.
             self.series = {row.key: deque(maxlen=SPARK_POINTS)}
             self.load_history(row)
+            return
         self._update_sparks()
 
     def on_virtual_table_selected(self, event: StatTable.Selected) -> None:

@@ -20,7 +20,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -168,15 +168,21 @@ class VirtualTable(ScrollView, can_focus=True):
     def select_index(self, index: int) -> None:
         if not self.rows:
             return
+        before = self.cursor
         self.cursor = max(0, min(index, len(self.rows) - 1))
         self._selected_key = self.selected_key
         body = self.size.height - 1
         top = self.scroll_offset.y
         if self.cursor < top:
             self.scroll_to(y=self.cursor, animate=False)
+            self.refresh()
         elif self.cursor >= top + body:
             self.scroll_to(y=self.cursor - body + 1, animate=False)
-        self.refresh()
+            self.refresh()
+        else:
+            # Only the two rows whose look changed: a tall table is costly to repaint.
+            for i in {before, self.cursor}:
+                self.refresh(Region(0, i - top + 1, self.size.width, 1))
         self.post_message(self.Highlighted(self.selected_row))
 
     def action_cursor(self, delta: int) -> None:

@@ -24,7 +24,7 @@ def test_every_line_is_the_chart_width_and_title_legend_axes_are_placed() -> Non
                   Line("p99", [(-900.0, 15.0), (0.0, 15.0)], "blue")])
     assert len(rows) == 14 and all(len(r) == 60 for r in rows)
     assert rows[0].startswith("latency · web")
-    assert rows[0].rstrip().endswith("━ p50 ━ p99")
+    assert rows[0].endswith("━ p50 ━ p99  ")  # a blank column before the next pane
     # y labels: the top tick on the first plot row, 0 on the last, right-aligned to the axis
     assert rows[1].startswith("20ms ┤") and rows[11].startswith(" 0ms ┤")
     assert rows[12].startswith("     └┬")
