@@ -15,10 +15,12 @@ stream's :class:`~meshtui.tap_stream.Budget`.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from meshtui.client.convert import DIRECTIONS, endpoint, tap_event
+from meshtui.model.sanitize import clean
 from meshtui.model.tap import (
     Direction,
     Endpoint,
@@ -118,38 +120,44 @@ class Steps:
 
     # ---- what a feed filter reads (meshtui.model.feed_filter.Requestlike) -------
 
-    def _response(self, field: str, wire_field: str) -> int | None:
-        rsp = self.steps[1]
-        if rsp is None:
-            return None
-        if isinstance(rsp, ResponseInit):
-            return int(getattr(rsp, field))
-        return int(getattr(rsp.response_init, wire_field))
-
     @property
     def status(self) -> int | None:
         """The response's HTTP status, once its head has arrived."""
-        return self._response("status", "http_status")
+        rsp = self.steps[1]
+        if rsp is None:
+            return None
+        return rsp.status if type(rsp) is ResponseInit else rsp.response_init.http_status
 
     @property
     def latency_us(self) -> int | None:
         """Time to the response's head."""
-        return self._response("latency_us", "since_request_init_us")
+        rsp = self.steps[1]
+        if rsp is None:
+            return None
+        return (rsp.latency_us if type(rsp) is ResponseInit
+                else rsp.response_init.since_request_init_us)
+
+    def _init_text(self, field: str) -> str | None:
+        # Read and cleaned straight from the wire: a filter looks at every line,
+        # and converting the whole step for one string costs ten times as much.
+        init = self.steps[0]
+        if init is None:
+            return None
+        if isinstance(init, TapEvent):
+            return str(getattr(init, field))
+        return clean(getattr(init.request_init, field))
 
     @property
     def method(self) -> str | None:
-        init = self._event(0)
-        return init.method if isinstance(init, RequestInit) else None
+        return self._init_text("method")
 
     @property
     def path(self) -> str | None:
-        init = self._event(0)
-        return init.path if isinstance(init, RequestInit) else None
+        return self._init_text("path")
 
     @property
     def authority(self) -> str | None:
-        init = self._event(0)
-        return init.authority if isinstance(init, RequestInit) else None
+        return self._init_text("authority")
 
     def _first(self) -> Step:
         return next(s for s in self.steps if s is not None)
@@ -184,15 +192,25 @@ class StepTracker:
     step it already has. Wire events are joined on (connection, stream,
     direction, the proxy's address): read from the wire without converting
     anything, and the same for every step of one request.
+
+    With a ``horizon``, a request still unfinished that many events after
+    its first step is let go too (counted in ``evicted``). A wire event holds
+    on to the memory of the whole batch it came in, so a request whose end
+    was lost must not outlive the feed's ring: it would keep a batch alive
+    that the ring has long let go.
     """
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    def __init__(self, capacity: int = 10_000, horizon: int | None = None) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
+        self.horizon = horizon
         self.evicted = 0
         self.completed = 0
         self._open: dict[object, Steps] = {}
+        self._seen = 0  # events joined so far
+        # (events seen when it opened, key, record), oldest first, for the horizon.
+        self._opened: deque[tuple[int, object, Steps]] = deque()
 
     def __len__(self) -> int:
         """Unfinished requests held."""
@@ -206,6 +224,8 @@ class StepTracker:
         place = self._place
         open_ = self._open
         capacity = self.capacity
+        opened = self._opened.append
+        seen = self._seen
         for ev in wire:
             slot = slots.get(ev.WhichOneof("event"))
             if slot is None:
@@ -220,6 +240,7 @@ class StepTracker:
             if rec is None and slot == 0 and len(open_) < capacity:
                 rec = open_[key] = Steps()
                 rec.steps[0] = ev
+                opened((seen, key, rec))
             elif rec is not None and rec.steps[slot] is None:
                 rec.steps[slot] = ev
                 rec._request = None
@@ -229,12 +250,31 @@ class StepTracker:
             else:
                 rec = place(key, slot, ev)
             add((ev, rec))
+        self._seen += len(out)
+        self._expire()
         return out
 
     def join_events(self, events: Iterable[TapEvent]) -> list[Item]:
         """Feed lines for model events, each joined to its request."""
         place = self._place
-        return [(ev, place(ev.request_key, _model_slot(ev), ev)) for ev in events]
+        out = [(ev, place(ev.request_key, _model_slot(ev), ev)) for ev in events]
+        self._seen += len(out)
+        self._expire()
+        return out
+
+    def _expire(self) -> None:
+        """Lets go of requests opened more than ``horizon`` events ago and still open."""
+        opened = self._opened
+        if self.horizon is None:
+            opened.clear()
+            return
+        oldest = self._seen - self.horizon
+        open_ = self._open
+        while opened and opened[0][0] < oldest:
+            _, key, rec = opened.popleft()
+            if open_.get(key) is rec:
+                del open_[key]
+                self.evicted += 1
 
     def _place(self, key: object, slot: int, step: Step) -> Steps:
         open_ = self._open
@@ -250,6 +290,7 @@ class StepTracker:
                     del open_[next(iter(open_))]
                     self.evicted += 1
                 open_[key] = rec
+                self._opened.append((self._seen, key, rec))
         rec.steps[slot] = step
         rec._request = None
         if slot == 2:

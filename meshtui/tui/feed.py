@@ -79,6 +79,17 @@ class Ring(Generic[T]):
     def seqs(self) -> range:
         return range(self.first_seq, self.next_seq)
 
+    def items(self, seqs: range) -> list[T]:
+        """The items of consecutive ``seqs``, all still held (slice copies, not a loop)."""
+        if not seqs:
+            return []
+        if seqs.start < self.first_seq or seqs.stop > self.next_seq:
+            raise IndexError(f"{seqs} not all held ({self.first_seq}..{self.next_seq})")
+        cap = self.capacity
+        at, end = seqs.start % cap, seqs.start % cap + len(seqs)
+        got = self._items[at:min(end, cap)] + self._items[:max(0, end - cap)]
+        return got  # type: ignore[return-value]  # held slots are never None
+
 
 class FeedView(ScrollView, Generic[T], can_focus=True):
     """A virtual list of items rendered one line each by ``render_item``."""
@@ -127,6 +138,7 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
         self.paused = False
         self.pending = 0  # arrived while not following or paused
         self.frames = 0  # redraws done (for the benchmark's redraw-rate check)
+        self.admitted = 0  # items that entered the view (passed the filter, not paused)
         self._filter: Callable[[T], bool] | None = None
         self._view: list[int] = []  # sequence numbers shown, in order
         self._applied = 0  # the first seq not yet applied by a frame
@@ -151,7 +163,7 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
         arrived = ring.next_seq - self._applied
         # Sequence numbers are consecutive: what arrived is a range, of which
         # the ring may already have dropped the oldest.
-        new: range | list[int] = range(max(self._applied, ring.first_seq), ring.next_seq)
+        fresh = range(max(self._applied, ring.first_seq), ring.next_seq)
         self._applied = ring.next_seq
         if not arrived and not self._trim():
             return
@@ -159,9 +171,9 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
             self.pending += arrived
             self._trim()
             return
-        if self._filter is not None:
-            new = [s for s in new if self._matches(s)]
+        new = fresh if self._filter is None else self._passing(fresh)
         self._view.extend(new)
+        self.admitted += len(new)
         if not self.following:
             self.pending += len(new)
         self._trim()
@@ -179,9 +191,12 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
                 self.scroll_to(y=max(0, self.scroll_offset.y - n), animate=False)
         return bool(n)
 
-    def _matches(self, seq: int) -> bool:
-        item = self.ring.get(seq)
-        return item is not None and (self._filter is None or self._filter(item))
+    def _passing(self, seqs: range) -> list[int]:
+        """Those of ``seqs`` (all held) whose items pass the filter."""
+        test = self._filter
+        if test is None:
+            return list(seqs)
+        return [s for s, item in zip(seqs, self.ring.items(seqs), strict=True) if test(item)]
 
     def _sync(self, scroll_end: bool) -> None:
         width = max(self.size.width, 1)
@@ -196,8 +211,7 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
     def set_filter(self, predicate: Callable[[T], bool] | None) -> None:
         """Shows only matching items (everything with None); rescans the ring once."""
         self._filter = predicate
-        seqs = self.ring.seqs()
-        self._view = list(seqs) if predicate is None else [s for s in seqs if self._matches(s)]
+        self._view = self._passing(self.ring.seqs())
         self._applied = self.ring.next_seq
         self._cache.clear()
         self.cursor = None

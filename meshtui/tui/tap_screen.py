@@ -142,7 +142,7 @@ class TapScreen(Screen[None]):
         self.tap_query = query
         self.buffer = buffer
         self.title_text = title or "tap"
-        self.tracker = StepTracker(capacity=min(buffer, 50_000))
+        self.tracker = StepTracker(capacity=min(buffer, 50_000), horizon=buffer)
         self.received = 0
         self.lost: dict[str, int] = {}
         self.errors: dict[str, str] = {}
@@ -261,7 +261,8 @@ class TapScreen(Screen[None]):
             return
         self.filter_text = str(flt) if text else ""
         event.input.display = False
-        self.feed.set_filter((lambda item: flt.matches(item[1])) if flt else None)
+        test = flt.test
+        self.feed.set_filter((lambda item: test(item[1])) if flt else None)
         self.feed.focus()
         self._update_status()
 

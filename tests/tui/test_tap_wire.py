@@ -173,3 +173,26 @@ def test_a_filter_reads_a_wire_record_as_it_reads_the_converted_request(text: st
         wire(i, 2, path="/b", status=503, inbound=True) for i in range(2)] + [wire(1, 3)]
     for _, rec in StepTracker().join_wire(events):
         assert flt.matches(rec) == flt.matches(rec.request())
+
+
+def test_requests_whose_end_was_lost_do_not_outlive_the_horizon() -> None:
+    # Each wire event keeps its whole batch in memory: a request whose end never
+    # comes must be let go once the feed's ring has moved past it.
+    tracker = StepTracker(capacity=50_000, horizon=300)
+    for batch in range(20):
+        events = [wire(step, batch * 100 + n) for n in range(100) for step in (0, 1)]
+        tracker.join_wire(events)
+        assert len(tracker) <= 300
+    assert tracker.evicted >= 2000 - 300 and tracker.completed == 0
+    # Within the horizon, late steps still find their request.
+    rec = tracker.join_wire([wire(2, 1999)])[0][1]
+    assert rec.request().init is not None and tracker.completed == 1
+
+
+def test_ring_items_read_consecutive_seqs_across_the_wrap() -> None:
+    ring = Ring[int](5)
+    ring.extend(list(range(8)))  # holds 3..7, wrapped
+    assert ring.items(range(3, 8)) == [3, 4, 5, 6, 7]
+    assert ring.items(range(4, 6)) == [4, 5] and ring.items(range(6, 6)) == []
+    with pytest.raises(IndexError):
+        ring.items(range(2, 5))
