@@ -53,16 +53,20 @@ class ChartBase(Widget):
         self._drawn: tuple[Any, ...] | None = None
         self._lines: list[Strip] = []
         self._styles: dict[str, Style] = {}
+        self._styles_base: Style | None = None
         self.builds = 0  # how often it really plotted (tests and benchmarks read it)
 
     def changed(self) -> None:
         self._version += 1
         self.refresh()
 
-    def _style(self, name: str) -> Style:
+    def _style(self, name: str, base: Style) -> Style:
+        """The widget's style with ``name`` over it, parsed and combined once."""
+        if self._styles_base != base:
+            self._styles, self._styles_base = {}, base
         style = self._styles.get(name)
         if style is None:
-            style = self._styles[name] = Style.parse(name) if name else Style()
+            style = self._styles[name] = base + (Style.parse(name) if name else Style())
         return style
 
     def _build(self, width: int, height: int) -> None:
@@ -75,7 +79,7 @@ class ChartBase(Widget):
         else:
             runs = [[("(too small to draw)"[:width], "dim")]]
         self._lines = [
-            Strip([Segment(text, base + self._style(style)) for text, style in line]
+            Strip([Segment(text, self._style(style, base)) for text, style in line]
                   ).extend_cell_length(width, base).crop(0, width)
             for line in runs]
         self._drawn = key

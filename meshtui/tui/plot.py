@@ -103,10 +103,20 @@ class Braille:
             self.style[cy][cx] = style
 
     def line(self, x0: float, y0: float, x1: float, y1: float, style: str) -> None:
+        # One dot per step along the longer axis; inlined: a resized dashboard
+        # draws tens of thousands of dots.
         steps = max(int(max(abs(x1 - x0), abs(y1 - y0))), 1)
-        for k in range(steps + 1):
-            t = k / steps
-            self.dot(round(x0 + (x1 - x0) * t), round(y0 + (y1 - y0) * t), style)
+        sx, sy = (x1 - x0) / steps, (y1 - y0) / steps
+        bits, styles, width, height = self.bits, self.style, self.width, self.height
+        x, y = x0 + 0.5, y0 + 0.5
+        for _ in range(steps + 1):
+            px, py = int(x), int(y)
+            cx, cy = px >> 1, py >> 2
+            if 0 <= cx < width and 0 <= cy < height:
+                bits[cy][cx] |= _DOT[py & 3][px & 1]
+                styles[cy][cx] = style
+            x += sx
+            y += sy
 
     def onto(self, grid: Grid, left: int, top: int) -> None:
         for cy in range(self.height):
