@@ -1,12 +1,16 @@
 """Captures the TUI's main views from the running demo into screenshots/*.svg.
 
-Starts `meshtui demo --headless` on a free port, waits for its first figures,
-drives the real app (through the real gRPC source) to each view and saves
-what it shows. Run: `make screenshots` (or .venv/bin/python scripts/screenshots.py).
+Starts `meshtui demo --headless` on a free port, lets it run for a minute (so
+the charts have some history and voting some failures), drives the real app
+(through the real gRPC source) to each view with keys and saves what it shows:
+the dashboard (overview, deployments, pods, charts, tap, top, the key list)
+and the stat, tap and top commands. Run: `make screenshots` (or
+.venv/bin/python scripts/screenshots.py [--warmup SECONDS]).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import signal
@@ -17,7 +21,7 @@ import time
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
-SIZE = (140, 36)
+SIZE = (150, 42)
 
 
 async def capture(server: str) -> list[Path]:
@@ -64,6 +68,38 @@ async def capture(server: str) -> list[Path]:
         await pilot.press("question_mark")
         await pilot.pause(0.5)
 
+    def dashboard() -> MeshApp:
+        return MeshApp(GrpcSource(server), StatQuery("namespace"), dashboard=True)
+
+    def to(into: list[str], pick: str | None = None, *keys: str, wait: float = 2.5):  # type: ignore[no-untyped-def]
+        """Enter the rows named ``into`` one level after another, select ``pick``,
+        then press ``keys``: as a user would with the arrows, Enter and a key."""
+        async def select(app, name: str) -> None:  # type: ignore[no-untyped-def]
+            table = app.screen.query_one(StatTable)
+            table.select_index(table.row_names().index(name))
+
+        async def go(pilot, app) -> None:  # type: ignore[no-untyped-def]
+            await pilot.pause(3.0)
+            for name in into:
+                await select(app, name)
+                await pilot.press("enter")
+                await pilot.pause(2.0)
+            if pick is not None:
+                await select(app, pick)
+                await pilot.pause(0.5)
+            if keys:
+                await pilot.press(*keys)
+            await pilot.pause(wait)
+        return go
+
+    await shot(dashboard(), "overview", to([], "emojivoto", wait=3.0))
+    await shot(dashboard(), "dashboard-deployments", to(["emojivoto"], "voting", wait=1.0))
+    await shot(dashboard(), "dashboard-pods", to(["emojivoto", "voting"]))
+    await shot(dashboard(), "charts", to(["emojivoto"], "voting", "c", wait=4.0))
+    await shot(dashboard(), "dashboard-tap", to(["emojivoto"], "voting", "t", wait=4.0))
+    await shot(dashboard(), "dashboard-top", to(["emojivoto"], "voting", "o", wait=6.0))
+    await shot(dashboard(), "dashboard-help", to([], "emojivoto", "question_mark", wait=1.0))
+
     web = TapQuery("deployment", "emojivoto", "web")
     await shot(MeshApp(GrpcSource(server), StatQuery("namespace")), "stat-namespaces", namespaces)
     await shot(MeshApp(GrpcSource(server), StatQuery("namespace")), "stat-deployments",
@@ -81,6 +117,10 @@ async def capture(server: str) -> list[Path]:
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--warmup", type=float, default=60.0,
+                    help="seconds the demo runs before the first capture (default 60)")
+    args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -95,7 +135,7 @@ def main() -> int:
             if out.returncode == 0 and sum(bool(r["rps"]) for r in json.loads(out.stdout)) >= 3:
                 break
             time.sleep(0.5)
-        time.sleep(20)  # a little history for the sparklines, failures for voting
+        time.sleep(args.warmup)  # history for the charts, failures for voting
         for path in asyncio.run(capture(server)):
             print(f"wrote {path.relative_to(OUT.parent)}")
     finally:
