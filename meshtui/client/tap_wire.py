@@ -312,7 +312,7 @@ class WireEvents(Sequence[TapEvent]):
         self.budget = budget
 
     def spend(self, seconds: float) -> None:
-        """Charges time spent on these events to the stream's budget."""
+        """Charges CPU time spent on these events (:meth:`Budget.clock`) to the stream's budget."""
         if self.budget is not None:
             self.budget.spend(seconds)
 
@@ -334,7 +334,8 @@ class WireEvents(Sequence[TapEvent]):
         return ev
 
     def __iter__(self) -> Iterator[TapEvent]:
-        t0 = time.perf_counter()
+        clock = self.budget.clock if self.budget is not None else time.thread_time
+        t0 = clock()
         events = [e for e in map(tap_event, self.wire) if e is not None]
-        self.spend(time.perf_counter() - t0)
+        self.spend(clock() - t0)
         return iter(events)

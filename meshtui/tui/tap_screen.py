@@ -27,7 +27,7 @@ from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.feed_filter import FeedFilter, FilterError
 from meshtui.model.tap import Request, RequestInit, ResponseEnd, ResponseInit
 from meshtui.model.units import format_bytes, format_latency_us
-from meshtui.tap_stream import TapQuery
+from meshtui.tap_stream import Budget, TapQuery
 from meshtui.tui.feed import FeedView
 from meshtui.tui.source import Source
 
@@ -178,10 +178,10 @@ class TapScreen(Screen[None]):
                 events = batch.events
                 wire = getattr(events, "wire", None)  # WireEvents: still as they came
                 if wire is not None:
-                    t0 = time.perf_counter()
+                    t0 = Budget.clock()
                     items = self.tracker.join_wire(wire)
                     self.feed.add(items)
-                    events.spend(time.perf_counter() - t0)  # type: ignore[attr-defined]
+                    events.spend(Budget.clock() - t0)  # type: ignore[attr-defined]
                 else:
                     items = self.tracker.join_events(events)
                     self.feed.add(items)
