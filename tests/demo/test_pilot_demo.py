@@ -42,15 +42,27 @@ async def test_stat_drills_from_namespaces_to_voting_pods(demo) -> None:
         assert all(r.owner == "voting" and r.kind == "pod" for r in pods.rows)
 
 
-async def test_tap_feed_fills_from_the_mesh(demo) -> None:
+# The feed keeps the controller's events as they came: a filter, the colours and a
+# request's detail must still see every step of each request.
+@pytest.mark.parametrize(("deploy", "typed", "shown"), [
+    ("web", "", "destination"),
+    ("voting", "status=5xx", "/api/vote?choice=:doughnut:"),
+])
+async def test_tap_feed_fills_from_the_mesh_filters_and_opens_a_request(
+        demo, deploy: str, typed: str, shown: str) -> None:  # type: ignore[no-untyped-def]
     server, *_ = demo
-    app = MeshApp(GrpcSource(server), TapQuery("deployment", "emojivoto", "web"))
+    app = MeshApp(GrpcSource(server), TapQuery("deployment", "emojivoto", deploy))
     async with app.run_test(size=(140, 35)) as pilot:
         feed = app.screen.query_one(FeedView)
         await _until(lambda: feed.shown >= 30)
+        if typed:
+            await pilot.press("slash", *typed, "enter")
+            await _until(lambda: feed.shown >= 3)
+            statuses = {feed.ring.get(s)[1].status for s in feed._view}  # type: ignore[index]
+            assert statuses and all(s is not None and s >= 500 for s in statuses)
         await pilot.press("up", "enter")
         await pilot.pause(0.3)
-        assert "destination" in str(app.screen.query_one("#detail").render())
+        assert shown in str(app.screen.query_one("#detail").render())
 
 
 async def test_top_counts_routes_from_the_mesh(demo) -> None:
@@ -61,20 +73,3 @@ async def test_top_counts_routes_from_the_mesh(demo) -> None:
         await _until(lambda: "/api/list" in table.column_values("PATH"))
         assert "deploy/vote-bot" in table.column_values("SOURCE")
 
-
-async def test_tap_filter_and_detail_read_the_wire_events(demo) -> None:
-    # The feed keeps the controller's events as they came: a filter, the colours
-    # and a request's detail must still see every step of each request.
-    server, *_ = demo
-    app = MeshApp(GrpcSource(server), TapQuery("deployment", "emojivoto", "voting"))
-    async with app.run_test(size=(140, 35)) as pilot:
-        feed = app.screen.query_one(FeedView)
-        await _until(lambda: feed.shown >= 30)
-        await pilot.press("slash", *"status=5xx", "enter")
-        await _until(lambda: feed.shown >= 3)
-        statuses = {feed.ring.get(s)[1].status for s in feed._view}  # type: ignore[index]
-        assert statuses and all(s is not None and s >= 500 for s in statuses)
-        await pilot.press("up", "enter")
-        await pilot.pause(0.3)
-        detail = str(app.screen.query_one("#detail").render())
-        assert "/api/vote?choice=:doughnut:" in detail and "status        5" in detail
