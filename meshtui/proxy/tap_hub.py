@@ -165,9 +165,11 @@ class TapHub:
         show_secrets: when False (the default), values of Authorization,
             Proxy-Authorization, Cookie and Set-Cookie are replaced by ``<redacted>``.
         queue_capacity: events a subscriber may have waiting before new requests
-            are dropped for it. The later events of requests already admitted still
-            go in (a request's events travel together), so a queue may pass this by
-            two events per request in flight, and never passes twice this.
+            are dropped for it: two seconds of what the CPU budget lets a stream
+            send, and each held event keeps its request's headers in memory. The
+            later events of requests already admitted still go in (a request's
+            events travel together), so a queue may pass this by two events per
+            request in flight, and never passes twice this.
         max_batch: most events in one :class:`TapBatch`.
         max_batch_bytes: a batch stops growing once its events pass this size.
         max_subscribers: more than this many open streams are refused.
@@ -179,8 +181,8 @@ class TapHub:
 
     def __init__(
         self, clock: Callable[[], float], *, show_secrets: bool = False,
-        queue_capacity: int = 10_000, max_batch: int = 2_000, max_subscribers: int = 64,
-        linger: float = 0.005, max_batch_bytes: int = 1 << 20, cpu_share: float = 0.04,
+        queue_capacity: int = 4_000, max_batch: int = 2_000, max_subscribers: int = 64,
+        linger: float = 0.005, max_batch_bytes: int = 1 << 20, cpu_share: float = 0.02,
     ) -> None:
         self.clock = clock
         self.show_secrets = show_secrets
@@ -248,6 +250,27 @@ class TapHub:
         """
         return [s for s in self.subscribers
                 if s.filter.matches_request(direction, method, path, authority)]
+
+    def all_full(self) -> bool:
+        """True when every subscriber would drop any request now, whatever its
+        source or destination: each has no room for a request's three events, no
+        rate limit that might skip it instead, and no workload in its filter."""
+        for sub in self.subscribers:
+            if len(sub.queue) + 3 <= sub.capacity or sub.rate > 0 or sub.closed \
+                    or sub.filter.dst is not None or sub.filter.src is not None:
+                return False
+        return True
+
+    def lose(self, direction: int, method: str, path: str, authority: str
+             ) -> list[Subscriber]:
+        """While :meth:`all_full`: counts the request-init event of a request as lost
+        for every subscriber it matches, and returns them (they lose its later
+        events too), as :meth:`admit` would."""
+        lost = [s for s in self.subscribers
+                if s.filter.matches_request(direction, method, path, authority)]
+        for sub in lost:
+            sub.dropped += 1
+        return lost
 
     def admit(
         self, req: TapRequest | Callable[[], TapRequest],
@@ -336,7 +359,7 @@ class TapHub:
                     if sub.closed:
                         break
             # A batch no longer than the burst takes to build: the traffic waits on
-            # the loop for one build at a time, ~10 ms at most rather than 2000 events.
+            # the loop for one build at a time, ~5 ms at most rather than 2000 events.
             limit = max(16, int(self._burst / self._event_cost)) if self.cpu_share > 0 else None
             t0 = time.perf_counter()
             batch = self.take_batch(sub, limit)

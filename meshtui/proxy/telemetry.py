@@ -464,7 +464,15 @@ class Telemetry:
         conn_id: int, stream: int, method: str, scheme: str, authority: str, path: str,
         headers: list[tuple[bytes, bytes]],
     ) -> None:
-        candidates = self.hub.candidates(direction, method, path, authority)
+        hub = self.hub
+        if hub.all_full():
+            # Every subscriber is out of room and would lose this request whoever
+            # sent it: count the loss, build nothing.
+            lost = hub.lose(direction, method, path, authority)
+            if lost:
+                obs._lost = lost
+            return
+        candidates = hub.candidates(direction, method, path, authority)
         if not candidates:
             return
         if direction == Direction.INBOUND:

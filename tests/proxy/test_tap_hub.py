@@ -309,3 +309,41 @@ async def test_building_batches_keeps_to_its_cpu_share_and_the_rest_is_counted_l
     (series,) = tel.scrape().responses
     assert seen + sub.dropped + len(sub.queue) == 3 * series.count
     assert 0 < lost <= sub.dropped
+
+
+def test_full_queues_count_every_lost_event_and_a_workload_filter_is_still_checked() -> None:
+    import meshtui.proxy.telemetry as telemetry_module
+
+    tel = make(hub=TapHub(FakeClock(), queue_capacity=30))
+    everything = tel.hub.subscribe()
+    api = tel.hub.subscribe(common_pb2.TapMatch(path_prefix="/api"))
+    for _ in range(10):  # 10 requests, 30 events: both queues are full
+        call(tel)
+    assert len(everything.queue) == len(api.queue) == 30
+    assert tel.hub.all_full()
+    built = []
+    real = telemetry_module.TapRequest
+    telemetry_module.TapRequest = lambda *a: built.append(a) or real(*a)  # type: ignore[misc]
+    try:
+        for _ in range(100):
+            call(tel, path="/api/x")
+        for _ in range(50):
+            call(tel, path="/web")
+        for _ in range(5):
+            call(tel, status=None)  # reset before any response: two events each
+        assert built == []  # nobody had room: no tap object was made
+        assert everything.dropped == 150 * 3 + 5 * 2
+        assert api.dropped == 100 * 3 + 5 * 2
+        # A subscriber filtered by workload cannot be decided without the workloads:
+        # the full path runs, and still loses the request (and counts it) only if it
+        # matches.
+        emoji = tel.hub.subscribe(common_pb2.TapMatch(
+            destination=common_pb2.Workload(deployment="emoji")))
+        emoji.queue.extend([(0,)] * 30)
+        assert not tel.hub.all_full()
+        call(tel, path="/api/x")
+        call(tel, path="/api/x", dst=("10.9.9.9", 80))  # not emoji's: not its loss
+        assert emoji.dropped == 3
+        assert everything.dropped == 150 * 3 + 5 * 2 + 2 * 3
+    finally:
+        telemetry_module.TapRequest = real  # type: ignore[misc]
