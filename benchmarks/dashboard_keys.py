@@ -58,15 +58,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def measure(app, pilot, keys: list[str]) -> list[float]:  # type: ignore[no-untyped-def]
-    """Answer times (ms) of the keys, about four a second."""
+async def measure(app, pilot, keys: list[str]) -> list[tuple[float, float]]:  # type: ignore[no-untyped-def]
+    """(answer ms, this process's CPU ms) of each key, about four a second.
+
+    The CPU figure is what the app spent between the key and the frame; the
+    rest of an answer's time is waiting for a core (the controller and the
+    fake proxies share the machine's two).
+    """
     from textual import events
 
-    frames: list[float] = []
+    frames: list[tuple[float, float]] = []
     display = app._display
 
     def timed_display(screen, renderable):  # type: ignore[no-untyped-def]
-        frames.append(time.perf_counter())
+        frames.append((time.perf_counter(), time.process_time()))
         return display(screen, renderable)
 
     app._display = timed_display
@@ -74,23 +79,29 @@ async def measure(app, pilot, keys: list[str]) -> list[float]:  # type: ignore[n
     try:
         for key in keys:
             frames.clear()
-            k = time.perf_counter()
+            k, c = time.perf_counter(), time.process_time()
             app.post_message(events.Key(key, None))
             deadline = k + 5
             while not frames and time.perf_counter() < deadline:
                 await asyncio.sleep(0.002)
-            out.append((frames[0] - k) * 1000 if frames else float("inf"))
+            if frames:
+                out.append(((frames[0][0] - k) * 1000, (frames[0][1] - c) * 1000))
+            else:
+                out.append((float("inf"), float("inf")))
             await pilot.pause(0.25)
     finally:
         app._display = display
     return out
 
 
-def report(what: str, times: list[float]) -> bool:
-    times = sorted(times)
+def report(what: str, results: list[tuple[float, float]]) -> bool:
+    times = sorted(t for t, _ in results)
+    cpu = sorted(c for _, c in results)
     p95 = times[int(len(times) * 0.95) - 1] if len(times) >= 20 else times[-1]
     print(f"{what}: {len(times)} keys, median {statistics.median(times):.0f} ms, "
-          f"p95 {p95:.0f} ms, max {times[-1]:.0f} ms (target <= 100 ms)", flush=True)
+          f"p95 {p95:.0f} ms, max {times[-1]:.0f} ms (target <= 100 ms); "
+          f"app CPU per key median {statistics.median(cpu):.0f} ms, max {cpu[-1]:.0f} ms",
+          flush=True)
     return times[-1] <= 100
 
 
@@ -136,8 +147,8 @@ async def drive(server: str, pods: int, presses: int) -> bool:
         await wait_for(pilot, lambda: isinstance(app.screen, ChartsScreen)
                        and len(app.screen.history) > 0, "one pod's charts")
         await pilot.pause(1.5)
-        # ? opens and closes the key list beside the charts: all four re-plot at the new size
-        ok &= report("one pod's charts, ? (charts re-plot at a new width)",
+        # ? opens and closes the key list over the charts
+        ok &= report("one pod's charts, ? (the key list opens and closes)",
                      await measure(app, pilot, ["question_mark"] * (presses // 4)))
     return ok
 

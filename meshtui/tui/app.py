@@ -63,8 +63,11 @@ class MeshApp(App[int]):
         self.set_timer(0.5, _import_help_panel)
 
     def action_toggle_help(self) -> None:
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
+        # Shown and hidden, not mounted and removed each time: building the key
+        # list is most of what a press of ? costs.
+        panels = self.screen.query("HelpPanel")
+        if panels:
+            panels.first().display = not panels.first().display
         else:
             self.action_show_help_panel()
 
