@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--interval must be between 0.1 and 60 seconds")
     if args.web and not 1 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port (1-65535)")
+    if args.web:
+        _check_port(args.host, args.port)
     asyncio.run(_preflight(server))
     if args.web:
         return _serve_web(server, args.host, args.port, args.interval)
@@ -63,11 +65,9 @@ async def _preflight(server: str) -> None:
         await client.wait_ready(PREFLIGHT_S)
 
 
-def _serve_web(server: str, host: str, port: int, interval: float) -> int:
-    """textual-serve: each browser tab gets its own dashboard process, fed through a socket."""
-    import shlex
+def _check_port(host: str, port: int) -> None:
+    """Fails at once, before anything starts, when the address cannot be listened on."""
     import socket
-    import sys
 
     from meshtui.errors import RuntimeFailure
 
@@ -76,6 +76,13 @@ def _serve_web(server: str, host: str, port: int, interval: float) -> int:
             s.bind((host, port))
     except OSError as e:
         raise RuntimeFailure(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
+def _serve_web(server: str, host: str, port: int, interval: float) -> int:
+    """textual-serve: each browser tab gets its own dashboard process, fed through a socket."""
+    import shlex
+    import sys
+
     from textual_serve.server import Server
 
     command = " ".join(shlex.quote(a) for a in (

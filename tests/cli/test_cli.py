@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,8 @@ def test_version_names_meshtui_and_its_libraries() -> None:
         ("frobnicate",),
         ("stat", "deploy", "--output", "yaml"),
         ("tap", "deploy/web", "--max-rps", "lots"),
+        ("dashboard", "--web", "--port", "99999"),
+        ("dashboard", "--interval", "0"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(args: tuple[str, ...]) -> None:
@@ -78,3 +81,26 @@ def test_package_root_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("args", [("stat", "deploy", "-n", "emojivoto"), ("dashboard",), ()])
+def test_no_controller_is_exit_1_with_the_address_and_how_to_start_one(
+        args: tuple[str, ...]) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        server = f"127.0.0.1:{s.getsockname()[1]}"
+    out = run("--server", server, *args)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and server in lines[0] and "meshtui demo" in lines[0], out.stderr
+
+
+def test_dashboard_web_on_a_port_in_use_says_so_first() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = run("dashboard", "--web", "--port", str(port))
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], out.stderr
