@@ -58,25 +58,21 @@ class MeshApp(App[int]):
         else:
             self.push_screen(StatScreen(self.source, q, interval=self.interval,
                                         wide=self.wide, clock=self.clock))
-        # The key list's widgets take 0.2 s to import: do it once the first
-        # screen is up, not when ? is first pressed.
-        self.set_timer(0.5, _import_help_panel)
 
     def action_toggle_help(self) -> None:
-        # Shown and hidden, not mounted and removed each time: building the key
-        # list is most of what a press of ? costs.
-        panels = self.screen.query("HelpPanel")
-        if panels:
-            panels.first().display = not panels.first().display
-        else:
-            self.action_show_help_panel()
+        from meshtui.tui.keys_panel import KeysPanel
+
+        panels = self.screen.query(KeysPanel)
+        if not panels:
+            self.screen.mount(KeysPanel())
+            return
+        panel = panels.first()
+        panel.display = not panel.display
+        if panel.display:
+            panel.show_keys()  # the focused widget may have changed since
 
     async def on_unmount(self) -> None:
         await self.source.close()
-
-
-def _import_help_panel() -> None:
-    from textual.widgets import HelpPanel  # noqa: F401
 
 
 def run_app(app: MeshApp) -> int:

@@ -80,9 +80,16 @@ async def press_help(pilot) -> None:  # type: ignore[no-untyped-def]
 
 
 def shown_keys(app) -> bool:  # type: ignore[no-untyped-def]
-    """Whether the key list is on the screen, and lists the screen's own keys."""
-    panels = [p for p in app.screen.query("HelpPanel") if p.display]
-    return bool(panels) and bool(app.screen.query("BindingsTable"))
+    """Whether the key list is on the screen and names what the screen's own keys do."""
+    from meshtui.tui.keys_panel import KeysPanel
+
+    panels = [p for p in app.screen.query(KeysPanel) if p.display]
+    if not panels:
+        return False
+    text = str(panels[0].render())
+    return "Quit" in text and "Keys" in text and all(
+        a.binding.description in text for a in app.screen.active_bindings.values()
+        if a.node is app.screen and a.binding.description)
 
 
 async def press_palette(pilot) -> None:  # type: ignore[no-untyped-def]
