@@ -1,6 +1,6 @@
 """Captures the TUI's main views from the running demo into screenshots/*.svg.
 
-Starts `meshtui demo --headless` on a free port, lets it run for a minute (so
+Starts `meshtui demo --headless` on a free port, lets it run for two minutes (so
 the charts have some history and voting some failures), drives the real app
 (through the real gRPC source) to each view with keys and saves what it shows:
 the dashboard (overview, deployments, pods, charts, tap, top, the key list)
@@ -118,8 +118,8 @@ async def capture(server: str) -> list[Path]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--warmup", type=float, default=60.0,
-                    help="seconds the demo runs before the first capture (default 60)")
+    ap.add_argument("--warmup", type=float, default=120.0,
+                    help="seconds the demo runs before the first capture (default 120)")
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     with socket.socket() as s:

@@ -100,6 +100,10 @@ def show_history(screen: Screen[None], points: list[HistoryPoint], now: float,
                  who: str = "") -> None:
     """Draws per-step points into the screen's three time charts (see time_charts);
     ``who`` names the resource in their titles where the screen does not."""
+    # The step still in progress holds a few seconds of requests: its rate and
+    # success swing widely. The charts end at the last whole step; the "now"
+    # line above them gives the current window.
+    points = [p for p in points if p.at <= now + 1.0] or points
     if points:
         now = max(now, points[-1].at)
     span = HISTORY_SPAN_S

@@ -215,3 +215,29 @@ async def test_command_palette_opens_a_resource_view() -> None:
         await pilot.press("escape")
         await pilot.pause(0.1)
         assert isinstance(app.screen, OverviewScreen)
+
+
+class PartialStepSource(FakeSource):
+    """The controller's history ends with the step still in progress: a few
+    seconds of requests, here a wild 999 rps."""
+
+    async def history(self, query, span_s, step_s):  # type: ignore[no-untyped-def]
+        from meshtui.tui.source import HistoryPoint
+
+        out = await super().history(query, span_s, step_s)
+        for points in out.values():
+            points.append(HistoryPoint(NOW + 6, 999.0, 0.5, 1.0, 2.0, 3.0))
+        return out
+
+
+async def test_charts_end_at_the_last_whole_step() -> None:
+    app = dashboard(PartialStepSource(clock=lambda: NOW))
+    async with app.run_test(size=SIZE) as pilot:
+        await to_voting(pilot)
+        await pilot.press("c")
+        await pilot.pause(0.4)
+        rps = app.screen.query_one("#chart-rps", TimeChart)
+        values = [v for _, v in rps.series[0].points]
+        assert len(values) == 90 and 999.0 not in values
+        assert "999" not in rps.headline and "now " in rps.headline
+        assert rps.series[0].points[-1][0] == -10.0  # the last whole step, 10 s ago
