@@ -17,6 +17,7 @@ from functools import partial
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal
 from textual.widgets import Footer, Static
@@ -160,6 +161,9 @@ class DashStatScreen(StatScreen):
 class OverviewScreen(DashStatScreen):
     """Every namespace: meshed or not, live metrics, and the selected one's last
     15 minutes as charts; the mesh's health on top."""
+
+    # The top of the dashboard: nothing to go back to, so the footer does not offer it.
+    BINDINGS = [Binding("escape", "back", "Back", show=False)]
 
     def __init__(self, source: Source, *, interval: float = 1.0, clock=time.time) -> None:  # type: ignore[no-untyped-def]
         super().__init__(source, StatQuery("namespace"), interval=interval,
