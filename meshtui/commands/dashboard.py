@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import os
+    import sys
 
     from meshtui.errors import UsageError
     from meshtui.model.inventory import InventoryError, parse_address
@@ -47,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port} is not a TCP port (1-65535)")
     if args.web:
         _check_port(args.host, args.port)
+    elif not (sys.stdout.isatty() and sys.stdin.isatty()) and "TEXTUAL_DRIVER" not in os.environ:
+        # (textual-serve runs each browser tab's dashboard on pipes, with its own driver.)
+        raise UsageError("the dashboard needs a terminal (or --web for a browser); for "
+                         "plain output use `meshtui stat`, `tap` or `top` with -o")
     asyncio.run(_preflight(server))
     if args.web:
         return _serve_web(server, args.host, args.port, args.interval)

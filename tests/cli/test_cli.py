@@ -83,7 +83,16 @@ def test_package_root_imports_nothing_heavy() -> None:
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("args", [("stat", "deploy", "-n", "emojivoto"), ("dashboard",), ()])
+def test_the_dashboard_without_a_terminal_says_what_to_use_instead() -> None:
+    out = run("dashboard")  # stdout a pipe, stdin /dev/null
+    assert out.returncode == 2 and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs a terminal" in lines[0] and "meshtui stat" in lines[0]
+
+
+@pytest.mark.parametrize("args", [("stat", "deploy", "-n", "emojivoto"),
+                                  ("tap", "deploy/web", "-n", "emojivoto", "-o", "json"),
+                                  ("top", "deploy/web", "-n", "emojivoto", "-o", "json")])
 def test_no_controller_is_exit_1_with_the_address_and_how_to_start_one(
         args: tuple[str, ...]) -> None:
     with socket.socket() as s:  # a port nothing listens on
