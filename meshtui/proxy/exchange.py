@@ -129,7 +129,7 @@ class Exchange:
             self.fail(*self.reject)
             return
         try:
-            connect, self.dst = d.route(self)
+            connect, self.dst = d._route or d.route(self)
         except NoRoute as e:
             self._observe()
             self.fail(e.status, e.reason)
@@ -147,7 +147,12 @@ class Exchange:
         if self.method == b"CONNECT" and d.terminates_connect():
             self._start_connect_tunnel(connect)
             return
-        up = d.take_upstream(connect)
+        up = d.idle_up
+        if up is not None and up.key == connect and not up.closed:
+            d.idle_up = None  # the connection the last request used: the usual case
+            up.reused = True
+        else:
+            up = d.take_upstream(connect)
         if up is not None:
             self._attach(up)
         else:
@@ -298,7 +303,12 @@ class Exchange:
         elif self.resp_chunked:
             self.down.write(http1.chunk(data))
         else:
-            self.down.write(data)
+            d = self.down
+            out = d.out
+            if out is not None:  # (a closed connection has no batch open)
+                out.append(data)  # the usual case, Downstream.write inlined
+            else:
+                d.write(data)
 
     def response_complete(self, up: Upstream, trailers: list[tuple[bytes, bytes]] | None,
                           keep: bool) -> None:
@@ -428,5 +438,7 @@ class Exchange:
 
     def _finish(self, close: bool, abort: bool = False) -> None:
         self.done = True
-        self._release_slot()
+        if self.counted:
+            self.counted = False
+            self.down.ctx.in_flight -= 1
         self.down.exchange_done(self, close, abort)

@@ -121,7 +121,9 @@ class Upstream(asyncio.Protocol):
         if self._raw is not None:
             self._raw = data
         down = ex.down
-        opened = down.batch()
+        opened = down.out is None  # Downstream.batch(), inlined
+        if opened:
+            down.out = []
         try:
             try:
                 self.parser.feed_data(data)
