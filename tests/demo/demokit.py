@@ -13,6 +13,33 @@ from pathlib import Path
 import pytest
 
 MESHTUI = [sys.executable, "-m", "meshtui"]
+#: Seconds from the demo's start until web, emoji and voting all had a rate
+#: (inf if that did not happen within 60 s).
+STARTUP: dict[str, float] = {}
+
+
+def _first_stats(server: str, started: float) -> float:
+    import asyncio
+
+    from meshtui.client.controller import ControllerClient
+    from meshtui.client.convert import selector, stat_row
+    from meshtui.v1 import controller_pb2
+
+    async def rates() -> dict[str, float | None]:
+        async with ControllerClient(server) as c:
+            resp = await c.summary(controller_pb2.StatRequest(
+                selector=selector("deployment", "emojivoto", None), window_s=60))
+        return {r.name: r.rps for r in map(stat_row, resp.rows)}
+
+    while time.monotonic() - started < 60:
+        try:
+            r = asyncio.run(rates())
+        except Exception:  # not serving yet
+            r = {}
+        if all(r.get(d) for d in ("web", "emoji", "voting")):
+            return time.monotonic() - started
+        time.sleep(0.25)
+    return float("inf")
 
 
 def _free_port() -> int:
@@ -61,6 +88,8 @@ def demo():
     if proc.poll() is not None:
         pytest.fail(f"demo exited early: {line}{proc.stderr.read()}")  # type: ignore[union-attr]
     state = Path(line.split("logs in ", 1)[1].split(";", 1)[0])
+    # Measured here, whichever test comes first: later ones meet a demo long up.
+    STARTUP["first_stats_s"] = _first_stats(server, started)
     yield server, proc, started, state
     children = _descendants(proc.pid)
     proc.send_signal(signal.SIGINT)
