@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import time
 
 import pytest
-from demokit import MESHTUI
+from demokit import MESHTUI, _alive, _descendants, _free_port
 from test_terminal import Terminal
 
 pytestmark = [
@@ -52,5 +53,24 @@ def test_keyboard_reaches_voting_charts_and_tap_with_failures(demo) -> None:
         while t.alive() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not t.alive(), "q did not quit"
+    finally:
+        t.close()
+
+
+def test_demo_opens_the_dashboard_and_q_stops_the_whole_mesh() -> None:
+    server = f"127.0.0.1:{_free_port()}"
+    t = Terminal([*MESHTUI, "--server", server, "demo"])
+    try:
+        t.wait_for(lambda s: "reachable" in s and "emojivoto" in s and "fully meshed" in s,
+                   timeout=40)
+        pane = int(subprocess.run(["tmux", "display", "-p", "-t", t.name, "#{pane_pid}"],
+                                  capture_output=True, text=True).stdout)
+        mesh = _descendants(pane)
+        assert len(mesh) >= 10  # the demo, its apps and their proxies, the controller
+        t.keys("q")
+        deadline = time.monotonic() + 20
+        while any(_alive(p) for p in mesh) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in mesh if _alive(p)], "q left processes of the mesh running"
     finally:
         t.close()
