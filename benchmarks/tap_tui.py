@@ -108,11 +108,11 @@ async def run(port: int, seconds: float, buffer: int, filter_text: str = "") -> 
         pending: list[tuple[float, int]] = []
         add, sync = feed.add, feed._sync
 
-        def timed_add(items):  # type: ignore[no-untyped-def]
+        def timed_add(items, tags=None):  # type: ignore[no-untyped-def]
             items = list(items)
             if items:  # a shed batch brings nothing to show
                 pending.append((time.monotonic(), len(items)))
-            add(items)
+            add(items, tags)
 
         def timed_sync(scroll_end: bool) -> None:  # a frame that shows new items
             sync(scroll_end)

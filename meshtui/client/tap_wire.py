@@ -69,20 +69,39 @@ class Steps:
     converted one at a time, each once.
     """
 
-    __slots__ = ("_events", "_request", "steps")
+    __slots__ = ("_events", "_request", "born", "end", "init", "key", "response")
 
-    def __init__(self) -> None:
-        self.steps: list[Step] = [None, None, None]  # request init, response init, end
+    def __init__(self, key: object = None, born: int = 0) -> None:
+        # The steps, each set once: a step seen again starts another record.
+        self.init: Step = None
+        self.response: Step = None
+        self.end: Step = None
+        self.key = key  # what the tracker joins it on
+        self.born = born  # events the tracker had joined when this one opened
         self._events: list[TapEvent | None] | None = None  # converted, made when needed
         self._request: Request | None = None  # dropped whenever a step arrives
 
     @property
+    def steps(self) -> tuple[Step, Step, Step]:
+        """Request init, response init and end, as they came (None: not seen)."""
+        return (self.init, self.response, self.end)
+
+    def step(self, slot: int) -> Step:
+        """Step 0 (request init), 1 (response init) or 2 (end)."""
+        return (self.init, self.response, self.end)[slot]
+
+    def set(self, slot: int, step: Step) -> None:
+        setattr(self, _SLOT_NAMES[slot], step)
+        self._request = None
+
+    @property
     def known(self) -> int:
         """How many steps are here: changes whenever what a line shows may change."""
-        return 3 - self.steps.count(None)
+        return (self.init is not None) + (self.response is not None) + (self.end is not None)
 
-    def _event(self, slot: int) -> TapEvent | None:
-        step = self.steps[slot]
+    def event(self, slot: int) -> TapEvent | None:
+        """The model event of step ``slot``, converted once."""
+        step = self.step(slot)
         if step is None or isinstance(step, TapEvent):
             return step
         # A slot is filled once (a step seen again starts another record), so what
@@ -95,19 +114,12 @@ class Steps:
             ev = events[slot] = tap_event(step)
         return ev
 
-    def event(self, step: Step) -> TapEvent | None:
-        """The model event of one of these steps."""
-        for slot, mine in enumerate(self.steps):
-            if mine is step:
-                return self._event(slot)
-        return as_event(step)
-
     def request(self) -> Request:
         """The steps as a model :class:`Request`, every string cleaned for display."""
         req = self._request
         if req is None:
             for slot in range(3):
-                ev = self._event(slot)
+                ev = self.event(slot)
                 if ev is None:
                     continue
                 if req is None:
@@ -123,7 +135,7 @@ class Steps:
     @property
     def status(self) -> int | None:
         """The response's HTTP status, once its head has arrived."""
-        rsp = self.steps[1]
+        rsp = self.response
         if rsp is None:
             return None
         return rsp.status if type(rsp) is ResponseInit else rsp.response_init.http_status
@@ -131,7 +143,7 @@ class Steps:
     @property
     def latency_us(self) -> int | None:
         """Time to the response's head."""
-        rsp = self.steps[1]
+        rsp = self.response
         if rsp is None:
             return None
         return (rsp.latency_us if type(rsp) is ResponseInit
@@ -140,7 +152,7 @@ class Steps:
     def _init_text(self, field: str) -> str | None:
         # Read and cleaned straight from the wire: a filter looks at every line,
         # and converting the whole step for one string costs ten times as much.
-        init = self.steps[0]
+        init = self.init
         if init is None:
             return None
         if isinstance(init, TapEvent):
@@ -180,7 +192,8 @@ class Steps:
         return first.destination if isinstance(first, TapEvent) else endpoint(first.destination)
 
 
-Item = tuple[Step, Steps]  # one feed line: a step, and the request it belongs to
+_SLOT_NAMES = ("init", "response", "end")
+Joined = tuple[list[Steps], bytearray]  # per event: its request, and which step it is
 
 
 class StepTracker:
@@ -209,17 +222,24 @@ class StepTracker:
         self.completed = 0
         self._open: dict[object, Steps] = {}
         self._seen = 0  # events joined so far
-        # (events seen when it opened, key, record), oldest first, for the horizon.
-        self._opened: deque[tuple[int, object, Steps]] = deque()
+        self._opened: deque[Steps] = deque()  # oldest first, for the horizon
 
     def __len__(self) -> int:
         """Unfinished requests held."""
         return len(self._open)
 
-    def join_wire(self, wire: Iterable[Any]) -> list[Item]:
-        """Feed lines for wire events, each joined to its request (unknown kinds left out)."""
-        out: list[Item] = []
-        add = out.append
+    def join_wire(self, wire: Iterable[Any]) -> Joined:
+        """Wire events joined to their requests: for each event (unknown kinds left
+        out) its record and which step it is, in two parallel sequences.
+
+        Nothing is made per event but what the join itself needs (a record per
+        request, its key): a live feed keeps these for every event it holds, and
+        each object Python's collector tracks costs time in every collection.
+        """
+        recs: list[Steps] = []
+        add = recs.append
+        kinds = bytearray()
+        kind = kinds.append
         slots = _WIRE_SLOTS
         place = self._place
         open_ = self._open
@@ -237,30 +257,38 @@ class StepTracker:
             # The usual cases inline (this runs for every event of the stream):
             # a request's first step, and a later step of an open one.
             rec = open_.get(key)
-            if rec is None and slot == 0 and len(open_) < capacity:
-                rec = open_[key] = Steps()
-                rec.steps[0] = ev
-                opened((seen, key, rec))
-            elif rec is not None and rec.steps[slot] is None:
-                rec.steps[slot] = ev
+            if rec is None:
+                if slot == 0 and len(open_) < capacity:
+                    rec = open_[key] = Steps(key, seen)
+                    rec.init = ev
+                    opened(rec)
+                else:
+                    rec = place(key, slot, ev)
+            elif slot == 1 and rec.response is None:
+                rec.response = ev
                 rec._request = None
-                if slot == 2:
-                    del open_[key]
-                    self.completed += 1
+            elif slot == 2 and rec.end is None:
+                rec.end = ev
+                rec._request = None
+                del open_[key]
+                self.completed += 1
             else:
                 rec = place(key, slot, ev)
-            add((ev, rec))
-        self._seen += len(out)
+            add(rec)
+            kind(slot)
+        self._seen += len(recs)
         self._expire()
-        return out
+        return recs, kinds
 
-    def join_events(self, events: Iterable[TapEvent]) -> list[Item]:
-        """Feed lines for model events, each joined to its request."""
+    def join_events(self, events: Iterable[TapEvent]) -> Joined:
+        """Model events joined to their requests, as :meth:`join_wire` does."""
         place = self._place
-        out = [(ev, place(ev.request_key, _model_slot(ev), ev)) for ev in events]
-        self._seen += len(out)
+        events = list(events)
+        kinds = bytearray(_model_slot(ev) for ev in events)
+        recs = [place(ev.request_key, slot, ev) for ev, slot in zip(events, kinds, strict=True)]
+        self._seen += len(recs)
         self._expire()
-        return out
+        return recs, kinds
 
     def _expire(self) -> None:
         """Lets go of requests opened more than ``horizon`` events ago and still open."""
@@ -270,29 +298,28 @@ class StepTracker:
             return
         oldest = self._seen - self.horizon
         open_ = self._open
-        while opened and opened[0][0] < oldest:
-            _, key, rec = opened.popleft()
-            if open_.get(key) is rec:
-                del open_[key]
+        while opened and opened[0].born < oldest:
+            rec = opened.popleft()
+            if open_.get(rec.key) is rec:
+                del open_[rec.key]
                 self.evicted += 1
 
     def _place(self, key: object, slot: int, step: Step) -> Steps:
         open_ = self._open
         rec = open_.get(key)
-        if rec is not None and rec.steps[slot] is not None:
+        if rec is not None and rec.step(slot) is not None:
             del open_[key]  # the stream id came back: its proxy restarted
             self.evicted += 1
             rec = None
         if rec is None:
-            rec = Steps()
+            rec = Steps(key, self._seen)
             if slot != 2:
                 while len(open_) >= self.capacity:
                     del open_[next(iter(open_))]
                     self.evicted += 1
                 open_[key] = rec
-                self._opened.append((self._seen, key, rec))
-        rec.steps[slot] = step
-        rec._request = None
+                self._opened.append(rec)
+        rec.set(slot, step)
         if slot == 2:
             open_.pop(key, None)
             self.completed += 1

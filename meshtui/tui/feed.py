@@ -37,6 +37,9 @@ class Ring(Generic[T]):
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self._items: list[T | None] = [None] * capacity
+        # A small number beside each item (say, which of its steps a line shows):
+        # kept apart so that an item and its tag need no object made to pair them.
+        self._tags = bytearray(capacity)
         self.next_seq = 0  # sequence number the next item gets
         self.dropped = 0
 
@@ -52,24 +55,38 @@ class Ring(Generic[T]):
         if seq >= self.capacity:
             self.dropped += 1
         self._items[seq % self.capacity] = item
+        self._tags[seq % self.capacity] = 0
         self.next_seq = seq + 1
         return seq
 
-    def extend(self, items: list[T]) -> range:
-        """Appends many at once (slice copies, not a loop); returns their sequence numbers."""
+    def extend(self, items: list[T], tags: bytes | bytearray | None = None) -> range:
+        """Appends many at once (slice copies, not a loop), with their tags (0 without);
+        returns their sequence numbers."""
         cap = self.capacity
         end = self.next_seq + len(items)
+        if tags is None:
+            tags = bytes(len(items))
+        elif len(tags) != len(items):
+            raise ValueError(f"{len(tags)} tags for {len(items)} items")
         if len(items) > cap:  # only the newest fit: the others are dropped on arrival
-            items = items[-cap:]
+            items, tags = items[-cap:], tags[-cap:]
         start = end - len(items)
         at = start % cap
         first = min(len(items), cap - at)
         self._items[at:at + first] = items[:first]
+        self._tags[at:at + first] = tags[:first]
         if first < len(items):
             self._items[:len(items) - first] = items[first:]
+            self._tags[:len(items) - first] = tags[first:]
         self.next_seq = end
         self.dropped = max(0, end - cap)
         return range(start, end)
+
+    def tag(self, seq: int) -> int:
+        """The tag of a held item (0 for one no longer held)."""
+        if self.first_seq <= seq < self.next_seq:
+            return self._tags[seq % self.capacity]
+        return 0
 
     def get(self, seq: int) -> T | None:
         if self.first_seq <= seq < self.next_seq:
@@ -122,13 +139,14 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
             super().__init__()
             self.item = item
 
-    def __init__(self, render_item: Callable[[T], Line], *, capacity: int = 100_000,
+    def __init__(self, render_item: Callable[[T, int], Line], *, capacity: int = 100_000,
                  fps: float = 20.0, version: Callable[[T], object] | None = None,
                  name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
-        """``render_item`` gives an item's line: a ``Text``, or (faster) a list of
-        (text, style name) parts. ``version``, when given, tells when an item's
-        line must be drawn again (a line is cached until its version changes)."""
+        """``render_item(item, tag)`` gives a line: a ``Text``, or (faster) a list of
+        (text, style name) parts; the tag is the one the item was added with.
+        ``version``, when given, tells when an item's lines must be drawn again
+        (a line is cached until its version changes)."""
         super().__init__(name=name, id=id, classes=classes)
         self.render_item = render_item
         self.version = version
@@ -150,9 +168,10 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
 
     # ---- intake ------------------------------------------------------------
 
-    def add(self, items: Iterable[T]) -> None:
-        """Appends items; they appear at the next frame. Never redraws by itself."""
-        self.ring.extend(items if isinstance(items, list) else list(items))
+    def add(self, items: Iterable[T], tags: bytes | bytearray | None = None) -> None:
+        """Appends items (with a tag each, 0 without); they appear at the next frame.
+        Never redraws by itself."""
+        self.ring.extend(items if isinstance(items, list) else list(items), tags)
 
     def on_mount(self) -> None:
         self.set_interval(1 / self.fps, self._frame)
@@ -311,7 +330,7 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
                None if self.version is None or item is None else self.version(item))
         strip = None if cursor else self._cache.get(key)
         if strip is None:
-            strip = self._line(item, base)
+            strip = self._line(item, self.ring.tag(seq), base)
             if scroll_x:
                 strip = strip.crop(scroll_x, scroll_x + width)
             strip = strip.adjust_cell_length(width, base)
@@ -324,9 +343,9 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
                     self._cache.popitem(last=False)
         return strip
 
-    def _line(self, item: T | None, base: Style) -> Strip:
+    def _line(self, item: T | None, tag: int, base: Style) -> Strip:
         """An item's line on the widget's own style, as long as it is."""
-        parts = self.render_item(item) if item is not None else []
+        parts = self.render_item(item, tag) if item is not None else []
         if isinstance(parts, Text):
             parts.no_wrap = True
             segments = [Segment(s.text, base + s.style if s.style else base)

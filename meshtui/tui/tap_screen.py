@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 
-from meshtui.client.tap_wire import Item, StepTracker
+from meshtui.client.tap_wire import Steps, StepTracker
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.feed_filter import FeedFilter, FilterError
 from meshtui.model.tap import Request, RequestInit, ResponseEnd, ResponseInit
@@ -44,11 +44,10 @@ def status_style(status: int | None) -> str:
     return "green"
 
 
-def line_parts(item: Item) -> list[tuple[str, str]]:
-    """One feed line as (text, style) parts: the kind, who to whom, and what happened,
-    coloured by the request's status."""
-    step, steps = item
-    ev = steps.event(step)
+def line_parts(steps: Steps, slot: int) -> list[tuple[str, str]]:
+    """The line of step ``slot`` of a request as (text, style) parts: the kind, who
+    to whom, and what happened, coloured by the request's status."""
+    ev = steps.event(slot)
     if ev is None:
         return []
     style = status_style(steps.status)
@@ -75,9 +74,9 @@ def line_parts(item: Item) -> list[tuple[str, str]]:
     return parts
 
 
-def render_item(item: Item) -> Text:
+def render_item(steps: Steps, slot: int) -> Text:
     """One feed line as Rich text (the feed itself draws :func:`line_parts` directly)."""
-    return Text.assemble(*line_parts(item), no_wrap=True)
+    return Text.assemble(*line_parts(steps, slot), no_wrap=True)
 
 
 class RequestDetail(ModalScreen[None]):
@@ -161,7 +160,7 @@ class TapScreen(Screen[None]):
         yield Footer()
 
     @property
-    def feed(self) -> FeedView[Item]:
+    def feed(self) -> FeedView[Steps]:
         return self.query_one(FeedView)
 
     def on_mount(self) -> None:
@@ -179,13 +178,13 @@ class TapScreen(Screen[None]):
                 wire = getattr(events, "wire", None)  # WireEvents: still as they came
                 if wire is not None:
                     t0 = Budget.clock()
-                    items = self.tracker.join_wire(wire)
-                    self.feed.add(items)
+                    recs, slots = self.tracker.join_wire(wire)
+                    self.feed.add(recs, slots)
                     events.spend(Budget.clock() - t0)  # type: ignore[attr-defined]
                 else:
-                    items = self.tracker.join_events(events)
-                    self.feed.add(items)
-                self.received += len(items)
+                    recs, slots = self.tracker.join_events(events)
+                    self.feed.add(recs, slots)
+                self.received += len(recs)
                 for who, n in batch.drops.items():
                     self.lost[who] = self.lost.get(who, 0) + n
                 self.errors.update(batch.errors)
@@ -261,16 +260,15 @@ class TapScreen(Screen[None]):
             return
         self.filter_text = str(flt) if text else ""
         event.input.display = False
-        test = flt.test
-        self.feed.set_filter((lambda item: test(item[1])) if flt else None)
+        self.feed.set_filter(flt.test if flt else None)
         self.feed.focus()
         self._update_status()
 
     def on_feed_view_selected(self, event: FeedView.Selected) -> None:
-        item: Item = event.item  # type: ignore[assignment]
-        self.app.push_screen(RequestDetail(item[1].request()))
+        steps: Steps = event.item  # type: ignore[assignment]
+        self.app.push_screen(RequestDetail(steps.request()))
 
 
-def _version(item: Item) -> int:
+def _version(steps: Steps) -> int:
     """A line changes when its request gains a step (its colour comes from the response)."""
-    return item[1].known
+    return steps.known

@@ -62,12 +62,12 @@ async def test_filter_by_status_class_shows_only_failures() -> None:
         await pilot.pause(0.4)
         feed = app.screen.query_one(FeedView)
         assert feed.shown > 0
-        statuses = {feed.ring.get(s)[1].status for s in feed._view}  # type: ignore[index]
+        statuses = {feed.ring.get(s).status for s in feed._view}  # type: ignore[union-attr]
         assert statuses == {500}
         assert "filter: status=5xx" in status_text(app)
         await pilot.press("escape")  # clears the filter
         await pilot.pause(0.3)
-        assert {feed.ring.get(s)[1].status for s in feed._view} >= {200, 500}  # type: ignore[index]
+        assert {feed.ring.get(s).status for s in feed._view} >= {200, 500}  # type: ignore[union-attr]
 
 
 async def test_a_bad_filter_says_why_and_keeps_the_feed() -> None:
@@ -109,6 +109,6 @@ def test_hostile_paths_render_as_text() -> None:
 
     ev, _rsp, _end = fake_request(97, 0)  # one in 97 carries escapes and markup
     assert isinstance(ev, RequestInit)
-    [item] = StepTracker().join_events([ev])
-    plain = render_item(item).plain
+    [rec], [slot] = StepTracker().join_events([ev])
+    plain = render_item(rec, slot).plain
     assert "\x1b" not in plain and "[bold]" in plain and "\\x1b[2J" in plain

@@ -51,8 +51,8 @@ def test_steps_of_one_request_share_a_record_and_read_as_the_model_does() -> Non
     tracker = StepTracker()
     a = [wire(i, 1, path="/a") for i in range(3)]
     b = [wire(i, 2, path="/b", status=503) for i in range(3)]
-    items = tracker.join_wire([a[0], b[0], b[1], a[1], a[2], b[2]])
-    recs = [rec for _, rec in items]
+    recs, slots = tracker.join_wire([a[0], b[0], b[1], a[1], a[2], b[2]])
+    assert list(slots) == [0, 0, 1, 1, 2, 2]
     assert recs[0] is recs[3] is recs[4] and recs[1] is recs[2] is recs[5]
     assert recs[0].status == 200 and recs[1].status == 503
     req = recs[1].request()
@@ -66,18 +66,18 @@ def test_the_same_stream_id_at_another_proxy_is_another_request() -> None:
     out = wire(0, 1)
     inbound_emoji = wire(0, 1, inbound=True)
     inbound_voting = wire(0, 1, inbound=True, dst=VOTING)
-    recs = [rec for _, rec in tracker.join_wire([out, inbound_emoji, inbound_voting])]
+    recs, _ = tracker.join_wire([out, inbound_emoji, inbound_voting])
     assert len({id(r) for r in recs}) == 3 and len(tracker) == 3
 
 
 def test_a_step_seen_twice_starts_a_new_record_and_a_full_tracker_lets_the_oldest_go() -> None:
     tracker = StepTracker(capacity=2)
-    first = tracker.join_wire([wire(0, 1)])[0][1]
-    again = tracker.join_wire([wire(0, 1)])[0][1]  # its proxy restarted
+    first = tracker.join_wire([wire(0, 1)])[0][0]
+    again = tracker.join_wire([wire(0, 1)])[0][0]  # its proxy restarted
     assert again is not first and tracker.evicted == 1
     tracker.join_wire([wire(0, 2), wire(0, 3)])  # a third open request: 1 goes
     assert len(tracker) == 2 and tracker.evicted == 2
-    late = tracker.join_wire([wire(1, 1)])[0][1]  # its response starts a partial record
+    late = tracker.join_wire([wire(1, 1)])[0][0]  # its response starts a partial record
     assert late.request().init is None and late.status == 200
 
 
@@ -89,7 +89,7 @@ def test_wire_joins_match_the_models_tracker(steps: list[tuple[int, int, bool]],
     events = [wire(step, stream, inbound=inbound) for stream, step, inbound in steps]
     lazy = StepTracker(capacity)
     model = RequestTracker(capacity)
-    got = [rec.request() for _, rec in lazy.join_wire(events)]
+    got = [rec.request() for rec in lazy.join_wire(events)[0]]
     want = []
     for ev in events:
         converted = tap_event(ev)
@@ -112,9 +112,9 @@ def test_a_step_is_converted_only_when_looked_at(monkeypatch: pytest.MonkeyPatch
         return tap_event(ev)
 
     monkeypatch.setattr(tap_wire, "tap_event", counting)
-    items = StepTracker().join_wire([wire(i % 3, i // 3) for i in range(3000)])
-    assert len(items) == 3000 and calls == []
-    rec = items[4][1]
+    recs, _ = StepTracker().join_wire([wire(i % 3, i // 3) for i in range(3000)])
+    assert len(recs) == 3000 and calls == []
+    rec = recs[4]
     assert rec.status == 200 and calls == []  # read straight from the wire
     assert rec.request().path == "/api/list" and len(calls) == 3
     rec.request()
@@ -123,8 +123,8 @@ def test_a_step_is_converted_only_when_looked_at(monkeypatch: pytest.MonkeyPatch
 
 def test_untrusted_text_from_the_wire_is_shown_literally() -> None:
     hostile = "/[bold]x\x1b[2J"
-    step, rec = StepTracker().join_wire([wire(0, path=hostile)])[0]
-    plain = render_item((step, rec)).plain
+    [rec], [slot] = StepTracker().join_wire([wire(0, path=hostile)])
+    plain = render_item(rec, slot).plain
     assert "\x1b" not in plain and "/[bold]x\\x1b[2J" in plain
     init = rec.request().init
     assert isinstance(init, RequestInit)
@@ -171,7 +171,7 @@ def test_a_filter_reads_a_wire_record_as_it_reads_the_converted_request(text: st
     flt = FeedFilter.parse(text)
     events = [wire(i, 1, path="/a") for i in range(3)] + [
         wire(i, 2, path="/b", status=503, inbound=True) for i in range(2)] + [wire(1, 3)]
-    for _, rec in StepTracker().join_wire(events):
+    for rec in StepTracker().join_wire(events)[0]:
         assert flt.matches(rec) == flt.matches(rec.request())
 
 
@@ -185,7 +185,7 @@ def test_requests_whose_end_was_lost_do_not_outlive_the_horizon() -> None:
         assert len(tracker) <= 300
     assert tracker.evicted >= 2000 - 300 and tracker.completed == 0
     # Within the horizon, late steps still find their request.
-    rec = tracker.join_wire([wire(2, 1999)])[0][1]
+    rec = tracker.join_wire([wire(2, 1999)])[0][0]
     assert rec.request().init is not None and tracker.completed == 1
 
 
@@ -196,3 +196,13 @@ def test_ring_items_read_consecutive_seqs_across_the_wrap() -> None:
     assert ring.items(range(4, 6)) == [4, 5] and ring.items(range(6, 6)) == []
     with pytest.raises(IndexError):
         ring.items(range(2, 5))
+
+
+def test_ring_tags_travel_with_their_items_across_the_wrap() -> None:
+    ring = Ring[str](4)
+    ring.extend(["a", "b", "c"], bytes([0, 1, 2]))
+    ring.extend(["d", "e", "f"], bytes([2, 1, 0]))  # holds c..f, wrapped
+    assert [(ring.get(s), ring.tag(s)) for s in ring.seqs()] == [
+        ("c", 2), ("d", 2), ("e", 1), ("f", 0)]
+    with pytest.raises(ValueError):
+        ring.extend(["g"], bytes([1, 2]))
