@@ -96,6 +96,9 @@ class VirtualTable(ScrollView, can_focus=True):
         self.cursor = 0
         self._selected_key: Hashable | None = None
         self._widths = [max(len(c.name) + 2, c.width) for c in self.columns]
+        self._parsed: dict[str, Style] = {}
+        self._line_styles_key: tuple[object, ...] | None = None
+        self._line_styles_cache: tuple[Style, Style, Style, Style] = (Style(),) * 4
 
     # ---- data ----------------------------------------------------------------
 
@@ -225,34 +228,53 @@ class VirtualTable(ScrollView, can_focus=True):
             t.append(label.ljust(width + GAP)[: width + GAP])
         return t
 
-    def _row_text(self, row: Any) -> Text:
-        t = Text(no_wrap=True)
+    def _row_segments(self, row: Any) -> list[Segment]:
+        # Segments straight from the cells (no Text to lay out): a sort or a
+        # page repaints every visible row.
+        segments = []
+        style_of = self._cell_style
         for col, width in zip(self.columns, self._widths, strict=True):
             c = col.cell(row)
             text = c.text if len(c.text) <= width else c.text[: width - 1] + "…"
             # Padding inside the styled span: SVG screenshots drop bare whitespace spans.
-            t.append(text.ljust(width + GAP), style=c.style)
-        return t
+            segments.append(Segment(text.ljust(width + GAP), style_of(c.style)))
+        return segments
 
-    def _strip(self, text: Text, post: Style | None = None) -> Strip:
-        """One line: the widget's style under the text's own, ``post`` over both."""
+    def _cell_style(self, name: str) -> Style | None:
+        if not name:
+            return None
+        style = self._parsed.get(name)
+        if style is None:
+            style = self._parsed[name] = Style.parse(name)
+        return style
+
+    def _line_styles(self) -> tuple[Style, Style, Style, Style]:
+        """(widget, header, cursor, stripe) styles, looked up once per theme and focus."""
+        key = (self.app.theme, self.has_focus, self.styles.background)
+        if self._line_styles_key != key:
+            stripe = self.get_component_rich_style("vtable--stripe").bgcolor
+            self._line_styles_cache = (
+                self.rich_style, self.get_component_rich_style("vtable--header"),
+                self.get_component_rich_style("vtable--cursor"), Style(bgcolor=stripe))
+            self._line_styles_key = key
+        return self._line_styles_cache
+
+    def _strip(self, segments: list[Segment], base: Style, post: Style | None = None) -> Strip:
+        """One line: the widget's style under the segments' own, ``post`` over both."""
         x = self.scroll_offset.x
         width = self.size.width
-        segments = [s for s in text.render(self.app.console) if s.text != "\n"]
         strip = Strip(segments).crop(x, x + width).extend_cell_length(width)
-        return Strip(Segment.apply_style(strip, style=self.rich_style, post_style=post))
+        return Strip(Segment.apply_style(strip, style=base, post_style=post))
 
     def render_line(self, y: int) -> Strip:
+        base, header, cursor, stripe = self._line_styles()
         if y == 0:
-            return self._strip(self._header_text(),
-                               self.get_component_rich_style("vtable--header"))
+            text = self._header_text()
+            return self._strip([s for s in text.render(self.app.console) if s.text != "\n"],
+                               base, header)
         index = self.scroll_offset.y + y - 1
         if index >= len(self.rows):
-            return Strip.blank(self.size.width, self.rich_style)
-        post = None
-        if index == self.cursor:
-            post = self.get_component_rich_style("vtable--cursor")
-        elif index % 2:
-            # Only the stripe's background: cells keep their own colours.
-            post = Style(bgcolor=self.get_component_rich_style("vtable--stripe").bgcolor)
-        return self._strip(self._row_text(self.rows[index]), post)
+            return Strip.blank(self.size.width, base)
+        # The cursor's look, or only the stripe's background: cells keep their colours.
+        post = cursor if index == self.cursor else (stripe if index % 2 else None)
+        return self._strip(self._row_segments(self.rows[index]), base, post)
