@@ -206,3 +206,21 @@ def test_ring_tags_travel_with_their_items_across_the_wrap() -> None:
         ("c", 2), ("d", 2), ("e", 1), ("f", 0)]
     with pytest.raises(ValueError):
         ring.extend(["g"], bytes([1, 2]))
+
+
+def test_the_budget_does_not_charge_a_garbage_collection_to_intake() -> None:
+    import gc
+    import time
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: only the collector frees it
+
+    garbage = [Node() for _ in range(200_000)]
+    del garbage
+    budget_start, cpu_start = Budget.clock(), time.thread_time()
+    gc.collect()
+    collected = time.thread_time() - cpu_start
+    charged = Budget.clock() - budget_start
+    assert collected > 0.005  # the collection took real time...
+    assert charged < collected / 5  # ...that intake is not charged for
