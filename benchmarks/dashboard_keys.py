@@ -114,9 +114,9 @@ async def wait_for(pilot, test, what: str, timeout: float = 15.0) -> None:  # ty
 
 
 async def drive(server: str, pods: int, presses: int) -> bool:
-    from meshtui.runtime import tune_gc
+    from meshtui.runtime import tune_gc_for_ui
 
-    tune_gc()  # as meshtui runs the app
+    tune_gc_for_ui()  # as meshtui runs the app
     from meshtui.tui.app import MeshApp
     from meshtui.tui.resource_views import ChartsScreen
     from meshtui.tui.source import GrpcSource, StatQuery

@@ -88,9 +88,9 @@ def rss_mb() -> float:
 async def run(port: int, seconds: float, buffer: int, filter_text: str = "") -> None:
     from textual import events
 
-    from meshtui.runtime import tune_gc
+    from meshtui.runtime import tune_gc_for_ui
 
-    tune_gc()  # as `meshtui tap` runs the app (meshtui.tui.app.run_app)
+    tune_gc_for_ui()  # as `meshtui tap` runs the app (meshtui.tui.app.run_app)
     from meshtui.tap_stream import TapQuery
     from meshtui.tui.app import MeshApp
     from meshtui.tui.feed import FeedView

@@ -20,3 +20,19 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)
+
+
+def tune_gc_for_ui() -> None:
+    """As :func:`tune_gc`, with young collections four times as frequent, for the TUI.
+
+    A young collection walks everything allocated since the last one that is
+    still alive. At 100,000 allocations apart, with a 500-pod table refreshed
+    every second, that walk took 80-180 ms once every 20 s or so, in the
+    middle of a key's answer. At 25,000 apart, with the middle generation
+    collected every tenth time, the longest pause in a minute was 49 ms and
+    the collector's total time lower (0.31 s against 0.42 s); the tap feed at
+    50,000 events/s kept its arrival-to-screen p99 (53 ms). At 10,000 apart
+    pauses were shorter still but the tap feed's p99 rose to 81 ms.
+    """
+    tune_gc()
+    gc.set_threshold(25_000, 10, 1000)

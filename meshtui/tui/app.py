@@ -76,9 +76,9 @@ class MeshApp(App[int]):
 
 
 def run_app(app: MeshApp) -> int:
-    """Runs the app in this process, tuned as a long-running process (see tune_gc)."""
-    from meshtui.runtime import tune_gc
+    """Runs the app in this process, its garbage collector tuned (see tune_gc_for_ui)."""
+    from meshtui.runtime import tune_gc_for_ui
 
-    tune_gc()
+    tune_gc_for_ui()
     app.run()
     return app.return_code or 0

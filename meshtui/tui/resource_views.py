@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -96,6 +97,10 @@ def _latency_tick(ms: float) -> str:
     return "0ms" if ms == 0 else units.format_latency_ms(ms)
 
 
+# What each screen's time charts were last drawn from (see show_history).
+_DRAWN: weakref.WeakKeyDictionary[Screen[None], tuple[object, ...]] = weakref.WeakKeyDictionary()
+
+
 def show_history(screen: Screen[None], points: list[HistoryPoint], now: float,
                  who: str = "") -> None:
     """Draws per-step points into the screen's three time charts (see time_charts);
@@ -104,6 +109,12 @@ def show_history(screen: Screen[None], points: list[HistoryPoint], now: float,
     # success swing widely. The charts end at the last whole step; the "now"
     # line above them gives the current window.
     points = [p for p in points if p.at <= now + 1.0] or points
+    # Steps end every 10 s and the history is fetched every 5: a fetch that
+    # brings no new step leaves the charts as they are drawn.
+    drawn = (who, len(points), points[-1] if points else None)
+    if _DRAWN.get(screen) == drawn:
+        return
+    _DRAWN[screen] = drawn
     if points:
         now = max(now, points[-1].at)
     span = HISTORY_SPAN_S
