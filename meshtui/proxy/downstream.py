@@ -156,6 +156,10 @@ class Downstream(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = CLOSED
         self.ctx.conns.discard(self)
+        # The parser holds this protocol's bound methods: a reference cycle that,
+        # left in place, only the cyclic collector frees, and a long-lived
+        # connection's cycle is promoted to a generation it collects almost never.
+        self.parser = None
         if self.idle_up is not None:
             self.ctx.pool.release(self.idle_up)
             self.idle_up = None

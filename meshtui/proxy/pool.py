@@ -156,6 +156,7 @@ class Upstream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.parser = None  # a reference cycle through its callbacks (Downstream has why)
         if self.tunnel is not None:
             self.tunnel.tunnel_lost()
         elif self.ex is not None:
