@@ -165,6 +165,7 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
         self._styles_base: Style | None = None
         self._pass: tuple[Style, int, Offset] | None = None  # read once a rendering pass
         self.cursor: int | None = None  # index into the visible list
+        self._end_after_refresh = False
 
     # ---- intake ------------------------------------------------------------
 
@@ -222,8 +223,19 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
         self.virtual_size = Size(width, len(self._view))
         if scroll_end:
             self.scroll_to(y=max(0, len(self._view) - self.size.height), animate=False)
+            # Before the first layout the scroll range is still empty and the
+            # scroll above is clamped to 0; a stream that has already ended brings
+            # no later frame to correct it, so scroll again once laid out.
+            if not self._end_after_refresh:
+                self._end_after_refresh = True
+                self.call_after_refresh(self._settle_end)
         self.frames += 1
         self.refresh()
+
+    def _settle_end(self) -> None:
+        self._end_after_refresh = False
+        if self.following and not self.paused:
+            self.scroll_to(y=self.max_scroll_y, animate=False)
 
     # ---- filtering and modes ----------------------------------------------
 

@@ -112,3 +112,27 @@ def test_hostile_paths_render_as_text() -> None:
     [rec], [slot] = StepTracker().join_events([ev])
     plain = render_item(rec, slot).plain
     assert "\x1b" not in plain and "[bold]" in plain and "\\x1b[2J" in plain
+
+
+async def test_a_feed_filled_before_its_first_layout_still_shows_its_end() -> None:
+    """A tap whose stream ends at once: the first frame comes before the feed has a
+    size, and no later frame brings anything; the feed must still end up at its end."""
+    from rich.text import Text
+    from textual.app import App, ComposeResult
+
+    class OneFeed(App[None]):
+        def compose(self) -> ComposeResult:
+            yield FeedView(lambda item, tag: Text(f"line {item}"))
+
+        def on_mount(self) -> None:
+            feed = self.query_one(FeedView)
+            feed.add(range(300))
+            feed._frame()  # what the frame timer does, here before any layout
+
+    app = OneFeed()
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.pause(0.3)
+        feed = app.query_one(FeedView)
+        assert feed.following
+        assert feed.scroll_offset.y == feed.max_scroll_y > 0
+        assert feed.render_line(feed.size.height - 1).text.startswith("line 299")
