@@ -61,13 +61,18 @@ class ProxyContext:
     async def _sweep(self, every: float) -> None:
         while True:
             await asyncio.sleep(every)
-            self.clock = now = self.now()
-            for conn in list(self.conns):
-                try:
-                    conn.tick(now)
-                except Exception:  # one odd connection must not stop the sweeping
-                    conn.transport.abort()
-            self.pool.sweep(now)
+            self._tick(self.now())
+
+    def _tick(self, now: float) -> None:
+        # A function of its own, not inline in _sweep: the loop's variable would
+        # otherwise keep the last connection swept alive until the next sweep.
+        self.clock = now
+        for conn in list(self.conns):
+            try:
+                conn.tick(now)
+            except Exception:  # one odd connection must not stop the sweeping
+                conn.transport.abort()
+        self.pool.sweep(now)
 
     def drain(self) -> None:
         """Stops taking new requests; idle connections close now, busy ones after."""
