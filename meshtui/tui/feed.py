@@ -232,10 +232,26 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
         self.frames += 1
         self.refresh()
 
-    def _settle_end(self) -> None:
+    def _settle_end(self, tries: int = 5) -> None:
         self._end_after_refresh = False
-        if self.following and not self.paused:
-            self.scroll_to(y=self.max_scroll_y, animate=False)
+        if not self.following or self.paused:
+            return
+        if self.max_scroll_y > 0 and not self.allow_vertical_scroll and tries:
+            # The scrollbars are not laid out for the new length yet, and until
+            # they are Textual refuses to scroll: lay out, then try again (a feed
+            # with nothing more arriving brings no later frame to do it).
+            self._end_after_refresh = True
+            self.refresh(layout=True)
+            self.call_after_refresh(self._settle_end, tries - 1)
+            return
+        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+
+    def on_resize(self) -> None:
+        # A new size (the first layout among them) moves the end: a following
+        # feed keeps showing it, even when no more items will arrive.
+        if self.following and not self.paused and not self._end_after_refresh:
+            self._end_after_refresh = True
+            self.call_after_refresh(self._settle_end)
 
     # ---- filtering and modes ----------------------------------------------
 
