@@ -204,6 +204,12 @@ class TapHub:
         self._event_cost = 10e-6  # seconds to build and encode one event (a running mean)
         #: Seconds streams spent waiting for the budget (for benchmarks and tests).
         self.budget_waits = 0.0
+        # ``gen`` changes whenever a queue shrinks or the subscribers change; in
+        # between, queues only grow. So once :meth:`all_full` has found every
+        # subscriber full, it stays so until ``gen`` moves: ``full_gen == gen``
+        # lets the data path skip the check while a subscriber is stuck.
+        self.gen = 0
+        self.full_gen = -1
 
     # --- subscription ------------------------------------------------------
 
@@ -218,6 +224,7 @@ class TapHub:
             raise TapLimitError(f"{self.max_subscribers} tap streams are open already")
         sub = Subscriber(TapFilter(match), max_rps, self.queue_capacity, self.clock())
         self.subscribers = (*self.subscribers, sub)
+        self.gen += 1
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -226,6 +233,7 @@ class TapHub:
             self.subscribers = tuple(s for s in self.subscribers if s is not sub)
             self.dropped_gone += sub.dropped
         sub.closed = True
+        self.gen += 1
         sub.wake.set()
 
     def close(self) -> None:
@@ -255,10 +263,13 @@ class TapHub:
         """True when every subscriber would drop any request now, whatever its
         source or destination: each has no room for a request's three events, no
         rate limit that might skip it instead, and no workload in its filter."""
+        if self.full_gen == self.gen:
+            return True
         for sub in self.subscribers:
             if len(sub.queue) + 3 <= sub.capacity or sub.rate > 0 or sub.closed \
                     or sub.filter.dst is not None or sub.filter.src is not None:
                 return False
+        self.full_gen = self.gen
         return True
 
     def lose(self, direction: int, method: str, path: str, authority: str
@@ -382,6 +393,7 @@ class TapHub:
         """Removes up to ``max_batch`` (and ``limit``) queued events, and about
         ``max_batch_bytes``, and builds their message."""
         q = sub.queue
+        self.gen += 1  # the queue shrinks: all_full() must look again
         most = self.max_batch if limit is None else min(limit, self.max_batch)
         redact = not self.show_secrets
         batch = proxy_pb2.TapBatch()

@@ -170,7 +170,10 @@ class RequestObs:
         # A trailers-only gRPC response carries grpc-status in its headers.
         self._grpc = _find_grpc_status(headers) if grpc_status is _SCAN \
             else grpc_status  # type: ignore[assignment]
-        if (self._taking or self._lost) and self._tapped():
+        if self._lost:  # inline, not a call: a stuck subscriber loses every event
+            for sub in self._lost:
+                sub.dropped += 1
+        if self._taking:
             TapHub.emit(self._taking, (
                 RESPONSE_INIT, self._wall_us(self._t1), self._tap,
                 _us(self._t1 - self._t0), status, headers,
@@ -188,7 +191,10 @@ class RequestObs:
         grpc = self._grpc_status(trailers)
         ok = self.status < 500 and (grpc is None or grpc == 0) and not self._refused
         self._finish(self.status, ok, True)
-        if (self._taking or self._lost) and self._tapped():
+        if self._lost:  # inline, not a call: a stuck subscriber loses every event
+            for sub in self._lost:
+                sub.dropped += 1
+        if self._taking:
             now = self._tel._clock()
             TapHub.emit(self._taking, (
                 RESPONSE_END, self._wall_us(now), self._tap, _us(now - self._t0),
@@ -200,7 +206,10 @@ class RequestObs:
         if self.done:
             return
         self._finish(self.status, False, self.started)
-        if (self._taking or self._lost) and self._tapped():
+        if self._lost:  # inline, not a call: a stuck subscriber loses every event
+            for sub in self._lost:
+                sub.dropped += 1
+        if self._taking:
             now = self._tel._clock()
             since_resp = _us(now - self._t1) if self.started else 0
             TapHub.emit(self._taking, (
@@ -234,15 +243,6 @@ class RequestObs:
         if code is None:
             code = self._grpc
         return code
-
-    def _tapped(self) -> bool:
-        """Counts this event as lost for those who had no room; True if anyone takes it.
-
-        No event tuple is built when nobody would queue it (a stuck subscriber).
-        """
-        for sub in self._lost:
-            sub.dropped += 1
-        return bool(self._taking)
 
     def _wall_us(self, t: float) -> int:
         assert self._tap is not None
@@ -351,7 +351,15 @@ class Telemetry:
             if len(streams) > 65_536:  # connections that ended long ago
                 del streams[next(iter(streams))]
         obs = RequestObs(self, route, t0)
-        if self.hub.subscribers:
+        hub = self.hub
+        if hub.subscribers:
+            if hub.full_gen == hub.gen:
+                # Every subscriber was out of room and still is (a stuck reader):
+                # count the loss, build nothing, and skip the call below.
+                lost = hub.lose(direction, method, path, authority)
+                if lost:
+                    obs._lost = lost
+                return obs
             self._tap(obs, direction, src, dst, conn_id, stream, method, scheme, authority,
                       path, headers)
         return obs
