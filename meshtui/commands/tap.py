@@ -24,7 +24,8 @@ examples:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_resource(p)
     add_tap_filters(p)
-    p.add_argument("--limit", type=int, metavar="N", help="stop after N events")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="stop after N events (the live feed then keeps them to browse)")
     p.add_argument("-o", "--output", choices=("text", "wide", "json"), help="plain output")
     p.add_argument("--buffer", type=int, default=100_000,
                    help="events the feed keeps (default %(default)s)")
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None and sys.stdout.isatty():
         from meshtui.tui.tap_app import run_tap_app
 
-        return run_tap_app(args.server, query, buffer=args.buffer)
+        return run_tap_app(args.server, query, buffer=args.buffer, limit=args.limit)
     from meshtui.tap_stream import print_tap
 
     return asyncio.run(print_tap(args.server, query, args.output or "text", args.limit))

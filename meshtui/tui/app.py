@@ -27,7 +27,7 @@ class MeshApp(App[int]):
     def __init__(self, source: Source, query: StatQuery | TapQuery, *, interval: float = 1.0,
                  wide: bool = False, clock: Callable[[], float] = time.time,
                  buffer: int = 100_000, title: str = "", top: bool = False,
-                 dashboard: bool = False) -> None:
+                 dashboard: bool = False, limit: int | None = None) -> None:
         super().__init__()
         self.source = source
         self.start_query = query
@@ -38,6 +38,7 @@ class MeshApp(App[int]):
         self.title_text = title
         self.top = top
         self.dashboard = dashboard  # open the dashboard's overview, not the query's view
+        self.limit = limit  # tap's --limit
 
     def on_mount(self) -> None:
         q = self.start_query
@@ -54,7 +55,7 @@ class MeshApp(App[int]):
             from meshtui.tui.tap_screen import TapScreen
 
             self.push_screen(TapScreen(self.source, q, buffer=self.buffer,
-                                       title=self.title_text))
+                                       title=self.title_text, limit=self.limit))
         else:
             self.push_screen(StatScreen(self.source, q, interval=self.interval,
                                         wide=self.wide, clock=self.clock))

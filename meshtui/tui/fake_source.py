@@ -13,7 +13,7 @@ import itertools
 import math
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -161,7 +161,7 @@ class FakeSource:
                     HistoryPoint(at, r.rps, r.success, r.p50_ms, r.p95_ms, r.p99_ms))
         return out
 
-    async def tap(self, query: TapQuery) -> AsyncIterator[TapBatch]:
+    async def tap(self, query: TapQuery) -> AsyncGenerator[TapBatch, None]:
         """Requests through ``web`` at ``tap_rps`` a second, in batches every 50 ms.
 
         One path in every 97 carries markup and terminal escapes, as a hostile

@@ -8,7 +8,7 @@ a deterministic one (:mod:`meshtui.tui.fake_source`).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -61,8 +61,9 @@ class Source(Protocol):
         """Per row key, points over the last ``span_s`` seconds."""
         ...
 
-    def tap(self, query: TapQuery) -> AsyncIterator[TapBatch]:
-        """Batches of tap events until the caller stops iterating."""
+    def tap(self, query: TapQuery) -> AsyncGenerator[TapBatch, None]:
+        """Batches of tap events until the caller stops iterating (closing the
+        generator ends the stream)."""
         ...
 
     async def close(self) -> None: ...
@@ -140,7 +141,7 @@ class GrpcSource:
                                      opt(p.latency_ms_p99)) for p in series.points]
         return out
 
-    async def tap(self, query: TapQuery) -> AsyncIterator[TapBatch]:
+    async def tap(self, query: TapQuery) -> AsyncGenerator[TapBatch, None]:
         from meshtui.tap_stream import Budget, tap_batches
 
         # Events stay wire events until a screen reads them (the tap feed converts only

@@ -22,7 +22,8 @@ def describe(q: TapQuery) -> str:
     return " ".join(parts)
 
 
-def run_tap_app(server: str, query: TapQuery, *, buffer: int, top: bool = False) -> int:
+def run_tap_app(server: str, query: TapQuery, *, buffer: int, top: bool = False,
+                limit: int | None = None) -> int:
     """``meshtui tap`` (or, with ``top``, ``meshtui top``) on a terminal."""
     from meshtui.tui.app import MeshApp, run_app
     from meshtui.tui.source import GrpcSource
@@ -30,4 +31,5 @@ def run_tap_app(server: str, query: TapQuery, *, buffer: int, top: bool = False)
     title = describe(query)
     if top:
         title = "top" + title[3:]
-    return run_app(MeshApp(GrpcSource(server), query, buffer=buffer, title=title, top=top))
+    return run_app(MeshApp(GrpcSource(server), query, buffer=buffer, title=title, top=top,
+                           limit=limit))

@@ -12,6 +12,7 @@ what ``--max-rps`` skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 
@@ -27,7 +28,7 @@ from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.feed_filter import FeedFilter, FilterError
 from meshtui.model.tap import Request, RequestInit, ResponseEnd, ResponseInit
 from meshtui.model.units import format_bytes, format_latency_us
-from meshtui.tap_stream import Budget, TapQuery
+from meshtui.tap_stream import Budget, TapBatch, TapQuery
 from meshtui.tui.feed import FeedView
 from meshtui.tui.source import Source
 
@@ -135,11 +136,12 @@ class TapScreen(Screen[None]):
     ]
 
     def __init__(self, source: Source, query: TapQuery, *, buffer: int = 100_000,
-                 title: str = "") -> None:
+                 title: str = "", limit: int | None = None) -> None:
         super().__init__()
         self.source = source
         self.tap_query = query
         self.buffer = buffer
+        self.limit = limit  # --limit: take this many events, then stop and keep them
         self.title_text = title or "tap"
         self.tracker = StepTracker(capacity=min(buffer, 50_000), horizon=buffer)
         self.received = 0
@@ -172,29 +174,41 @@ class TapScreen(Screen[None]):
     @work(exclusive=True, group="tap-intake", exit_on_error=False)
     async def intake(self) -> None:
         try:
-            async for batch in self.source.tap(self.tap_query):
-                self.state = "streaming"
-                events = batch.events
-                wire = getattr(events, "wire", None)  # WireEvents: still as they came
-                if wire is not None:
-                    t0 = Budget.clock()
-                    recs, slots = self.tracker.join_wire(wire)
-                    self.feed.add(recs, slots)
-                    events.spend(Budget.clock() - t0)  # type: ignore[attr-defined]
+            async with contextlib.aclosing(self.source.tap(self.tap_query)) as stream:
+                async for batch in stream:
+                    self.state = "streaming"
+                    if self._take(batch):
+                        self.state = f"stopped at --limit {self.limit:,}"
+                        break
+                    await asyncio.sleep(0)  # let keys and frames in between batches
                 else:
-                    recs, slots = self.tracker.join_events(events)
-                    self.feed.add(recs, slots)
-                self.received += len(recs)
-                for who, n in batch.drops.items():
-                    self.lost[who] = self.lost.get(who, 0) + n
-                self.errors.update(batch.errors)
-                self.rate_limited += batch.rate_limited
-                self.shed += batch.shed
-                await asyncio.sleep(0)  # let keys and frames in between batches
-            self.state = "stream ended"
+                    self.state = "stream ended"
         except (RuntimeFailure, UsageError) as e:
             self.state = f"error: {e}"
         self._update_status()
+
+    def _take(self, batch: TapBatch) -> bool:
+        """Adds one batch to the feed; True once --limit events have been taken."""
+        events = batch.events
+        wire = getattr(events, "wire", None)  # WireEvents: still as they came
+        if wire is not None:
+            t0 = Budget.clock()
+            recs, slots = self.tracker.join_wire(wire)
+            events.spend(Budget.clock() - t0)  # type: ignore[attr-defined]
+        else:
+            recs, slots = self.tracker.join_events(events)
+        full = False
+        if self.limit is not None and self.received + len(recs) >= self.limit:
+            keep = self.limit - self.received
+            recs, slots, full = recs[:keep], slots[:keep], True
+        self.feed.add(recs, slots)
+        self.received += len(recs)
+        for who, n in batch.drops.items():
+            self.lost[who] = self.lost.get(who, 0) + n
+        self.errors.update(batch.errors)
+        self.rate_limited += batch.rate_limited
+        self.shed += batch.shed
+        return full
 
     def _update_status(self) -> None:
         now = time.monotonic()

@@ -136,3 +136,21 @@ async def test_a_feed_filled_before_its_first_layout_still_shows_its_end() -> No
         assert feed.following
         assert feed.scroll_offset.y == feed.max_scroll_y > 0
         assert feed.render_line(feed.size.height - 1).text.startswith("line 299")
+
+
+async def test_limit_takes_that_many_events_then_stops_and_keeps_them_on_screen() -> None:
+    app = MeshApp(FakeSource(tap_rps=2000), TapQuery("deployment", "emojivoto", "web"),
+                  title="tap deploy/web -n emojivoto", limit=250)
+    async with app.run_test(size=(140, 30)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, TapScreen)
+        for _ in range(100):
+            if screen.state.startswith("stopped"):
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(0.5)  # the source would have sent hundreds more by now
+        assert screen.received == 250 and screen.feed.shown == 250
+        assert "stopped at --limit 250" in status_text(app)
+        await pilot.press("up", "enter")  # what was taken can still be read in detail
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, RequestDetail)
