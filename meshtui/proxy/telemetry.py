@@ -170,9 +170,8 @@ class RequestObs:
         # A trailers-only gRPC response carries grpc-status in its headers.
         self._grpc = _find_grpc_status(headers) if grpc_status is _SCAN \
             else grpc_status  # type: ignore[assignment]
-        if self._lost:  # inline, not a call: a stuck subscriber loses every event
-            for sub in self._lost:
-                sub.dropped += 1
+        if self._lost:
+            self._count_lost()
         if self._taking:
             TapHub.emit(self._taking, (
                 RESPONSE_INIT, self._wall_us(self._t1), self._tap,
@@ -191,9 +190,8 @@ class RequestObs:
         grpc = self._grpc_status(trailers)
         ok = self.status < 500 and (grpc is None or grpc == 0) and not self._refused
         self._finish(self.status, ok, True)
-        if self._lost:  # inline, not a call: a stuck subscriber loses every event
-            for sub in self._lost:
-                sub.dropped += 1
+        if self._lost:
+            self._count_lost()
         if self._taking:
             now = self._tel._clock()
             TapHub.emit(self._taking, (
@@ -206,9 +204,8 @@ class RequestObs:
         if self.done:
             return
         self._finish(self.status, False, self.started)
-        if self._lost:  # inline, not a call: a stuck subscriber loses every event
-            for sub in self._lost:
-                sub.dropped += 1
+        if self._lost:
+            self._count_lost()
         if self._taking:
             now = self._tel._clock()
             since_resp = _us(now - self._t1) if self.started else 0
@@ -243,6 +240,12 @@ class RequestObs:
         if code is None:
             code = self._grpc
         return code
+
+    def _count_lost(self) -> None:
+        """Counts this event as lost for those who had no room for its request
+        (no event is built for them: a stuck subscriber costs only this)."""
+        for sub in self._lost:
+            sub.dropped += 1
 
     def _wall_us(self, t: float) -> int:
         assert self._tap is not None
@@ -353,15 +356,16 @@ class Telemetry:
         obs = RequestObs(self, route, t0)
         hub = self.hub
         if hub.subscribers:
-            if hub.full_gen == hub.gen:
-                # Every subscriber was out of room and still is (a stuck reader):
-                # count the loss, build nothing, and skip the call below.
+            # (full_gen == gen: all_full() is known to hold without calling it.)
+            if hub.full_gen == hub.gen or hub.all_full():
+                # Every subscriber is out of room and would lose this request
+                # whoever sent it (a stuck reader): count the loss, build nothing.
                 lost = hub.lose(direction, method, path, authority)
                 if lost:
                     obs._lost = lost
-                return obs
-            self._tap(obs, direction, src, dst, conn_id, stream, method, scheme, authority,
-                      path, headers)
+            else:
+                self._tap(obs, direction, src, dst, conn_id, stream, method, scheme,
+                          authority, path, headers)
         return obs
 
     # --- the read side -----------------------------------------------------
@@ -473,13 +477,6 @@ class Telemetry:
         headers: list[tuple[bytes, bytes]],
     ) -> None:
         hub = self.hub
-        if hub.all_full():
-            # Every subscriber is out of room and would lose this request whoever
-            # sent it: count the loss, build nothing.
-            lost = hub.lose(direction, method, path, authority)
-            if lost:
-                obs._lost = lost
-            return
         candidates = hub.candidates(direction, method, path, authority)
         if not candidates:
             return
