@@ -165,7 +165,7 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
         self._styles_base: Style | None = None
         self._pass: tuple[Style, int, Offset] | None = None  # read once a rendering pass
         self.cursor: int | None = None  # index into the visible list
-        self._end_after_refresh = False
+        self._end_pending = False
 
     # ---- intake ------------------------------------------------------------
 
@@ -226,32 +226,34 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
             # Before the first layout the scroll range is still empty and the
             # scroll above is clamped to 0; a stream that has already ended brings
             # no later frame to correct it, so scroll again once laid out.
-            if not self._end_after_refresh:
-                self._end_after_refresh = True
-                self.call_after_refresh(self._settle_end)
+            self._end_after_refresh()
         self.frames += 1
         self.refresh()
 
-    def _settle_end(self, tries: int = 5) -> None:
-        self._end_after_refresh = False
+    def _end_after_refresh(self, tries: int = 5) -> None:
+        """Scrolls a following feed to its end after the next refresh (once, however
+        often it is asked for before then)."""
+        if not self._end_pending:
+            self._end_pending = True
+            self.call_after_refresh(self._settle_end, tries)
+
+    def _settle_end(self, tries: int) -> None:
+        self._end_pending = False
         if not self.following or self.paused:
             return
         if self.max_scroll_y > 0 and not self.allow_vertical_scroll and tries:
             # The scrollbars are not laid out for the new length yet, and until
             # they are Textual refuses to scroll: lay out, then try again (a feed
             # with nothing more arriving brings no later frame to do it).
-            self._end_after_refresh = True
             self.refresh(layout=True)
-            self.call_after_refresh(self._settle_end, tries - 1)
+            self._end_after_refresh(tries - 1)
             return
         self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
 
     def on_resize(self) -> None:
         # A new size (the first layout among them) moves the end: a following
         # feed keeps showing it, even when no more items will arrive.
-        if self.following and not self.paused and not self._end_after_refresh:
-            self._end_after_refresh = True
-            self.call_after_refresh(self._settle_end)
+        self._end_after_refresh()
 
     # ---- filtering and modes ----------------------------------------------
 
