@@ -6,7 +6,7 @@ Regenerate after an intended change with `pytest tests/tui/test_snapshots.py
 
 from __future__ import annotations
 
-import asyncio
+from tuikit import until
 
 from meshtui.tap_stream import TapQuery
 from meshtui.tui.app import MeshApp
@@ -26,16 +26,6 @@ async def _settle(pilot) -> None:  # type: ignore[no-untyped-def]
     await pilot.pause(0.6)
 
 
-async def _until(pilot, cond, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    """Waits for what the picture depends on, not for a fixed time: on a loaded
-    machine a finite stream can take longer than usual to be drawn."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, "the screen did not settle"
-        await pilot.pause(0.05)
-
-
 def test_namespaces(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(stat_app(StatQuery("namespace")), terminal_size=SIZE,
                         run_before=_settle)
@@ -53,7 +43,7 @@ def test_top_routes(snap_compare) -> None:  # type: ignore[no-untyped-def]
 
     async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
         screen = pilot.app.screen
-        await _until(pilot, lambda: screen.state == "stream ended")
+        await until(lambda: screen.state == "stream ended")
         await pilot.pause(1.5)  # one redraw a second shows all of it
 
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
@@ -65,13 +55,13 @@ def test_tap_feed_and_request_detail(snap_compare) -> None:  # type: ignore[no-u
 
     async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
         screen = pilot.app.screen
-        await _until(pilot, lambda: screen.state == "stream ended")
+        await until(lambda: screen.state == "stream ended")
         feed = screen.feed
         # The feed follows to its end (scrolled once laid out).
-        await _until(pilot, lambda: feed.max_scroll_y > 0 and feed.scroll_y == feed.max_scroll_y)
+        await until(lambda: feed.max_scroll_y > 0 and feed.scroll_y == feed.max_scroll_y)
         await pilot.pause(0.3)
         await pilot.press("up", "up", "up", "enter")
-        await _until(pilot, lambda: pilot.app.screen is not screen)
+        await until(lambda: pilot.app.screen is not screen)
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)

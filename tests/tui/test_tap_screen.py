@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tuikit import until
+
 from meshtui.client.tap_wire import StepTracker
 from meshtui.model.tap import RequestInit
 from meshtui.tap_stream import TapQuery
@@ -144,10 +146,7 @@ async def test_limit_takes_that_many_events_then_stops_and_keeps_them_on_screen(
     async with app.run_test(size=(140, 30)) as pilot:
         screen = app.screen
         assert isinstance(screen, TapScreen)
-        for _ in range(100):
-            if screen.state.startswith("stopped"):
-                break
-            await pilot.pause(0.05)
+        await until(lambda: screen.state.startswith("stopped"))
         await pilot.pause(0.5)  # the source would have sent hundreds more by now
         assert screen.received == 250 and screen.feed.shown == 250
         assert "stopped at --limit 250" in status_text(app)
