@@ -25,6 +25,7 @@ tools:
 lint: $(STAMP)
 	$(BIN)/ruff check meshtui tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: $(STAMP) tools lint
 	$(BIN)/python -m pytest -q

@@ -6,7 +6,7 @@ histograms) stands for the pods: ``--pods`` of them replicas of one
 deployment ``load/svc`` (as ``meshtui demo --scale`` makes replicas), and 40
 more in four small namespaces. ``meshtui controller`` runs in its own process
 and scrapes them all every second. This process runs the dashboard on the
-controller (GrpcSource, refresh every second, as ``meshtui`` runs it) and
+controller (ControllerSource, refresh every second, as ``meshtui`` runs it) and
 moves with keys only: the overview (the selected namespace's charts follow
 the selection), Enter to ``load``'s deployments, Enter to svc's pods (the
 table of 500), then ``c`` for one pod's charts.
@@ -117,11 +117,12 @@ async def drive(server: str, pods: int, presses: int) -> bool:
     from meshtui.runtime import tune_gc_for_ui
 
     tune_gc_for_ui()  # as meshtui runs the app
+    from meshtui.client.controller_source import ControllerSource
+    from meshtui.client.queries import StatQuery
     from meshtui.tui.app import MeshApp
     from meshtui.tui.resource_views import ChartsScreen
-    from meshtui.tui.source import GrpcSource, StatQuery
 
-    app = MeshApp(GrpcSource(server), StatQuery("namespace"), dashboard=True, interval=1.0)
+    app = MeshApp(ControllerSource(server), StatQuery("namespace"), dashboard=True, interval=1.0)
     ok = True
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for(pilot, lambda: app.screen.table.row_count == 5, "the namespaces")  # type: ignore[attr-defined]

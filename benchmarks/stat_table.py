@@ -28,8 +28,8 @@ class MovingSource:
         self.cpu = 0.0  # spent making rows: subtracted from the table's share
 
     async def stats(self, query):  # type: ignore[no-untyped-def]
+        from meshtui.client.queries import StatSnapshot
         from meshtui.model.stats import StatRow
-        from meshtui.tui.source import StatSnapshot
 
         self.calls += 1
         c0 = cpu()
@@ -55,8 +55,8 @@ def cpu() -> float:
 
 
 async def main(rows: int, seconds: float) -> None:
+    from meshtui.client.queries import StatQuery
     from meshtui.tui.app import MeshApp
-    from meshtui.tui.source import StatQuery
     from meshtui.tui.stat_table import StatTable
 
     source = MovingSource(rows)

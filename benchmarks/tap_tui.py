@@ -91,12 +91,12 @@ async def run(port: int, seconds: float, buffer: int, filter_text: str = "") -> 
     from meshtui.runtime import tune_gc_for_ui
 
     tune_gc_for_ui()  # as `meshtui tap` runs the app (meshtui.tui.app.run_app)
-    from meshtui.tap_stream import TapQuery
+    from meshtui.client.controller_source import ControllerSource
+    from meshtui.client.queries import TapQuery
     from meshtui.tui.app import MeshApp
     from meshtui.tui.feed import FeedView
-    from meshtui.tui.source import GrpcSource
 
-    app = MeshApp(GrpcSource(f"127.0.0.1:{port}"), TapQuery("deployment", "emojivoto", "web",
+    app = MeshApp(ControllerSource(f"127.0.0.1:{port}"), TapQuery("deployment", "emojivoto", "web",
                                                              max_rps=0), buffer=buffer)
     lat: list[float] = []
     async with app.run_test(size=(160, 50)) as pilot:

@@ -25,9 +25,9 @@ SIZE = (150, 42)
 
 
 async def capture(server: str) -> list[Path]:
-    from meshtui.tap_stream import TapQuery
+    from meshtui.client.controller_source import ControllerSource
+    from meshtui.client.queries import StatQuery, TapQuery
     from meshtui.tui.app import MeshApp
-    from meshtui.tui.source import GrpcSource, StatQuery
     from meshtui.tui.stat_table import StatTable
 
     saved: list[Path] = []
@@ -69,7 +69,7 @@ async def capture(server: str) -> list[Path]:
         await pilot.pause(0.5)
 
     def dashboard() -> MeshApp:
-        return MeshApp(GrpcSource(server), StatQuery("namespace"), dashboard=True)
+        return MeshApp(ControllerSource(server), StatQuery("namespace"), dashboard=True)
 
     def to(into: list[str], pick: str | None = None, *keys: str, wait: float = 2.5):  # type: ignore[no-untyped-def]
         """Enter the rows named ``into`` one level after another, select ``pick``,
@@ -101,17 +101,20 @@ async def capture(server: str) -> list[Path]:
     await shot(dashboard(), "dashboard-help", to([], "emojivoto", "question_mark", wait=1.0))
 
     web = TapQuery("deployment", "emojivoto", "web")
-    await shot(MeshApp(GrpcSource(server), StatQuery("namespace")), "stat-namespaces", namespaces)
-    await shot(MeshApp(GrpcSource(server), StatQuery("namespace")), "stat-deployments",
+    await shot(MeshApp(ControllerSource(server), StatQuery("namespace")), "stat-namespaces",
+               namespaces)
+    await shot(MeshApp(ControllerSource(server), StatQuery("namespace")), "stat-deployments",
                await drill(["emojivoto"]))
-    await shot(MeshApp(GrpcSource(server), StatQuery("namespace")), "stat-pods",
+    await shot(MeshApp(ControllerSource(server), StatQuery("namespace")), "stat-pods",
                await drill(["emojivoto", "voting"]))
-    await shot(MeshApp(GrpcSource(server), web, title="tap deploy/web -n emojivoto"), "tap", tap)
-    await shot(MeshApp(GrpcSource(server), web, title="tap deploy/web -n emojivoto"),
+    await shot(MeshApp(ControllerSource(server), web, title="tap deploy/web -n emojivoto"), "tap",
+               tap)
+    await shot(MeshApp(ControllerSource(server), web, title="tap deploy/web -n emojivoto"),
                "tap-detail", tap_detail)
-    await shot(MeshApp(GrpcSource(server), web, top=True, title="top deploy/web -n emojivoto"),
+    await shot(MeshApp(ControllerSource(server), web, top=True,
+                       title="top deploy/web -n emojivoto"),
                "top", top)
-    await shot(MeshApp(GrpcSource(server), StatQuery("deployment", "emojivoto")), "help",
+    await shot(MeshApp(ControllerSource(server), StatQuery("deployment", "emojivoto")), "help",
                help_panel)
     return saved
 

@@ -1,1 +1,3 @@
-"""The gRPC client the CLI and the TUI use to talk to the controller."""
+"""Where the CLI and the TUI get their data: the :class:`~meshtui.client.source.Source`
+seam, its queries, and its implementations (the controller over gRPC, a
+Prometheus over PromQL, a deterministic fake for tests)."""

@@ -9,7 +9,7 @@ converted, and cleaned for display, only when it is drawn, filtered or opened.
 
 :class:`WireEvents` carries a slice of a wire batch to whoever iterates it as
 model events (``top``), converting on the way and charging the time to the
-stream's :class:`~meshtui.tap_stream.Budget`.
+stream's :class:`~meshtui.client.budget.Budget`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from meshtui.model.tap import (
 from meshtui.v1 import common_pb2
 
 if TYPE_CHECKING:
-    from meshtui.tap_stream import Budget
+    from meshtui.client.budget import Budget
 
 # A step is either a model event (from a source that makes them, such as the
 # fake one) or a wire event, still as protobuf; both turn into model events

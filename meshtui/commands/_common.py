@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from meshtui.client.source import Source
 
 
 def add_resource(p: argparse.ArgumentParser) -> None:
@@ -27,6 +32,52 @@ def add_tap_filters(p: argparse.ArgumentParser) -> None:
         default=100.0,
         help="requests per second to show at most (default %(default)s; 0: unlimited)",
     )
+
+
+def add_source(p: argparse.ArgumentParser) -> None:
+    """Where the figures come from: the controller (--server), or a Prometheus."""
+    import os
+
+    p.add_argument(
+        "--prometheus", metavar="URL", default=os.environ.get("MESHTUI_PROMETHEUS") or None,
+        help="read the figures from this Prometheus (env MESHTUI_PROMETHEUS), e.g. a "
+        "Linkerd installation's: kubectl -n linkerd-viz port-forward svc/prometheus 9090, "
+        "then --prometheus http://127.0.0.1:9090")
+
+
+def open_source(args: argparse.Namespace, *, tap_share: float | None = 0.4) -> Source:
+    """The source the command's options name (--server, --prometheus), checked.
+
+    Args:
+        tap_share: see :func:`meshtui.client.source.open_source`; None for printing.
+    """
+    from meshtui.client.source import open_source as open_
+    from meshtui.errors import UsageError
+    from meshtui.model.inventory import InventoryError, parse_address
+
+    try:
+        server = str(parse_address(args.server, what="--server"))
+    except InventoryError as e:
+        raise UsageError(str(e)) from None
+    prometheus = getattr(args, "prometheus", None)
+    if prometheus is not None:
+        from meshtui.client.prometheus_source import check_url
+
+        prometheus = check_url(prometheus)
+    return open_(server, prometheus, tap_share=tap_share)
+
+
+def print_with(source: Source, printer: Callable[..., Awaitable[int]], *args: Any) -> int:
+    """Runs a plain printer on ``source`` in a loop of its own, then closes the source."""
+    import asyncio
+
+    async def go() -> int:
+        try:
+            return await printer(source, *args)
+        finally:
+            await source.close()
+
+    return asyncio.run(go())
 
 
 def not_built(name: str) -> int:

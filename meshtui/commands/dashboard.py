@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from meshtui.commands._common import open_source
+
 HELP = "full-screen dashboard: namespaces, deployments, pods, charts, tap and top"
 DESCRIPTION = """\
 The whole mesh at a glance: every namespace with how much of it is meshed and
@@ -56,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
     asyncio.run(_preflight(server))
     if args.web:
         return _serve_web(server, args.host, args.port, args.interval)
+    from meshtui.client.queries import StatQuery
     from meshtui.tui.app import MeshApp, run_app
-    from meshtui.tui.source import GrpcSource, StatQuery
 
-    return run_app(MeshApp(GrpcSource(server), StatQuery("namespace"), dashboard=True,
+    return run_app(MeshApp(open_source(args), StatQuery("namespace"), dashboard=True,
                            interval=args.interval))
 
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from meshtui.commands._common import add_resource
+from meshtui.commands._common import add_resource, open_source, print_with
+
+if TYPE_CHECKING:  # pragma: no cover
+    from meshtui.client.queries import StatQuery
+    from meshtui.client.source import Source
 
 HELP = "golden metrics (success rate, rps, latency, TCP) per namespace, deployment or pod"
 DESCRIPTION = """\
@@ -38,13 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
     import sys
 
+    from meshtui.client.queries import StatQuery
     from meshtui.errors import UsageError
     from meshtui.model.selectors import SelectorError, parse_resource
     from meshtui.model.units import UnitError, parse_window
-    from meshtui.tui.source import StatQuery
 
     try:
         sel = parse_resource(args.resource, args.namespace, args.all_namespaces)
@@ -62,25 +66,21 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--interval must be between 0.1 and 60 seconds")
     query = StatQuery(sel.kind, sel.namespace, sel.name, window, from_, to)
     interactive = args.watch or (args.output is None and sys.stdout.isatty())
+    source = open_source(args)
     if interactive:
         from meshtui.tui.app import MeshApp, run_app
-        from meshtui.tui.source import GrpcSource
 
-        return run_app(MeshApp(GrpcSource(args.server), query, interval=args.interval,
+        return run_app(MeshApp(source, query, interval=args.interval,
                                wide=args.output == "wide"))
-    return asyncio.run(_print_once(args.server, query, args.output or "table",
-                                   all_namespaces=sel.namespace is None))
+    return print_with(source, _print_once, query, args.output or "table",
+                      sel.namespace is None)
 
 
-async def _print_once(server: str, query, output: str, *, all_namespaces: bool) -> int:  # type: ignore[no-untyped-def]
-    from meshtui.render import stat_json, stat_table
-    from meshtui.tui.source import GrpcSource
+async def _print_once(source: Source, query: StatQuery, output: str,
+                      all_namespaces: bool) -> int:
+    from meshtui.output.stat import stat_json, stat_table
 
-    source = GrpcSource(server)
-    try:
-        snap = await source.stats(query)
-    finally:
-        await source.close()
+    snap = await source.stats(query)
     if output == "json":
         print(stat_json(snap.rows))
     else:

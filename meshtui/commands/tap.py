@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import add_resource, add_tap_filters
+from meshtui.commands._common import add_resource, add_tap_filters, open_source, print_with
 
 HELP = "live feed of the requests passing through a resource's proxies"
 DESCRIPTION = """\
@@ -33,9 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def tap_query(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The tap options of ``tap`` and ``top`` as a query; UsageError if they are bad."""
+    from meshtui.client.queries import TapQuery
     from meshtui.errors import UsageError
     from meshtui.model.selectors import SelectorError, parse_resource
-    from meshtui.tap_stream import TapQuery
 
     try:
         sel = parse_resource(args.resource, args.namespace)
@@ -54,7 +54,6 @@ def tap_query(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
     import sys
 
     from meshtui.errors import UsageError
@@ -65,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None and sys.stdout.isatty():
         from meshtui.tui.tap_app import run_tap_app
 
-        return run_tap_app(args.server, query, buffer=args.buffer, limit=args.limit)
-    from meshtui.tap_stream import print_tap
+        return run_tap_app(open_source(args), query, buffer=args.buffer, limit=args.limit)
+    from meshtui.output.tap import print_tap
 
-    return asyncio.run(print_tap(args.server, query, args.output or "text", args.limit))
+    return print_with(open_source(args, tap_share=None), print_tap, query,
+                      args.output or "text", args.limit)

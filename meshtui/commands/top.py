@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import add_resource, add_tap_filters
+from meshtui.commands._common import add_resource, add_tap_filters, open_source, print_with
 
 HELP = "live table of the busiest routes (source, destination, method, path)"
 DESCRIPTION = """\
@@ -28,7 +28,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
     import sys
 
     from meshtui.commands.tap import tap_query
@@ -40,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None and sys.stdout.isatty():
         from meshtui.tui.tap_app import run_tap_app
 
-        return run_tap_app(args.server, query, buffer=0, top=True)
-    from meshtui.tap_stream import print_top
+        return run_tap_app(open_source(args), query, buffer=0, top=True)
+    from meshtui.output.top import print_top
 
-    return asyncio.run(print_top(args.server, query, args.output or "table", args.sample))
+    return print_with(open_source(args, tap_share=None), print_top, query,
+                      args.output or "table", args.sample)

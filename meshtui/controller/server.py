@@ -23,10 +23,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from meshtui.controller.inventory_watch import InventoryWatcher
 from meshtui.controller.scraper import Scraper
 from meshtui.controller.service import MeshService, ResourceTapService, StatsService
 from meshtui.controller.store import MeshStore
+from meshtui.inventory_watch import InventoryWatcher
 from meshtui.v1 import controller_pb2, controller_pb2_grpc
 
 log = logging.getLogger("meshtui.controller")

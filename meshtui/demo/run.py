@@ -97,8 +97,9 @@ def _live_table(server: Address, sup: Supervisor) -> int:
     """
     import threading
 
+    from meshtui.client.queries import StatQuery
+    from meshtui.client.source import open_source
     from meshtui.tui.app import MeshApp, run_app
-    from meshtui.tui.source import GrpcSource, StatQuery
 
     done = threading.Event()
 
@@ -109,7 +110,7 @@ def _live_table(server: Address, sup: Supervisor) -> int:
     keeper = threading.Thread(target=tend, name="demo-tend", daemon=True)
     keeper.start()
     try:
-        return run_app(MeshApp(GrpcSource(str(server)), StatQuery("namespace"),
+        return run_app(MeshApp(open_source(str(server)), StatQuery("namespace"),
                                dashboard=True))
     finally:
         done.set()

@@ -2,18 +2,17 @@
 
 A :class:`StatRow` is what the client makes of one wire ``StatRow``: plain
 numbers with ``None`` where there was no traffic. Sorting puts ``None`` last
-in either direction, as a user reading "-" expects.
+in either direction, as a user reading "-" expects (the columns and their
+sort are in :mod:`meshtui.model.columns`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from meshtui.model.histogram import Histogram
-from meshtui.model.ordering import sort_by
 
 KINDS = ("namespace", "deployment", "pod")
 
@@ -69,31 +68,6 @@ class StatRow:
             "tcp_read_bytes_rate": num(self.read_bytes_rate),
             "tcp_write_bytes_rate": num(self.write_bytes_rate),
         }
-
-
-# Sortable columns: name shown in headers → how to read the raw value.
-COLUMNS: dict[str, Callable[[StatRow], Any]] = {
-    "NAMESPACE": lambda r: r.namespace,
-    "NAME": lambda r: r.name,
-    "MESHED": lambda r: (r.meshed / r.total if r.total else 0.0, r.total),
-    "SUCCESS": lambda r: r.success,
-    "RPS": lambda r: r.rps,
-    "LATENCY_P50": lambda r: r.p50_ms,
-    "LATENCY_P95": lambda r: r.p95_ms,
-    "LATENCY_P99": lambda r: r.p99_ms,
-    "TCP_CONN": lambda r: r.tcp_conn,
-    "READ_BYTES/SEC": lambda r: r.read_bytes_rate,
-    "WRITE_BYTES/SEC": lambda r: r.write_bytes_rate,
-}
-
-
-def sort_rows(rows: Sequence[StatRow], column: str = "NAME", reverse: bool = False
-              ) -> list[StatRow]:
-    """Rows sorted by a column's raw value; rows without a value last either way.
-
-    Ties break by namespace and name so the order is stable across refreshes.
-    """
-    return sort_by(rows, COLUMNS[column], reverse=reverse, tiebreak=by_name)
 
 
 def by_name(r: StatRow) -> tuple[str, str]:

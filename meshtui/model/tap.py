@@ -24,6 +24,10 @@ from meshtui.model.inventory import Workload
 from meshtui.model.selectors import SHORT
 
 Headers = tuple[tuple[str, str], ...]
+#: gRPC statuses that count as failures, as Linkerd's proxy classifies them:
+#: Unknown, DeadlineExceeded, Internal, Unavailable, DataLoss. Any other status
+#: (NotFound, InvalidArgument, ...) is the server answering as designed.
+GRPC_FAILURES = frozenset({2, 4, 13, 14, 15})
 NOWHERE = Workload()  # a workload the mesh does not know
 
 
@@ -270,7 +274,7 @@ class Request:
             if self.end.reset_code is not None:
                 return False
             if self.end.grpc_status is not None:
-                return self.end.grpc_status == 0
+                return self.end.grpc_status not in GRPC_FAILURES
         if self.response is None:
             return None
         return self.response.status < 500
@@ -280,8 +284,11 @@ class Request:
 class TapMatch:
     """What a tap subscription asks for; empty fields match anything.
 
-    Method and authority compare without regard to letter case (as the proxy
-    does), the path by prefix, workloads on every non-empty field.
+    The one matcher of the mesh: proxies run it on every request a subscriber
+    might see, and clients on the requests they hold. Method and authority
+    compare without regard to letter case (kept upper- and lower-cased, so a
+    check costs no conversion of the match), the path by prefix, workloads on
+    every non-empty field.
     """
 
     method: str = ""
@@ -291,9 +298,33 @@ class TapMatch:
     source: Workload = NOWHERE
     destination: Workload = NOWHERE
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", self.method.upper())
+        object.__setattr__(self, "authority", self.authority.lower())
+
     def __bool__(self) -> bool:
         return any((self.method, self.path_prefix, self.authority, self.direction,
                     self.source, self.destination))
+
+    @property
+    def by_workload(self) -> bool:
+        """Whether the match names a source or destination workload."""
+        return bool(self.source or self.destination)
+
+    def matches_request(self, direction: Direction, method: str, path: str,
+                        authority: str) -> bool:
+        """The checks that need no workload (a proxy does them before it builds anything)."""
+        if self.direction and direction is not self.direction:
+            return False
+        if self.method and method.upper() != self.method:
+            return False
+        if self.path_prefix and not path.startswith(self.path_prefix):
+            return False
+        return not self.authority or authority.lower() == self.authority
+
+    def matches_workloads(self, source: Workload, destination: Workload) -> bool:
+        return (_workload_matches(self.source, source)
+                and _workload_matches(self.destination, destination))
 
     def matches(self, request: Request | RequestInit) -> bool:
         """Whether the request is one this match asks for (a request not yet seen starting
@@ -303,14 +334,8 @@ class TapMatch:
             return True
         if init is None:
             return False
-        return (
-            (not self.direction or init.direction is self.direction)
-            and (not self.method or init.method.upper() == self.method.upper())
-            and init.path.startswith(self.path_prefix)
-            and (not self.authority or init.authority.lower() == self.authority.lower())
-            and _workload_matches(self.source, init.source.workload)
-            and _workload_matches(self.destination, init.destination.workload)
-        )
+        return (self.matches_request(init.direction, init.method, init.path, init.authority)
+                and self.matches_workloads(init.source.workload, init.destination.workload))
 
 
 def _workload_matches(want: Workload, have: Workload) -> bool:

@@ -51,7 +51,7 @@ class ProxyServer:
         self._watcher: Any = None
         self._watch_task: asyncio.Task[None] | None = None
         if config.inventory:
-            from meshtui.controller.inventory_watch import InventoryWatcher
+            from meshtui.inventory_watch import InventoryWatcher
 
             try:
                 self._watcher = InventoryWatcher(config.inventory, interval_s=1.0)

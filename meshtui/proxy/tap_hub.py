@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from meshtui.model.inventory import Workload
+from meshtui.model.tap import Direction, TapMatch
 from meshtui.v1 import common_pb2, proxy_pb2
 
 #: Header values tap shows as this unless secrets are shown.
@@ -66,53 +67,23 @@ class TapRequest:
         self.template: common_pb2.TapEvent | None = None
 
 
-class TapFilter:
-    """A compiled :class:`TapMatch`: empty fields match anything."""
-
-    __slots__ = ("authority", "direction", "dst", "method", "path_prefix", "src")
-
-    def __init__(self, match: common_pb2.TapMatch | None = None) -> None:
-        m = match if match is not None else common_pb2.TapMatch()
-        self.method = m.method.upper()
-        self.path_prefix = m.path_prefix
-        self.authority = m.authority.lower()
-        self.direction = int(m.direction)
-        self.dst = _workload_filter(m.destination) if m.HasField("destination") else None
-        self.src = _workload_filter(m.source) if m.HasField("source") else None
-
-    def matches_request(self, direction: int, method: str, path: str, authority: str) -> bool:
-        """The checks that need no workload: done first, before anything is built."""
-        if self.direction and direction != self.direction:
-            return False
-        if self.method and method.upper() != self.method:
-            return False
-        if self.path_prefix and not path.startswith(self.path_prefix):
-            return False
-        return not self.authority or authority.lower() == self.authority
-
-    def matches_workloads(self, src: Workload, dst: Workload) -> bool:
-        return _workload_matches(self.dst, dst) and _workload_matches(self.src, src)
-
-    def matches(self, req: TapRequest) -> bool:
-        return self.matches_request(req.direction, req.method, req.path,
-                                    req.authority) and self.matches_workloads(req.src_wl,
-                                                                              req.dst_wl)
+#: The wire's directions as the model's (what a :class:`TapMatch` compares).
+DIRECTIONS: dict[int, Direction] = {common_pb2.INBOUND: Direction.INBOUND,
+                                   common_pb2.OUTBOUND: Direction.OUTBOUND}
 
 
-def _workload_filter(w: common_pb2.Workload) -> tuple[str, str, str] | None:
-    f = (w.namespace, w.deployment, w.pod)
-    return f if any(f) else None
+def match_of(match: common_pb2.TapMatch | None) -> TapMatch:
+    """A subscription's wire match as the model's matcher."""
+    if match is None:
+        return TapMatch()
 
+    def workload(has: bool, w: common_pb2.Workload) -> Workload:
+        return Workload(w.namespace, w.deployment, w.pod) if has else Workload()
 
-def _workload_matches(f: tuple[str, str, str] | None, w: Workload) -> bool:
-    if f is None:
-        return True
-    ns, deploy, pod = f
-    return (
-        (not ns or ns == w.namespace)
-        and (not deploy or deploy == w.deployment)
-        and (not pod or pod == w.pod)
-    )
+    return TapMatch(match.method, match.path_prefix, match.authority,
+                    DIRECTIONS.get(match.direction, Direction.UNKNOWN),
+                    workload(match.HasField("source"), match.source),
+                    workload(match.HasField("destination"), match.destination))
 
 
 class Subscriber:
@@ -129,7 +100,7 @@ class Subscriber:
         "queue", "rate", "reported", "tokens", "wake",
     )
 
-    def __init__(self, filt: TapFilter, max_rps: float, capacity: int, now: float) -> None:
+    def __init__(self, filt: TapMatch, max_rps: float, capacity: int, now: float) -> None:
         self.filter = filt
         self.rate = max_rps
         # A one-second burst lets a subscriber see the start of a spike at all.
@@ -222,7 +193,7 @@ class TapHub:
             raise ValueError(f"max_rps must be a finite number >= 0, got {max_rps}")
         if len(self.subscribers) >= self.max_subscribers:
             raise TapLimitError(f"{self.max_subscribers} tap streams are open already")
-        sub = Subscriber(TapFilter(match), max_rps, self.queue_capacity, self.clock())
+        sub = Subscriber(match_of(match), max_rps, self.queue_capacity, self.clock())
         self.subscribers = (*self.subscribers, sub)
         self.gen += 1
         return sub
@@ -257,7 +228,8 @@ class TapHub:
         traffic costs the data path little more than this loop.
         """
         return [s for s in self.subscribers
-                if s.filter.matches_request(direction, method, path, authority)]
+                if s.filter.matches_request(DIRECTIONS.get(direction, Direction.UNKNOWN),
+                                            method, path, authority)]
 
     def all_full(self) -> bool:
         """True when every subscriber would drop any request now, whatever its
@@ -267,7 +239,7 @@ class TapHub:
             return True
         for sub in self.subscribers:
             if len(sub.queue) + 3 <= sub.capacity or sub.rate > 0 or sub.closed \
-                    or sub.filter.dst is not None or sub.filter.src is not None:
+                    or sub.filter.by_workload:
                 return False
         self.full_gen = self.gen
         return True
@@ -277,8 +249,9 @@ class TapHub:
         """While :meth:`all_full`: counts the request-init event of a request as lost
         for every subscriber it matches, and returns them (they lose its later
         events too), as :meth:`admit` would."""
+        d = DIRECTIONS.get(direction, Direction.UNKNOWN)
         lost = [s for s in self.subscribers
-                if s.filter.matches_request(direction, method, path, authority)]
+                if s.filter.matches_request(d, method, path, authority)]
         for sub in lost:
             sub.dropped += 1
         return lost
@@ -311,8 +284,8 @@ class TapHub:
         src_wl, dst_wl = workloads
         if candidates is None:
             assert built is not None, "a request builder needs its candidates"
-            candidates = [s for s in self.subscribers if s.filter.matches_request(
-                built.direction, built.method, built.path, built.authority)]
+            candidates = self.candidates(built.direction, built.method, built.path,
+                                         built.authority)
         ev: tuple[Any, ...] | None = None
         for sub in candidates:
             if sub.closed or not sub.filter.matches_workloads(src_wl, dst_wl):

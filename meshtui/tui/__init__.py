@@ -1,2 +1,2 @@
 """The Textual UI. The app gets every figure through a source object
-(:mod:`meshtui.tui.source`), so tests and screenshots hand it other sources."""
+(:mod:`meshtui.client.source`), so tests and screenshots hand it other sources."""

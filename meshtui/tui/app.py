@@ -9,8 +9,8 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
-from meshtui.tap_stream import TapQuery
-from meshtui.tui.source import Source, StatQuery
+from meshtui.client.queries import StatQuery, TapQuery
+from meshtui.client.source import Source
 from meshtui.tui.stat_screen import StatScreen
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from rich.text import Text
 
-import meshtui.model.units as units
-from meshtui.model.stats import COLUMNS, StatRow
+from meshtui.model.columns import STAT_COLUMNS
+from meshtui.model.stats import StatRow
 
 
 class Cell:
@@ -31,21 +31,8 @@ class Cell:
         return f"Cell({self.text!r})"
 
 
-BASE = ["NAME", "MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99",
-        "TCP_CONN"]
-WIDE = ["READ_BYTES/SEC", "WRITE_BYTES/SEC"]
-
-
-def columns_for(kind: str, *, all_namespaces: bool, wide: bool = False) -> list[str]:
-    cols = list(BASE)
-    if all_namespaces and kind != "namespace":
-        cols.insert(0, "NAMESPACE")
-    if wide:
-        cols += WIDE
-    return cols
-
-
-def _success_style(s: float | None) -> str:
+def success_style(s: float | None) -> str:
+    """The colour of a success rate, in every table that shows one."""
     if s is None:
         return "dim"
     if s >= 0.99:
@@ -55,26 +42,21 @@ def _success_style(s: float | None) -> str:
     return "bold red"
 
 
+def _meshed_style(row: StatRow) -> str:
+    if row.total and row.meshed == row.total:
+        return "green"
+    return "yellow" if row.meshed else "red"
+
+
+# How a column's cell is coloured, where it is (the text is the column's own).
+_STYLES = {
+    "NAME": lambda r: "" if r.reachable else "red",
+    "MESHED": _meshed_style,
+    "SUCCESS": lambda r: success_style(r.success),
+}
+
+
 def cell(row: StatRow, column: str) -> Cell:
-    raw = COLUMNS[column](row)
-    if column == "NAMESPACE":
-        return Cell(row.namespace, row.namespace)
-    if column == "NAME":
-        return Cell(row.name, row.name, "" if row.reachable else "red")
-    if column == "MESHED":
-        style = "green" if row.total and row.meshed == row.total else (
-            "yellow" if row.meshed else "red")
-        return Cell(f"{row.meshed}/{row.total}", raw, style)
-    if column == "SUCCESS":
-        return Cell(units.format_success(row.success), row.success, _success_style(row.success))
-    if column == "RPS":
-        return Cell(units.format_rps(row.rps), row.rps)
-    if column.startswith("LATENCY_"):
-        return Cell(units.format_latency_ms(raw), raw)
-    if column == "TCP_CONN":
-        return Cell("-" if row.tcp_conn is None else str(row.tcp_conn), row.tcp_conn)
-    return Cell(units.format_bytes_rate(raw), raw)
-
-
-def row_cells(row: StatRow, columns: list[str]) -> list[Cell]:
-    return [cell(row, c) for c in columns]
+    col = STAT_COLUMNS[column]
+    style = _STYLES.get(column)
+    return Cell(col.text(row), col.raw(row), style(row) if style else "")

@@ -12,9 +12,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from meshtui.client.queries import HistoryPoint
 from meshtui.model.histogram import Histogram, bucket_upper
 from meshtui.model.units import format_latency_ms, format_window
-from meshtui.tui.source import HistoryPoint
 
 Point = tuple[float, float]  # (seconds relative to now, <= 0; value)
 

@@ -22,6 +22,8 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal
 from textual.widgets import Footer, Static
 
+from meshtui.client.queries import StatQuery, StatSnapshot
+from meshtui.client.source import Source
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.stats import StatRow, by_name
 from meshtui.tui.cells import Cell
@@ -35,7 +37,6 @@ from meshtui.tui.resource_views import (
     show_history,
     time_charts,
 )
-from meshtui.tui.source import Source, StatQuery, StatSnapshot
 from meshtui.tui.stat_screen import StatScreen, seen
 from meshtui.tui.stat_table import StatTable, stat_column
 from meshtui.tui.table import Column, VirtualTable
@@ -85,13 +86,15 @@ def _row_key(r: StatRow) -> tuple[str, str, str]:
 # ---- health ------------------------------------------------------------------
 
 
-def health_text(server: str, state: str, snap: StatSnapshot | None, now: float) -> Text:
-    """The controller's and the proxies' health, in one line.
+def health_text(source: str, state: str, snap: StatSnapshot | None, now: float) -> Text:
+    """The source's and the proxies' health, in one line (``source``: its label,
+    such as ``controller 127.0.0.1:8086``).
 
     Green when the controller answers, every proxy answers and the last
     scrape is recent; yellow when some proxy is down or scrapes lag; red
     when the controller does not answer.
     """
+    kind, _, where = source.partition(" ")
     up = state == "connected"
     scrape_age = (now - snap.last_scrape) if snap and snap.last_scrape else None
     lagging = scrape_age is None or scrape_age > 10
@@ -99,7 +102,7 @@ def health_text(server: str, state: str, snap: StatSnapshot | None, now: float) 
     level = "red" if not up else ("yellow" if down or lagging else "green")
     # Spaces end spans, never start them: SVG screenshots drop leading ones.
     parts: list[list[tuple[str, str]]] = [[
-        ("● ", f"bold {level}"), ("controller ", "bold"), (f"{server} ", ""),
+        ("● ", f"bold {level}"), (f"{kind} ", "bold"), (f"{where} ", ""),
         ("up " if up else f"{state} ", "green" if up else "bold red")]]
     if snap is not None:
         proxies = [("proxies ", "bold"),

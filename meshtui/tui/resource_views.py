@@ -24,12 +24,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 import meshtui.model.units as units
+from meshtui.client.queries import HistoryPoint, StatQuery, TapQuery
+from meshtui.client.source import Source
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.stats import StatRow
-from meshtui.tap_stream import TapQuery
 from meshtui.tui.chart_data import Series, latency_bins, series_of
 from meshtui.tui.charts import COLORS, DistributionChart, TimeChart
-from meshtui.tui.source import HistoryPoint, Source, StatQuery
 from meshtui.tui.tap_screen import TapScreen
 from meshtui.tui.top_screen import TopScreen
 
@@ -267,7 +267,7 @@ class ChartsScreen(_ViewNav, Screen[None]):
         clock = self.target.clock
         age = ("never" if self.updated_at is None
                else f"{clock() - self.updated_at:.1f}s ago")
-        parts = [f" server {self.source.label}", self.target.label,
+        parts = [f" {self.source.label}", self.target.label,
                  f"history {units.format_window(HISTORY_SPAN_S)} in "
                  f"{HISTORY_STEP_S}s steps: {len(self.history)} points",
                  f"updated {age}", self.state]

@@ -22,10 +22,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 import meshtui.model.units as units
+from meshtui.client.queries import HistoryPoint, StatQuery, StatSnapshot
+from meshtui.client.source import Source
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.stats import StatRow
 from meshtui.tui.charts import Spark
-from meshtui.tui.source import HistoryPoint, Source, StatQuery, StatSnapshot
 from meshtui.tui.stat_table import StatTable
 
 SPARK_POINTS = 120  # two minutes at the default refresh
@@ -190,7 +191,7 @@ class StatScreen(Screen[None]):
         age = "never" if self.updated_at is None else f"{self.clock() - self.updated_at:.1f}s ago"
         snap = self.snapshot
         parts = [
-            f" server {self.source.label}",
+            f" {self.source.label}",
             f"window {units.format_window(self.stat_query.window_s)}",
             f"updated {age}",
             self.state,

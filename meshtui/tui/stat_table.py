@@ -5,21 +5,17 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from meshtui.model.stats import COLUMNS, StatRow, by_name
-from meshtui.tui.cells import Cell, cell, columns_for
+from meshtui.model.columns import STAT_COLUMNS, stat_columns
+from meshtui.model.stats import StatRow, by_name
+from meshtui.tui.cells import Cell, cell
 from meshtui.tui.table import Column, VirtualTable
-
-# Widths of the fixed columns (the header is never wider); NAME and NAMESPACE
-# take the width of their longest value.
-WIDTHS = {"MESHED": 7, "SUCCESS": 8, "RPS": 10, "LATENCY_P50": 11, "LATENCY_P95": 11,
-          "LATENCY_P99": 11, "TCP_CONN": 8, "READ_BYTES/SEC": 14, "WRITE_BYTES/SEC": 15}
-TEXT = {"NAME": lambda r: r.name, "NAMESPACE": lambda r: r.namespace}
 
 
 def stat_column(name: str) -> Column:
-    return Column(name, cell=partial(_cell, name), sort=COLUMNS[name],
-                  width=WIDTHS.get(name, 0), text=TEXT.get(name),
-                  numeric=name not in TEXT)
+    c = STAT_COLUMNS[name]
+    # Columns without a fixed width (names) are measured by their text.
+    return Column(name, cell=partial(_cell, name), sort=c.raw, width=c.width,
+                  text=c.text if not c.width else None, numeric=c.numeric)
 
 
 def _cell(name: str, row: StatRow) -> Cell:
@@ -35,7 +31,7 @@ class StatTable(VirtualTable):
 
     def __init__(self, kind: str, *, all_namespaces: bool, wide: bool = False,
                  sort_column: str = "NAME", reverse: bool = False, **kwargs: Any) -> None:
-        cols = [stat_column(n) for n in columns_for(kind, all_namespaces=all_namespaces,
+        cols = [stat_column(n) for n in stat_columns(kind, all_namespaces=all_namespaces,
                                                     wide=wide)]
         super().__init__(cols, key=_key, tiebreak=by_name, sort_column=sort_column,
                          reverse=reverse, **kwargs)

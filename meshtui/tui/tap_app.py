@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from meshtui.tap_stream import TapQuery
+from meshtui.client.queries import TapQuery
+from meshtui.client.source import Source
 
 
 def describe(q: TapQuery) -> str:
@@ -22,14 +23,13 @@ def describe(q: TapQuery) -> str:
     return " ".join(parts)
 
 
-def run_tap_app(server: str, query: TapQuery, *, buffer: int, top: bool = False,
+def run_tap_app(source: Source, query: TapQuery, *, buffer: int, top: bool = False,
                 limit: int | None = None) -> int:
     """``meshtui tap`` (or, with ``top``, ``meshtui top``) on a terminal."""
     from meshtui.tui.app import MeshApp, run_app
-    from meshtui.tui.source import GrpcSource
 
     title = describe(query)
     if top:
         title = "top" + title[3:]
-    return run_app(MeshApp(GrpcSource(server), query, buffer=buffer, title=title, top=top,
+    return run_app(MeshApp(source, query, buffer=buffer, title=title, top=top,
                            limit=limit))

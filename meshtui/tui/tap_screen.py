@@ -23,14 +23,15 @@ from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 
+from meshtui.client.budget import Budget
+from meshtui.client.queries import TapBatch, TapQuery
+from meshtui.client.source import Source
 from meshtui.client.tap_wire import Steps, StepTracker
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.feed_filter import FeedFilter, FilterError
 from meshtui.model.tap import Request, RequestInit, ResponseEnd, ResponseInit
 from meshtui.model.units import format_bytes, format_latency_us
-from meshtui.tap_stream import Budget, TapBatch, TapQuery
 from meshtui.tui.feed import FeedView
-from meshtui.tui.source import Source
 
 
 def status_style(status: int | None) -> str:

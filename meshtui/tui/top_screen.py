@@ -17,47 +17,20 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from meshtui.client.queries import TapQuery
+from meshtui.client.source import Source
 from meshtui.errors import RuntimeFailure, UsageError
-from meshtui.model.routes import SORT_KEYS, RouteRow, RouteTable
+from meshtui.model.columns import ROUTE_COLUMNS
+from meshtui.model.routes import RouteRow, RouteTable
 from meshtui.model.tap import RequestTracker
-from meshtui.model.units import format_latency_ms, format_success
-from meshtui.tap_stream import TapQuery
-from meshtui.tui.cells import Cell
-from meshtui.tui.source import Source
+from meshtui.tui.cells import Cell, success_style
 from meshtui.tui.table import Column, VirtualTable
-
-# (header, sort key, width; 0 fits the text, text columns sort smallest first)
-TOP_COLUMNS = [
-    ("SOURCE", "source", 0), ("DESTINATION", "destination", 0), ("METHOD", "method", 7),
-    ("PATH", "path", 0), ("COUNT", "count", 7), ("BEST", "best", 7), ("WORST", "worst", 7),
-    ("LAST", "last", 7), ("SUCCESS", "success", 8),
-]
-
-
-def route_text(name: str, r: RouteRow) -> str:
-    k = r.key
-    if name == "SOURCE":
-        return k.source
-    if name == "DESTINATION":
-        return k.destination
-    if name == "METHOD":
-        return k.method
-    if name == "PATH":
-        return k.path
-    if name == "COUNT":
-        return str(r.count)
-    if name == "SUCCESS":
-        return format_success(r.success_rate)
-    us = {"BEST": r.best_us, "WORST": r.worst_us, "LAST": r.last_us}[name]
-    return format_latency_ms(us / 1000)
 
 
 def _cell(name: str, r: RouteRow) -> Cell:
-    style = ""
-    if name == "SUCCESS":
-        s = r.success_rate
-        style = "green" if s >= 0.99 else ("yellow" if s >= 0.95 else "bold red")
-    return Cell(route_text(name, r), None, style)
+    col = ROUTE_COLUMNS[name]
+    style = success_style(r.success_rate) if name == "SUCCESS" else ""
+    return Cell(col.text(r), None, style)
 
 
 def _key(r: RouteRow) -> Any:
@@ -69,10 +42,9 @@ def _tiebreak(r: RouteRow) -> Any:
 
 
 def top_columns() -> list[Column]:
-    return [Column(name, cell=partial(_cell, name), sort=SORT_KEYS[key], width=width,
-                   text=partial(route_text, name) if width == 0 else None,
-                   numeric=key in ("count", "best", "worst", "last", "success"))
-            for name, key, width in TOP_COLUMNS]
+    return [Column(c.name, cell=partial(_cell, c.name), sort=c.raw, width=c.width,
+                   text=c.text if not c.width else None, numeric=c.numeric)
+            for c in ROUTE_COLUMNS.values()]
 
 
 class TopScreen(Screen[None]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from meshtui.client.convert import tap_event
-from meshtui.render_tap import tap_json, tap_line
+from meshtui.output.tap import tap_json, tap_line
 from meshtui.v1 import common_pb2
 
 

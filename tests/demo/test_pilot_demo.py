@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from meshtui.tap_stream import TapQuery
+from meshtui.client.controller_source import ControllerSource
+from meshtui.client.queries import StatQuery, TapQuery
 from meshtui.tui.app import MeshApp
 from meshtui.tui.feed import FeedView
-from meshtui.tui.source import GrpcSource, StatQuery
 from meshtui.tui.stat_table import StatTable
 from meshtui.tui.table import VirtualTable
 
@@ -25,7 +25,7 @@ async def _until(check, timeout: float = 20.0) -> None:  # type: ignore[no-untyp
 
 async def test_stat_drills_from_namespaces_to_voting_pods(demo) -> None:
     server, *_ = demo
-    app = MeshApp(GrpcSource(server), StatQuery("namespace"), interval=0.5)
+    app = MeshApp(ControllerSource(server), StatQuery("namespace"), interval=0.5)
     async with app.run_test(size=(140, 35)) as pilot:
         table = app.screen.query_one(StatTable)
         await _until(lambda: "emojivoto" in table.row_names())
@@ -51,7 +51,7 @@ async def test_stat_drills_from_namespaces_to_voting_pods(demo) -> None:
 async def test_tap_feed_fills_from_the_mesh_filters_and_opens_a_request(
         demo, deploy: str, typed: str, shown: str) -> None:  # type: ignore[no-untyped-def]
     server, *_ = demo
-    app = MeshApp(GrpcSource(server), TapQuery("deployment", "emojivoto", deploy))
+    app = MeshApp(ControllerSource(server), TapQuery("deployment", "emojivoto", deploy))
     async with app.run_test(size=(140, 35)) as pilot:
         feed = app.screen.query_one(FeedView)
         await _until(lambda: feed.shown >= 30)
@@ -67,7 +67,7 @@ async def test_tap_feed_fills_from_the_mesh_filters_and_opens_a_request(
 
 async def test_top_counts_routes_from_the_mesh(demo) -> None:
     server, *_ = demo
-    app = MeshApp(GrpcSource(server), TapQuery("deployment", "emojivoto", "web"), top=True)
+    app = MeshApp(ControllerSource(server), TapQuery("deployment", "emojivoto", "web"), top=True)
     async with app.run_test(size=(140, 35)):
         table = app.screen.query_one(VirtualTable)
         await _until(lambda: "/api/list" in table.column_values("PATH"))

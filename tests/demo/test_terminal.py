@@ -70,7 +70,7 @@ def test_stat_live_table_sorts_drills_and_quits(demo, terminal) -> None:
     t = terminal([*MESHTUI, "--server", server, "stat", "ns"])
     t.wait_for(lambda s: "emojivoto" in s and "rps" in s and "connected" in s)
     t.keys("Down")
-    screen = t.wait_for(lambda s: "server " + server in s)
+    screen = t.wait_for(lambda s: "controller " + server in s)
     assert "window 1m" in screen
     # sort by the next columns until RPS, then check the order on screen
     for _ in range(3):

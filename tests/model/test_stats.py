@@ -1,7 +1,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshtui.model.stats import COLUMNS, StatRow, sort_rows
+from meshtui.model.columns import STAT_COLUMNS, sort_rows
+from meshtui.model.stats import StatRow
 
 
 def row(name: str, rps: float | None, ns: str = "emojivoto") -> StatRow:
@@ -34,9 +35,9 @@ rows_st = st.lists(
 )
 
 
-@given(rows_st, st.sampled_from(sorted(COLUMNS)), st.booleans())
+@given(rows_st, st.sampled_from(sorted(STAT_COLUMNS)), st.booleans())
 def test_sorting_keeps_every_row_and_orders_present_values(rows, column, reverse) -> None:
     out = sort_rows(rows, column, reverse)
     assert sorted(map(id, out)) == sorted(map(id, rows))
-    values = [COLUMNS[column](r) for r in out if COLUMNS[column](r) is not None]
+    values = [STAT_COLUMNS[column].raw(r) for r in out if STAT_COLUMNS[column].raw(r) is not None]
     assert values == sorted(values, reverse=reverse)

@@ -6,14 +6,13 @@ from dataclasses import replace
 
 from textual.widgets import Input, Static
 
+from meshtui.client.fake_source import FakeSource
+from meshtui.client.queries import StatQuery, StatSnapshot, TapQuery
 from meshtui.errors import RuntimeFailure
-from meshtui.tap_stream import TapQuery
 from meshtui.tui.app import MeshApp
 from meshtui.tui.charts import DistributionChart, TimeChart
 from meshtui.tui.dashboard import DashStatScreen, NamespaceTable, OverviewScreen
-from meshtui.tui.fake_source import FakeSource
 from meshtui.tui.resource_views import ChartsScreen, DashTapScreen, DashTopScreen
-from meshtui.tui.source import StatQuery, StatSnapshot
 from meshtui.tui.stat_table import StatTable
 
 NOW = 1_764_000_000.0
@@ -222,7 +221,7 @@ class PartialStepSource(FakeSource):
     seconds of requests, here a wild 999 rps."""
 
     async def history(self, query, span_s, step_s):  # type: ignore[no-untyped-def]
-        from meshtui.tui.source import HistoryPoint
+        from meshtui.client.queries import HistoryPoint
 
         out = await super().history(query, span_s, step_s)
         for points in out.values():

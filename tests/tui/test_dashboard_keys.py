@@ -10,12 +10,12 @@ from textual.command import CommandPalette
 from textual.screen import ModalScreen
 from textual.widgets import Input
 
+from meshtui.client.fake_source import FakeSource
+from meshtui.client.queries import StatQuery
 from meshtui.tui.app import MeshApp
 from meshtui.tui.dashboard import DashStatScreen, OverviewScreen
-from meshtui.tui.fake_source import FakeSource
 from meshtui.tui.feed import FeedView
 from meshtui.tui.resource_views import ChartsScreen, DashTapScreen, DashTopScreen
-from meshtui.tui.source import StatQuery
 from meshtui.tui.table import VirtualTable
 
 NOW = 1_764_000_000.0

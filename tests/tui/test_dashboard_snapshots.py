@@ -8,9 +8,9 @@ the report before committing.
 
 from __future__ import annotations
 
+from meshtui.client.fake_source import FakeSource
+from meshtui.client.queries import StatQuery
 from meshtui.tui.app import MeshApp
-from meshtui.tui.fake_source import FakeSource
-from meshtui.tui.source import StatQuery
 
 NOW = 1_764_000_000.0
 SIZE = (140, 40)

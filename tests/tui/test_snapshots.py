@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from tuikit import until
 
-from meshtui.tap_stream import TapQuery
+from meshtui.client.fake_source import FakeSource
+from meshtui.client.queries import StatQuery, TapQuery
 from meshtui.tui.app import MeshApp
-from meshtui.tui.fake_source import FakeSource
-from meshtui.tui.source import StatQuery
 
 NOW = 1_764_000_000.0
 SIZE = (130, 32)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from meshtui.client.fake_source import FakeSource
+from meshtui.client.queries import StatQuery
 from meshtui.tui.app import MeshApp
-from meshtui.tui.fake_source import FakeSource
-from meshtui.tui.source import StatQuery
 from meshtui.tui.stat_screen import StatScreen
 from meshtui.tui.stat_table import StatTable
 
@@ -86,4 +86,4 @@ async def test_status_line_names_server_window_and_state() -> None:
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.pause(0.3)
         status = str(app.screen.query_one("#status").render())
-        assert "server fake" in status and "window 1m" in status and "connected" in status
+        assert "controller fake" in status and "window 1m" in status and "connected" in status

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from tuikit import until
 
+from meshtui.client.fake_source import FakeSource
+from meshtui.client.queries import TapQuery
 from meshtui.client.tap_wire import StepTracker
 from meshtui.model.tap import RequestInit
-from meshtui.tap_stream import TapQuery
 from meshtui.tui.app import MeshApp
-from meshtui.tui.fake_source import FakeSource
 from meshtui.tui.feed import FeedView
 from meshtui.tui.tap_screen import RequestDetail, TapScreen, render_item
 
@@ -107,7 +107,7 @@ async def test_the_ring_bounds_what_is_kept() -> None:
 
 
 def test_hostile_paths_render_as_text() -> None:
-    from meshtui.tui.fake_source import fake_request
+    from meshtui.client.fake_source import fake_request
 
     ev, _rsp, _end = fake_request(97, 0)  # one in 97 carries escapes and markup
     assert isinstance(ev, RequestInit)

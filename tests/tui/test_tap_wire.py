@@ -7,11 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshtui.client import tap_wire
+from meshtui.client.budget import Budget
 from meshtui.client.convert import tap_event
 from meshtui.client.tap_wire import StepTracker, WireEvents
 from meshtui.model.feed_filter import FeedFilter
 from meshtui.model.tap import RequestInit, RequestTracker
-from meshtui.tap_stream import Budget
 from meshtui.tui.feed import Ring
 from meshtui.tui.tap_screen import render_item
 from meshtui.v1 import common_pb2

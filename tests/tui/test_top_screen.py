@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from meshtui.tap_stream import TapQuery
+from meshtui.client.fake_source import FakeSource
+from meshtui.client.queries import TapQuery
 from meshtui.tui.app import MeshApp
-from meshtui.tui.fake_source import FakeSource
 from meshtui.tui.table import VirtualTable
 from meshtui.tui.top_screen import TopScreen
 

@@ -7,8 +7,11 @@ cannot move the cursor or change colours on the user's terminal.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
+from meshtui.client.queries import TapQuery
+from meshtui.client.source import Source
 from meshtui.model.inventory import Workload
 from meshtui.model.tap import Endpoint, RequestInit, ResponseEnd, ResponseInit, TapEvent
 from meshtui.model.units import format_latency_us
@@ -102,3 +105,29 @@ def tap_json(ev: TapEvent) -> dict[str, Any]:
 
 def tap_json_line(ev: TapEvent) -> str:
     return json.dumps(tap_json(ev), ensure_ascii=False, separators=(",", ":"))
+
+
+async def print_tap(source: Source, q: TapQuery, output: str, limit: int | None) -> int:
+    """Prints one line (or JSON object) per event until ``limit`` events or Ctrl-C."""
+    out = sys.stdout
+    n = 0
+    async for batch in source.tap(q):
+        events = batch.events
+        if limit is not None:
+            events = events[: max(0, limit - n)]
+        if output == "json":
+            lines = [tap_json_line(e) for e in events]
+        else:
+            lines = [tap_line(e, wide=output == "wide") for e in events]
+        if lines:
+            out.write("\n".join(lines) + "\n")
+            out.flush()
+        n += len(events)
+        for who, lost in batch.drops.items():
+            print(f"meshtui: {lost} events lost at {who} (tap is lossy under load)",
+                  file=sys.stderr)
+        for who, why in batch.errors.items():
+            print(f"meshtui: tap of {who} broke: {why}", file=sys.stderr)
+        if limit is not None and n >= limit:
+            return 0
+    return 0

@@ -1,79 +1,32 @@
-"""Where the UI's data comes from.
+"""The controller as a source: stat summaries, history and tap over gRPC.
 
-The app never talks gRPC itself: it calls a :class:`Source`. The real one,
-:class:`GrpcSource`, wraps the controller client; tests and screenshots pass
-a deterministic one (:mod:`meshtui.tui.fake_source`).
+The controller scrapes every proxy each second and keeps 15 minutes of
+windows; it answers any query within them, and refuses one that reaches
+further back, naming the source that can.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
-from typing import Protocol
 
-from meshtui.model.stats import StatRow
-from meshtui.tap_stream import TapBatch, TapQuery
+from meshtui.client.queries import HistoryPoint, StatQuery, StatSnapshot, TapBatch, TapQuery
+from meshtui.errors import UsageError
 
 
-@dataclass(frozen=True)
-class StatQuery:
-    kind: str  # namespace | deployment | pod
-    namespace: str | None = None  # None: every namespace
-    name: str | None = None
-    window_s: int = 60
-    from_: tuple[str, str | None, str | None] | None = None  # (kind, namespace, name)
-    to: tuple[str, str | None, str | None] | None = None
-    owner: str | None = None  # pods only: those of this deployment
+class SourceRangeError(UsageError):
+    """A time range the source does not hold: bad input, exit code 2."""
 
 
-@dataclass(frozen=True)
-class StatSnapshot:
-    rows: tuple[StatRow, ...]
-    taken_at: float = field(default_factory=time.time)  # wall clock, seconds
-    proxies_reachable: int = 0
-    proxies_total: int = 0
-    last_scrape: float | None = None  # wall clock of the newest scrape behind the rows
-
-
-@dataclass(frozen=True)
-class HistoryPoint:
-    at: float  # wall clock, seconds
-    rps: float | None
-    success: float | None
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-
-
-class Source(Protocol):
-    """What the UI needs from a mesh."""
-
-    @property
-    def label(self) -> str:
-        """Shown in the status line: where the data comes from."""
-        ...
-
-    async def stats(self, query: StatQuery) -> StatSnapshot: ...
-
-    async def history(self, query: StatQuery, span_s: int, step_s: int
-                      ) -> dict[tuple[str, str, str], list[HistoryPoint]]:
-        """Per row key, points over the last ``span_s`` seconds."""
-        ...
-
-    def tap(self, query: TapQuery) -> AsyncGenerator[TapBatch, None]:
-        """Batches of tap events until the caller stops iterating (closing the
-        generator ends the stream)."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-class GrpcSource:
+class ControllerSource:
     """The controller, over gRPC. Build it on the loop that will use it."""
 
-    def __init__(self, server: str) -> None:
+    #: The controller keeps 15 minutes of windows (meshtui.model.windows).
+    history_s = 15 * 60
+
+    def __init__(self, server: str, *, tap_share: float | None = 0.4) -> None:
         self.server = server
+        self.tap_share = tap_share
         self._client = None
 
     @property
@@ -87,7 +40,16 @@ class GrpcSource:
 
     @property
     def label(self) -> str:
-        return self.server
+        return f"controller {self.server}"
+
+    def _check_range(self, query: StatQuery, span_s: int) -> None:
+        if query.until is None:
+            return
+        back = time.time() - query.until + span_s
+        if back > self.history_s + 5:
+            raise SourceRangeError(
+                f"the controller holds the last {self.history_s // 60} minutes; for "
+                f"older figures read a Prometheus with --prometheus URL")
 
     def _request(self, query: StatQuery):  # type: ignore[no-untyped-def]
         from meshtui.client.convert import selector
@@ -103,6 +65,8 @@ class GrpcSource:
 
     async def stats(self, query: StatQuery) -> StatSnapshot:
         from meshtui.client.convert import stat_row
+
+        self._check_range(query, query.window_s)
 
         resp = await self.client.summary(self._request(query))
         # One named resource (the dashboard's charts): its latency histogram too.
@@ -125,6 +89,7 @@ class GrpcSource:
         from meshtui.model.sanitize import clean
         from meshtui.v1 import controller_pb2
 
+        self._check_range(query, span_s)
         resp = await self.client.history(controller_pb2.HistoryRequest(
             selector=selector(query.kind, query.namespace, query.name),
             window_s=span_s, step_s=step_s))
@@ -142,12 +107,18 @@ class GrpcSource:
         return out
 
     async def tap(self, query: TapQuery) -> AsyncGenerator[TapBatch, None]:
-        from meshtui.tap_stream import Budget, tap_batches
+        from meshtui.client.budget import Budget
+        from meshtui.client.tap_stream import tap_batches
 
         # Events stay wire events until a screen reads them (the tap feed converts only
-        # what it draws). Past 40 % of a core for taking them in, batches are shed, so
-        # that the stream is still read and keys answered (benchmarks/tap_tui.py).
-        async for batch in tap_batches(self.server, query, Budget(0.4), lazy=True):
+        # what it draws). Past the share of a core given for taking them in (40 % for
+        # a screen), batches are shed, so that the stream is still read and keys
+        # answered (benchmarks/tap_tui.py); printing takes every event.
+        if self.tap_share is None:
+            async for batch in tap_batches(self.server, query):
+                yield batch
+            return
+        async for batch in tap_batches(self.server, query, Budget(self.tap_share), lazy=True):
             yield batch
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
 from typing import Any
 
+from meshtui.client.queries import HistoryPoint, StatQuery, StatSnapshot, TapBatch, TapQuery
 from meshtui.model.histogram import Histogram
 from meshtui.model.inventory import Workload
 from meshtui.model.sanitize import clean
@@ -30,8 +31,6 @@ from meshtui.model.tap import (
     StreamId,
     TapEvent,
 )
-from meshtui.tap_stream import TapBatch, TapQuery
-from meshtui.tui.source import HistoryPoint, StatQuery, StatSnapshot
 
 # (namespace, deployment, pods, meshed pods, base rps, success, p50 ms)
 WORKLOADS = [
@@ -59,7 +58,9 @@ class FakeSource:
 
     @property
     def label(self) -> str:
-        return "fake"
+        return "controller fake"
+
+    history_s = 15 * 60
 
     def _pods(self) -> list[tuple[str, str, str, bool, float, float, float]]:
         # The same every call: made once (history asks for it 90 times a fetch).
