@@ -59,8 +59,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options whose values may start with "-" (`--since -2h`): argparse would take
+# such a value for an option of its own.
+_DASHED_VALUES = ("--since", "--until")
+
+
+def _join_dashed_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _DASHED_VALUES and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    args_list = _join_dashed_values(list(sys.argv[1:] if argv is None else argv))
     try:
         parser = build_parser()
         args = parser.parse_args(args_list)

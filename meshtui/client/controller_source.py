@@ -63,6 +63,9 @@ class ControllerSource:
             req.to.CopyFrom(selector(*query.to))
         return req
 
+    async def ready(self, timeout: float) -> None:
+        await self.client.wait_ready(timeout)
+
     async def stats(self, query: StatQuery) -> StatSnapshot:
         from meshtui.client.convert import stat_row
 

@@ -62,6 +62,9 @@ class FakeSource:
 
     history_s = 15 * 60
 
+    async def ready(self, timeout: float) -> None:
+        return None
+
     def _pods(self) -> list[tuple[str, str, str, bool, float, float, float]]:
         # The same every call: made once (history asks for it 90 times a fetch).
         if self._pod_list is None:

@@ -29,6 +29,10 @@ class Source(Protocol):
         """How far back the source holds figures, in seconds."""
         ...
 
+    async def ready(self, timeout: float) -> None:
+        """Returns once the source answers; RuntimeFailure naming it if not within ``timeout``."""
+        ...
+
     async def stats(self, query: StatQuery) -> StatSnapshot: ...
 
     async def history(self, query: StatQuery, span_s: int, step_s: int

@@ -45,6 +45,56 @@ def add_source(p: argparse.ArgumentParser) -> None:
         "then --prometheus http://127.0.0.1:9090")
 
 
+def add_time_range(p: argparse.ArgumentParser, what: str) -> None:
+    """--since / --until: an absolute range instead of the last -t."""
+    p.add_argument("--since", metavar="TIME",
+                   help=f"{what} from this time: 14:00, an ISO time "
+                   "(2026-12-04T14:00, Z for UTC), or -2h before now")
+    p.add_argument("--until", metavar="TIME",
+                   help="... up to this time (same forms; default now); with -t alone, "
+                   "the window ending then")
+
+
+def time_range(args: argparse.Namespace, window_text: str | None
+               ) -> tuple[int, float | None]:
+    """(window seconds, end or None for now) from -t, --since and --until.
+
+    A window up to 15 minutes for the controller; a Prometheus says itself
+    what it keeps, so with --prometheus the source checks instead.
+    """
+    import time
+    from datetime import datetime
+
+    from meshtui.errors import UsageError
+    from meshtui.model.timerange import parse_range
+    from meshtui.model.units import (
+        MAX_PROMETHEUS_WINDOW_S,
+        MAX_WINDOW_S,
+        UnitError,
+        check_window,
+        format_window,
+        parse_window,
+    )
+
+    longest = MAX_PROMETHEUS_WINDOW_S if getattr(args, "prometheus", None) else MAX_WINDOW_S
+    try:
+        since, until = args.since, args.until
+        if since is not None and window_text is not None:
+            raise UsageError("give -t or --since, not both: --since sets the window")
+        now = time.time()
+        span = parse_range(since, until, now, datetime.now().astimezone().tzinfo)  # type: ignore[arg-type]
+        window = parse_window(window_text or "1m", longest)
+        if span is None:
+            return window, None
+        start, end = span
+        if since is not None:
+            window = check_window(end - start, f"{format_window(end - start)} from --since",
+                                  longest)
+        return window, end
+    except UnitError as e:
+        raise UsageError(str(e)) from None
+
+
 def open_source(args: argparse.Namespace, *, tap_share: float | None = 0.4) -> Source:
     """The source the command's options name (--server, --prometheus), checked.
 

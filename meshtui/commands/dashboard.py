@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import open_source
+from meshtui.commands._common import add_source, open_source
 
 HELP = "full-screen dashboard: namespaces, deployments, pods, charts, tap and top"
 DESCRIPTION = """\
@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address for --web to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--interval", type=float, default=1.0, help="refresh seconds (default 1)")
+    add_source(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,12 +40,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from meshtui.errors import UsageError
-    from meshtui.model.inventory import InventoryError, parse_address
 
-    try:
-        server = str(parse_address(args.server, what="--server"))
-    except InventoryError as e:
-        raise UsageError(str(e)) from None
+    open_source(args)  # checks --server and --prometheus before anything starts
     if not 0.1 <= args.interval <= 60:
         raise UsageError("--interval must be between 0.1 and 60 seconds")
     if args.web and not 1 <= args.port <= 65535:
@@ -55,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
         # (textual-serve runs each browser tab's dashboard on pipes, with its own driver.)
         raise UsageError("the dashboard needs a terminal (or --web for a browser); for "
                          "plain output use `meshtui stat`, `tap` or `top` with -o")
-    asyncio.run(_preflight(server))
+    asyncio.run(_preflight(args))
     if args.web:
-        return _serve_web(server, args.host, args.port, args.interval)
+        return _serve_web(args, args.host, args.port, args.interval)
     from meshtui.client.queries import StatQuery
     from meshtui.tui.app import MeshApp, run_app
 
@@ -65,12 +62,14 @@ def run(args: argparse.Namespace) -> int:
                            interval=args.interval))
 
 
-async def _preflight(server: str) -> None:
-    """Fails with the address and how to start a demo when no controller answers."""
-    from meshtui.client.controller import ControllerClient
-
-    async with ControllerClient(server) as client:
-        await client.wait_ready(PREFLIGHT_S)
+async def _preflight(args: argparse.Namespace) -> None:
+    """Fails with the address (and, for the controller, how to start a demo) when the
+    source does not answer. A source of its own: grpc.aio objects belong to their loop."""
+    source = open_source(args)
+    try:
+        await source.ready(PREFLIGHT_S)
+    finally:
+        await source.close()
 
 
 def _check_port(host: str, port: int) -> None:
@@ -86,15 +85,17 @@ def _check_port(host: str, port: int) -> None:
         raise RuntimeFailure(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
 
-def _serve_web(server: str, host: str, port: int, interval: float) -> int:
+def _serve_web(args: argparse.Namespace, host: str, port: int, interval: float) -> int:
     """textual-serve: each browser tab gets its own dashboard process, fed through a socket."""
     import shlex
     import sys
 
     from textual_serve.server import Server
 
+    where = ["--prometheus", args.prometheus] if args.prometheus else []
     command = " ".join(shlex.quote(a) for a in (
-        sys.executable, "-m", "meshtui", "--server", server, "dashboard",
-        "--interval", f"{interval:g}"))
-    Server(command, host=host, port=port, title=f"meshtui · {server}").serve()
+        sys.executable, "-m", "meshtui", "--server", args.server, "dashboard",
+        "--interval", f"{interval:g}", *where))
+    Server(command, host=host, port=port,
+           title=f"meshtui · {args.prometheus or args.server}").serve()
     return 0

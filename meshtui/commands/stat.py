@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from meshtui.commands._common import add_resource, open_source, print_with
+from meshtui.commands._common import (
+    add_resource,
+    add_source,
+    add_time_range,
+    open_source,
+    print_with,
+    time_range,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from meshtui.client.queries import StatQuery
@@ -24,7 +31,13 @@ examples:
   meshtui stat ns
   meshtui stat deploy -n emojivoto
   meshtui stat deploy/web -n emojivoto --to deploy/voting -o json
-  meshtui stat po -A -t 10s -o wide"""
+  meshtui stat po -A -t 10s -o wide
+  meshtui stat deploy -n emojivoto --prometheus http://127.0.0.1:9090 -t 1h
+  meshtui stat deploy -n emojivoto --prometheus http://127.0.0.1:9090 --since 14:00 --until 15:00
+
+Over --prometheus (or MESHTUI_PROMETHEUS) the figures are Linkerd viz's own
+queries against that Prometheus, so they match `linkerd viz stat` there; MESHED
+counts the proxies it scrapes."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,7 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from-namespace", metavar="NS", help="namespace of --from")
     p.add_argument("--to", metavar="RESOURCE", help="only traffic to this resource")
     p.add_argument("--to-namespace", metavar="NS", help="namespace of --to")
-    p.add_argument("-t", "--time-window", default="1m", help="window: 10s to 15m (default 1m)")
+    p.add_argument("-t", "--time-window", default=None,
+                   help="window: 10s to 15m over the controller, up to what a Prometheus "
+                   "keeps over --prometheus (default 1m)")
+    add_time_range(p, "figures")
+    add_source(p)
     p.add_argument(
         "-o", "--output", choices=("table", "wide", "json"), help="print once in this format"
     )
@@ -48,11 +65,10 @@ def run(args: argparse.Namespace) -> int:
     from meshtui.client.queries import StatQuery
     from meshtui.errors import UsageError
     from meshtui.model.selectors import SelectorError, parse_resource
-    from meshtui.model.units import UnitError, parse_window
 
+    window, until = time_range(args, args.time_window)
     try:
         sel = parse_resource(args.resource, args.namespace, args.all_namespaces)
-        window = parse_window(args.time_window)
         from_ = to = None
         if args.from_:
             f = parse_resource(args.from_, args.from_namespace or sel.namespace)
@@ -60,11 +76,11 @@ def run(args: argparse.Namespace) -> int:
         if args.to:
             t = parse_resource(args.to, args.to_namespace or sel.namespace)
             to = (t.kind, t.namespace, t.name)
-    except (SelectorError, UnitError) as e:
+    except SelectorError as e:
         raise UsageError(str(e)) from None
     if not 0.1 <= args.interval <= 60:
         raise UsageError("--interval must be between 0.1 and 60 seconds")
-    query = StatQuery(sel.kind, sel.namespace, sel.name, window, from_, to)
+    query = StatQuery(sel.kind, sel.namespace, sel.name, window, from_, to, until=until)
     interactive = args.watch or (args.output is None and sys.stdout.isatty())
     source = open_source(args)
     if interactive:

@@ -28,6 +28,8 @@ import re
 
 MIN_WINDOW_S = 10
 MAX_WINDOW_S = 15 * 60
+# The longest window asked of a Prometheus (which says itself what it holds).
+MAX_PROMETHEUS_WINDOW_S = 31 * 24 * 3600
 NONE = "-"
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|s|m|h)")
@@ -61,17 +63,19 @@ def parse_duration(text: str) -> float:
     return total
 
 
-def check_window(seconds: float, text: str | None = None) -> int:
-    """A window in whole seconds, if within what the controller keeps (10 s – 15 min)."""
-    if not MIN_WINDOW_S <= seconds <= MAX_WINDOW_S:
+def check_window(seconds: float, text: str | None = None, max_s: int = MAX_WINDOW_S) -> int:
+    """A window in whole seconds, if within 10 s and ``max_s`` (the controller keeps 15 min)."""
+    if not MIN_WINDOW_S <= seconds <= max_s:
         shown = text.strip() if text is not None else format_window(seconds)
-        raise UnitError(f"time window {shown!r} is outside 10s..15m")
+        hint = ("; the controller keeps 15m, --prometheus URL reads longer ones"
+                if max_s == MAX_WINDOW_S and seconds > max_s else "")
+        raise UnitError(f"time window {shown!r} is outside 10s..{format_window(max_s)}{hint}")
     return round(seconds)
 
 
-def parse_window(text: str) -> int:
+def parse_window(text: str, max_s: int = MAX_WINDOW_S) -> int:
     """A stat window (``-t``) in whole seconds: :func:`parse_duration` then :func:`check_window`."""
-    return check_window(parse_duration(text), text)
+    return check_window(parse_duration(text), text, max_s)
 
 
 def format_window(seconds: float) -> str:

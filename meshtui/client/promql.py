@@ -1,0 +1,165 @@
+"""Linkerd viz's PromQL, built for a :class:`~meshtui.client.queries.StatQuery`.
+
+The selectors, groupings and query shapes are those of viz's metrics API
+(``viz/metrics-api/stat_summary.go`` and ``viz/pkg/prometheus``), so that
+meshtui prints what ``linkerd viz stat`` prints against the same Prometheus:
+
+- without ``--from``/``--to``: the resource's inbound traffic, grouped by
+  ``(namespace, RES)``, where RES is the resource's label (``deployment``,
+  ``pod``; just ``namespace`` for namespaces);
+- ``--to R``: the resource's outbound traffic whose destination is R
+  (``dst_RES``/``dst_namespace`` labels, only when R is named);
+- ``--from R``: R's outbound traffic, grouped by its destination
+  (``dst_namespace, dst_RES``) and narrowed to the resource when it is named.
+
+Pure text in, text out: no I/O, so every selector is tested on its own.
+"""
+
+from __future__ import annotations
+
+from meshtui.client.queries import ResourceRef, StatQuery
+
+# The scrape job of Linkerd viz's Prometheus (and of the demo's) for proxies.
+PROXY_JOB = "linkerd-proxy"
+QUANTILES = (0.5, 0.95, 0.99)
+
+Labels = dict[str, str]
+
+
+def resource_label(kind: str) -> str:
+    """Linkerd's label for a kind: ``deployment``, ``pod``, ``namespace``."""
+    return kind
+
+
+def group_by(kind: str) -> list[str]:
+    return ["namespace"] if kind == "namespace" else ["namespace", resource_label(kind)]
+
+
+def dst_group_by(kind: str) -> list[str]:
+    return ["dst_namespace"] if kind == "namespace" else [
+        "dst_namespace", "dst_" + resource_label(kind)]
+
+
+def query_labels(ref: ResourceRef) -> Labels:
+    """A resource as labels on its own proxies' series."""
+    kind, namespace, name = ref
+    out: Labels = {}
+    if name:
+        out[resource_label(kind)] = name
+    if kind != "namespace" and namespace:
+        out["namespace"] = namespace
+    return out
+
+
+def dst_query_labels(ref: ResourceRef) -> Labels:
+    """A resource as the destination of others' outbound series (only when named, as viz)."""
+    kind, namespace, name = ref
+    out: Labels = {}
+    if name:
+        out["dst_" + resource_label(kind)] = name
+        if kind != "namespace" and namespace:
+            out["dst_namespace"] = namespace
+    return out
+
+
+def request_labels(q: StatQuery) -> tuple[Labels, list[str]]:
+    """(the selector's labels, the grouping) of viz's ``buildRequestLabels``."""
+    sel: ResourceRef = (q.kind, q.namespace, q.name)
+    if q.to is not None:
+        labels = {**dst_query_labels(q.to), **query_labels(sel), "direction": "outbound"}
+        group = group_by(q.kind)
+    elif q.from_ is not None:
+        labels = {**query_labels(q.from_), **dst_query_labels(sel), "direction": "outbound"}
+        group = dst_group_by(q.kind)
+    else:
+        labels = {**query_labels(sel), "direction": "inbound"}
+        group = group_by(q.kind)
+    if q.owner:  # a deployment's pods
+        labels["deployment"] = q.owner
+    return labels, group
+
+
+def selector(labels: Labels) -> str:
+    """``{a="1", b="2"}`` with names sorted and values escaped, as Prometheus writes a set."""
+    if not labels:
+        return ""
+    return "{" + ", ".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def duration(seconds: float) -> str:
+    """A PromQL range: whole seconds."""
+    return f"{max(1, round(seconds))}s"
+
+
+def stat_queries(q: StatQuery) -> tuple[dict[str, str], list[str]]:
+    """Every query of one stat refresh, by name, and the grouping of their results.
+
+    ``requests``, ``p50``/``p95``/``p99``, ``tcp``, ``read``/``write`` are
+    viz's; ``targets`` and ``up`` count the proxies Prometheus scrapes per
+    resource (what MESHED shows over Prometheus), ``scraped`` is when it last did.
+    """
+    labels, group = request_labels(q)
+    sel = selector(labels)
+    by = ", ".join(group)
+    w = duration(q.window_s)
+    peer = "dst" if (q.to is not None or q.from_ is not None) else "src"
+    tcp_sel = selector({**labels, "peer": peer})
+    out = {
+        "requests": f"sum(increase(response_total{sel}[{w}])) by ({by}, classification, tls)",
+        "tcp": f"sum(tcp_open_connections{sel}) by ({by})",
+        "read": f"sum(increase(tcp_read_bytes_total{tcp_sel}[{w}])) by ({by})",
+        "write": f"sum(increase(tcp_write_bytes_total{tcp_sel}[{w}])) by ({by})",
+    }
+    for quantile in QUANTILES:
+        out[f"p{round(quantile * 100)}"] = (
+            f"histogram_quantile({quantile}, sum(irate(response_latency_ms_bucket{sel}[{w}]))"
+            f" by (le, {by}))")
+    targets, meshed_by = targets_selector(q)
+    out["targets"] = f"count(up{targets}) by ({meshed_by})"
+    out["up"] = f"sum(up{targets}) by ({meshed_by})"
+    out["scraped"] = f"max(timestamp(up{targets}))"
+    return out, group
+
+
+def targets_selector(q: StatQuery) -> tuple[str, str]:
+    """The proxies behind the selected resource (for MESHED), and their grouping.
+
+    Pods are grouped with their deployment too, so a pod's row knows its owner.
+    """
+    labels = {"job": PROXY_JOB, **query_labels((q.kind, q.namespace, q.name))}
+    if q.owner:
+        labels["deployment"] = q.owner
+    group = group_by(q.kind)
+    if q.kind == "pod":
+        group = [*group, "deployment"]
+    return selector(labels), ", ".join(group)
+
+
+def history_queries(q: StatQuery, step_s: float, scrape_s: float = 10.0
+                    ) -> tuple[dict[str, str], list[str]]:
+    """Range queries for charts: rps, success, p50/p95/p99 per step.
+
+    Each point covers at least four scrapes (40 s at Linkerd's 10 s interval),
+    so a step shorter than the scrape interval does not leave gaps.
+    """
+    labels, group = request_labels(q)
+    by = ", ".join(group)
+    w = duration(max(step_s, 4 * scrape_s))
+    sel = selector(labels)
+    ok = selector({**labels, "classification": "success"})
+    out = {
+        "rps": f"sum(rate(response_total{sel}[{w}])) by ({by})",
+        # A step with failures only has no success series: count it as 0, not absent.
+        "success": (f"(sum(rate(response_total{ok}[{w}])) by ({by})"
+                    f" or 0 * sum(rate(response_total{sel}[{w}])) by ({by}))"
+                    f" / sum(rate(response_total{sel}[{w}])) by ({by})"),
+    }
+    for quantile in QUANTILES:
+        out[f"p{round(quantile * 100)}"] = (
+            f"histogram_quantile({quantile}, sum(irate(response_latency_ms_bucket{sel}[{w}]))"
+            f" by (le, {by}))")
+    return out, group

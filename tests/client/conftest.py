@@ -1,0 +1,1 @@
+"""Fixtures for the client tests live in promkit.py (a module with a name of its own)."""
