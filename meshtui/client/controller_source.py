@@ -56,7 +56,8 @@ class ControllerSource:
         from meshtui.v1 import controller_pb2
 
         req = controller_pb2.StatRequest(
-            selector=selector(query.kind, query.namespace, query.name), window_s=query.window_s)
+            selector=selector(query.kind, query.namespace, query.name), window_s=query.window_s,
+            end_ms=round(query.until * 1000) if query.until is not None else 0)
         if query.from_:
             getattr(req, "from").CopyFrom(selector(*query.from_))  # `from` is a keyword
         if query.to:
@@ -95,7 +96,8 @@ class ControllerSource:
         self._check_range(query, span_s)
         resp = await self.client.history(controller_pb2.HistoryRequest(
             selector=selector(query.kind, query.namespace, query.name),
-            window_s=span_s, step_s=step_s))
+            window_s=span_s, step_s=step_s,
+            end_ms=round(query.until * 1000) if query.until is not None else 0))
 
         def opt(v: float) -> float | None:
             return None if math.isnan(v) else v

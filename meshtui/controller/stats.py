@@ -86,6 +86,19 @@ def check_selector(sel: common_pb2.ResourceSelector, store: MeshStore, *, what: 
     return s
 
 
+def check_end(end_ms: int, window_s: int, now: float) -> float:
+    """When the asked window ends: now, or a past moment whose window is still held."""
+    if not end_ms:
+        return now
+    end = end_ms / 1000
+    if end > now + 1:
+        raise BadRequest("the window ends in the future")
+    if now - end + window_s > MAX_WINDOW_S + 5:
+        raise BadRequest(f"the controller keeps the last {MAX_WINDOW_S // 60} minutes; older "
+                         "figures need a Prometheus (--prometheus URL)")
+    return min(end, now)
+
+
 def check_window(window_s: int) -> int:
     if window_s == 0:
         return DEFAULT_WINDOW_S
@@ -207,7 +220,7 @@ def summary(req: controller_pb2.StatRequest, store: MeshStore,
     frm = check_selector(getattr(req, "from"), store, what="--from", required=False)
     to = check_selector(req.to, store, what="--to", required=False)
     window = check_window(req.window_s)
-    wall = store.clock() if now is None else now
+    wall = check_end(req.end_ms, window, store.clock() if now is None else now)
     mono = time.monotonic()
     out = controller_pb2.StatResponse(timestamp_ms=int(wall * 1000))
     for row, pods in rows_of(sel, store):
@@ -250,7 +263,7 @@ def history(req: controller_pb2.HistoryRequest, store: MeshStore,
     assert sel is not None
     window = check_window(req.window_s)
     step = float(req.step_s or 10)
-    wall = store.clock() if now is None else now
+    wall = check_end(req.end_ms, window, store.clock() if now is None else now)
     mono = time.monotonic()
     out = controller_pb2.HistoryResponse()
     for row, pods in rows_of(sel, store):

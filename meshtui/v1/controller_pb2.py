@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from meshtui.v1 import common_pb2 as meshtui_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmeshtui/v1/controller.proto\x12\nmeshtui.v1\x1a\x17meshtui/v1/common.proto\"F\n\x14ListResourcesRequest\x12.\n\x08selector\x18\x01 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\"\xe2\x01\n\x08Resource\x12&\n\x04type\x18\x01 \x01(\x0e\x32\x18.meshtui.v1.ResourceType\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bmeshed_pods\x18\x04 \x01(\r\x12\x12\n\ntotal_pods\x18\x05 \x01(\r\x12\x11\n\treachable\x18\x06 \x01(\x08\x12\x12\n\ndeployment\x18\x07 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x08 \x01(\t\x12\x16\n\x0elast_scrape_ms\x18\t \x01(\x03\x12\x14\n\x0cproxied_pods\x18\n \x01(\r\"@\n\x15ListResourcesResponse\x12\'\n\tresources\x18\x01 \x03(\x0b\x32\x14.meshtui.v1.Resource\"\xa5\x01\n\x0bStatRequest\x12.\n\x08selector\x18\x01 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\x12*\n\x04\x66rom\x18\x02 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\x12(\n\x02to\x18\x03 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\x12\x10\n\x08window_s\x18\x04 \x01(\r\"\xbc\x01\n\nBasicStats\x12\x15\n\rsuccess_count\x18\x01 \x01(\x04\x12\x15\n\rfailure_count\x18\x02 \x01(\x04\x12\x10\n\x08window_s\x18\x03 \x01(\x01\x12\x16\n\x0elatency_ms_p50\x18\x04 \x01(\x01\x12\x16\n\x0elatency_ms_p95\x18\x05 \x01(\x01\x12\x16\n\x0elatency_ms_p99\x18\x06 \x01(\x01\x12&\n\x07latency\x18\x07 \x01(\x0b\x32\x15.meshtui.v1.Histogram\"W\n\x08TcpStats\x12\x18\n\x10open_connections\x18\x01 \x01(\x04\x12\x17\n\x0fread_bytes_rate\x18\x02 \x01(\x01\x12\x18\n\x10write_bytes_rate\x18\x03 \x01(\x01\"\x90\x01\n\x07StatRow\x12&\n\x08resource\x18\x01 \x01(\x0b\x32\x14.meshtui.v1.Resource\x12\x13\n\x0bhas_traffic\x18\x02 \x01(\x08\x12%\n\x05stats\x18\x03 \x01(\x0b\x32\x16.meshtui.v1.BasicStats\x12!\n\x03tcp\x18\x04 \x01(\x0b\x32\x14.meshtui.v1.TcpStats\"y\n\x0cStatResponse\x12!\n\x04rows\x18\x01 \x03(\x0b\x32\x13.meshtui.v1.StatRow\x12\x14\n\x0ctimestamp_ms\x18\x02 \x01(\x03\x12\x19\n\x11proxies_reachable\x18\x03 \x01(\r\x12\x15\n\rproxies_total\x18\x04 \x01(\r\"Q\n\x10WatchStatRequest\x12(\n\x07request\x18\x01 \x01(\x0b\x32\x17.meshtui.v1.StatRequest\x12\x13\n\x0binterval_ms\x18\x02 \x01(\r\"b\n\x0eHistoryRequest\x12.\n\x08selector\x18\x01 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\x12\x10\n\x08window_s\x18\x02 \x01(\r\x12\x0e\n\x06step_s\x18\x03 \x01(\r\"\x8a\x01\n\x0cHistoryPoint\x12\x14\n\x0ctimestamp_ms\x18\x01 \x01(\x03\x12\x0b\n\x03rps\x18\x02 \x01(\x01\x12\x0f\n\x07success\x18\x03 \x01(\x01\x12\x16\n\x0elatency_ms_p50\x18\x04 \x01(\x01\x12\x16\n\x0elatency_ms_p95\x18\x05 \x01(\x01\x12\x16\n\x0elatency_ms_p99\x18\x06 \x01(\x01\"a\n\rHistorySeries\x12&\n\x08resource\x18\x01 \x01(\x0b\x32\x14.meshtui.v1.Resource\x12(\n\x06points\x18\x02 \x03(\x0b\x32\x18.meshtui.v1.HistoryPoint\"<\n\x0fHistoryResponse\x12)\n\x06series\x18\x01 \x03(\x0b\x32\x19.meshtui.v1.HistorySeries\"\xa4\x01\n\x14TapByResourceRequest\x12,\n\x06target\x18\x01 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\x12(\n\x02to\x18\x02 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\x12#\n\x05match\x18\x03 \x01(\x0b\x32\x14.meshtui.v1.TapMatch\x12\x0f\n\x07max_rps\x18\x04 \x01(\x01\"M\n\x0bSourceDrops\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0f\n\x07\x64ropped\x18\x03 \x01(\x04\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"x\n\x12TapByResourceBatch\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.meshtui.v1.TapEvent\x12&\n\x05\x64rops\x18\x02 \x03(\x0b\x32\x17.meshtui.v1.SourceDrops\x12\x14\n\x0crate_limited\x18\x03 \x01(\x04\x32\\\n\x04Mesh\x12T\n\rListResources\x12 .meshtui.v1.ListResourcesRequest\x1a!.meshtui.v1.ListResourcesResponse2\xcc\x01\n\x05Stats\x12<\n\x07Summary\x12\x17.meshtui.v1.StatRequest\x1a\x18.meshtui.v1.StatResponse\x12\x41\n\x05Watch\x12\x1c.meshtui.v1.WatchStatRequest\x1a\x18.meshtui.v1.StatResponse0\x01\x12\x42\n\x07History\x12\x1a.meshtui.v1.HistoryRequest\x1a\x1b.meshtui.v1.HistoryResponse2X\n\x0bResourceTap\x12I\n\x03Tap\x12 .meshtui.v1.TapByResourceRequest\x1a\x1e.meshtui.v1.TapByResourceBatch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmeshtui/v1/controller.proto\x12\nmeshtui.v1\x1a\x17meshtui/v1/common.proto\"F\n\x14ListResourcesRequest\x12.\n\x08selector\x18\x01 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\"\xe2\x01\n\x08Resource\x12&\n\x04type\x18\x01 \x01(\x0e\x32\x18.meshtui.v1.ResourceType\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bmeshed_pods\x18\x04 \x01(\r\x12\x12\n\ntotal_pods\x18\x05 \x01(\r\x12\x11\n\treachable\x18\x06 \x01(\x08\x12\x12\n\ndeployment\x18\x07 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x08 \x01(\t\x12\x16\n\x0elast_scrape_ms\x18\t \x01(\x03\x12\x14\n\x0cproxied_pods\x18\n \x01(\r\"@\n\x15ListResourcesResponse\x12\'\n\tresources\x18\x01 \x03(\x0b\x32\x14.meshtui.v1.Resource\"\xb5\x01\n\x0bStatRequest\x12.\n\x08selector\x18\x01 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\x12*\n\x04\x66rom\x18\x02 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\x12(\n\x02to\x18\x03 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\x12\x10\n\x08window_s\x18\x04 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x05 \x01(\x03\"\xbc\x01\n\nBasicStats\x12\x15\n\rsuccess_count\x18\x01 \x01(\x04\x12\x15\n\rfailure_count\x18\x02 \x01(\x04\x12\x10\n\x08window_s\x18\x03 \x01(\x01\x12\x16\n\x0elatency_ms_p50\x18\x04 \x01(\x01\x12\x16\n\x0elatency_ms_p95\x18\x05 \x01(\x01\x12\x16\n\x0elatency_ms_p99\x18\x06 \x01(\x01\x12&\n\x07latency\x18\x07 \x01(\x0b\x32\x15.meshtui.v1.Histogram\"W\n\x08TcpStats\x12\x18\n\x10open_connections\x18\x01 \x01(\x04\x12\x17\n\x0fread_bytes_rate\x18\x02 \x01(\x01\x12\x18\n\x10write_bytes_rate\x18\x03 \x01(\x01\"\x90\x01\n\x07StatRow\x12&\n\x08resource\x18\x01 \x01(\x0b\x32\x14.meshtui.v1.Resource\x12\x13\n\x0bhas_traffic\x18\x02 \x01(\x08\x12%\n\x05stats\x18\x03 \x01(\x0b\x32\x16.meshtui.v1.BasicStats\x12!\n\x03tcp\x18\x04 \x01(\x0b\x32\x14.meshtui.v1.TcpStats\"y\n\x0cStatResponse\x12!\n\x04rows\x18\x01 \x03(\x0b\x32\x13.meshtui.v1.StatRow\x12\x14\n\x0ctimestamp_ms\x18\x02 \x01(\x03\x12\x19\n\x11proxies_reachable\x18\x03 \x01(\r\x12\x15\n\rproxies_total\x18\x04 \x01(\r\"Q\n\x10WatchStatRequest\x12(\n\x07request\x18\x01 \x01(\x0b\x32\x17.meshtui.v1.StatRequest\x12\x13\n\x0binterval_ms\x18\x02 \x01(\r\"r\n\x0eHistoryRequest\x12.\n\x08selector\x18\x01 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\x12\x10\n\x08window_s\x18\x02 \x01(\r\x12\x0e\n\x06step_s\x18\x03 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x04 \x01(\x03\"\x8a\x01\n\x0cHistoryPoint\x12\x14\n\x0ctimestamp_ms\x18\x01 \x01(\x03\x12\x0b\n\x03rps\x18\x02 \x01(\x01\x12\x0f\n\x07success\x18\x03 \x01(\x01\x12\x16\n\x0elatency_ms_p50\x18\x04 \x01(\x01\x12\x16\n\x0elatency_ms_p95\x18\x05 \x01(\x01\x12\x16\n\x0elatency_ms_p99\x18\x06 \x01(\x01\"a\n\rHistorySeries\x12&\n\x08resource\x18\x01 \x01(\x0b\x32\x14.meshtui.v1.Resource\x12(\n\x06points\x18\x02 \x03(\x0b\x32\x18.meshtui.v1.HistoryPoint\"<\n\x0fHistoryResponse\x12)\n\x06series\x18\x01 \x03(\x0b\x32\x19.meshtui.v1.HistorySeries\"\xa4\x01\n\x14TapByResourceRequest\x12,\n\x06target\x18\x01 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\x12(\n\x02to\x18\x02 \x01(\x0b\x32\x1c.meshtui.v1.ResourceSelector\x12#\n\x05match\x18\x03 \x01(\x0b\x32\x14.meshtui.v1.TapMatch\x12\x0f\n\x07max_rps\x18\x04 \x01(\x01\"M\n\x0bSourceDrops\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0f\n\x07\x64ropped\x18\x03 \x01(\x04\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"x\n\x12TapByResourceBatch\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.meshtui.v1.TapEvent\x12&\n\x05\x64rops\x18\x02 \x03(\x0b\x32\x17.meshtui.v1.SourceDrops\x12\x14\n\x0crate_limited\x18\x03 \x01(\x04\x32\\\n\x04Mesh\x12T\n\rListResources\x12 .meshtui.v1.ListResourcesRequest\x1a!.meshtui.v1.ListResourcesResponse2\xcc\x01\n\x05Stats\x12<\n\x07Summary\x12\x17.meshtui.v1.StatRequest\x1a\x18.meshtui.v1.StatResponse\x12\x41\n\x05Watch\x12\x1c.meshtui.v1.WatchStatRequest\x1a\x18.meshtui.v1.StatResponse0\x01\x12\x42\n\x07History\x12\x1a.meshtui.v1.HistoryRequest\x1a\x1b.meshtui.v1.HistoryResponse2X\n\x0bResourceTap\x12I\n\x03Tap\x12 .meshtui.v1.TapByResourceRequest\x1a\x1e.meshtui.v1.TapByResourceBatch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,35 +39,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTRESOURCESRESPONSE']._serialized_start=369
   _globals['_LISTRESOURCESRESPONSE']._serialized_end=433
   _globals['_STATREQUEST']._serialized_start=436
-  _globals['_STATREQUEST']._serialized_end=601
-  _globals['_BASICSTATS']._serialized_start=604
-  _globals['_BASICSTATS']._serialized_end=792
-  _globals['_TCPSTATS']._serialized_start=794
-  _globals['_TCPSTATS']._serialized_end=881
-  _globals['_STATROW']._serialized_start=884
-  _globals['_STATROW']._serialized_end=1028
-  _globals['_STATRESPONSE']._serialized_start=1030
-  _globals['_STATRESPONSE']._serialized_end=1151
-  _globals['_WATCHSTATREQUEST']._serialized_start=1153
-  _globals['_WATCHSTATREQUEST']._serialized_end=1234
-  _globals['_HISTORYREQUEST']._serialized_start=1236
-  _globals['_HISTORYREQUEST']._serialized_end=1334
-  _globals['_HISTORYPOINT']._serialized_start=1337
-  _globals['_HISTORYPOINT']._serialized_end=1475
-  _globals['_HISTORYSERIES']._serialized_start=1477
-  _globals['_HISTORYSERIES']._serialized_end=1574
-  _globals['_HISTORYRESPONSE']._serialized_start=1576
-  _globals['_HISTORYRESPONSE']._serialized_end=1636
-  _globals['_TAPBYRESOURCEREQUEST']._serialized_start=1639
-  _globals['_TAPBYRESOURCEREQUEST']._serialized_end=1803
-  _globals['_SOURCEDROPS']._serialized_start=1805
-  _globals['_SOURCEDROPS']._serialized_end=1882
-  _globals['_TAPBYRESOURCEBATCH']._serialized_start=1884
-  _globals['_TAPBYRESOURCEBATCH']._serialized_end=2004
-  _globals['_MESH']._serialized_start=2006
-  _globals['_MESH']._serialized_end=2098
-  _globals['_STATS']._serialized_start=2101
-  _globals['_STATS']._serialized_end=2305
-  _globals['_RESOURCETAP']._serialized_start=2307
-  _globals['_RESOURCETAP']._serialized_end=2395
+  _globals['_STATREQUEST']._serialized_end=617
+  _globals['_BASICSTATS']._serialized_start=620
+  _globals['_BASICSTATS']._serialized_end=808
+  _globals['_TCPSTATS']._serialized_start=810
+  _globals['_TCPSTATS']._serialized_end=897
+  _globals['_STATROW']._serialized_start=900
+  _globals['_STATROW']._serialized_end=1044
+  _globals['_STATRESPONSE']._serialized_start=1046
+  _globals['_STATRESPONSE']._serialized_end=1167
+  _globals['_WATCHSTATREQUEST']._serialized_start=1169
+  _globals['_WATCHSTATREQUEST']._serialized_end=1250
+  _globals['_HISTORYREQUEST']._serialized_start=1252
+  _globals['_HISTORYREQUEST']._serialized_end=1366
+  _globals['_HISTORYPOINT']._serialized_start=1369
+  _globals['_HISTORYPOINT']._serialized_end=1507
+  _globals['_HISTORYSERIES']._serialized_start=1509
+  _globals['_HISTORYSERIES']._serialized_end=1606
+  _globals['_HISTORYRESPONSE']._serialized_start=1608
+  _globals['_HISTORYRESPONSE']._serialized_end=1668
+  _globals['_TAPBYRESOURCEREQUEST']._serialized_start=1671
+  _globals['_TAPBYRESOURCEREQUEST']._serialized_end=1835
+  _globals['_SOURCEDROPS']._serialized_start=1837
+  _globals['_SOURCEDROPS']._serialized_end=1914
+  _globals['_TAPBYRESOURCEBATCH']._serialized_start=1916
+  _globals['_TAPBYRESOURCEBATCH']._serialized_end=2036
+  _globals['_MESH']._serialized_start=2038
+  _globals['_MESH']._serialized_end=2130
+  _globals['_STATS']._serialized_start=2133
+  _globals['_STATS']._serialized_end=2337
+  _globals['_RESOURCETAP']._serialized_start=2339
+  _globals['_RESOURCETAP']._serialized_end=2427
 # @@protoc_insertion_point(module_scope)

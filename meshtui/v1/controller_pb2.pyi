@@ -120,8 +120,11 @@ class StatRequest(_message.Message):
     FROM_FIELD_NUMBER: _builtins.int
     TO_FIELD_NUMBER: _builtins.int
     WINDOW_S_FIELD_NUMBER: _builtins.int
+    END_MS_FIELD_NUMBER: _builtins.int
     window_s: _builtins.int
     """0: the default of one minute"""
+    end_ms: _builtins.int
+    """wall clock the window ends at; 0: now (within the history kept)"""
     @_builtins.property
     def selector(self) -> _common_pb2.ResourceSelector: ...
     @_builtins.property
@@ -132,10 +135,11 @@ class StatRequest(_message.Message):
         selector: _common_pb2.ResourceSelector | None = ...,
         to: _common_pb2.ResourceSelector | None = ...,
         window_s: _builtins.int = ...,
+        end_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "selector", b"selector", "to", b"to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "selector", b"selector", "to", b"to", "window_s", b"window_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_ms", b"end_ms", "from", b"from", "selector", b"selector", "to", b"to", "window_s", b"window_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -296,10 +300,13 @@ class HistoryRequest(_message.Message):
     SELECTOR_FIELD_NUMBER: _builtins.int
     WINDOW_S_FIELD_NUMBER: _builtins.int
     STEP_S_FIELD_NUMBER: _builtins.int
+    END_MS_FIELD_NUMBER: _builtins.int
     window_s: _builtins.int
     """how far back, up to 900"""
     step_s: _builtins.int
     """0: ten seconds"""
+    end_ms: _builtins.int
+    """wall clock the span ends at; 0: now (within the history kept)"""
     @_builtins.property
     def selector(self) -> _common_pb2.ResourceSelector: ...
     def __init__(
@@ -308,10 +315,11 @@ class HistoryRequest(_message.Message):
         selector: _common_pb2.ResourceSelector | None = ...,
         window_s: _builtins.int = ...,
         step_s: _builtins.int = ...,
+        end_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["selector", b"selector"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["selector", b"selector", "step_s", b"step_s", "window_s", b"window_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_ms", b"end_ms", "selector", b"selector", "step_s", b"step_s", "window_s", b"window_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

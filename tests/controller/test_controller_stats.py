@@ -218,3 +218,20 @@ async def test_a_bad_inventory_is_logged_once_and_the_old_one_kept(
     assert len(lines) == 1, lines
     assert "keeping the previous 5 pods" in lines[0]
     assert len(mesh.ctl.store.pods) == 5
+
+
+async def test_a_window_that_ended_earlier_holds_what_was_counted_then(mesh: Mesh) -> None:
+    before = time.time()
+    await asyncio.sleep(2.5)  # a few scrapes of nothing first
+    await record_traffic(mesh)
+    req = controller_pb2.StatRequest(selector=sel(DEPLOY, "emojivoto"), window_s=10)
+    now = rows(await mesh.stats.Summary(req))["emoji"].stats
+    req.end_ms = int(before * 1000)
+    then = rows(await mesh.stats.Summary(req))["emoji"].stats
+    assert (now.success_count, now.failure_count) == (90, 10)
+    assert (then.success_count, then.failure_count) == (0, 0)
+    req.end_ms = int((time.time() - 16 * 60) * 1000)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await mesh.stats.Summary(req)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "--prometheus" in (err.value.details() or "")
