@@ -280,9 +280,9 @@ def _vector(data: Any, url: str, kind: str = "vector") -> list[dict[str, Any]]:
 
 def _key(kind: str, group: list[str], labels: dict[str, str]) -> tuple[str, str, str]:
     """A row's identity from a series' labels: the last group label names it, the one
-    before it (if any) is its namespace."""
+    before it (if any) is its namespace; a namespace's row has none, as the controller's."""
     name = labels.get(group[-1], "")
-    namespace = labels.get(group[-2], "") if len(group) >= 2 else name
+    namespace = labels.get(group[-2], "") if len(group) >= 2 else ""
     return (kind, clean(namespace), clean(name))
 
 

@@ -55,8 +55,8 @@ def add_time_range(p: argparse.ArgumentParser, what: str) -> None:
                    "the window ending then")
 
 
-def time_range(args: argparse.Namespace, window_text: str | None
-               ) -> tuple[int, float | None]:
+def time_range(args: argparse.Namespace, window_text: str | None, *, flag: str = "-t",
+               default: str = "1m") -> tuple[int, float | None]:
     """(window seconds, end or None for now) from -t, --since and --until.
 
     A window up to 15 minutes for the controller; a Prometheus says itself
@@ -80,10 +80,10 @@ def time_range(args: argparse.Namespace, window_text: str | None
     try:
         since, until = args.since, args.until
         if since is not None and window_text is not None:
-            raise UsageError("give -t or --since, not both: --since sets the window")
+            raise UsageError(f"give {flag} or --since, not both: --since sets the window")
         now = time.time()
         span = parse_range(since, until, now, datetime.now().astimezone().tzinfo)  # type: ignore[arg-type]
-        window = parse_window(window_text or "1m", longest)
+        window = parse_window(window_text or default, longest)
         if span is None:
             return window, None
         start, end = span

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import add_source, open_source
+from meshtui.commands._common import add_source, add_time_range, open_source, time_range
 
 HELP = "full-screen dashboard: namespaces, deployments, pods, charts, tap and top"
 DESCRIPTION = """\
@@ -17,8 +17,14 @@ routes. ? lists every key; Ctrl+P finds any resource.
 With --web it serves the same dashboard to a browser (one app per tab),
 on 127.0.0.1 unless --host says otherwise.
 
+With --prometheus URL (or MESHTUI_PROMETHEUS) the figures and charts come
+from that Prometheus (Linkerd viz's queries), tap from the controller; --span
+and --since/--until set what the charts cover.
+
 examples:
   meshtui
+  meshtui dashboard --prometheus http://127.0.0.1:9090 --span 6h
+  meshtui dashboard --prometheus http://127.0.0.1:9090 --since 09:00 --until 12:00
   meshtui --server 10.0.0.5:8086 dashboard
   meshtui dashboard --web --port 8000"""
 
@@ -31,6 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address for --web to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--interval", type=float, default=1.0, help="refresh seconds (default 1)")
+    p.add_argument("--span", metavar="DURATION",
+                   help="what the charts cover: 15m (default) up to what the source keeps "
+                   "(1h, 6h over Prometheus); z steps through 15m, 1h and 6h")
+    add_time_range(p, "charts")
     add_source(p)
 
 
@@ -42,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from meshtui.errors import UsageError
 
     open_source(args)  # checks --server and --prometheus before anything starts
+    span, until = time_range(args, args.span, flag="--span", default="15m")
     if not 0.1 <= args.interval <= 60:
         raise UsageError("--interval must be between 0.1 and 60 seconds")
     if args.web and not 1 <= args.port <= 65535:
@@ -57,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
         return _serve_web(args, args.host, args.port, args.interval)
     from meshtui.client.queries import StatQuery
     from meshtui.tui.app import MeshApp, run_app
+    from meshtui.tui.chart_data import ChartRange
 
     return run_app(MeshApp(open_source(args), StatQuery("namespace"), dashboard=True,
-                           interval=args.interval))
+                           interval=args.interval, chart_range=ChartRange(span, until)))
 
 
 async def _preflight(args: argparse.Namespace) -> None:
@@ -93,6 +105,9 @@ def _serve_web(args: argparse.Namespace, host: str, port: int, interval: float) 
     from textual_serve.server import Server
 
     where = ["--prometheus", args.prometheus] if args.prometheus else []
+    for flag, value in (("--span", args.span), ("--since", args.since), ("--until", args.until)):
+        if value is not None:
+            where.append(f"{flag}={value}")
     command = " ".join(shlex.quote(a) for a in (
         sys.executable, "-m", "meshtui", "--server", args.server, "dashboard",
         "--interval", f"{interval:g}", *where))

@@ -11,6 +11,7 @@ from textual.binding import Binding
 
 from meshtui.client.queries import StatQuery, TapQuery
 from meshtui.client.source import Source
+from meshtui.tui.chart_data import ChartRange
 from meshtui.tui.stat_screen import StatScreen
 
 
@@ -27,7 +28,8 @@ class MeshApp(App[int]):
     def __init__(self, source: Source, query: StatQuery | TapQuery, *, interval: float = 1.0,
                  wide: bool = False, clock: Callable[[], float] = time.time,
                  buffer: int = 100_000, title: str = "", top: bool = False,
-                 dashboard: bool = False, limit: int | None = None) -> None:
+                 dashboard: bool = False, limit: int | None = None,
+                 chart_range: ChartRange | None = None) -> None:
         super().__init__()
         self.source = source
         self.start_query = query
@@ -39,6 +41,7 @@ class MeshApp(App[int]):
         self.top = top
         self.dashboard = dashboard  # open the dashboard's overview, not the query's view
         self.limit = limit  # tap's --limit
+        self.chart_range = chart_range or ChartRange()
 
     def on_mount(self) -> None:
         q = self.start_query
@@ -59,6 +62,14 @@ class MeshApp(App[int]):
         else:
             self.push_screen(StatScreen(self.source, q, interval=self.interval,
                                         wide=self.wide, clock=self.clock))
+
+    def action_zoom(self) -> None:
+        """The time charts over the next longer span the source holds (15m, 1h, 6h)."""
+        self.chart_range = self.chart_range.zoomed(self.source.history_s)
+        refresh = getattr(self.screen, "refresh_history", None)
+        if refresh is not None:
+            refresh()
+        self.notify(f"charts: {self.chart_range.describe()}", timeout=2)
 
     def action_toggle_help(self) -> None:
         from meshtui.tui.keys_panel import KeysPanel

@@ -18,6 +18,39 @@ from meshtui.model.units import format_latency_ms, format_window
 
 Point = tuple[float, float]  # (seconds relative to now, <= 0; value)
 
+#: The spans `z` steps through, as far as the source holds them.
+SPANS_S = (15 * 60, 3600, 6 * 3600)
+#: Points a chart is drawn from: about two a braille cell across a pane.
+CHART_POINTS = 90
+
+
+@dataclass(frozen=True)
+class ChartRange:
+    """What the time charts cover: ``span_s`` up to ``until`` (None: up to now)."""
+
+    span_s: int = SPANS_S[0]
+    until: float | None = None
+
+    @property
+    def step_s(self) -> int:
+        """Whole tens of seconds, so that a chart holds about CHART_POINTS points
+        (10 s over 15 minutes, 240 s over 6 hours)."""
+        return max(10, math.ceil(self.span_s / CHART_POINTS / 10) * 10)
+
+    def zoomed(self, held_s: int) -> ChartRange:
+        """The next longer span the source holds, back to the shortest after the longest."""
+        spans = [s for s in SPANS_S if s <= held_s] or [SPANS_S[0]]
+        longer = [s for s in spans if s > self.span_s]
+        return ChartRange(longer[0] if longer else spans[0], self.until)
+
+    def describe(self) -> str:
+        span = format_window(self.span_s)
+        if self.until is None:
+            return f"last {span}"
+        import time
+
+        return f"{span} to {time.strftime('%Y-%m-%d %H:%M', time.localtime(self.until))}"
+
 
 @dataclass(frozen=True)
 class Series:

@@ -29,10 +29,10 @@ from meshtui.model.stats import StatRow, by_name
 from meshtui.tui.cells import Cell
 from meshtui.tui.resource_views import (
     HISTORY_REFRESH_S,
-    HISTORY_SPAN_S,
-    HISTORY_STEP_S,
     VIEW_BINDINGS,
     Target,
+    chart_range,
+    history_query,
     make_view,
     show_history,
     time_charts,
@@ -162,11 +162,12 @@ class DashStatScreen(StatScreen):
 
 
 class OverviewScreen(DashStatScreen):
-    """Every namespace: meshed or not, live metrics, and the selected one's last
-    15 minutes as charts; the mesh's health on top."""
+    """Every namespace: meshed or not, live metrics, and the selected one's charts
+    (the last 15 minutes unless `z` or --span say otherwise); the mesh's health on top."""
 
     # The top of the dashboard: nothing to go back to, so the footer does not offer it.
-    BINDINGS = [Binding("escape", "back", "Back", show=False)]
+    BINDINGS = [Binding("escape", "back", "Back", show=False),
+                Binding("z", "app.zoom", "Span")]
 
     def __init__(self, source: Source, *, interval: float = 1.0, clock=time.time) -> None:  # type: ignore[no-untyped-def]
         super().__init__(source, StatQuery("namespace"), interval=interval,
@@ -195,9 +196,10 @@ class OverviewScreen(DashStatScreen):
             row = self.table.selected_row
             if row is not None and seen(self):
                 try:
+                    rng = chart_range(self)
                     hist = await self.source.history(
-                        StatQuery("namespace", row.name, row.name), HISTORY_SPAN_S,
-                        HISTORY_STEP_S)
+                        history_query(self, StatQuery("namespace", row.name, row.name)),
+                        rng.span_s, rng.step_s)
                 except (RuntimeFailure, UsageError, OSError):
                     hist = None
                 if hist is not None and self.table.selected_key == row.key:
@@ -209,6 +211,10 @@ class OverviewScreen(DashStatScreen):
                 await asyncio.sleep(0.15)  # a key held down: fetch for where it stops
             except TimeoutError:
                 pass
+
+    def refresh_history(self) -> None:
+        """Fetches the selected namespace's history again at once (the span changed)."""
+        self._wake.set()
 
     def apply(self, snap: StatSnapshot) -> None:
         first = self.snapshot is None

@@ -13,7 +13,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rich.text import Text
 from textual import work
@@ -28,13 +28,11 @@ from meshtui.client.queries import HistoryPoint, StatQuery, TapQuery
 from meshtui.client.source import Source
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.stats import StatRow
-from meshtui.tui.chart_data import Series, latency_bins, series_of
+from meshtui.tui.chart_data import ChartRange, Series, latency_bins, series_of
 from meshtui.tui.charts import COLORS, DistributionChart, TimeChart
 from meshtui.tui.tap_screen import TapScreen
 from meshtui.tui.top_screen import TopScreen
 
-HISTORY_SPAN_S = 900  # the controller keeps 15 minutes
-HISTORY_STEP_S = 10
 HISTORY_REFRESH_S = 5.0
 SHORT = {"namespace": "ns", "deployment": "deploy", "pod": "po"}
 VIEWS = ("charts", "tap", "top")
@@ -97,6 +95,16 @@ def _latency_tick(ms: float) -> str:
     return "0ms" if ms == 0 else units.format_latency_ms(ms)
 
 
+def chart_range(screen: Screen[None]) -> ChartRange:
+    """What the app's time charts cover (`z` changes it; --since/--until set it)."""
+    rng = getattr(screen.app, "chart_range", None)
+    return rng if isinstance(rng, ChartRange) else ChartRange()
+
+
+def history_query(screen: Screen[None], query: StatQuery) -> StatQuery:
+    return replace(query, until=chart_range(screen).until)
+
+
 # What each screen's time charts were last drawn from (see show_history).
 _DRAWN: weakref.WeakKeyDictionary[Screen[None], tuple[object, ...]] = weakref.WeakKeyDictionary()
 
@@ -111,13 +119,18 @@ def show_history(screen: Screen[None], points: list[HistoryPoint], now: float,
     points = [p for p in points if p.at <= now + 1.0] or points
     # Steps end every 10 s and the history is fetched every 5: a fetch that
     # brings no new step leaves the charts as they are drawn.
-    drawn = (who, len(points), points[-1] if points else None)
+    drawn = (who, len(points), points[-1] if points else None, chart_range(screen))
     if _DRAWN.get(screen) == drawn:
         return
     _DRAWN[screen] = drawn
-    if points:
+    rng = chart_range(screen)
+    if rng.until is not None:
+        now = rng.until
+    elif points:
         now = max(now, points[-1].at)
-    span = HISTORY_SPAN_S
+    span = rng.span_s
+    for chart in screen.query(TimeChart):
+        chart.span_s = span
     rps = Series("rps", series_of(points, "rps", now, span), COLORS["rps"])
     succ = Series("success", series_of(points, "success", now, span, scale=100),
                   COLORS["success"])
@@ -170,7 +183,8 @@ class ChartsScreen(_ViewNav, Screen[None]):
     latency distribution, for one resource."""
 
     view = "charts"
-    BINDINGS = [*VIEW_BINDINGS, Binding("escape", "back", "Back")]
+    BINDINGS = [*VIEW_BINDINGS, Binding("z", "app.zoom", "Span"),
+                Binding("escape", "back", "Back")]
 
     def __init__(self, source: Source, target: Target) -> None:
         super().__init__()
@@ -218,7 +232,9 @@ class ChartsScreen(_ViewNav, Screen[None]):
         query = self.target.stat_query()
         while True:
             try:
-                hist = await self.source.history(query, HISTORY_SPAN_S, HISTORY_STEP_S)
+                rng = chart_range(self)
+                hist = await self.source.history(history_query(self, query), rng.span_s,
+                                                 rng.step_s)
             except (RuntimeFailure, UsageError, OSError):
                 await asyncio.sleep(HISTORY_REFRESH_S)
                 continue
@@ -226,6 +242,10 @@ class ChartsScreen(_ViewNav, Screen[None]):
                    else self.target.namespace, self.target.name)
             self.show_history(hist.get(key, []))
             await asyncio.sleep(HISTORY_REFRESH_S)
+
+    def refresh_history(self) -> None:
+        """Fetches the history again at once (the charts' span changed)."""
+        self.history_loop()
 
     def show_now(self, row: StatRow | None) -> None:
         """The current window: the headline figures and the distribution."""
@@ -268,8 +288,8 @@ class ChartsScreen(_ViewNav, Screen[None]):
         age = ("never" if self.updated_at is None
                else f"{clock() - self.updated_at:.1f}s ago")
         parts = [f" {self.source.label}", self.target.label,
-                 f"history {units.format_window(HISTORY_SPAN_S)} in "
-                 f"{HISTORY_STEP_S}s steps: {len(self.history)} points",
+                 f"history {chart_range(self).describe()} in "
+                 f"{chart_range(self).step_s}s steps: {len(self.history)} points",
                  f"updated {age}", self.state]
         style = "" if self.state == "connected" else "bold yellow"
         self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style),

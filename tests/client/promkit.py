@@ -26,6 +26,9 @@ PROMETHEUS = shutil.which("prometheus")
 needs_prometheus = pytest.mark.skipif(
     PROMETHEUS is None, reason="Debian's prometheus is not installed (make tools installs it)")
 
+#: The stat window the tests ask for: the shared Prometheus holds a whole one first.
+WINDOW = 10
+
 BOUNDS = (1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000)
 
 

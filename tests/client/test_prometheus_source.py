@@ -9,49 +9,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from promkit import Exporter, Prometheus, Route, free_port, needs_prometheus
+from promkit import WINDOW, Prometheus, needs_prometheus
 
 from meshtui.client.prometheus_source import PrometheusSource
 from meshtui.client.queries import StatQuery
 
 pytestmark = [needs_prometheus, pytest.mark.slow]
 
-WINDOW = 10
-
-
-@pytest.fixture(scope="module")
-def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    """web (2 pods: 8+2 and 10 rps at 4 ms, web-1 also calling voting at 5 rps) and
-    voting (one pod answering at 5 rps in 30 ms, one whose proxy is gone)."""
-    exporters = [
-        Exporter([Route(8, 2, 4.0), Route(5, 0, 30.0, 1, {"dst_namespace": "emojivoto",
-                                                           "dst_deployment": "voting"})]),
-        Exporter([Route(10, 0, 4.0)]),
-        Exporter([Route(5, 0, 30.0)]),
-    ]
-    pods = [("web", "web-1"), ("web", "web-2"), ("voting", "voting-1")]
-    targets = {e.address: {"namespace": "emojivoto", "deployment": d, "pod": p}
-               for e, (d, p) in zip(exporters, pods, strict=True)}
-    targets[f"127.0.0.1:{free_port()}"] = {"namespace": "emojivoto", "deployment": "voting",
-                                           "pod": "voting-2"}
-    p = Prometheus(tmp_path_factory.mktemp("prom"), targets)
-    try:
-        # A whole window of scrapes (one a second), so that increase() over it is not
-        # extrapolated from a few.
-        def scraped_long_enough() -> bool:
-            got = p.query(f"min(count_over_time(up[1m])) >= {WINDOW + 3}")
-            return bool(got) and len(p.query("up")) == 4
-
-        p.wait(scraped_long_enough, 40, "a window of scrapes")
-        yield p
-    finally:
-        p.close()
-        for e in exporters:
-            e.close()
 
 
 def stats(prom: Prometheus, q: StatQuery):  # type: ignore[no-untyped-def]
@@ -99,7 +66,7 @@ def test_to_and_from_select_outbound_traffic_as_viz_does(prom: Prometheus) -> No
 
 def test_namespaces_and_a_deployments_pods(prom: Prometheus) -> None:
     ns = by_name(stats(prom, StatQuery("namespace", window_s=WINDOW)))
-    assert set(ns) == {"emojivoto"}
+    assert set(ns) == {"emojivoto"} and ns["emojivoto"].key == ("namespace", "", "emojivoto")
     assert ns["emojivoto"].rps == pytest.approx(25, rel=0.1)
     assert (ns["emojivoto"].meshed, ns["emojivoto"].total) == (3, 4)
     pods = by_name(stats(prom, StatQuery("pod", "emojivoto", window_s=WINDOW, owner="web")))

@@ -145,7 +145,7 @@ async def test_charts_fill_from_history_and_show_the_window_distribution() -> No
         assert "success 8" in now and "p99" in now
         assert "c charts" in text_of(app, "#crumbs")
         status = text_of(app, "#status")
-        assert "history 15m in 10s steps: 90 points" in status
+        assert "history last 15m in 10s steps: 90 points" in status
         # the drawing is kept while nothing changes
         builds = latency.builds
         await pilot.pause(0.3)

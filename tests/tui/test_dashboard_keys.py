@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from textual.command import CommandPalette
 from textual.screen import ModalScreen
-from textual.widgets import Input
+from textual.widgets import Input, Static
+from tuikit import until
 
 from meshtui.client.fake_source import FakeSource
 from meshtui.client.queries import StatQuery
@@ -24,9 +25,9 @@ APP_KEYS = {"q", "question_mark", "ctrl+p"}
 TABLE_KEYS = {"up", "down", "pageup", "pagedown", "home", "end", "enter"}
 VIEW_KEYS = {"c", "t", "o", "escape"}
 EXPECTED = {
-    "overview": APP_KEYS | TABLE_KEYS | VIEW_KEYS | {"s", "r"},
+    "overview": APP_KEYS | TABLE_KEYS | VIEW_KEYS | {"s", "r", "z"},
     "deployments": APP_KEYS | TABLE_KEYS | VIEW_KEYS | {"s", "r"},
-    "charts": APP_KEYS | VIEW_KEYS,
+    "charts": APP_KEYS | VIEW_KEYS | {"z"},
     "tap": APP_KEYS | VIEW_KEYS | {"space", "slash", "end", "home", "up", "down", "pageup",
                                    "pagedown", "enter"},
     "top": APP_KEYS | TABLE_KEYS | VIEW_KEYS | {"s", "r", "x"},
@@ -153,6 +154,8 @@ async def test_overview_and_deployments_keys() -> None:
         overview = app.screen
         assert isinstance(overview, OverviewScreen)
         await table_keys(pilot, overview.table)
+        await pilot.press("z")  # the controller keeps 15 minutes: nothing longer to show
+        assert app.chart_range.span_s == 900
         await press_help(pilot)
         await press_palette(pilot)
         overview.table.set_sort("NAME")
@@ -190,6 +193,11 @@ async def test_charts_keys() -> None:
         assert isinstance(charts, ChartsScreen)
         await pilot.press("c")  # already there: nothing changes
         assert app.screen is charts
+        app.source.history_s = 6 * 3600  # type: ignore[misc] # a source holding 6 hours
+        await pilot.press("z")
+        await until(lambda: len(charts.history) == 90
+                    and "history last 1h in 40s steps: 90 points"
+                    in str(charts.query_one("#status", Static).render()))
         await press_help(pilot)
         await press_palette(pilot)
         await pilot.press("t")

@@ -89,3 +89,13 @@ def test_runs_never_start_with_a_blank_before_text() -> None:
             assert text.isspace() or not text[0].isspace()
             if text.isspace():
                 assert style == ""
+
+
+def test_chart_range_steps_fit_the_chart_and_zoom_within_what_is_held() -> None:
+    from meshtui.tui.chart_data import ChartRange
+
+    assert [ChartRange(s).step_s for s in (900, 3600, 6 * 3600)] == [10, 40, 240]
+    assert ChartRange(900).zoomed(900) == ChartRange(900)  # the controller: 15 minutes
+    assert ChartRange(900).zoomed(6 * 3600) == ChartRange(3600)
+    assert ChartRange(3600, 1e9).zoomed(6 * 3600) == ChartRange(6 * 3600, 1e9)
+    assert ChartRange(6 * 3600).zoomed(6 * 3600) == ChartRange(900)
