@@ -16,6 +16,9 @@ MESHTUI = [sys.executable, "-m", "meshtui"]
 #: Seconds from the demo's start until web, emoji and voting all had a rate
 #: (inf if that did not happen within 60 s).
 STARTUP: dict[str, float] = {}
+#: The shared demo's Prometheus (on a port of its own, so that demos of other
+#: test runs on this machine do not take it): ``url``.
+PROMETHEUS: dict[str, str] = {}
 
 
 def _first_stats(server: str, started: float) -> float:
@@ -77,7 +80,10 @@ def _alive(pid: int) -> bool:
 def demo():
     port = _free_port()
     server = f"127.0.0.1:{port}"
-    proc = subprocess.Popen([*MESHTUI, "--server", server, "demo", "--headless"],
+    prometheus = f"127.0.0.1:{_free_port()}"
+    PROMETHEUS["url"] = f"http://{prometheus}"
+    proc = subprocess.Popen([*MESHTUI, "--server", server, "demo", "--headless",
+                             "--prometheus-listen", prometheus],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started = time.monotonic()
     line = ""

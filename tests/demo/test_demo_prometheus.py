@@ -1,0 +1,153 @@
+"""The demo's Prometheus: a real server scraping the real proxies through its own proxy.
+
+Its scrape interval is Linkerd viz's 10 s, so the first figures take up to two
+scrapes: every wait here is for what the check needs, within a bound.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from demokit import PROMETHEUS, _free_port
+
+from meshtui.demo import prometheus as prom
+from meshtui.model.inventory import Address, Inventory, Pod
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    prom.find_binary() is None,
+    reason=f"needs the prometheus program ({prom.HOW_TO_GET})")]
+
+T = TypeVar("T")
+# Calls to Prometheus go straight to it, whatever proxy the test run is given.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def api(url: str, path: str, **params: str) -> Any:
+    """The ``data`` of a Prometheus API answer."""
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    with _OPENER.open(f"{url}{path}{query}", timeout=5) as r:
+        doc = json.load(r)
+    assert doc["status"] == "success", doc
+    return doc["data"]
+
+
+def until(get: Callable[[], T], ok: Callable[[T], bool], timeout: float) -> T:
+    """Polls ``get`` until ``ok`` holds of its value; fails with the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = get()
+        except OSError as e:  # not answering yet
+            value = e  # type: ignore[assignment]
+        else:
+            if ok(value):
+                return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout}s; last: {value}")
+        time.sleep(0.5)
+
+
+def by_label(url: str, query: str, label: str) -> dict[str, float]:
+    return {r["metric"].get(label, ""): float(r["value"][1])
+            for r in api(url, "/api/v1/query", query=query)["result"]}
+
+
+def _meshed(state: Path) -> dict[str, dict[str, str]]:
+    pods = json.loads((state / "inventory.json").read_text())["pods"]
+    return {p["name"]: p for p in pods if "admin" in p}
+
+
+def test_every_meshed_pods_proxy_is_a_target_with_linkerds_labels(demo) -> None:
+    _server, _proc, _started, state = demo
+    url, want = PROMETHEUS["url"], _meshed(state)
+    assert any(p["deployment"] == "prometheus" and p["namespace"] == "meshtui"
+               for p in want.values())
+
+    def targets() -> dict[str, Any]:
+        return {t["labels"].get("pod"): t
+                for t in api(url, "/api/v1/targets", state="active")["activeTargets"]}
+
+    got = until(targets, lambda t: all(t.get(n, {}).get("health") == "up" for n in want), 30)
+    assert set(got) == set(want)  # the pod without a proxy is no target
+    for name, pod in want.items():
+        t = got[name]
+        assert t["scrapeUrl"] == f"http://{pod['admin']}/metrics"
+        assert {k: t["labels"][k] for k in ("namespace", "deployment", "pod", "job",
+                                            "control_plane_ns")} == {
+            "namespace": pod["namespace"], "deployment": pod["deployment"], "pod": name,
+            "job": "linkerd-proxy", "control_plane_ns": "meshtui"}
+
+
+def test_linkerds_queries_answer_per_deployment(demo) -> None:
+    url = PROMETHEUS["url"]
+    query = ('sum(increase(response_total{direction="inbound",namespace="emojivoto"}[1m])) '
+             'by (deployment)')
+    # vote-bot only sends: no inbound responses.
+    rows = until(lambda: by_label(url, query, "deployment"),
+                 lambda r: set(r) == {"web", "emoji", "voting"}, 40)
+    assert all(v > 0 for v in rows.values()), rows
+    # Series carry the target's namespace, deployment and pod once, not the
+    # proxy's own copies as well.
+    series = api(url, "/api/v1/series", **{"match[]": 'request_total{namespace="emojivoto"}'})
+    assert series and not any(k.startswith("exported_") for s in series for k in s)
+
+
+def test_prometheus_scrapes_go_out_through_its_own_proxy(demo) -> None:
+    _server, _proc, _started, state = demo
+    url = PROMETHEUS["url"]
+    scraped = {p["deployment"] for p in _meshed(state).values()}
+    query = ('sum(increase(request_total{namespace="meshtui",deployment="prometheus",'
+             'direction="outbound"}[1m])) by (dst_deployment)')
+    # Counted by the Prometheus pod's proxy, towards every pod it scrapes, and
+    # growing from one scrape to the next.
+    rows = until(lambda: by_label(url, query, "dst_deployment"),
+                 lambda r: set(r) == scraped and all(v > 0 for v in r.values()), 40)
+    assert set(rows) == scraped
+    paths = by_label(url, 'sum(response_total{namespace="meshtui",deployment="prometheus",'
+                          'direction="outbound"}) by (classification)', "classification")
+    assert set(paths) == {"success"}, paths
+
+
+def _inventory(*pods: tuple[str, int]) -> Inventory:
+    return Inventory(tuple(
+        Pod(name=name, namespace="emojivoto", deployment=name.split("-")[0],
+            address=Address("127.0.0.1", port), proxy=Address("127.0.0.1", port),
+            admin=Address("127.0.0.1", port)) for name, port in pods))
+
+
+def test_targets_follow_the_inventory_as_pods_come_and_go(tmp_path: Path) -> None:
+    """A server of its own (no proxy in front): the targets file, rewritten by
+    the demo's sync when the inventory file changes, is what Prometheus scrapes."""
+    inv_path = tmp_path / "inventory.json"
+    # Ports nobody listens on: targets are listed whether or not they answer.
+    first = _inventory(("web-a", _free_port()), ("emoji-a", _free_port()))
+    inv_path.write_text(json.dumps(first.to_data()))
+    listen = f"127.0.0.1:{_free_port()}"
+    url = f"http://{listen}"
+    argv = prom.prepare(tmp_path, first, prom.find_binary() or "", listen, None)
+    sync = prom.TargetsSync(inv_path, prom.targets_path(tmp_path))
+    assert not sync.check()  # nothing changed since the first targets were written
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def pods() -> set[str]:
+            return {t["labels"]["pod"]
+                    for t in api(url, "/api/v1/targets", state="active")["activeTargets"]}
+
+        until(pods, lambda p: p == {"web-a", "emoji-a"}, 30)
+        second = _inventory(("web-a", _free_port()), ("voting-b", _free_port()))
+        inv_path.write_text(json.dumps(second.to_data()))
+        assert sync.check()
+        until(pods, lambda p: p == {"web-a", "voting-b"}, 30)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert not list(prom.targets_path(tmp_path).parent.glob(".*.tmp"))
+
