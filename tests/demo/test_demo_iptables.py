@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from demokit import MESHTUI, _free_port, by_label, until
+from demokit import MESHTUI, _free_port
 
 from meshtui.demo import prometheus as prom
 from meshtui.demo.netns import can_make_namespaces
@@ -55,12 +55,16 @@ def test_iptables_demo_intercepts_transparently_and_cleans_up() -> None:
         assert {e["source"]["metadata"].get("deployment") for e in events} == {"web"}
         if prom.find_binary() is not None:
             # Prometheus is given no proxy here: iptables hands its scrapes of the
-            # other pods to its own proxy, which counts them as outbound traffic.
-            query = ('sum(request_total{namespace="meshtui",deployment="prometheus",'
-                     'direction="outbound"}) by (dst_deployment)')
-            others = {"web", "emoji", "voting", "vote-bot", "kube-dns", "controller"}
-            until(lambda: by_label(f"http://{prometheus}", query, "dst_deployment"),
-                  lambda r: others <= set(r), 40)
+            # other pods to its own proxy, which shows them in tap as outbound.
+            scrapes = subprocess.run([*MESHTUI, "--server", server, "tap", "deploy/prometheus",
+                                      "-n", "meshtui", "--to", "ns/emojivoto", "-o", "json",
+                                      "--limit", "2"], capture_output=True, text=True, timeout=30)
+            starts = [e for e in map(json.loads, scrapes.stdout.splitlines())
+                      if "requestInitEvent" in e]
+            assert starts, scrapes.stderr
+            assert all(e["proxyDirection"] == "OUTBOUND"
+                       and e["requestInitEvent"]["path"] == "/metrics"
+                       and e["destination"]["ip"].startswith("10.77.") for e in starts), starts
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
