@@ -32,10 +32,12 @@ NAMESPACE = "meshtui"
 DEPLOYMENT = "prometheus"
 #: Linkerd viz's job for the proxies' targets.
 JOB = "linkerd-proxy"
-#: Linkerd viz's scrape interval. Kept although the controller scrapes every
-#: second: viz's queries (1m windows, irate over them) and its figures assume
-#: 10 s samples, and the demo's first Prometheus figures still come within
-#: about 20 s of its start (two scrapes), which is as soon as anyone asks.
+#: Linkerd viz's scrape interval, kept although the controller scrapes every
+#: second: viz's latency query takes irate() over its window, that is the last
+#: two samples, so its p99 means over 10 s here what it means in viz. The price
+#: is a wait at start: Prometheus hands new targets to its scrapers every 5 s,
+#: and increase() needs two scrapes, so per-deployment figures come 22-25 s
+#: after the demo starts (measured), once per demo.
 SCRAPE_INTERVAL = "10s"
 #: What Linkerd viz keeps.
 RETENTION = "6h"
