@@ -60,8 +60,9 @@ def _prometheus(listen: Address | None, log: Callable[[str], None]
 class _Tender:
     """What keeps the running mesh as planned: restarts, and Prometheus's targets."""
 
-    def __init__(self, plan: Plan, sup: Supervisor) -> None:
+    def __init__(self, plan: Plan, sup: Supervisor, log: Callable[[str], None] = _say) -> None:
         self.sup = sup
+        self.log = log
         self.targets = (prom.TargetsSync(plan.state_dir / "inventory.json",
                                          prom.targets_path(plan.state_dir))
                         if plan.prometheus is not None else None)
@@ -69,7 +70,10 @@ class _Tender:
     def tend(self) -> None:
         self.sup.tend()
         if self.targets is not None:
-            self.targets.check()
+            try:
+                self.targets.check()
+            except OSError as e:  # the mesh goes on; Prometheus keeps the targets it has
+                self.log(f"Prometheus's targets not rewritten: {e}")
 
 
 @contextmanager
