@@ -7,25 +7,30 @@ scrapes: every wait here is for what the check needs, within a bound.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from demokit import PROMETHEUS, _free_port, api, by_label, until
+from demokit import MESHTUI, PROMETHEUS, _free_port, api, by_label, until
 
 from meshtui.demo import prometheus as prom
 from meshtui.model.inventory import Address, Inventory, Pod
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    prom.find_binary() is None,
-    reason=f"needs the prometheus program ({prom.HOW_TO_GET})")]
+pytestmark = pytest.mark.slow
+needs_prometheus = pytest.mark.skipif(prom.find_binary() is None,
+                                      reason=f"needs the prometheus program ({prom.HOW_TO_GET})")
+
 
 def _meshed(state: Path) -> dict[str, dict[str, str]]:
     pods = json.loads((state / "inventory.json").read_text())["pods"]
     return {p["name"]: p for p in pods if "admin" in p}
 
 
+@needs_prometheus
 def test_every_meshed_pods_proxy_is_a_target_with_linkerds_labels(demo) -> None:
     _server, _proc, _started, state = demo
     url, want = PROMETHEUS["url"], _meshed(state)
@@ -47,6 +52,7 @@ def test_every_meshed_pods_proxy_is_a_target_with_linkerds_labels(demo) -> None:
             "job": "linkerd-proxy", "control_plane_ns": "meshtui"}
 
 
+@needs_prometheus
 def test_linkerds_queries_answer_per_deployment(demo) -> None:
     url = PROMETHEUS["url"]
     query = ('sum(increase(response_total{direction="inbound",namespace="emojivoto"}[1m])) '
@@ -61,6 +67,7 @@ def test_linkerds_queries_answer_per_deployment(demo) -> None:
     assert series and not any(k.startswith("exported_") for s in series for k in s)
 
 
+@needs_prometheus
 def test_prometheus_scrapes_go_out_through_its_own_proxy(demo) -> None:
     _server, _proc, _started, state = demo
     url = PROMETHEUS["url"]
@@ -84,6 +91,7 @@ def _inventory(*pods: tuple[str, int]) -> Inventory:
             admin=Address("127.0.0.1", port)) for name, port in pods))
 
 
+@needs_prometheus
 def test_targets_follow_the_inventory_as_pods_come_and_go(tmp_path: Path) -> None:
     """A server of its own (no proxy in front): the targets file, rewritten by
     the demo's sync when the inventory file changes, is what Prometheus scrapes."""
@@ -112,3 +120,26 @@ def test_targets_follow_the_inventory_as_pods_come_and_go(tmp_path: Path) -> Non
         server.wait(timeout=10)
     assert not list(prom.targets_path(tmp_path).parent.glob(".*.tmp"))
 
+
+
+def test_without_the_program_the_mesh_runs_and_says_how_to_get_it() -> None:
+    # A PATH with Python alone: no prometheus on it, whether or not this machine has one.
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    server = f"127.0.0.1:{_free_port()}"
+    proc = subprocess.Popen([*MESHTUI, "--server", server, "demo", "--headless"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        while not lines or "controller at" not in lines[-1]:
+            line = proc.stderr.readline()  # type: ignore[union-attr]
+            assert line, f"demo exited: {lines}"
+            lines.append(line)
+        state = Path(lines[-1].split("logs in ", 1)[1].split(";", 1)[0])
+        pods = json.loads((state / "inventory.json").read_text())["pods"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    told = [ln for ln in lines if "prometheus" in ln.lower()]
+    assert len(told) == 1 and "apt-get install prometheus" in told[0], lines
+    assert "prometheus" not in {p["deployment"] for p in pods}
+    assert proc.returncode == 0
