@@ -16,6 +16,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="explicit proxying (default) or iptables in network namespaces (root)",
     )
     p.add_argument("--scale", type=int, default=1, help="replicas of each emojivoto deployment")
+    from meshtui.demo.prometheus import DEFAULT_LISTEN
+
+    p.add_argument("--prometheus-listen", metavar="HOST:PORT", default=str(DEFAULT_LISTEN),
+                   help="where the demo's Prometheus serves (default %(default)s); "
+                   "`none` runs no Prometheus")
+    p.add_argument("--source", choices=("controller", "prometheus"), default="controller",
+                   help="what the dashboard reads its figures from: the controller (default, "
+                   "the last 15 minutes) or the demo's Prometheus (6 hours)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,6 +33,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         server = parse_address(args.server, what="--server")
+        prometheus = (None if args.prometheus_listen == "none"
+                      else parse_address(args.prometheus_listen, what="--prometheus-listen"))
     except InventoryError as e:
         raise UsageError(str(e)) from None
-    return run_demo(server, headless=args.headless, intercept=args.intercept, scale=args.scale)
+    if args.source == "prometheus" and prometheus is None:
+        raise UsageError("--source prometheus needs the demo's Prometheus "
+                         "(--prometheus-listen is none)")
+    return run_demo(server, headless=args.headless, intercept=args.intercept, scale=args.scale,
+                    prometheus=prometheus, source=args.source)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from meshtui.demo import prometheus as prom
 from meshtui.demo.netns import PodNetwork
 from meshtui.demo.topology import EMOJIVOTO, Plan, ProcessSpec, pod_name
 from meshtui.errors import RuntimeFailure
@@ -27,7 +28,7 @@ MARK = "0x4d54"  # "MT": the proxies' own connections, passed by proxy-init's ru
 INBOUND, OUTBOUND, TAP, ADMIN = 4143, 4140, 4190, 4191
 # The port each app listens on in its own namespace: its Service's port.
 APP_PORTS = {"web": 80, "emoji": 8080, "voting": 8080, "vote-bot": 8080, "kube-dns": 53,
-             "controller": 8086, "legacy-app": 80}
+             "controller": 8086, "legacy-app": 80, "prometheus": 9090}
 SERVICES = {"web-svc": "web", "emoji-svc": "emoji", "voting-svc": "voting"}
 
 
@@ -36,9 +37,13 @@ def _py(*args: str) -> list[str]:
 
 
 def plan_iptables(net: PodNetwork, server: Address, state_dir: Path, scale: int = 1,
-                  rps: float = 20.0, seed: int | None = None) -> Plan:
+                  rps: float = 20.0, seed: int | None = None,
+                  prometheus: prom.PrometheusSpec | None = None) -> Plan:
     """Creates a namespace per pod, installs proxy-init's rules in each meshed one,
-    and returns the processes to start (each inside its pod's namespace)."""
+    and returns the processes to start (each inside its pod's namespace).
+
+    With ``prometheus``, a Prometheus pod too, port-forwarded to ``prometheus.listen``.
+    """
     rng = random.Random(seed)
     inventory_path = state_dir / "inventory.json"
     report = state_dir / "vote-bot.json"
@@ -87,12 +92,20 @@ def plan_iptables(net: PodNetwork, server: Address, state_dir: Path, scale: int 
                             "MESHTUI_DEMO_EXTRA_URLS": "http://kube-dns.kube-system:53/health"})
             add("emojivoto", deploy, deploy, env)
     ctl = add("meshtui", "controller", "controller", {})
+    prom_pod = prom_app = None
+    if prometheus is not None:
+        prom_pod = add(prom.NAMESPACE, prom.DEPLOYMENT, "prometheus", {})
+        prom_app = procs[-1]
     legacy = add("default", "legacy-app", "idle", {}, meshed=False)
     assert ctl.address is not None and legacy.address is not None
     procs[-1].ready_tcp = legacy.address
     # Clients on the host reach the controller's pod at the usual address.
     procs.append(ProcessSpec("port-forward", "app", _py(
         "-m", "meshtui.demo.forward", str(server), str(ctl.address)), ready_tcp=server))
+    if prometheus is not None and prom_pod is not None:
+        procs.append(ProcessSpec("port-forward-prometheus", "app", _py(
+            "-m", "meshtui.demo.forward", str(prometheus.listen), str(prom_pod.address)),
+            ready_tcp=prometheus.listen))
 
     def endpoints(deploy: str) -> tuple[Address, ...]:
         return tuple(p.address for p in pods if p.deployment == deploy and p.address)
@@ -108,7 +121,16 @@ def plan_iptables(net: PodNetwork, server: Address, state_dir: Path, scale: int 
             proc.env["MESHTUI_DEMO_DNS_RECORDS"] = json.dumps(records)
     inventory = Inventory(tuple(pods), tuple(services))
     inventory_path.write_text(json.dumps(inventory.to_data(), indent=2))
-    return Plan(inventory, procs, server, report)
+    if prometheus is not None and prom_pod is not None and prom_app is not None:
+        # The same way into the pod's namespace, then the server. iptables hands
+        # its scrapes to its proxy: no proxy_url.
+        enter = prom_app.argv[:prom_app.argv.index(sys.executable)]
+        prom_app.argv = [*enter, *prom.prepare(
+            state_dir, inventory, prometheus.binary, f"0.0.0.0:{APP_PORTS['prometheus']}",
+            None)]
+        prom_app.ready_http, prom_app.ready_path = prom_pod.address, "/-/ready"
+    return Plan(inventory, procs, server, report,
+                prometheus.listen if prometheus is not None else None)
 
 
 def _proxy_init(netns: str) -> None:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from meshtui.demo import prometheus as prom
 from meshtui.demo.supervisor import Supervisor, port_in_use
 from meshtui.demo.topology import Plan, plan_explicit
 from meshtui.errors import RuntimeFailure, UsageError
@@ -36,12 +37,53 @@ def _raise_stop(_sig: int, _frame: FrameType | None) -> None:
     raise _Stop
 
 
+def _prometheus(listen: Address | None, log: Callable[[str], None]
+                ) -> prom.PrometheusSpec | None:
+    """What to run Prometheus with, or None, said in one line, when it cannot run.
+
+    A missing program or a busy port leaves the mesh without Prometheus rather
+    than without a mesh: everything else works from the controller.
+    """
+    if listen is None:
+        return None
+    binary = prom.find_binary()
+    if binary is None:
+        log(f"no Prometheus: the `prometheus` program is not installed ({prom.HOW_TO_GET})")
+        return None
+    if port_in_use(listen):
+        log(f"no Prometheus: {listen} is already in use (another demo running?); "
+            "choose another address with `meshtui demo --prometheus-listen HOST:PORT`")
+        return None
+    return prom.PrometheusSpec(binary, listen)
+
+
+class _Tender:
+    """What keeps the running mesh as planned: restarts, and Prometheus's targets."""
+
+    def __init__(self, plan: Plan, sup: Supervisor, log: Callable[[str], None] = _say) -> None:
+        self.sup = sup
+        self.log = log
+        self.targets = (prom.TargetsSync(plan.state_dir / "inventory.json",
+                                         prom.targets_path(plan.state_dir))
+                        if plan.prometheus is not None else None)
+
+    def tend(self) -> None:
+        self.sup.tend()
+        if self.targets is not None:
+            try:
+                self.targets.check()
+            except OSError as e:  # the mesh goes on; Prometheus keeps the targets it has
+                self.log(f"Prometheus's targets not rewritten: {e}")
+
+
 @contextmanager
 def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
-                 rps: float = 20.0, log: Callable[[str], None] = _say
+                 rps: float = 20.0, log: Callable[[str], None] = _say,
+                 prometheus: Address | None = prom.DEFAULT_LISTEN
                  ) -> Iterator[tuple[Plan, Supervisor]]:
     """Starts the whole demo mesh and yields once every pod is ready.
 
+    ``prometheus`` is where the demo's Prometheus serves (None: run none).
     Leaving the block (normally, by an exception, or by SIGTERM turned into
     one) stops every process it started.
     """
@@ -61,6 +103,7 @@ def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
         if why:
             raise RuntimeFailure(f"demo: --intercept iptables {why}")
         net = PodNetwork()
+    prom_spec = _prometheus(prometheus, log)
     state = Path(tempfile.mkdtemp(prefix="meshtui-demo-"))
     sup = Supervisor(state, log=log)
     ok = False
@@ -69,9 +112,10 @@ def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
             from meshtui.demo.netmesh import plan_iptables
 
             net.setup()
-            plan = plan_iptables(net, server, state, scale=scale, rps=rps)
+            plan = plan_iptables(net, server, state, scale=scale, rps=rps,
+                                 prometheus=prom_spec)
         else:
-            plan = plan_explicit(server, state, scale=scale, rps=rps)
+            plan = plan_explicit(server, state, scale=scale, rps=rps, prometheus=prom_spec)
         for spec in plan.processes:
             sup.start(spec)
         sup.wait_ready(READY_TIMEOUT_S)
@@ -87,7 +131,7 @@ def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
             log(f"logs of the failed start are in {state}")
 
 
-def _live_table(server: Address, sup: Supervisor) -> int:
+def _live_table(server: Address, tender: _Tender, prometheus_url: str | None) -> int:
     """The dashboard over the demo, from the namespaces down; quitting stops the mesh.
 
     The supervisor keeps tending the mesh from a thread while the app owns the
@@ -105,33 +149,45 @@ def _live_table(server: Address, sup: Supervisor) -> int:
 
     def tend() -> None:
         while not done.wait(0.5):
-            sup.tend()
+            tender.tend()
 
     keeper = threading.Thread(target=tend, name="demo-tend", daemon=True)
     keeper.start()
     try:
-        return run_app(MeshApp(open_source(str(server)), StatQuery("namespace"),
+        return run_app(MeshApp(open_source(str(server), prometheus_url), StatQuery("namespace"),
                                dashboard=True))
     finally:
         done.set()
         keeper.join()
 
 
-def run_demo(server: Address, *, headless: bool, intercept: str = "proxy", scale: int = 1
+def run_demo(server: Address, *, headless: bool, intercept: str = "proxy", scale: int = 1,
+             prometheus: Address | None = prom.DEFAULT_LISTEN, source: str = "controller"
              ) -> int:
+    """Runs the demo mesh until stopped; without ``headless``, with the dashboard on it,
+    reading its figures from the controller or (``source="prometheus"``) the demo's
+    Prometheus."""
     old_term = signal.signal(signal.SIGTERM, _raise_stop)
     old_int = signal.signal(signal.SIGINT, _raise_stop) if headless else None
     try:
-        with running_mesh(server, intercept=intercept, scale=scale) as (plan, sup):
+        with running_mesh(server, intercept=intercept, scale=scale,
+                          prometheus=prometheus) as (plan, sup):
+            tender = _Tender(plan, sup)
             namespaces = plan.inventory.namespaces()
+            if (url := plan.prometheus_url) is not None:
+                _say(f"Prometheus at {url} (scrapes every proxy each {prom.SCRAPE_INTERVAL}, "
+                     f"keeps {prom.RETENTION}; web UI and API there, e.g. {url}/graph)")
             _say(f"{len(plan.inventory.pods)} pods in {len(namespaces)} namespaces "
                  f"({', '.join(namespaces)}); logs in {plan.report_path.parent}; "
                  f"controller at {server}")
             if not headless:
-                return _live_table(server, sup)
+                url = plan.prometheus_url if source == "prometheus" else None
+                if source == "prometheus" and url is None:
+                    _say("no Prometheus running: the dashboard reads the controller instead")
+                return _live_table(server, tender, url)
             _say(f"try: meshtui --server {server} stat deploy -n emojivoto   (Ctrl-C stops)")
             while True:
-                sup.tend()
+                tender.tend()
                 time.sleep(0.2)
     except (KeyboardInterrupt, _Stop):
         _say("stopped")

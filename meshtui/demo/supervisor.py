@@ -129,7 +129,8 @@ def _is_ready(spec: ProcessSpec) -> bool:
         return False
     if spec.ready_http:
         try:
-            with urllib.request.urlopen(f"http://{spec.ready_http}/ready", timeout=0.5) as r:
+            with urllib.request.urlopen(f"http://{spec.ready_http}{spec.ready_path}",
+                                        timeout=0.5) as r:
                 return bool(r.status == 200)
         except OSError:
             return False

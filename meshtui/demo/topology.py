@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meshtui.demo import prometheus as prom
 from meshtui.model.inventory import Address, Inventory, Pod, Service
 
 EMOJIVOTO = ("web", "emoji", "voting", "vote-bot")
@@ -33,7 +34,8 @@ class ProcessSpec:
     role: str  # "app" or "proxy"
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
-    ready_http: Address | None = None  # GET /ready here answers 200 once it is up
+    ready_http: Address | None = None  # GET ready_path here answers 200 once it is up
+    ready_path: str = "/ready"
     ready_tcp: Address | None = None  # or: this port accepts connections
 
     @property
@@ -47,6 +49,16 @@ class Plan:
     processes: list[ProcessSpec]
     server: Address  # where clients reach the controller
     report_path: Path  # vote-bot's account of what it sent
+    prometheus: Address | None = None  # where clients reach the demo's Prometheus, if it runs
+
+    @property
+    def state_dir(self) -> Path:
+        return self.report_path.parent
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """The demo's Prometheus as a query client names it, if it runs."""
+        return f"http://{self.prometheus}" if self.prometheus is not None else None
 
 
 class PortAllocator:
@@ -91,8 +103,13 @@ def _app(name: str) -> list[str]:
 
 
 def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float = 20.0,
-                  seed: int | None = None) -> Plan:
-    """The demo with explicit interception, every process on 127.0.0.1."""
+                  seed: int | None = None, prometheus: prom.PrometheusSpec | None = None
+                  ) -> Plan:
+    """The demo with explicit interception, every process on 127.0.0.1.
+
+    With ``prometheus``, a Prometheus pod too, its proxy's inbound port at
+    ``prometheus.listen`` as the controller's is at ``server``.
+    """
     rng = random.Random(seed)
     ports = PortAllocator()
     inventory_path = state_dir / "inventory.json"
@@ -143,6 +160,13 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
                               "--inventory", str(inventory_path))
     procs[-1].ready_tcp = ctl.address
 
+    prom_pod = None
+    if prometheus is not None:
+        prom_pod = meshed_pod(prom.NAMESPACE, prom.DEPLOYMENT, [prometheus.binary], {},
+                              inbound=prometheus.listen)
+        assert prom_pod.address is not None
+        prom_app = procs[-1]
+
     # One pod with no proxy, so the overview has something not meshed.
     legacy = Pod(name=pod_name("legacy-app", rng), namespace="default",
                  deployment="legacy-app", address=ports.take(pod_ip(len(pods))))
@@ -167,7 +191,14 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
         if proc.argv[-1] == "kube-dns":
             proc.env["MESHTUI_DEMO_DNS_RECORDS"] = json.dumps(dns_records)
     inventory_path.write_text(json.dumps(inventory.to_data(), indent=2))
-    return Plan(inventory, procs, server, report)
+    if prom_pod is not None and prometheus is not None:
+        # Prometheus reads no HTTP_PROXY: its scrape configuration names the
+        # same outbound port the other apps are given.
+        prom_app.argv = prom.prepare(state_dir, inventory, prometheus.binary,
+                                     str(prom_pod.address), prom_app.env["HTTP_PROXY"])
+        prom_app.ready_http, prom_app.ready_path = prom_pod.address, "/-/ready"
+    return Plan(inventory, procs, server, report,
+                prometheus.listen if prometheus is not None else None)
 
 
 def reports(plan: Plan) -> Iterator[Path]:

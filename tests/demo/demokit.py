@@ -1,14 +1,19 @@
-"""The real demo mesh, started once for every test in this folder."""
+"""The real demo mesh, started once for every test in this folder; asking its Prometheus."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -16,6 +21,9 @@ MESHTUI = [sys.executable, "-m", "meshtui"]
 #: Seconds from the demo's start until web, emoji and voting all had a rate
 #: (inf if that did not happen within 60 s).
 STARTUP: dict[str, float] = {}
+#: The shared demo's Prometheus (on a port of its own, so that demos of other
+#: test runs on this machine do not take it): ``url``.
+PROMETHEUS: dict[str, str] = {}
 
 
 def _first_stats(server: str, started: float) -> float:
@@ -77,7 +85,10 @@ def _alive(pid: int) -> bool:
 def demo():
     port = _free_port()
     server = f"127.0.0.1:{port}"
-    proc = subprocess.Popen([*MESHTUI, "--server", server, "demo", "--headless"],
+    prometheus = f"127.0.0.1:{_free_port()}"
+    PROMETHEUS["url"] = f"http://{prometheus}"
+    proc = subprocess.Popen([*MESHTUI, "--server", server, "demo", "--headless",
+                             "--prometheus-listen", prometheus],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started = time.monotonic()
     line = ""
@@ -99,3 +110,37 @@ def demo():
     assert not left, f"processes left behind: {left}"
 
 
+T = TypeVar("T")
+# Calls to Prometheus go straight to it, whatever proxy the test run is given.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def api(url: str, path: str, **params: str) -> Any:
+    """The ``data`` of a Prometheus API answer."""
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    with _OPENER.open(f"{url}{path}{query}", timeout=5) as r:
+        doc = json.load(r)
+    assert doc["status"] == "success", doc
+    return doc["data"]
+
+
+def until(get: Callable[[], T], ok: Callable[[T], bool], timeout: float) -> T:
+    """Polls ``get`` until ``ok`` holds of its value; fails with the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = get()
+        except OSError as e:  # not answering yet
+            value = e  # type: ignore[assignment]
+        else:
+            if ok(value):
+                return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout}s; last: {value}")
+        time.sleep(0.5)
+
+
+def by_label(url: str, query: str, label: str) -> dict[str, float]:
+    """An instant query's answer, one value per value of ``label``."""
+    return {r["metric"].get(label, ""): float(r["value"][1])
+            for r in api(url, "/api/v1/query", query=query)["result"]}

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from demokit import MESHTUI, _alive, _descendants, _free_port
@@ -15,6 +16,13 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (Debian package tmux)"),
 ]
+
+
+def _argv0(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        return ""
 
 
 def _success(screen: str) -> float:
@@ -40,7 +48,7 @@ def test_keyboard_reaches_voting_charts_and_tap_with_failures(demo) -> None:
         # voting fails a share of its votes: the window's success rate says so (a demo
         # only just started may need a few seconds for its first failure)
         screen = t.wait_for(lambda s: "c charts" in s and "latency distribution" in s
-                            and "history 15m" in s and _success(s) < 100.0, timeout=40)
+                            and "history last 15m" in s and _success(s) < 100.0, timeout=40)
         assert "voting" in screen.splitlines()[0]
         t.keys("t")
         screen = t.wait_for(lambda s: ":status=500" in s, timeout=30)
@@ -59,7 +67,8 @@ def test_keyboard_reaches_voting_charts_and_tap_with_failures(demo) -> None:
 
 def test_demo_opens_the_dashboard_and_q_stops_the_whole_mesh() -> None:
     server = f"127.0.0.1:{_free_port()}"
-    t = Terminal([*MESHTUI, "--server", server, "demo"])
+    t = Terminal([*MESHTUI, "--server", server, "demo",
+                  "--prometheus-listen", f"127.0.0.1:{_free_port()}"])
     try:
         t.wait_for(lambda s: "reachable" in s and "emojivoto" in s and "fully meshed" in s,
                    timeout=40)
@@ -67,6 +76,9 @@ def test_demo_opens_the_dashboard_and_q_stops_the_whole_mesh() -> None:
                                   capture_output=True, text=True).stdout)
         mesh = _descendants(pane)
         assert len(mesh) >= 10  # the demo, its apps and their proxies, the controller
+        binary = shutil.which("prometheus")
+        if binary is not None:  # Prometheus is one of them, and goes with them
+            assert any(_argv0(p) == binary for p in mesh)
         t.keys("q")
         deadline = time.monotonic() + 20
         while any(_alive(p) for p in mesh) and time.monotonic() < deadline:

@@ -12,6 +12,7 @@ import time
 import pytest
 from demokit import MESHTUI, _free_port
 
+from meshtui.demo import prometheus as prom
 from meshtui.demo.netns import can_make_namespaces
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -22,10 +23,12 @@ WHY = can_make_namespaces() if shutil.which("ip") else "needs the ip command (ip
 @pytest.mark.skipif(WHY is not None, reason=f"iptables demo {WHY}")
 def test_iptables_demo_intercepts_transparently_and_cleans_up() -> None:
     server = f"127.0.0.1:{_free_port()}"
+    prometheus = f"127.0.0.1:{_free_port()}"
     before = set(subprocess.run(["ip", "netns", "list"], capture_output=True,
                                 text=True).stdout.split())
     proc = subprocess.Popen([*MESHTUI, "--server", server, "demo", "--headless",
-                             "--intercept", "iptables"], stderr=subprocess.PIPE, text=True)
+                             "--intercept", "iptables", "--prometheus-listen", prometheus],
+                            stderr=subprocess.PIPE, text=True)
     try:
         line = ""
         deadline = time.monotonic() + 60
@@ -50,6 +53,18 @@ def test_iptables_demo_intercepts_transparently_and_cleans_up() -> None:
         # Real pod IPs, named by the mesh: web calls voting, transparently intercepted.
         assert all(e["destination"]["ip"].startswith("10.77.") for e in events)
         assert {e["source"]["metadata"].get("deployment") for e in events} == {"web"}
+        if prom.find_binary() is not None:
+            # Prometheus is given no proxy here: iptables hands its scrapes of the
+            # other pods to its own proxy, which shows them in tap as outbound.
+            scrapes = subprocess.run([*MESHTUI, "--server", server, "tap", "deploy/prometheus",
+                                      "-n", "meshtui", "--to", "ns/emojivoto", "-o", "json",
+                                      "--limit", "2"], capture_output=True, text=True, timeout=30)
+            starts = [e for e in map(json.loads, scrapes.stdout.splitlines())
+                      if "requestInitEvent" in e]
+            assert starts, scrapes.stderr
+            assert all(e["proxyDirection"] == "OUTBOUND"
+                       and e["requestInitEvent"]["path"] == "/metrics"
+                       and e["destination"]["ip"].startswith("10.77.") for e in starts), starts
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import time
 
@@ -143,10 +144,14 @@ def test_top_samples_routes(demo) -> None:
 
 
 def test_check_reports_a_healthy_mesh_and_a_missing_controller(demo) -> None:
-    server, _proc, _, _state = demo
+    server, _proc, _, state = demo
     ok = _cli(server, "check", "--wait", "10")
     assert ok.returncode == 0, ok.stdout
-    assert "√ every proxy is reachable" in ok.stdout and "6 meshed" in ok.stdout
+    # Six meshed pods, and Prometheus's where the program is installed.
+    pods = json.loads((state / "inventory.json").read_text())["pods"]
+    meshed = sum("proxy" in p for p in pods)
+    assert meshed == 6 + (shutil.which("prometheus") is not None)
+    assert "√ every proxy is reachable" in ok.stdout and f"{meshed} meshed" in ok.stdout
     down = _cli("127.0.0.1:1", "check")
     assert down.returncode == 1
     assert "× controller is reachable at 127.0.0.1:1" in down.stdout

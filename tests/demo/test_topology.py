@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
+from meshtui.demo import prometheus as prom
+from meshtui.demo import run
 from meshtui.demo.topology import plan_explicit
 from meshtui.model.inventory import Address, Inventory
 
@@ -45,3 +48,44 @@ def test_inventory_file_is_what_the_controller_and_proxies_read(tmp_path: Path) 
     dns_proc = next(p for p in plan.processes if p.argv[-1] == "kube-dns")
     records = json.loads(dns_proc.env["MESHTUI_DEMO_DNS_RECORDS"])
     assert "web-svc.emojivoto.svc.cluster.local" in records
+
+
+def test_the_plan_has_a_meshed_prometheus_pod_when_asked(tmp_path: Path) -> None:
+    spec = prom.PrometheusSpec("/usr/bin/prometheus", Address("127.0.0.1", 19096))
+    plan = plan_explicit(Address("127.0.0.1", 18086), tmp_path, seed=1, prometheus=spec)
+    assert plan.prometheus == spec.listen
+    pod = next(p for p in plan.inventory.pods if p.deployment == "prometheus")
+    assert pod.namespace == "meshtui" and pod.meshed
+    assert pod.inbound == spec.listen  # clients reach it through its proxy
+    app = next(s for s in plan.processes if s.pod == pod.name and s.role == "app")
+    assert app.argv[0] == spec.binary
+    assert "--storage.tsdb.retention.time=6h" in app.argv
+    assert f"--storage.tsdb.path={tmp_path / 'prometheus' / 'data'}" in app.argv
+    conf = json.loads((tmp_path / "prometheus" / "prometheus.yml").read_text())
+    # Its scrapes leave through its own proxy, as the other apps' calls do.
+    assert conf["scrape_configs"][0]["proxy_url"] == app.env["HTTP_PROXY"]
+    targets = json.loads(prom.targets_path(tmp_path).read_text())
+    assert sorted(t["labels"]["pod"] for t in targets) == sorted(
+        p.name for p in plan.inventory.pods if p.meshed)
+
+
+def test_without_prometheus_the_plan_has_none(tmp_path: Path) -> None:
+    plan = plan_explicit(Address("127.0.0.1", 18086), tmp_path, seed=1)
+    assert plan.prometheus is None
+    assert "prometheus" not in {p.deployment for p in plan.inventory.pods}
+    assert not (tmp_path / "prometheus").exists()
+
+
+def test_a_missing_program_or_a_busy_port_is_one_line_and_no_prometheus(monkeypatch) -> None:
+    said: list[str] = []
+    monkeypatch.setattr(prom, "find_binary", lambda: None)
+    assert run._prometheus(Address("127.0.0.1", 19096), said.append) is None
+    assert len(said) == 1 and "apt-get install prometheus" in said[0] and "make tools" in said[0]
+    monkeypatch.setattr(prom, "find_binary", lambda: "/usr/bin/prometheus")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        addr = Address("127.0.0.1", busy.getsockname()[1])
+        assert run._prometheus(addr, said.append) is None
+    assert len(said) == 2 and str(addr) in said[1] and "--prometheus-listen" in said[1]
+    assert run._prometheus(None, said.append) is None and len(said) == 2
