@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import open_source
+from meshtui.commands._common import open_source, server_address
 
 HELP = "full-screen dashboard: namespaces, deployments, pods, charts, tap and top"
 DESCRIPTION = """\
@@ -39,12 +39,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from meshtui.errors import UsageError
-    from meshtui.model.inventory import InventoryError, parse_address
 
-    try:
-        server = str(parse_address(args.server, what="--server"))
-    except InventoryError as e:
-        raise UsageError(str(e)) from None
+    server = server_address(args)
     if not 0.1 <= args.interval <= 60:
         raise UsageError("--interval must be between 0.1 and 60 seconds")
     if args.web and not 1 <= args.port <= 65535:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from meshtui.commands._common import add_resource, open_source, print_with
+from meshtui.commands._common import add_resource, namespace_of, open_source, print_with
 
 if TYPE_CHECKING:  # pragma: no cover
     from meshtui.client.queries import StatQuery
@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from meshtui.model.selectors import SelectorError, parse_resource
     from meshtui.model.units import UnitError, parse_window
 
+    namespace_of("--from", args.from_, args.from_namespace)
+    namespace_of("--to", args.to, args.to_namespace)
     try:
         sel = parse_resource(args.resource, args.namespace, args.all_namespaces)
         window = parse_window(args.time_window)
