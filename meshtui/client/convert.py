@@ -2,6 +2,8 @@
 
 Every string that came from traffic (paths, authorities, headers) or from
 the inventory (names) is cleaned here, once, on its way into the client.
+What the proxy read off a request (method, authority, path, header names)
+travels as one character per byte and is read back as UTF-8 (clean_http).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 
 from meshtui.model.histogram import Histogram
 from meshtui.model.inventory import Workload
-from meshtui.model.sanitize import clean, clean_bytes
+from meshtui.model.sanitize import clean, clean_bytes, clean_http
 from meshtui.model.stats import StatRow
 from meshtui.model.tap import (
     Direction,
@@ -100,7 +102,7 @@ def endpoint(e: common_pb2.Endpoint) -> Endpoint:
 def _headers(hs: Sequence[common_pb2.Header]) -> tuple[tuple[str, str], ...]:
     if not hs:
         return ()
-    return tuple((clean(h.name), clean_bytes(h.value)) for h in hs)
+    return tuple((clean_http(h.name), clean_bytes(h.value)) for h in hs)
 
 
 DIRECTIONS = {common_pb2.INBOUND: Direction.INBOUND, common_pb2.OUTBOUND: Direction.OUTBOUND}
@@ -119,9 +121,9 @@ def tap_event(ev: common_pb2.TapEvent) -> TapEvent | None:
     if kind == "request_init":
         r = ev.request_init
         return RequestInit(source=src, destination=dst, direction=direction, stream=stream,
-                           timestamp_us=ts, tls=tls, method=clean(r.method),
-                           scheme=clean(r.scheme), authority=clean(r.authority),
-                           path=clean(r.path), headers=_headers(r.headers))
+                           timestamp_us=ts, tls=tls, method=clean_http(r.method),
+                           scheme=clean_http(r.scheme), authority=clean_http(r.authority),
+                           path=clean_http(r.path), headers=_headers(r.headers))
     if kind == "response_init":
         s = ev.response_init
         return ResponseInit(source=src, destination=dst, direction=direction, stream=stream,
