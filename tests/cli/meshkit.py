@@ -60,7 +60,7 @@ class Pod:
 @dataclass
 class Mesh:
     server: str  # the controller, HOST:PORT
-    inbound: tuple[str, int]  # the pod's proxy, where requests to the pod go
+    inbound: tuple[str, int] | None  # the pod's proxy, where requests to the pod go
     controller: subprocess.Popen[str]
     controller_log: Path
 
@@ -72,6 +72,7 @@ class Mesh:
 
     def send(self, raw: bytes) -> bytes:
         """One request, as bytes, to the pod through its proxy; the response's first line."""
+        assert self.inbound is not None
         with socket.create_connection(self.inbound, timeout=5) as s:
             s.sendall(raw)
             data = b""
@@ -89,38 +90,48 @@ def _printable(name: str) -> str:
     return "".join(c for c in name if c.isprintable()) or "x"
 
 
+def _log(stack: ExitStack, path: Path) -> object:
+    # Logs go to files: a pipe nobody reads would stop a chatty process when full.
+    return stack.enter_context(path.open("w"))
+
+
+@contextmanager
+def controller(tmp_path: Path, pods: list[dict[str, str]],
+               inbound: tuple[str, int] | None = None) -> Iterator[Mesh]:
+    """A `meshtui controller` whose inventory holds ``pods`` (as the file spells them)."""
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"pods": pods}))
+    server = f"127.0.0.1:{free_port()}"
+    log = tmp_path / "controller.log"
+    with ExitStack() as stack:
+        ctl = stack.enter_context(process(
+            [*MESHTUI, "controller", "-v", "--inventory", str(inventory), "--listen", server,
+             "--scrape-interval", "0.25", "--scrape-timeout", "0.2"],
+            stderr=_log(stack, log), env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+        announced(log, "controller listening")
+        yield Mesh(server, inbound, ctl, log)
+
+
 @contextmanager
 def one_pod_mesh(tmp_path: Path, pod: Pod) -> Iterator[Mesh]:
     """The app (Python's http.server), its proxy and a controller that knows the pod."""
     with ExitStack() as stack:
-        # Logs go to files: a pipe nobody reads would stop a chatty process when full.
-        def log(name: str) -> tuple[Path, object]:
-            path = tmp_path / f"{name}.log"
-            return path, stack.enter_context(path.open("w"))
-
-        app_log, app_out = log("app")
+        app_log = tmp_path / "app.log"
         stack.enter_context(process(
             [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
-             "--directory", str(tmp_path)], stdout=app_out, stderr=subprocess.STDOUT))
+             "--directory", str(tmp_path)], stdout=_log(stack, app_log),
+            stderr=subprocess.STDOUT))
         app = "127.0.0.1:" + announced(app_log, r"port (\d+)").group(1)
-        proxy_log, proxy_out = log("proxy")
+        proxy_log = tmp_path / "proxy.log"
         stack.enter_context(process(
             [*MESHTUI, "proxy", "--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0",
              "--tap", "127.0.0.1:0", "--admin", "off", "--app", app,
              "--namespace", _printable(pod.namespace), "--deployment",
-             _printable(pod.deployment), "--pod", _printable(pod.name)], stderr=proxy_out))
+             _printable(pod.deployment), "--pod", _printable(pod.name)],
+            stderr=_log(stack, proxy_log)))
         line = announced(proxy_log, r"inbound .*\n").group(0)
         found = {k: (h, int(p)) for k, h, p in re.findall(r"(\w+) ([\d.]+):(\d+)", line)}
-        inventory = tmp_path / "inventory.json"
-        inventory.write_text(json.dumps({"pods": [{
+        yield stack.enter_context(controller(tmp_path, [{
             "name": pod.name, "namespace": pod.namespace, "deployment": pod.deployment,
             "address": app, "proxy": "{}:{}".format(*found["tap"]),
-            "inbound": "{}:{}".format(*found["inbound"])}]}))
-        server = f"127.0.0.1:{free_port()}"
-        ctl_log, ctl_out = log("controller")
-        ctl = stack.enter_context(process(
-            [*MESHTUI, "controller", "-v", "--inventory", str(inventory), "--listen", server,
-             "--scrape-interval", "0.25", "--scrape-timeout", "0.2"],
-            stderr=ctl_out, env={**os.environ, "PYTHONUNBUFFERED": "1"}))
-        announced(ctl_log, "controller listening")
-        yield Mesh(server, found["inbound"], ctl, ctl_log)
+            "inbound": "{}:{}".format(*found["inbound"])}], found["inbound"]))
