@@ -53,10 +53,11 @@ def stat_row(row: controller_pb2.StatRow, *, histogram: bool = False) -> StatRow
     total = st.success_count + st.failure_count
     window = st.window_s or 0.0
     has_requests = traffic and total > 0 and window > 0
+    namespace, name, owner = clean(res.namespace), clean(res.name), clean(res.deployment)
     return StatRow(
         kind=KIND_NAMES.get(res.type, "pod"),
-        namespace=clean(res.namespace),
-        name=clean(res.name),
+        namespace=namespace,
+        name=name,
         meshed=res.meshed_pods,
         total=res.total_pods,
         reachable=res.reachable,
@@ -69,10 +70,17 @@ def stat_row(row: controller_pb2.StatRow, *, histogram: bool = False) -> StatRow
         read_bytes_rate=row.tcp.read_bytes_rate if traffic else None,
         write_bytes_rate=row.tcp.write_bytes_rate if traffic else None,
         window_s=window or 0.0,
-        owner=clean(res.deployment),
+        owner=owner,
         latency=(Histogram.from_sparse(st.latency.indexes, st.latency.counts, st.latency.sum_us)
                  if histogram and has_requests else None),
+        # What the controller knows them by, when cleaning changed them: its queries.
+        raw_namespace=_raw(res.namespace, namespace), raw_name=_raw(res.name, name),
+        raw_owner=_raw(res.deployment, owner),
     )
+
+
+def _raw(raw: str, shown: str) -> str | None:
+    return None if raw == shown else raw
 
 
 # ---- tap -------------------------------------------------------------------------
