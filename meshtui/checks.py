@@ -23,6 +23,7 @@ async def _once(server: str) -> list[Result]:
 
     from meshtui.client.controller import ControllerClient
     from meshtui.errors import RuntimeFailure
+    from meshtui.model.sanitize import clean
     from meshtui.v1 import common_pb2
 
     out: list[Result] = []
@@ -39,17 +40,19 @@ async def _once(server: str) -> list[Result]:
             out.append(Result(serving, "controller reports SERVING",
                               "" if serving else f"health status {health.status}"))
         except grpc.aio.AioRpcError as e:
-            out.append(Result(False, "controller reports SERVING", e.details() or str(e.code())))
+            out.append(Result(False, "controller reports SERVING",
+                              clean(e.details() or str(e.code()))))
         try:
             pods = await client.list_resources(common_pb2.ResourceSelector(type=common_pb2.POD))
         except RuntimeFailure as e:
-            out.append(Result(False, "controller lists the mesh's pods", str(e)))
+            out.append(Result(False, "controller lists the mesh's pods", clean(str(e))))
             return out
         meshed = sum(r.meshed_pods for r in pods.resources)
         out.append(Result(True, f"{len(pods.resources)} pods known, {meshed} meshed"))
         down = [r for r in pods.resources if r.proxied_pods > r.meshed_pods]
         if down:
-            names = ", ".join(f"{r.namespace}/{r.name}" for r in down[:5])
+            # Names are the inventory's, whoever wrote it: shown, never obeyed.
+            names = ", ".join(f"{clean(r.namespace)}/{clean(r.name)}" for r in down[:5])
             more = f" and {len(down) - 5} more" if len(down) > 5 else ""
             out.append(Result(False, "every proxy is reachable",
                               f"unreachable: {names}{more}"))

@@ -78,7 +78,7 @@ class ControllerSource:
         rows = [stat_row(r, histogram=with_histogram) for r in resp.rows]
         scraped = max((r.resource.last_scrape_ms for r in resp.rows), default=0)
         if query.owner:
-            rows = [r for r in rows if r.owner == query.owner]
+            rows = [r for r in rows if r.query_owner == query.owner]
         return StatSnapshot(tuple(rows),
                             taken_at=(resp.timestamp_ms / 1000) or time.time(),
                             proxies_reachable=resp.proxies_reachable,

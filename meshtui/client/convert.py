@@ -2,6 +2,8 @@
 
 Every string that came from traffic (paths, authorities, headers) or from
 the inventory (names) is cleaned here, once, on its way into the client.
+What the proxy read off a request (method, authority, path, header names)
+travels as one character per byte and is read back as UTF-8 (clean_http).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 
 from meshtui.model.histogram import Histogram
 from meshtui.model.inventory import Workload
-from meshtui.model.sanitize import clean, clean_bytes
+from meshtui.model.sanitize import clean, clean_bytes, clean_http
 from meshtui.model.stats import StatRow
 from meshtui.model.tap import (
     Direction,
@@ -51,10 +53,11 @@ def stat_row(row: controller_pb2.StatRow, *, histogram: bool = False) -> StatRow
     total = st.success_count + st.failure_count
     window = st.window_s or 0.0
     has_requests = traffic and total > 0 and window > 0
+    namespace, name, owner = clean(res.namespace), clean(res.name), clean(res.deployment)
     return StatRow(
         kind=KIND_NAMES.get(res.type, "pod"),
-        namespace=clean(res.namespace),
-        name=clean(res.name),
+        namespace=namespace,
+        name=name,
         meshed=res.meshed_pods,
         total=res.total_pods,
         reachable=res.reachable,
@@ -67,10 +70,17 @@ def stat_row(row: controller_pb2.StatRow, *, histogram: bool = False) -> StatRow
         read_bytes_rate=row.tcp.read_bytes_rate if traffic else None,
         write_bytes_rate=row.tcp.write_bytes_rate if traffic else None,
         window_s=window or 0.0,
-        owner=clean(res.deployment),
+        owner=owner,
         latency=(Histogram.from_sparse(st.latency.indexes, st.latency.counts, st.latency.sum_us)
                  if histogram and has_requests else None),
+        # What the controller knows them by, when cleaning changed them: its queries.
+        raw_namespace=_raw(res.namespace, namespace), raw_name=_raw(res.name, name),
+        raw_owner=_raw(res.deployment, owner),
     )
+
+
+def _raw(raw: str, shown: str) -> str | None:
+    return None if raw == shown else raw
 
 
 # ---- tap -------------------------------------------------------------------------
@@ -100,7 +110,7 @@ def endpoint(e: common_pb2.Endpoint) -> Endpoint:
 def _headers(hs: Sequence[common_pb2.Header]) -> tuple[tuple[str, str], ...]:
     if not hs:
         return ()
-    return tuple((clean(h.name), clean_bytes(h.value)) for h in hs)
+    return tuple((clean_http(h.name), clean_bytes(h.value)) for h in hs)
 
 
 DIRECTIONS = {common_pb2.INBOUND: Direction.INBOUND, common_pb2.OUTBOUND: Direction.OUTBOUND}
@@ -119,9 +129,9 @@ def tap_event(ev: common_pb2.TapEvent) -> TapEvent | None:
     if kind == "request_init":
         r = ev.request_init
         return RequestInit(source=src, destination=dst, direction=direction, stream=stream,
-                           timestamp_us=ts, tls=tls, method=clean(r.method),
-                           scheme=clean(r.scheme), authority=clean(r.authority),
-                           path=clean(r.path), headers=_headers(r.headers))
+                           timestamp_us=ts, tls=tls, method=clean_http(r.method),
+                           scheme=clean_http(r.scheme), authority=clean_http(r.authority),
+                           path=clean_http(r.path), headers=_headers(r.headers))
     if kind == "response_init":
         s = ev.response_init
         return ResponseInit(source=src, destination=dst, direction=direction, stream=stream,

@@ -31,7 +31,8 @@ def request_for(q: TapQuery):  # type: ignore[no-untyped-def]
 
 async def tap_batches(server: str, q: TapQuery, budget: Budget | None = None, *,
                       lazy: bool = False) -> AsyncIterator[TapBatch]:
-    """Batches from the controller until the caller stops (the stream is then cancelled).
+    """Batches from the controller until the caller stops (the stream is then cancelled);
+    the first is empty, and says the controller answers.
 
     With a ``budget``, batches that arrive while it is spent are shed, not taken in.
     With ``lazy``, each batch's events are :class:`~meshtui.client.tap_wire.WireEvents`:
@@ -50,6 +51,10 @@ async def tap_batches(server: str, q: TapQuery, budget: Budget | None = None, *,
         return _convert(wire, budget, tap_event)
 
     async with ControllerClient(server) as client:
+        # An empty batch first, once the controller answers: views say they stream
+        # (a quiet resource may send nothing for long), and top's sample starts.
+        await client.wait_ready()
+        yield TapBatch([], {}, {}, 0, 0)
         async for batch in client.tap(request_for(q)):
             wire = batch.events
             # Big batches are handed on in slices, so a screen's loop gets a turn

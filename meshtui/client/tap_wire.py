@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from meshtui.client.convert import DIRECTIONS, endpoint, tap_event
-from meshtui.model.sanitize import clean
+from meshtui.model.sanitize import clean_http
 from meshtui.model.tap import (
     Direction,
     Endpoint,
@@ -157,7 +157,7 @@ class Steps:
             return None
         if isinstance(init, TapEvent):
             return str(getattr(init, field))
-        return clean(getattr(init.request_init, field))
+        return clean_http(getattr(init.request_init, field))
 
     @property
     def method(self) -> str | None:

@@ -19,6 +19,36 @@ def add_resource(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--namespace", default=None, help="namespace of the resource")
 
 
+def finite(minimum: float = 0.0) -> Callable[[str], float]:
+    """An argparse type: a number of at least ``minimum``, neither NaN nor infinite.
+
+    ``float()`` takes "nan" and "inf", and NaN passes every ``<`` check: a
+    --max-rps of nan was taken as unlimited, and check --wait nan waited forever.
+    """
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {minimum:g} or more")
+        return value
+
+    return parse
+
+
+def namespace_of(option: str, resource: str | None, namespace: str | None) -> None:
+    """UsageError for ``--to-namespace`` without ``--to`` (``option``), and the like:
+    the namespace would be silently ignored, and the figures not be what was asked."""
+    from meshtui.errors import UsageError
+
+    if namespace is not None and not resource:
+        raise UsageError(f"{option}-namespace is the namespace of {option} RESOURCE: "
+                         f"give {option} too")
+
+
 def add_tap_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", metavar="RESOURCE", help="only requests to this resource")
     p.add_argument("--to-namespace", metavar="NS", help="namespace of --to")
@@ -28,7 +58,7 @@ def add_tap_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-rps",
         metavar="N",
-        type=float,
+        type=finite(),
         default=100.0,
         help="requests per second to show at most (default %(default)s; 0: unlimited)",
     )
@@ -95,6 +125,21 @@ def time_range(args: argparse.Namespace, window_text: str | None, *, flag: str =
         raise UsageError(str(e)) from None
 
 
+def server_address(args: argparse.Namespace) -> str:
+    """--server (or MESHTUI_SERVER) as HOST:PORT; UsageError for anything else.
+
+    Every command that talks to a controller checks it here, so that a typo is
+    bad input (exit 2), not a controller that "cannot be reached" (exit 1).
+    """
+    from meshtui.errors import UsageError
+    from meshtui.model.inventory import InventoryError, parse_address
+
+    try:
+        return str(parse_address(args.server, what="--server"))
+    except InventoryError as e:
+        raise UsageError(str(e)) from None
+
+
 def open_source(args: argparse.Namespace, *, tap_share: float | None = 0.4) -> Source:
     """The source the command's options name (--server, --prometheus), checked.
 
@@ -102,13 +147,8 @@ def open_source(args: argparse.Namespace, *, tap_share: float | None = 0.4) -> S
         tap_share: see :func:`meshtui.client.source.open_source`; None for printing.
     """
     from meshtui.client.source import open_source as open_
-    from meshtui.errors import UsageError
-    from meshtui.model.inventory import InventoryError, parse_address
 
-    try:
-        server = str(parse_address(args.server, what="--server"))
-    except InventoryError as e:
-        raise UsageError(str(e)) from None
+    server = server_address(args)
     prometheus = getattr(args, "prometheus", None)
     if prometheus is not None:
         from meshtui.client.prometheus_source import check_url

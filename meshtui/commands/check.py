@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from meshtui.commands._common import finite, server_address
+
 HELP = "check that the controller and the proxies are reachable and healthy"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--wait", type=float, default=0.0,
+    p.add_argument("--wait", type=finite(), default=0.0, metavar="SECONDS",
                    help="seconds to keep trying until every check passes (default: try once)")
 
 
@@ -17,4 +19,5 @@ def run(args: argparse.Namespace) -> int:
 
     from meshtui.checks import run_checks
 
-    return asyncio.run(run_checks(args.server, wait_s=args.wait))
+    server = server_address(args)
+    return asyncio.run(run_checks(server, wait_s=args.wait))

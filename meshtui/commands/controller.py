@@ -38,8 +38,20 @@ def run(args: argparse.Namespace) -> int:
     if not 0.05 <= args.scrape_interval <= 60 or not args.scrape_timeout > 0:
         raise UsageError("controller: --scrape-interval must be 0.05..60 s and "
                          "--scrape-timeout above 0")
+    from meshtui.model.sanitize import clean
+
+    class Shown(logging.Formatter):
+        """Each line as a terminal can show it: the names in it are the inventory's and
+        the errors a proxy's, whoever wrote them, so their controls become escapes."""
+
+        def formatMessage(self, record: logging.LogRecord) -> str:
+            record.message = clean(record.message)
+            return super().formatMessage(record)
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(Shown("meshtui controller: %(message)s"))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="meshtui controller: %(message)s")
+                        handlers=[handler])
     listen = args.listen or DEFAULT_SERVER
     from meshtui.model.inventory import parse_address
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import add_source, add_time_range, open_source, time_range
+from meshtui.commands._common import (
+    add_source,
+    add_time_range,
+    open_source,
+    time_range,
+)
 
 HELP = "full-screen dashboard: namespaces, deployments, pods, charts, tap and top"
 DESCRIPTION = """\

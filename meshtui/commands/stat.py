@@ -9,6 +9,7 @@ from meshtui.commands._common import (
     add_resource,
     add_source,
     add_time_range,
+    namespace_of,
     open_source,
     print_with,
     time_range,
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from meshtui.model.selectors import SelectorError, parse_resource
 
     window, until = time_range(args, args.time_window)
+    namespace_of("--from", args.from_, args.from_namespace)
+    namespace_of("--to", args.to, args.to_namespace)
     try:
         sel = parse_resource(args.resource, args.namespace, args.all_namespaces)
         from_ = to = None

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import add_resource, add_tap_filters, open_source, print_with
+from meshtui.commands._common import (
+    add_resource,
+    add_tap_filters,
+    namespace_of,
+    open_source,
+    print_with,
+)
 
 HELP = "live feed of the requests passing through a resource's proxies"
 DESCRIPTION = """\
@@ -37,6 +43,7 @@ def tap_query(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from meshtui.errors import UsageError
     from meshtui.model.selectors import SelectorError, parse_resource
 
+    namespace_of("--to", args.to, args.to_namespace)
     try:
         sel = parse_resource(args.resource, args.namespace)
         to = None
@@ -45,8 +52,6 @@ def tap_query(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             to = (t.kind, t.namespace, t.name)
     except SelectorError as e:
         raise UsageError(str(e)) from None
-    if args.max_rps < 0:
-        raise UsageError("--max-rps must be 0 (unlimited) or more")
     if getattr(args, "limit", None) is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
     return TapQuery(sel.kind, sel.namespace, sel.name, to, (args.method or "").upper(),

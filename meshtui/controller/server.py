@@ -73,6 +73,10 @@ class Controller:
         server = grpc.aio.server(options=[
             ("grpc.so_reuseport", 0),  # a taken port must fail, not be shared
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            # Clients ping a quiet stream every few seconds to notice a frozen
+            # controller (meshtui.client.controller): answer, never refuse, them.
+            ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+            ("grpc.http2.max_ping_strikes", 0),
         ])
         controller_pb2_grpc.add_MeshServicer_to_server(MeshService(self.store), server)
         controller_pb2_grpc.add_StatsServicer_to_server(StatsService(self.store), server)

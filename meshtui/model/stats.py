@@ -1,9 +1,10 @@
 """Rows of golden metrics, as ``stat`` shows them, and how they sort.
 
 A :class:`StatRow` is what the client makes of one wire ``StatRow``: plain
-numbers with ``None`` where there was no traffic. Sorting puts ``None`` last
-in either direction, as a user reading "-" expects (the columns and their
-sort are in :mod:`meshtui.model.columns`).
+numbers with ``None`` where there was no traffic, and names cleaned for
+display (a name that cleaning changed keeps its raw form apart, for
+queries). Sorting puts ``None`` last in either direction, as a user reading
+"-" expects (the columns and their sort are in :mod:`meshtui.model.columns`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,27 @@ class StatRow:
     # The window's merged latency histogram, when the source was asked for it
     # (the dashboard's distribution chart); not part of a row's identity.
     latency: Histogram | None = field(default=None, compare=False, repr=False)
+    # The names as the source knows them, where they differ from the names above
+    # (cleaned for display: a name holding control characters). A query for the
+    # resource must use these; the query_* properties give whichever applies.
+    raw_namespace: str | None = field(default=None, repr=False)
+    raw_name: str | None = field(default=None, repr=False)
+    raw_owner: str | None = field(default=None, repr=False)
+
+    @property
+    def query_namespace(self) -> str:
+        """The namespace to ask the source for (not the one shown)."""
+        return self.namespace if self.raw_namespace is None else self.raw_namespace
+
+    @property
+    def query_name(self) -> str:
+        """The name to ask the source for (not the one shown)."""
+        return self.name if self.raw_name is None else self.raw_name
+
+    @property
+    def query_owner(self) -> str:
+        """The deployment to ask the source for (not the one shown)."""
+        return self.owner if self.raw_owner is None else self.raw_owner
 
     @property
     def key(self) -> tuple[str, str, str]:

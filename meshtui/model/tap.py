@@ -24,11 +24,14 @@ from meshtui.model.inventory import Workload
 from meshtui.model.selectors import SHORT
 
 Headers = tuple[tuple[str, str], ...]
+#: The header a proxy of the mesh leads its own answers with, holding why it
+#: refused or failed the request (400, 431, 502, 504, ...).
+PROXY_ERROR_HEADER = "meshtui-proxy-error"
+NOWHERE = Workload()  # a workload the mesh does not know
 #: gRPC statuses that count as failures, as Linkerd's proxy classifies them:
 #: Unknown, DeadlineExceeded, Internal, Unavailable, DataLoss. Any other status
 #: (NotFound, InvalidArgument, ...) is the server answering as designed.
 GRPC_FAILURES = frozenset({2, 4, 13, 14, 15})
-NOWHERE = Workload()  # a workload the mesh does not know
 
 
 class Direction(StrEnum):
@@ -151,6 +154,13 @@ class ResponseInit(TapEvent):
     latency_us: int
     headers: Headers = ()
 
+    @property
+    def refused(self) -> bool:
+        """Whether a proxy answered itself rather than pass the app's answer on (it
+        puts its reason header first); the proxy counts that a failure whatever the
+        status, 400 and 431 included."""
+        return bool(self.headers) and self.headers[0][0] == PROXY_ERROR_HEADER
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResponseEnd(TapEvent):
@@ -265,19 +275,22 @@ class Request:
 
     @property
     def success(self) -> bool | None:
-        """Linkerd's classification: a reset, a non-zero gRPC status or a 5xx fails.
+        """The proxy's classification, which ``stat`` counts: a reset, a failing gRPC
+        status (:data:`GRPC_FAILURES`), a 5xx, or an answer the proxy made itself
+        (a refusal) fails.
 
         None while nothing tells yet (no response, or only its end with neither
         a status nor a reset).
         """
-        if self.end is not None:
-            if self.end.reset_code is not None:
+        end, rsp = self.end, self.response
+        if end is not None:
+            if end.reset_code is not None or end.grpc_status in GRPC_FAILURES:
                 return False
-            if self.end.grpc_status is not None:
-                return self.end.grpc_status not in GRPC_FAILURES
-        if self.response is None:
+            if rsp is None and end.grpc_status is not None:
+                return True
+        if rsp is None:
             return None
-        return self.response.status < 500
+        return rsp.status < 500 and not rsp.refused
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from meshtui.client.queries import TapQuery
+from meshtui.client.queries import TapBatch, TapQuery
 from meshtui.client.source import Source
 from meshtui.model.columns import ROUTE_COLUMNS
 from meshtui.model.routes import RouteTable
@@ -14,21 +14,35 @@ from meshtui.output.table import aligned
 
 
 async def print_top(source: Source, q: TapQuery, output: str, sample_s: float) -> int:
-    """Samples tap for ``sample_s`` seconds, then prints the routes once."""
+    """Samples tap for ``sample_s`` seconds from its first batch, then prints the routes once.
+
+    The sample starts with the stream: a controller that never answers fails the
+    command (the source says so) rather than print an empty sample.
+    """
     tracker = RequestTracker(capacity=50_000)
     routes = RouteTable()
+    stream = source.tap(q)
+
+    def take(batch: TapBatch) -> None:
+        for ev in batch.events:
+            req = tracker.observe(ev)
+            if req.complete:
+                routes.observe(req)
 
     async def sample() -> None:
-        async for batch in source.tap(q):
-            for ev in batch.events:
-                req = tracker.observe(ev)
-                if req.complete:
-                    routes.observe(req)
+        async for batch in stream:
+            take(batch)
 
     try:
-        await asyncio.wait_for(sample(), sample_s)
-    except TimeoutError:
-        pass
+        first = await anext(stream, None)
+        if first is not None:
+            take(first)
+            try:
+                await asyncio.wait_for(sample(), sample_s)
+            except TimeoutError:
+                pass
+    finally:
+        await stream.aclose()
     rows = routes.snapshot()
     if output == "json":
         print(json.dumps([r.to_json() for r in rows], indent=2))

@@ -148,8 +148,7 @@ class DashStatScreen(StatScreen):
         row: StatRow | None = self.table.selected_row
         if row is None:
             return None
-        return Target(row.kind, row.namespace, row.name, crumbs=self.crumbs,
-                      interval=self.interval, clock=self.clock)
+        return Target.of(row, crumbs=self.crumbs, interval=self.interval, clock=self.clock)
 
     def action_view(self, view: str) -> None:
         target = self.target()
@@ -198,7 +197,8 @@ class OverviewScreen(DashStatScreen):
                 try:
                     rng = chart_range(self)
                     hist = await self.source.history(
-                        history_query(self, StatQuery("namespace", row.name, row.name)),
+                        history_query(self, StatQuery("namespace", row.query_name,
+                                                      row.query_name)),
                         rng.span_s, rng.step_s)
                 except (RuntimeFailure, UsageError, OSError):
                     hist = None
@@ -273,7 +273,7 @@ class DashboardCommands(Provider):
         for r in self.rows:
             if r.kind == "namespace":
                 out.append((f"open namespace {r.name}", "its deployments",
-                            partial(self._open_namespace, r.name)))
+                            partial(self._open_namespace, r)))
             what = Target(r.kind, r.namespace, r.name).label
             for view, help_text in (("charts", "RPS, success and latency, 15 minutes"),
                                     ("tap", "live requests"), ("top", "busiest routes")):
@@ -297,12 +297,12 @@ class DashboardCommands(Provider):
         screen = self.screen
         return getattr(screen, "interval", 1.0), getattr(screen, "clock", time.time)
 
-    def _open_namespace(self, name: str) -> None:
+    def _open_namespace(self, row: StatRow) -> None:
         assert self.source is not None
         interval, clock = self._interval_clock()
-        query = StatQuery("deployment", name)
+        query = StatQuery("deployment", row.query_name)
         self.app.push_screen(DashStatScreen(self.source, query, interval=interval,
-                                            crumbs=("overview", name, "deployments"),
+                                            crumbs=("overview", row.name, "deployments"),
                                             clock=clock))  # type: ignore[arg-type]
 
     def _open_view(self, row: StatRow, view: str) -> None:
@@ -314,7 +314,6 @@ class DashboardCommands(Provider):
             crumbs = ("overview", row.namespace, "deployments")
         else:
             crumbs = ("overview", row.namespace, "pods")
-        target = Target(row.kind, row.namespace, row.name, crumbs=crumbs, interval=interval,
-                        clock=clock)  # type: ignore[arg-type]
+        target = Target.of(row, crumbs=crumbs, interval=interval, clock=clock)
         self.app.push_screen(make_view(self.source, target, view))
 

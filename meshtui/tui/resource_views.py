@@ -14,6 +14,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -49,6 +50,22 @@ class Target:
     crumbs: tuple[str, ...] = ()
     interval: float = 1.0
     clock: Callable[[], float] = field(default=time.time, compare=False)
+    # The names as the source knows them, where they differ from those above
+    # (shown cleaned): what the views query with (StatRow's raw_* likewise).
+    raw_namespace: str | None = None
+    raw_name: str | None = None
+
+    @classmethod
+    def of(cls, row: StatRow, **kw: Any) -> Target:
+        """The resource of a stat row, names and all (``kw``: the other fields)."""
+        return cls(row.kind, row.namespace, row.name, raw_namespace=row.raw_namespace,
+                   raw_name=row.raw_name, **kw)
+
+    def _query_names(self) -> tuple[str, str]:
+        name = self.name if self.raw_name is None else self.raw_name
+        if self.kind == "namespace":
+            return name, name
+        return (self.namespace if self.raw_namespace is None else self.raw_namespace), name
 
     @property
     def label(self) -> str:
@@ -58,12 +75,10 @@ class Target:
         return f"{SHORT[self.kind]}/{self.name} -n {self.namespace}"
 
     def stat_query(self) -> StatQuery:
-        ns = self.name if self.kind == "namespace" else self.namespace
-        return StatQuery(self.kind, ns, self.name)
+        return StatQuery(self.kind, *self._query_names())
 
     def tap_query(self) -> TapQuery:
-        ns = self.name if self.kind == "namespace" else self.namespace
-        return TapQuery(self.kind, ns, self.name)
+        return TapQuery(self.kind, *self._query_names())
 
 
 def view_crumbs(target: Target, current: str) -> Text:

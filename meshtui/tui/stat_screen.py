@@ -138,8 +138,8 @@ class StatScreen(Screen[None]):
         each would cost a hundred megabytes, and the controller has them anyway.
         """
         await asyncio.sleep(0.15)  # a key held down: fetch for where it stops
-        query = replace(self.stat_query, kind=row.kind, namespace=row.namespace or None,
-                        name=row.name, owner=None)
+        query = replace(self.stat_query, kind=row.kind, namespace=row.query_namespace or None,
+                        name=row.query_name, owner=None)
         try:
             hist = await self.source.history(query, span_s=SPARK_POINTS * 5, step_s=5)
         except (RuntimeFailure, UsageError, OSError):
@@ -224,13 +224,14 @@ class StatScreen(Screen[None]):
         child = CHILD.get(self.stat_query.kind)
         if row is None or child is None:
             return
+        # The query names the row as the source knows it; the crumbs as it is shown.
         if self.stat_query.kind == "namespace":
-            query = replace(self.stat_query, kind=child, namespace=row.name, name=None, owner=None)
-            crumbs = (*self.crumbs, row.name, PLURAL[child])
+            query = replace(self.stat_query, kind=child, namespace=row.query_name, name=None,
+                            owner=None)
         else:
-            query = replace(self.stat_query, kind=child, namespace=row.namespace, name=None,
-                            owner=row.name)
-            crumbs = (*self.crumbs, row.name, PLURAL[child])
+            query = replace(self.stat_query, kind=child, namespace=row.query_namespace,
+                            name=None, owner=row.query_name)
+        crumbs = (*self.crumbs, row.name, PLURAL[child])
         self.app.push_screen(self.child_screen(query, crumbs))
 
     def child_screen(self, query: StatQuery, crumbs: tuple[str, ...]) -> StatScreen:

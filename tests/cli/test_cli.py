@@ -113,3 +113,48 @@ def test_dashboard_web_on_a_port_in_use_says_so_first() -> None:
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], out.stderr
+
+
+@pytest.fixture
+def dead_server() -> str:
+    """An address where nothing listens: a command that got past its input would
+    fail to reach it (exit 1), so exit 2 shows the input itself was refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("stat", "deploy", "-n", "emojivoto", "--to-namespace", "other"), "--to-namespace"),
+    (("stat", "deploy", "-n", "emojivoto", "--from-namespace", "other"), "--from-namespace"),
+    (("tap", "deploy/web", "-n", "emojivoto", "--to-namespace", "other", "-o", "json"),
+     "--to-namespace"),
+    (("top", "deploy/web", "-n", "emojivoto", "--to-namespace", "other", "-o", "json"),
+     "--to-namespace"),
+    (("tap", "deploy/web", "--max-rps", "nan", "-o", "json"), "--max-rps"),
+    (("tap", "deploy/web", "--max-rps", "inf", "-o", "json"), "--max-rps"),
+    (("top", "deploy/web", "--max-rps", "-1", "-o", "json"), "--max-rps"),
+    (("check", "--wait", "-5"), "--wait"),
+    (("check", "--wait", "nan"), "--wait"),
+])
+def test_input_that_would_be_ignored_or_misread_is_refused(
+        dead_server: str, args: tuple[str, ...], says: str) -> None:
+    out = run("--server", dead_server, *args)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0] and "Traceback" not in out.stderr, out.stderr
+    assert out.stdout == ""
+
+
+@pytest.mark.parametrize("server", ["nonsense", "127.0.0.1:99999", "127.0.0.1:", ":8086"])
+@pytest.mark.parametrize("args", [("check",), ("stat", "ns", "-o", "json"),
+                                  ("tap", "ns", "-o", "json"), ("top", "ns", "-o", "json"),
+                                  ("dashboard",)])
+def test_a_bad_server_address_is_bad_input_for_every_command(
+        server: str, args: tuple[str, ...]) -> None:
+    for how in ({"args": ("--server", server)}, {"env": {"MESHTUI_SERVER": server}}):
+        out = run(*how.get("args", ()), *args, env=how.get("env"))  # type: ignore[arg-type]
+        assert out.returncode == 2, (how, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"bad --server {server!r}" in lines[0], out.stderr
+        assert out.stdout == ""

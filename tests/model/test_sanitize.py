@@ -1,7 +1,9 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshtui.model.sanitize import clean, clean_bytes
+from meshtui.model.sanitize import clean, clean_bytes, clean_http
+
+BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
 
 def test_escape_sequences_become_visible_text() -> None:
@@ -11,6 +13,19 @@ def test_escape_sequences_become_visible_text() -> None:
     assert clean("plain/path?q=[bold]") == "plain/path?q=[bold]"
 
 
+def test_bidirectional_controls_become_visible_text() -> None:
+    assert clean("/\u202enimda") == "/\\u202enimda"
+    assert clean("a\u2066b\u2069c\u200f") == "a\\u2066b\\u2069c\\u200f"
+
+
+def test_text_carried_one_byte_a_character_is_read_as_utf8() -> None:
+    sent = "web\u202eexampleÿ".encode() + b"\xff"  # UTF-8, then a byte that is not
+    carried = sent.decode("latin-1")  # as the proxy hands it on
+    assert clean_http(carried) == "web\\u202eexampleÿ\\xff"
+    assert clean_http("café") == "caf\\xe9"  # one byte, not UTF-8: shown as that byte
+    assert clean_http("naïve\u0101") == "naïve\u0101"  # past U+00FF: not carried so
+
+
 def test_bytes_that_are_not_utf8_are_shown_not_dropped() -> None:
     assert clean_bytes(b"ok\xff\x1b") == "ok\\xff\\x1b"
 
@@ -18,10 +33,10 @@ def test_bytes_that_are_not_utf8_are_shown_not_dropped() -> None:
 @given(st.text())
 def test_cleaned_text_has_no_control_characters(s: str) -> None:
     out = clean(s)
-    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in out)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in BIDI for c in out)
 
 
-@given(st.text(alphabet=st.characters(min_codepoint=0x20, exclude_characters="\\",
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, exclude_characters="\\" + BIDI,
                                       exclude_categories=("Cc", "Cs"))))
 def test_ordinary_text_is_left_alone(s: str) -> None:
     assert clean(s) == s

@@ -66,6 +66,8 @@ def test_success_follows_linkerds_classification() -> None:
     assert outcome(status=500) is False
     assert outcome(status=200, grpc_status=0) is True
     assert outcome(status=200, grpc_status=14) is False
+    assert outcome(status=200, grpc_status=5) is True  # NotFound: answered as designed
+    assert outcome(status=200, grpc_status=4) is False  # DeadlineExceeded
     assert outcome(status=200, reset_code=2) is False
 
 
