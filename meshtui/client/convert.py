@@ -76,6 +76,7 @@ def stat_row(row: controller_pb2.StatRow, *, histogram: bool = False) -> StatRow
         # What the controller knows them by, when cleaning changed them: its queries.
         raw_namespace=_raw(res.namespace, namespace), raw_name=_raw(res.name, name),
         raw_owner=_raw(res.deployment, owner),
+        missing=tuple(clean(p) for p in res.missing_pods),
     )
 
 

@@ -310,6 +310,10 @@ def _rows(query: StatQuery, group: list[str], results: dict[str, list[Sample]]
     up = by_key("up", meshed_group)
     owners = {_key(query.kind, meshed_group, labels): clean(labels.get("deployment", ""))
               for labels, _ in results["targets"]}
+    down: dict[tuple[str, str, str], list[str]] = {}
+    for labels, _ in results["down"]:
+        down.setdefault(_key(query.kind, meshed_group, labels), []).append(
+            clean(labels.get("pod", "")))
     keys = set(ok) | set(failed) | set(tcp)
     if query.from_ is None and query.to is None:
         keys |= set(targets)  # every resource Prometheus knows, traffic or not
@@ -331,5 +335,6 @@ def _rows(query: StatQuery, group: list[str], results: dict[str, list[Sample]]
             tcp_conn=_count(tcp[key]) if _finite(tcp.get(key)) is not None else None,
             read_bytes_rate=_rate(read.get(key), window),
             write_bytes_rate=_rate(write.get(key), window),
-            window_s=window, owner=owners.get(key, "")))
+            window_s=window, owner=owners.get(key, ""),
+            missing=tuple(sorted(down.get(key, ())))))
     return rows

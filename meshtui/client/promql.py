@@ -100,7 +100,8 @@ def stat_queries(q: StatQuery) -> tuple[dict[str, str], list[str]]:
 
     ``requests``, ``p50``/``p95``/``p99``, ``tcp``, ``read``/``write`` are
     viz's; ``targets`` and ``up`` count the proxies Prometheus scrapes per
-    resource (what MESHED shows over Prometheus), ``scraped`` is when it last did.
+    resource (what MESHED shows over Prometheus), ``scraped`` is when it last did,
+    ``down`` the proxies whose last scrape failed.
     """
     labels, group = request_labels(q)
     sel = selector(labels)
@@ -122,6 +123,7 @@ def stat_queries(q: StatQuery) -> tuple[dict[str, str], list[str]]:
     out["targets"] = f"count(up{targets}) by ({meshed_by})"
     out["up"] = f"sum(up{targets}) by ({meshed_by})"
     out["scraped"] = f"max(timestamp(up{targets}))"
+    out["down"] = f"up{targets} == 0"
     return out, group
 
 

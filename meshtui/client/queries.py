@@ -41,6 +41,22 @@ class StatSnapshot:
     proxies_total: int = 0
     last_scrape: float | None = None  # wall clock of the newest scrape behind the rows
 
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """``namespace/pod`` of every proxy the rows' figures leave out (not answering)."""
+        return tuple(sorted({f"{r.namespace or r.name}/{pod}" for r in self.rows
+                             for pod in r.missing}))
+
+    def partial_note(self) -> str | None:
+        """One line saying what the figures leave out; None when every proxy answered."""
+        missing = self.missing
+        if not missing:
+            return None
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more"
+                                          if len(missing) > 5 else "")
+        return (f"partial answer: {len(missing)} prox{'y' if len(missing) == 1 else 'ies'} "
+                f"not answering ({shown}); the figures are those of the others")
+
 
 @dataclass(frozen=True)
 class HistoryPoint:

@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
 
 async def _print_once(source: Source, query: StatQuery, output: str,
                       all_namespaces: bool) -> int:
+    import sys
+
     from meshtui.output.stat import stat_json, stat_table
 
     snap = await source.stats(query)
@@ -105,4 +107,7 @@ async def _print_once(source: Source, query: StatQuery, output: str,
     else:
         print(stat_table(snap.rows, query.kind, all_namespaces=all_namespaces,
                          wide=output == "wide"))
+        # JSON carries it in each row ("partial", "missing_pods"); a table, on stderr.
+        if (note := snap.partial_note()) is not None:
+            print(f"meshtui: {note}", file=sys.stderr)
     return 0

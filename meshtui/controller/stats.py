@@ -143,6 +143,9 @@ def resource(row: Sel, pods: list[PodState], store: MeshStore, now: float,
         res.address = str(p.address) if p.address is not None else ""
     last = max((st.last_ok_wall for st in proxied), default=0.0)
     res.last_scrape_ms = int(last * 1000)
+    if meshed < len(proxied):
+        res.missing_pods.extend(sorted(st.pod.name for st in proxied
+                                       if not store.reachable(st, now)))
     return res
 
 
@@ -174,11 +177,15 @@ def _sources(row: Sel, pods: list[PodState], frm: Sel | None, to: Sel | None, st
 
 
 def row_totals(row: Sel, pods: list[PodState], frm: Sel | None, to: Sel | None,
-               store: MeshStore, now: float, window_s: float) -> WindowTotals:
+               store: MeshStore, now: float, window_s: float, *, answering_only: bool = True
+               ) -> WindowTotals:
+    """A row's figures over the window; with ``answering_only``, only from proxies that
+    answer now (a dead proxy's last figures would stand for the rest of the window)."""
     out = WindowTotals()
     dense = dense_latency()
+    mono = time.monotonic()
     for st, match in _sources(row, pods, frm, to, store):
-        if st.windows is not None:
+        if st.windows is not None and (not answering_only or store.reachable(st, mono)):
             out.merge(st.windows.totals(now, window_s, match, dense))
     out.latency = histogram_of(dense, out.latency.sum_us)
     return out
@@ -226,7 +233,9 @@ def summary(req: controller_pb2.StatRequest, store: MeshStore,
     for row, pods in rows_of(sel, store):
         wire = out.rows.add()
         resource(row, pods, store, mono, wire.resource)
-        fill_stat_row(wire, row_totals(row, pods, frm, to, store, wall, window))
+        # A window that ended earlier holds what every proxy counted then.
+        fill_stat_row(wire, row_totals(row, pods, frm, to, store, wall, window,
+                                       answering_only=not req.end_ms))
     proxied = store.proxied()
     out.proxies_total = len(proxied)
     out.proxies_reachable = sum(1 for st in proxied if store.reachable(st, mono))

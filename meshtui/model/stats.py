@@ -45,6 +45,12 @@ class StatRow:
     raw_namespace: str | None = field(default=None, repr=False)
     raw_name: str | None = field(default=None, repr=False)
     raw_owner: str | None = field(default=None, repr=False)
+    # Pods whose proxy did not answer: the figures are those of the others.
+    missing: tuple[str, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.missing)
 
     @property
     def query_namespace(self) -> str:
@@ -89,6 +95,8 @@ class StatRow:
             "tcp_open_connections": self.tcp_conn,
             "tcp_read_bytes_rate": num(self.read_bytes_rate),
             "tcp_write_bytes_rate": num(self.write_bytes_rate),
+            "partial": self.partial,
+            "missing_pods": list(self.missing),
         }
 
 

@@ -200,7 +200,11 @@ class StatScreen(Screen[None]):
             parts.append(f"proxies {snap.proxies_reachable}/{snap.proxies_total}")
         t = self.table
         parts.append(f"sort {t.sort_column} {'▼' if t.reverse else '▲'}")
-        style = "" if self.state == "connected" else "bold yellow"
+        missing = snap.missing if snap else ()
+        if missing:
+            parts.append(f"partial: {len(missing)} not answering ({', '.join(missing[:3])}"
+                         f"{', …' if len(missing) > 3 else ''})")
+        style = "" if self.state == "connected" and not missing else "bold yellow"
         self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style),
                                                  layout=False)
 

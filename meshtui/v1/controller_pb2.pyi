@@ -53,6 +53,7 @@ class Resource(_message.Message):
     ADDRESS_FIELD_NUMBER: _builtins.int
     LAST_SCRAPE_MS_FIELD_NUMBER: _builtins.int
     PROXIED_PODS_FIELD_NUMBER: _builtins.int
+    MISSING_PODS_FIELD_NUMBER: _builtins.int
     type: _common_pb2.ResourceType.ValueType
     namespace: _builtins.str
     name: _builtins.str
@@ -70,6 +71,10 @@ class Resource(_message.Message):
     """Pods the inventory gives a proxy, answering or not: proxied - meshed are
     the proxies that are down right now (unmeshed pods count in neither).
     """
+    @_builtins.property
+    def missing_pods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Pods whose proxy did not answer its last scrapes: the figures leave them out."""
+
     def __init__(
         self,
         *,
@@ -83,10 +88,11 @@ class Resource(_message.Message):
         address: _builtins.str = ...,
         last_scrape_ms: _builtins.int = ...,
         proxied_pods: _builtins.int = ...,
+        missing_pods: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "deployment", b"deployment", "last_scrape_ms", b"last_scrape_ms", "meshed_pods", b"meshed_pods", "name", b"name", "namespace", b"namespace", "proxied_pods", b"proxied_pods", "reachable", b"reachable", "total_pods", b"total_pods", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "deployment", b"deployment", "last_scrape_ms", b"last_scrape_ms", "meshed_pods", b"meshed_pods", "missing_pods", b"missing_pods", "name", b"name", "namespace", b"namespace", "proxied_pods", b"proxied_pods", "reachable", b"reachable", "total_pods", b"total_pods", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

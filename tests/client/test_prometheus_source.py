@@ -51,6 +51,9 @@ def test_deployments_have_viz_figures_and_meshed_from_the_targets(prom: Promethe
     assert voting.rps == pytest.approx(5, rel=0.1) and voting.success == 1.0
     assert 20 <= voting.p50_ms <= 30
     assert (voting.meshed, voting.total, voting.reachable) == (1, 2, False)
+    assert voting.missing == ("voting-2",) and not web.partial
+    assert snap.partial_note() == ("partial answer: 1 proxy not answering "
+                                   "(emojivoto/voting-2); the figures are those of the others")
     assert (snap.proxies_reachable, snap.proxies_total) == (3, 4)
     assert snap.last_scrape is not None and time.time() - snap.last_scrape < 5
 
@@ -109,10 +112,16 @@ def test_stat_prints_linkerd_json_from_prometheus(prom: Prometheus) -> None:
     rows = {r["name"]: r for r in json.loads(out.stdout)}
     assert rows["web"]["meshed"] == "2/2" and rows["voting"]["meshed"] == "1/2"
     assert rows["web"]["rps"] == pytest.approx(20, rel=0.1)
+    assert (rows["voting"]["partial"], rows["voting"]["missing_pods"]) == (True, ["voting-2"])
+    assert (rows["web"]["partial"], rows["web"]["missing_pods"]) == (False, [])
+    assert out.stderr == ""  # JSON says it in its rows
     # MESHTUI_PROMETHEUS does what --prometheus does.
     table = meshtui("stat", "deploy", "-n", "emojivoto", "-t", f"{WINDOW}s",
                     env={"MESHTUI_PROMETHEUS": prom.url})
     assert table.returncode == 0, table.stderr
+    assert table.stderr.splitlines() == [
+        "meshtui: partial answer: 1 proxy not answering (emojivoto/voting-2); the figures "
+        "are those of the others"]
     lines = [line.split() for line in table.stdout.splitlines()]
     assert lines[0][:3] == ["NAME", "MESHED", "SUCCESS"]
     assert [line[:2] for line in lines[1:]] == [["voting", "1/2"], ["web", "2/2"]]

@@ -235,3 +235,20 @@ async def test_a_window_that_ended_earlier_holds_what_was_counted_then(mesh: Mes
         await mesh.stats.Summary(req)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "--prometheus" in (err.value.details() or "")
+
+
+async def test_a_dead_proxys_figures_leave_the_row_and_its_pod_is_named(mesh: Mesh) -> None:
+    await record_traffic(mesh)
+    req = controller_pb2.StatRequest(selector=sel(DEPLOY, "emojivoto"), window_s=60)
+    before = rows(await mesh.stats.Summary(req))
+    assert before["voting"].has_traffic and not before["voting"].resource.missing_pods
+    await mesh.fakes["voting-0"].stop()
+    await until(lambda: not mesh.ctl.store.reachable(mesh.state("voting-0")), timeout=5)
+    after = rows(await mesh.stats.Summary(req))
+    # Its counts are within the window still, but nothing vouches for them now.
+    assert not after["voting"].has_traffic
+    assert list(after["voting"].resource.missing_pods) == ["voting-0"]
+    assert after["emoji"].has_traffic and not after["emoji"].resource.missing_pods
+    ns = rows(await mesh.stats.Summary(controller_pb2.StatRequest(selector=sel(NS),
+                                                                  window_s=60)))
+    assert list(ns["emojivoto"].resource.missing_pods) == ["voting-0"]

@@ -24,8 +24,11 @@ def test_json_uses_linkerd_field_names_and_null_without_traffic() -> None:
         "namespace": "ns", "kind": "deployment", "name": "web", "meshed": "2/3",
         "success": 0.5, "rps": 4.0, "latency_ms_p50": 1.0, "latency_ms_p95": 2.0,
         "latency_ms_p99": 3.0, "tcp_open_connections": 7, "tcp_read_bytes_rate": None,
-        "tcp_write_bytes_rate": None,
+        "tcp_write_bytes_rate": None, "partial": False, "missing_pods": [],
     }
+    # A row some of whose proxies did not answer says so, and names them.
+    partial = StatRow("deployment", "ns", "web", 1, 2, missing=("web-2",)).to_json()
+    assert (partial["partial"], partial["missing_pods"]) == (True, ["web-2"])
 
 
 rows_st = st.lists(

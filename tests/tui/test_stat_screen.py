@@ -87,3 +87,25 @@ async def test_status_line_names_server_window_and_state() -> None:
         await pilot.pause(0.3)
         status = str(app.screen.query_one("#status").render())
         assert "controller fake" in status and "window 1m" in status and "connected" in status
+
+
+class HalfDeadSource(FakeSource):
+    """voting's second pod's proxy is not answering: its row says so."""
+
+    async def stats(self, query: StatQuery):  # type: ignore[no-untyped-def,override]
+        from dataclasses import replace
+
+        snap = await super().stats(query)
+        rows = tuple(replace(r, missing=("voting-2",)) if r.name == "voting" else r
+                     for r in snap.rows)
+        return replace(snap, rows=rows)
+
+
+async def test_status_line_says_which_proxies_the_figures_leave_out() -> None:
+    clock = Clock()
+    app = MeshApp(HalfDeadSource(clock=clock), StatQuery("deployment", namespace="emojivoto"),
+                  interval=0.05, clock=clock)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause(0.3)
+        status = str(app.screen.query_one("#status").render())
+        assert "partial: 1 not answering (emojivoto/voting-2)" in status
