@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from meshtui.demo import leftovers
 from meshtui.demo import prometheus as prom
 from meshtui.demo.supervisor import Supervisor, port_in_use
 from meshtui.demo.topology import Plan, plan_explicit
@@ -103,14 +104,17 @@ def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
         if why:
             raise RuntimeFailure(f"demo: --intercept iptables {why}")
         net = PodNetwork()
+    leftovers.sweep(log)
     prom_spec = _prometheus(prometheus, log)
-    state = Path(tempfile.mkdtemp(prefix="meshtui-demo-"))
+    state = Path(tempfile.mkdtemp(prefix=leftovers.PREFIX))
+    leftovers.claim(state)
     sup = Supervisor(state, log=log)
     ok = False
     try:
         if net is not None:
             from meshtui.demo.netmesh import plan_iptables
 
+            leftovers.record_netns(state, net.prefix)
             net.setup()
             plan = plan_iptables(net, server, state, scale=scale, rps=rps,
                                  prometheus=prom_spec)
@@ -128,6 +132,7 @@ def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
         if ok:
             shutil.rmtree(state, ignore_errors=True)
         else:
+            leftovers.release(state)
             log(f"logs of the failed start are in {state}")
 
 

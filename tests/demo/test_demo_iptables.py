@@ -71,3 +71,43 @@ def test_iptables_demo_intercepts_transparently_and_cleans_up() -> None:
     after = set(subprocess.run(["ip", "netns", "list"], capture_output=True,
                                text=True).stdout.split())
     assert not {n for n in after - before if not n.startswith("(")}, "namespaces left behind"
+
+
+def _netns() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def _start(server: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """A headless iptables demo without Prometheus, and its lines up to the ready one."""
+    proc = subprocess.Popen([*MESHTUI, "--server", server, "demo", "--headless",
+                             "--intercept", "iptables", "--prometheus-listen", "none"],
+                            stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while not any("controller at" in line for line in lines) and time.monotonic() < deadline:
+        lines.append(proc.stderr.readline())  # type: ignore[union-attr]
+        assert proc.poll() is None, f"demo exited: {lines}"
+    return proc, lines
+
+
+@pytest.mark.skipif(WHY is not None, reason=f"iptables demo {WHY}")
+def test_a_start_removes_what_a_killed_demo_left_behind() -> None:
+    before = _netns()
+    first, _ = _start(f"127.0.0.1:{_free_port()}")
+    first.kill()  # SIGKILL: no clean-up of its own
+    first.wait(10)
+    left = _netns() - before
+    assert len(left) >= 8  # the node and every pod
+    second, lines = _start(f"127.0.0.1:{_free_port()}")
+    try:
+        said = [line for line in lines if "left behind" in line]
+        assert len(said) == 1, lines
+        assert said[0].startswith(f"demo: removed what an earlier demo (pid {first.pid}, no "
+                                  f"longer running) left behind: {len(left)} network "
+                                  "namespaces, interface ")
+        assert not (left & _netns())
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(30)
+    assert not (_netns() - before)
