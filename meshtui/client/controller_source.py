@@ -42,6 +42,10 @@ class ControllerSource:
     def label(self) -> str:
         return f"controller {self.server}"
 
+    @property
+    def tap_label(self) -> str:
+        return self.label
+
     def _check_range(self, query: StatQuery, span_s: int) -> None:
         if query.until is None:
             return

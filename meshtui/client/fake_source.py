@@ -62,6 +62,10 @@ class FakeSource:
 
     history_s = 15 * 60
 
+    @property
+    def tap_label(self) -> str:
+        return self.label
+
     async def ready(self, timeout: float) -> None:
         return None
 

@@ -102,6 +102,10 @@ class PrometheusSource:
         return f"prometheus {self.url}"
 
     @property
+    def tap_label(self) -> str:
+        return self._tap.tap_label if self._tap is not None else "no controller for tap"
+
+    @property
     def history_s(self) -> int:
         return int(self._retention_s or DEFAULT_RETENTION_S)
 

@@ -25,6 +25,11 @@ class Source(Protocol):
         ...
 
     @property
+    def tap_label(self) -> str:
+        """Where tap streams come from (the controller, whatever the figures' source)."""
+        ...
+
+    @property
     def history_s(self) -> int:
         """How far back the source holds figures, in seconds."""
         ...

@@ -237,6 +237,7 @@ class TapScreen(Screen[None]):
             parts.append(f"too fast to show: {self.shed:,}")
         rps = self.tap_query.max_rps
         parts.append(f"max-rps {rps:g}" if rps else "max-rps unlimited")
+        parts.append(f"from {self.source.tap_label}")
         style = "bold yellow" if self.state.startswith("error") else ""
         self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style))
 

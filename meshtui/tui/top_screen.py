@@ -107,6 +107,7 @@ class TopScreen(Screen[None]):
         parts.append(f"sort {self.table.sort_column} {'▼' if self.table.reverse else '▲'}")
         if self.state != "streaming":
             parts.append(self.state)
+        parts.append(f"from {self.source.tap_label}")
         style = "bold yellow" if self.state.startswith("error") else ""
         self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style),
                                                  layout=False)
