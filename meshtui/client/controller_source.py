@@ -42,6 +42,8 @@ class ControllerSource:
     def label(self) -> str:
         return f"controller {self.server}"
 
+    meshed_note = None  # MESHED: the inventory's pods whose proxy answers
+
     @property
     def tap_label(self) -> str:
         return self.label

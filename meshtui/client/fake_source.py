@@ -61,6 +61,7 @@ class FakeSource:
         return "controller fake"
 
     history_s = 15 * 60
+    meshed_note = None
 
     @property
     def tap_label(self) -> str:

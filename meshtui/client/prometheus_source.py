@@ -101,6 +101,9 @@ class PrometheusSource:
     def label(self) -> str:
         return f"prometheus {self.url}"
 
+    #: Prometheus knows no pods without a proxy: MESHED is what it scrapes.
+    meshed_note = "MESHED: proxies Prometheus scrapes"
+
     @property
     def tap_label(self) -> str:
         return self._tap.tap_label if self._tap is not None else "no controller for tap"

@@ -25,6 +25,11 @@ class Source(Protocol):
         ...
 
     @property
+    def meshed_note(self) -> str | None:
+        """What MESHED counts, where it is not the inventory's pods (shown beside it)."""
+        ...
+
+    @property
     def tap_label(self) -> str:
         """Where tap streams come from (the controller, whatever the figures' source)."""
         ...

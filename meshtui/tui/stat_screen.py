@@ -198,6 +198,8 @@ class StatScreen(Screen[None]):
         ]
         if snap and snap.proxies_total:
             parts.append(f"proxies {snap.proxies_reachable}/{snap.proxies_total}")
+        if self.source.meshed_note:
+            parts.append(self.source.meshed_note)
         t = self.table
         parts.append(f"sort {t.sort_column} {'▼' if t.reverse else '▲'}")
         missing = snap.missing if snap else ()

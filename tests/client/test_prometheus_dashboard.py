@@ -41,6 +41,7 @@ async def test_overview_and_charts_over_prometheus(prom: Prometheus) -> None:
         # One of voting's two proxies is not answering its scrapes.
         assert table.column_values("MESHED") == ["3/4"]
         assert table.column_values("STATE") == ["◐ partly meshed"]
+        assert "MESHED: proxies Prometheus scrapes" in text(app, "#status")
         health = text(app, "#health")
         assert f"prometheus {prom.url} up" in health and "proxies 3/4 reachable" in health
         await pilot.press("enter")
