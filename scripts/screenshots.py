@@ -3,8 +3,10 @@
 Starts `meshtui demo --headless` on a free port, lets it run for two minutes (so
 the charts have some history and voting some failures), drives the real app
 (through the real gRPC source) to each view with keys and saves what it shows:
-the dashboard (overview, deployments, pods, charts, tap, top, the key list)
-and the stat, tap and top commands. Run: `make screenshots` (or
+the dashboard (overview, deployments, pods, charts, tap, top, the key list),
+the dashboard over the demo's Prometheus, and the stat, tap and top commands.
+With --attach (and --prometheus, --span) it captures a demo already running,
+for charts over a longer run than a warm-up gives. Run: `make screenshots` (or
 .venv/bin/python scripts/screenshots.py [--warmup SECONDS]).
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,10 +27,12 @@ OUT = Path(__file__).resolve().parent.parent / "screenshots"
 SIZE = (150, 42)
 
 
-async def capture(server: str) -> list[Path]:
+async def capture(server: str, prometheus: str | None, span_s: int, only: str) -> list[Path]:
     from meshtui.client.controller_source import ControllerSource
     from meshtui.client.queries import StatQuery, TapQuery
+    from meshtui.client.source import open_source
     from meshtui.tui.app import MeshApp
+    from meshtui.tui.chart_data import ChartRange
     from meshtui.tui.stat_table import StatTable
 
     saved: list[Path] = []
@@ -92,6 +97,16 @@ async def capture(server: str) -> list[Path]:
             await pilot.pause(wait)
         return go
 
+    if prometheus is not None:
+        def over_prometheus() -> MeshApp:
+            return MeshApp(open_source(server, prometheus), StatQuery("namespace"),
+                           dashboard=True, chart_range=ChartRange(span_s))
+
+        await shot(over_prometheus(), "prometheus-overview", to([], "emojivoto", wait=4.0))
+        await shot(over_prometheus(), "prometheus-charts",
+                   to(["emojivoto"], "voting", "c", wait=5.0))
+    if only == "prometheus":
+        return saved
     await shot(dashboard(), "overview", to([], "emojivoto", wait=3.0))
     await shot(dashboard(), "dashboard-deployments", to(["emojivoto"], "voting", wait=1.0))
     await shot(dashboard(), "dashboard-pods", to(["emojivoto", "voting"]))
@@ -119,17 +134,35 @@ async def capture(server: str) -> list[Path]:
     return saved
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--warmup", type=float, default=120.0,
                     help="seconds the demo runs before the first capture (default 120)")
+    ap.add_argument("--attach", metavar="HOST:PORT",
+                    help="capture a demo already running there instead of starting one "
+                    "(with --prometheus, its Prometheus: for charts over a longer run)")
+    ap.add_argument("--prometheus", metavar="URL", help="the attached demo's Prometheus")
+    ap.add_argument("--span", default="15m", help="what the Prometheus charts cover")
+    ap.add_argument("--only", choices=("all", "prometheus"), default="all")
     args = ap.parse_args()
+    from meshtui.model.units import MAX_PROMETHEUS_WINDOW_S, parse_window
+
+    span_s = parse_window(args.span, MAX_PROMETHEUS_WINDOW_S)
     OUT.mkdir(exist_ok=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        server = f"127.0.0.1:{s.getsockname()[1]}"
+    if args.attach:
+        for path in asyncio.run(capture(args.attach, args.prometheus, span_s, args.only)):
+            print(f"wrote {path.relative_to(OUT.parent)}")
+        return 0
+    server, prom = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
     cmd = [sys.executable, "-m", "meshtui", "--server", server]
-    demo = subprocess.Popen([*cmd, "demo", "--headless"], stderr=subprocess.DEVNULL)
+    demo = subprocess.Popen([*cmd, "demo", "--headless", "--prometheus-listen", prom],
+                            stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -139,7 +172,8 @@ def main() -> int:
                 break
             time.sleep(0.5)
         time.sleep(args.warmup)  # history for the charts, failures for voting
-        for path in asyncio.run(capture(server)):
+        prometheus = f"http://{prom}" if shutil.which("prometheus") else None
+        for path in asyncio.run(capture(server, prometheus, span_s, args.only)):
             print(f"wrote {path.relative_to(OUT.parent)}")
     finally:
         demo.send_signal(signal.SIGINT)

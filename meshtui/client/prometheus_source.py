@@ -16,6 +16,7 @@ import math
 import re
 import time
 from collections.abc import AsyncGenerator, Iterable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from meshtui.client.promql import PROXY_JOB, group_by, history_queries, stat_que
 from meshtui.client.queries import HistoryPoint, StatQuery, StatSnapshot, TapBatch, TapQuery
 from meshtui.client.source import Source
 from meshtui.errors import RuntimeFailure, UsageError
+from meshtui.model.histogram import Histogram
 from meshtui.model.sanitize import clean
 from meshtui.model.stats import StatRow
 
@@ -344,4 +346,28 @@ def _rows(query: StatQuery, group: list[str], results: dict[str, list[Sample]]
             write_bytes_rate=_rate(write.get(key), window),
             window_s=window, owner=owners.get(key, ""),
             missing=tuple(sorted(down.get(key, ())))))
+    if "buckets" in results:
+        rows = [replace(r, latency=_histogram(r.key, query.kind, group, results["buckets"]))
+                if r.has_traffic else r for r in rows]
     return rows
+
+
+def _histogram(key: tuple[str, str, str], kind: str, group: list[str],
+               buckets: list[Sample]) -> Histogram | None:
+    """A row's window as a latency histogram, from Prometheus's cumulative buckets.
+
+    Each bucket's requests are put just under its upper bound (Linkerd's bounds
+    are 1, 2, 3, 4, 5, 10, 20, ... ms), so the chart's 1-2-5 bins hold them
+    whole; the +Inf bucket is left out, having no bound to place it at.
+    """
+    bounds = sorted((float(labels["le"]), v) for labels, v in buckets
+                    if _key(kind, group, labels) == key and labels.get("le") not in (None, "+Inf")
+                    and math.isfinite(v))
+    hist = Histogram()
+    below = 0.0
+    for le, cumulative in bounds:
+        n = round(cumulative - below)
+        if n > 0:
+            hist.record(le * 1000 * 0.999, n)
+        below = max(below, cumulative)
+    return hist if hist.count else None

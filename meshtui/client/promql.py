@@ -124,6 +124,9 @@ def stat_queries(q: StatQuery) -> tuple[dict[str, str], list[str]]:
     out["up"] = f"sum(up{targets}) by ({meshed_by})"
     out["scraped"] = f"max(timestamp(up{targets}))"
     out["down"] = f"up{targets} == 0"
+    if q.name:  # one resource (the dashboard's charts): its latency distribution too
+        out["buckets"] = (f"sum(increase(response_latency_ms_bucket{sel}[{w}]))"
+                          f" by (le, {by})")
     return out, group
 
 

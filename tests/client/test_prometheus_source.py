@@ -150,3 +150,13 @@ def test_prometheus_with_no_proxies_is_named(tmp_path: Path) -> None:
     assert out.stderr.strip().splitlines() == [
         f"meshtui: Prometheus at {empty.url} scrapes no proxies "
         '(no up{job="linkerd-proxy"} series): is it the mesh\'s?']
+
+
+def test_one_resource_brings_its_latency_distribution(prom: Prometheus) -> None:
+    [web] = stats(prom, StatQuery("deployment", "emojivoto", "web", WINDOW)).rows
+    assert web.latency is not None
+    # Every request took 4 ms: all in Linkerd's (3, 4] bucket, about a window's worth.
+    assert web.latency.count == pytest.approx(20 * WINDOW, rel=0.15)
+    assert 3.5 <= web.latency.quantile(0.5) / 1000 <= 4.1  # (the model's buckets are ~2 % wide)
+    assert stats(prom, StatQuery("deployment", "emojivoto", window_s=WINDOW)).rows[0].latency \
+        is None  # a table of many rows does not ask for it
