@@ -130,6 +130,12 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     for outcome in result.outcomes:
         print(outcome.line(), file=sys.stderr)
+    if result.injected:
+        # The pod network reaches these ports; until the mesh has identities,
+        # nothing stands between them and any pod that asks.
+        print(f"note: the proxies' tap ({config.tap_port}) and admin ({config.admin_port}) "
+              "ports take no credentials yet: any pod that can reach them can watch "
+              "requests and read metrics", file=sys.stderr)
     if not result.outcomes:
         print("no workloads found (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, "
               "ReplicationController, Job, CronJob); the YAML is unchanged", file=sys.stderr)

@@ -23,7 +23,10 @@ spec:
 def test_standard_input_to_standard_output() -> None:
     out = inject("-", stdin=POD)
     assert out.returncode == 0, out.stderr
-    assert out.stderr == 'pod "web" injected\n'
+    assert out.stderr == ('pod "web" injected\n'
+                          "note: the proxies' tap (4190) and admin (4191) ports take no "
+                          "credentials yet: any pod that can reach them can watch requests and "
+                          "read metrics\n")
     assert out.stdout.startswith(POD[:POD.index("spec:")])
     container(load_all(out.stdout)[0], "meshtui-proxy")
 

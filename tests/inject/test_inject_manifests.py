@@ -66,7 +66,7 @@ def test_every_workload_gets_the_sidecar_and_nothing_else_changes(manifest: Path
     assert len(after) == len(before)
     # Take out exactly what inject adds: what remains is the input, every field.
     assert [strip_injection(d) for d in after] == before
-    report = out.stderr.splitlines()
+    report = outcome_lines(out.stderr)
     expected_lines = []
     for doc_before, doc_after in zip(before, after, strict=True):
         for workload, (_, pod), (_, old) in zip(
@@ -127,6 +127,17 @@ def _check_injected(workload: dict[str, Any], pod: dict[str, Any]) -> None:
     assert pod["metadata"]["annotations"]["meshtui.io/proxy-version"] == __version__
 
 
+NOTE = ("note: the proxies' tap (4190) and admin (4191) ports take no credentials yet: any "
+        "pod that can reach them can watch requests and read metrics")
+
+
+def outcome_lines(stderr: str) -> list[str]:
+    """The report's line per workload; the note on the ports comes last, once."""
+    lines = stderr.splitlines()
+    assert lines.count(NOTE) <= 1 and (NOTE not in lines or lines[-1] == NOTE)
+    return [line for line in lines if line != NOTE]
+
+
 def test_every_manifest_through_standard_input_at_once() -> None:
     # `cat *.yaml | meshtui inject -`: one stream, each file's documents
     # injected as they are on their own, the report lines in order.
@@ -136,7 +147,8 @@ def test_every_manifest_through_standard_input_at_once() -> None:
     out = inject("-", stdin="---\n".join(texts))
     assert out.returncode == 0, out.stderr
     assert out.stdout == "---\n".join(r.text for r in alone)
-    assert out.stderr.splitlines() == [o.line() for r in alone for o in r.outcomes]
+    assert outcome_lines(out.stderr) == [o.line() for r in alone for o in r.outcomes]
+    assert out.stderr.splitlines()[-1] == NOTE
 
 
 def test_injecting_the_output_again_changes_nothing(manifest: Path) -> None:
