@@ -43,6 +43,8 @@ class ProxyContext:
         self.timeouts = timeouts
         self.pool = pool
         self.max_in_flight = max_in_flight
+        #: HTTP/2 streams tracked at once per connection; more are relayed, untracked.
+        self.max_streams = 1000
         self.loop = asyncio.get_running_loop()
         self.now = time.monotonic
         # The sweeper's clock: read on the hot path instead of a clock call, it is

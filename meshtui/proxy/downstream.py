@@ -3,7 +3,8 @@ opaque relaying.
 
 A connection starts in detection. Its first bytes pick a codec
 (:mod:`meshtui.proxy.codec`): an HTTP/1 request line the HTTP/1.1 server side,
-the HTTP/2 connection preface the HTTP/2 relay. Anything else — or a client
+the HTTP/2 connection preface the HTTP/2 relay (TLS, whose first bytes are
+neither, stays opaque). Anything else — or a client
 that says nothing within the detect timeout, as clients of server-speaks-first
 protocols do — is relayed unparsed. An upgraded request (101) or a CONNECT
 turns an HTTP/1 connection into such a tunnel too.
@@ -21,7 +22,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from meshtui.proxy import http1
 from meshtui.proxy.codec import R_UPSTREAM, R_WAIT, Codec
+from meshtui.proxy.h2frames import PROTOCOL_ERROR, SETTINGS, frame, goaway
 from meshtui.proxy.http1_server import Http1Server
+from meshtui.proxy.http2 import H2Relay
 from meshtui.proxy.origdst import original_dst
 from meshtui.proxy.pool import Upstream, open_upstream
 from meshtui.proxy.routing import NoRoute, Router
@@ -363,8 +366,15 @@ class Downstream(asyncio.Protocol):
             return
         if kind == http1.HTTP:
             self._start_codec(Http1Server(self))
-            return
-        self._start_opaque()
+        elif kind == http1.HTTP2:
+            self._start_codec(H2Relay(self))
+        elif kind == http1.BAD_PREFACE:
+            # The client meant HTTP/2: it is told so in HTTP/2, and nothing goes upstream.
+            self.ctx.telemetry.count_http2_error("bad_preface")
+            self.write(frame(SETTINGS, 0, 0) + goaway(0, PROTOCOL_ERROR, b"bad preface"))
+            self.close()
+        else:
+            self._start_opaque()
 
     def _start_codec(self, codec: Codec) -> None:
         data = bytes(self.buf)
