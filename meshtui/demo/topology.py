@@ -4,7 +4,8 @@ Planning is separate from running (``supervisor.py``) so the plan can be read
 and tested without starting anything. Explicit interception: every pod's
 processes listen on their own loopback ports; apps call services by name
 through ``HTTP_PROXY`` (their proxy's outbound port) and the proxies route by
-the inventory's services to the peer pod's inbound port.
+the inventory's services to the peer pod's inbound port (web's gRPC channels
+likewise dial the outbound port and name the service as their authority).
 """
 
 from __future__ import annotations
@@ -150,6 +151,10 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
                             "MESHTUI_DEMO_EXTRA_URLS": "http://kube-dns.kube-system:53/health"})
                 if scale > 1:  # one report per bot
                     env["MESHTUI_DEMO_REPORT"] = str(report.with_name(f"vote-bot-{i}.json"))
+            if deploy == "web":
+                # Its proxy sends each gRPC connection to one replica: as many
+                # connections as replicas spread the calls.
+                env["MESHTUI_DEMO_CHANNELS"] = str(scale)
             meshed_pod("emojivoto", deploy, _app(deploy), env)
 
     # The controller, behind its own proxy: clients reach it through the
