@@ -158,11 +158,13 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
             meshed_pod("emojivoto", deploy, _app(deploy), env)
 
     # The controller, behind its own proxy: clients reach it through the
-    # proxy's inbound port, so the mesh's own control traffic shows up too.
+    # proxy's inbound port, and it reaches the other proxies through the
+    # outbound one, so the mesh's own control traffic shows up both ways.
     ctl = meshed_pod("meshtui", "controller", [], {}, inbound=server)
     assert ctl.address is not None
+    outbound = procs[-1].env["HTTP_PROXY"].split("://", 1)[-1]
     procs[-1].argv = _meshtui("controller", "--listen", str(ctl.address),
-                              "--inventory", str(inventory_path))
+                              "--inventory", str(inventory_path), "--via", outbound)
     procs[-1].ready_tcp = ctl.address
 
     prom_pod = None
