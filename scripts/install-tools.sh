@@ -9,6 +9,8 @@ want=(
   "tmux:tmux"
   "nginx:nginx"
   "wrk:wrk"
+  "nghttp:nghttp2-client"
+  "nghttpd:nghttp2-server"
   "rsvg-convert:librsvg2-bin"
   "prometheus:prometheus"
   "chromium:chromium"

@@ -23,16 +23,17 @@ def test_generated_code_matches_protos(tmp_path: Path) -> None:
         env={"PATH": env_path},
         cwd=ROOT,
     )
-    fresh = sorted(p.relative_to(tmp_path) for p in (tmp_path / "meshtui" / "v1").iterdir())
-    committed_dir = ROOT / "meshtui" / "v1"
-    committed = sorted(
-        p.relative_to(ROOT) for p in committed_dir.iterdir() if "_pb2" in p.name
-    )
-    assert fresh == committed, "generated file set differs: run `make protos`"
-    for rel in fresh:
-        assert (tmp_path / rel).read_bytes() == (ROOT / rel).read_bytes(), (
-            f"{rel} is stale: run `make protos` and commit the result"
+    # The mesh's wire contract and the demo apps' own.
+    for package in (Path("meshtui", "v1"), Path("meshtui", "demo", "emojivoto_v1")):
+        fresh = sorted(p.relative_to(tmp_path) for p in (tmp_path / package).iterdir())
+        committed = sorted(
+            p.relative_to(ROOT) for p in (ROOT / package).iterdir() if "_pb2" in p.name
         )
+        assert fresh == committed, f"generated file set of {package} differs: run `make protos`"
+        for rel in fresh:
+            assert (tmp_path / rel).read_bytes() == (ROOT / rel).read_bytes(), (
+                f"{rel} is stale: run `make protos` and commit the result"
+            )
     shutil.rmtree(tmp_path / "meshtui")
 
 
@@ -54,3 +55,14 @@ def test_generated_modules_import_and_roundtrip() -> None:
     assert again.events[0].WhichOneof("event") == "request_init"
     assert again.dropped == 5
     assert controller_pb2.StatRequest(window_s=60).window_s == 60
+
+
+def test_demo_services_keep_emojivoto_names() -> None:
+    from meshtui.demo.emojivoto_v1 import emoji_pb2, voting_pb2
+
+    emoji = emoji_pb2.DESCRIPTOR.services_by_name["EmojiService"]
+    assert emoji.full_name == "emojivoto.v1.EmojiService"
+    assert {m.name for m in emoji.methods} == {"ListAll", "FindByShortcode"}
+    voting = voting_pb2.DESCRIPTOR.services_by_name["VotingService"]
+    assert voting.full_name == "emojivoto.v1.VotingService"
+    assert {"VoteDoughnut", "VoteJoy", "Vote100", "Results"} <= {m.name for m in voting.methods}

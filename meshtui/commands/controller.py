@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how often every proxy is scraped (default %(default)s)")
     p.add_argument("--scrape-timeout", metavar="SECONDS", type=float, default=0.8,
                    help="each scrape's deadline (default %(default)s)")
+    p.add_argument("--via", metavar="HOST:PORT", default=None,
+                   help="reach the proxies through this outbound proxy, naming each as the "
+                        "authority (a controller behind its own proxy without iptables)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every change, not only faults")
 
 
@@ -64,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
     from meshtui.runtime import tune_gc
 
     try:
+        if args.via:
+            parse_address(args.via, what="--via address")
         ctl = Controller(args.inventory, listen, scrape_interval_s=args.scrape_interval,
-                         scrape_timeout_s=args.scrape_timeout)
+                         scrape_timeout_s=args.scrape_timeout, via=args.via)
     except InventoryError as e:
         raise UsageError(str(e)) from None
 

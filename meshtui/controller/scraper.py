@@ -13,23 +13,16 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import Sequence
 
 import grpc
 
+from meshtui.controller.dial import Dialer
 from meshtui.controller.store import MeshStore, PodKey, PodState
 from meshtui.model.windows import FAILURE, SUCCESS, Series, Snapshot
 from meshtui.v1 import proxy_pb2, proxy_pb2_grpc
 
 log = logging.getLogger("meshtui.controller")
 
-CHANNEL_OPTIONS: Sequence[tuple[str, int]] = (
-    ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.enable_retries", 0),
-)
 _EMPTY = proxy_pb2.ScrapeRequest()
 
 
@@ -87,9 +80,9 @@ def to_snapshot(resp: proxy_pb2.ScrapeResponse, st: PodState, store: MeshStore,
 class _Target:
     __slots__ = ("addr", "channel", "stub")
 
-    def __init__(self, addr: str) -> None:
+    def __init__(self, addr: str, dialer: Dialer) -> None:
         self.addr = addr
-        self.channel = grpc.aio.insecure_channel(addr, options=list(CHANNEL_OPTIONS))
+        self.channel = dialer.channel(addr)
         self.stub = proxy_pb2_grpc.MetricsStub(self.channel)
 
 
@@ -108,11 +101,13 @@ class Scraper:
         interval_s: how often each proxy is scraped.
         timeout_s: each scrape's deadline (below the interval).
         slices: phases per interval.
+        dialer: how proxies are reached (default: directly).
     """
 
     def __init__(self, store: MeshStore, interval_s: float = 1.0, timeout_s: float = 0.8,
-                 slices: int = 10) -> None:
+                 slices: int = 10, dialer: Dialer | None = None) -> None:
         self.store = store
+        self.dialer = dialer or Dialer()
         self.interval_s = interval_s
         self.timeout_s = min(timeout_s, interval_s * 0.9)
         self.slices = max(1, slices)
@@ -136,7 +131,7 @@ class Scraper:
             if t is None or t.addr != addr:
                 if t is not None:
                     self._closing.add(asyncio.ensure_future(t.channel.close(grace=None)))
-                t = _Target(addr)
+                t = _Target(addr, self.dialer)
             live[st.key] = t
             out.append((st, t))
         for key, t in self._targets.items():

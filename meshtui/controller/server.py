@@ -23,6 +23,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from meshtui.controller.dial import Dialer
 from meshtui.controller.scraper import Scraper
 from meshtui.controller.service import MeshService, ResourceTapService, StatsService
 from meshtui.controller.store import MeshStore
@@ -52,17 +53,21 @@ class Controller:
         stale_after_s: a proxy unanswered this long is unreachable.
         inventory_poll_s: how often the inventory file is looked at.
         scrape_slices: phases each scrape interval is spread over (1: all at once).
+        via: an outbound proxy's HOST:PORT to reach the proxies through (see
+            :mod:`meshtui.controller.dial`); None: directly.
     """
 
     def __init__(self, inventory: str | Path, listen: str = "127.0.0.1:8086", *,
                  scrape_interval_s: float = 1.0, scrape_timeout_s: float = 0.8,
                  stale_after_s: float = 2.5, inventory_poll_s: float = 0.5,
-                 scrape_slices: int = 10) -> None:
+                 scrape_slices: int = 10, via: str | None = None) -> None:
         self.listen = listen
         self.watcher = InventoryWatcher(inventory, interval_s=inventory_poll_s)
         self.store = MeshStore(self.watcher.inventory, stale_after_s=stale_after_s)
         self.watcher.on_change = self.store.set_inventory
-        self.scraper = Scraper(self.store, scrape_interval_s, scrape_timeout_s, scrape_slices)
+        self.dialer = Dialer(via)
+        self.scraper = Scraper(self.store, scrape_interval_s, scrape_timeout_s, scrape_slices,
+                               self.dialer)
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -81,7 +86,7 @@ class Controller:
         controller_pb2_grpc.add_MeshServicer_to_server(MeshService(self.store), server)
         controller_pb2_grpc.add_StatsServicer_to_server(StatsService(self.store), server)
         controller_pb2_grpc.add_ResourceTapServicer_to_server(
-            ResourceTapService(self.store), server)
+            ResourceTapService(self.store, self.dialer), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

@@ -15,6 +15,7 @@ from typing import TypeVar
 import grpc
 
 from meshtui.controller import stats
+from meshtui.controller.dial import Dialer
 from meshtui.controller.stats import BadRequest
 from meshtui.controller.store import MeshStore
 from meshtui.controller.tapfanin import TapFanIn
@@ -76,8 +77,9 @@ class StatsService(controller_pb2_grpc.StatsServicer):
 
 
 class ResourceTapService(controller_pb2_grpc.ResourceTapServicer):
-    def __init__(self, store: MeshStore) -> None:
+    def __init__(self, store: MeshStore, dialer: Dialer | None = None) -> None:
         self.store = store
+        self.dialer = dialer
 
     async def Tap(self, request: controller_pb2.TapByResourceRequest,
                   context: grpc.aio.ServicerContext
@@ -91,7 +93,8 @@ class ResourceTapService(controller_pb2_grpc.ResourceTapServicer):
             await _invalid(context, e)
             return
         assert target is not None
-        fan = TapFanIn(self.store, target, to, request.match, request.max_rps)
+        fan = TapFanIn(self.store, target, to, request.match, request.max_rps,
+                       dialer=self.dialer)
         if not fan.sources():
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"{target.describe()} has no meshed pods to tap")

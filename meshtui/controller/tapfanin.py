@@ -1,8 +1,9 @@
 """Tap by resource: one ``Tap.Observe`` stream per matching proxy, merged into
 one stream of batches for one client.
 
-* Which proxies: the target's own pods, watching inbound; with ``to``, the
-  target's pods watching outbound with a destination match. The set follows the
+* Which proxies: the target's own pods, watching inbound and outbound, as
+  Linkerd's tap of a resource does; with ``to``, the target's pods watching
+  outbound with a destination match. The set follows the
   inventory while the stream is open.
 * ``max_rps`` (0: unlimited) holds across the merged stream: a token bucket
   admits a request at its ``request_init``; its later events follow it, and the
@@ -28,7 +29,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from meshtui.controller.scraper import CHANNEL_OPTIONS
+from meshtui.controller.dial import Dialer
 from meshtui.controller.stats import DEPLOY, NS, Sel
 from meshtui.controller.store import MeshStore, PodKey, PodState
 from meshtui.v1 import common_pb2, controller_pb2, proxy_pb2, proxy_pb2_grpc
@@ -85,13 +86,17 @@ class TapFanIn:
 
     def __init__(self, store: MeshStore, target: Sel, to: Sel | None,
                  match: common_pb2.TapMatch, max_rps: float,
-                 retry_s: float = 1.0) -> None:
+                 retry_s: float = 1.0, dialer: Dialer | None = None) -> None:
         self.store = store
+        self.dialer = dialer or Dialer()
         self.target = target
         self.to = to
         up = common_pb2.TapMatch()
         up.CopyFrom(match)
-        up.direction = common_pb2.OUTBOUND if to is not None else common_pb2.INBOUND
+        # Without ``to``, both ways, as Linkerd's tap of a resource: what its pods
+        # serve and what they call (web's gRPC calls to emoji and voting).
+        up.direction = common_pb2.OUTBOUND if to is not None else \
+            common_pb2.DIRECTION_UNSPECIFIED
         if to is not None:
             up.destination.CopyFrom(destination_match(to))
         else:
@@ -120,7 +125,7 @@ class TapFanIn:
 
     async def _read(self, st: PodState, addr: str) -> None:
         key = st.key
-        channel = grpc.aio.insecure_channel(addr, options=list(CHANNEL_OPTIONS))
+        channel = self.dialer.channel(addr)
         stub = proxy_pb2_grpc.TapStub(channel)
         broken = False
         try:

@@ -1,10 +1,13 @@
 """Runs one demo app as its own process: ``python -m meshtui.demo.apps NAME``.
 
 Configuration comes from the environment, as a pod's would:
-``MESHTUI_APP_LISTEN`` (HOST:PORT to serve HTTP on), ``HTTP_PROXY`` (send calls
+``MESHTUI_APP_LISTEN`` (HOST:PORT to serve on: gRPC for emoji and voting,
+HTTP for the others), ``HTTP_PROXY`` (send calls
 through this proxy; absent: connect directly, resolving names with kube-dns at
 ``MESHTUI_DEMO_DNS``), ``MESHTUI_DEMO_DNS_TCP`` (where to send the periodic DNS
-queries over TCP), for kube-dns ``MESHTUI_DEMO_DNS_RECORDS`` (JSON name → IPv4;
+queries over TCP), for web ``EMOJI_ADDR``, ``VOTING_ADDR`` (services' NAME:PORT) and
+``MESHTUI_DEMO_CHANNELS`` (gRPC channels per service through the proxy), for
+kube-dns ``MESHTUI_DEMO_DNS_RECORDS`` (JSON name → IPv4;
 DNS over UDP and TCP, and HTTP health, all on the app's port); for vote-bot ``MESHTUI_DEMO_RPS``
 and ``MESHTUI_DEMO_REPORT`` (a file it writes its sent counts to).
 """
@@ -21,17 +24,21 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
+
 from meshtui.demo import dns
 from meshtui.demo.emojivoto import (
     VoteBot,
-    emoji_handler,
     kube_dns_health_handler,
-    voting_handler,
+    start_emoji,
+    start_voting,
     web_handler,
 )
+from meshtui.demo.emojivoto_grpc import Backends
 from meshtui.demo.httpkit import Client, connection_handler, serve
 
 APPS = ("web", "emoji", "voting", "vote-bot", "kube-dns", "idle")
+GRPC_APPS = ("web", "emoji", "voting")
 
 
 def _addr(text: str) -> tuple[str, int]:
@@ -56,12 +63,28 @@ def _resolver(dns_addr: tuple[str, int]):  # type: ignore[no-untyped-def]
     return resolve
 
 
-def _client() -> Client:
+def _proxy() -> str | None:
+    """HTTP_PROXY's HOST:PORT, if set."""
     proxy = os.environ.get("HTTP_PROXY") or os.environ.get("http_proxy")
+    return proxy.split("://", 1)[-1].rstrip("/") if proxy else None
+
+
+def _client() -> Client:
+    proxy = _proxy()
     if proxy:
-        return Client(proxy=proxy.split("://", 1)[-1].rstrip("/"))
+        return Client(proxy=proxy)
     dns_addr = os.environ.get("MESHTUI_DEMO_DNS")
     return Client(resolve=_resolver(_addr(dns_addr)) if dns_addr else None)
+
+
+def _backends() -> Backends:
+    """web's gRPC channels, configured as its HTTP client is: the proxy, or kube-dns."""
+    proxy = _proxy()
+    dns_addr = os.environ.get("MESHTUI_DEMO_DNS")
+    return Backends(os.environ.get("EMOJI_ADDR", "emoji-svc.emojivoto:8080"),
+                    os.environ.get("VOTING_ADDR", "voting-svc.emojivoto:8080"), proxy=proxy,
+                    resolve=_resolver(_addr(dns_addr)) if dns_addr and not proxy else None,
+                    channels=int(os.environ.get("MESHTUI_DEMO_CHANNELS", "1")))
 
 
 async def _dns_tcp_loop(target: tuple[str, int], names: list[str], every_s: float) -> None:
@@ -78,15 +101,16 @@ async def run_app(name: str) -> None:
     tasks: list[asyncio.Task[None]] = []
     servers: list[asyncio.Server] = []
     transports: list[asyncio.BaseTransport] = []
+    grpc_servers: list[grpc.aio.Server] = []
+    backends: Backends | None = None
     client = _client()
     if name == "emoji":
-        servers.append(await serve(emoji_handler(), host, port))  # type: ignore[arg-type]
+        grpc_servers.append((await start_emoji(listen))[0])
     elif name == "voting":
-        servers.append(await serve(voting_handler(), host, port))  # type: ignore[arg-type]
+        grpc_servers.append((await start_voting(listen))[0])
     elif name == "web":
-        handler = web_handler(client, os.environ.get("EMOJI_URL", "http://emoji-svc.emojivoto:8080"),
-                              os.environ.get("VOTING_URL", "http://voting-svc.emojivoto:8080"))
-        servers.append(await serve(handler, host, port))  # type: ignore[arg-type]
+        backends = _backends()
+        servers.append(await serve(web_handler(backends), host, port))  # type: ignore[arg-type]
     elif name == "kube-dns":
         records = json.loads(os.environ.get("MESHTUI_DEMO_DNS_RECORDS", "{}"))
         # DNS and the HTTP health endpoint share the app's port (see serve_dns).
@@ -121,6 +145,10 @@ async def run_app(name: str) -> None:
         s.close()
     for tr in transports:
         tr.close()
+    for g in grpc_servers:
+        await g.stop(0.5)
+    if backends is not None:
+        await backends.close()
     await client.close()
 
 
@@ -128,12 +156,15 @@ def main() -> None:
     if len(sys.argv) != 2 or sys.argv[1] not in APPS:
         print(f"usage: python -m meshtui.demo.apps {{{'|'.join(APPS)}}}", file=sys.stderr)
         raise SystemExit(2)
-    try:
-        import uvloop
+    # The gRPC apps (web, emoji, voting) keep asyncio's own loop: grpc.aio's
+    # poller is written for it.
+    if sys.argv[1] not in GRPC_APPS:
+        try:
+            import uvloop
 
-        uvloop.install()
-    except ImportError:
-        pass
+            uvloop.install()
+        except ImportError:
+            pass
     asyncio.run(run_app(sys.argv[1]))
 
 

@@ -1,10 +1,12 @@
 """The demo's apps: emojivoto (web, emoji, voting, vote-bot) and kube-dns.
 
 Modelled on the application Linkerd's tutorials use: ``web`` serves the page
-and calls ``emoji`` and ``voting``; voting for the doughnut always fails with
-500; ``vote-bot`` drives a steady load with bursts. Each runs as its own
-process (``python -m meshtui.demo.apps NAME``) and knows nothing of the mesh:
-it calls services by name, through ``HTTP_PROXY`` when that is set.
+and HTTP/1.1 JSON to ``vote-bot`` and calls ``emoji`` and ``voting`` over gRPC
+(:mod:`meshtui.demo.emojivoto_grpc`); voting for the doughnut always fails
+(gRPC UNKNOWN) and web answers that vote with 500; ``vote-bot`` drives a
+steady load with bursts. Each runs as its own process
+(``python -m meshtui.demo.apps NAME``) and knows nothing of the mesh: it calls
+services by name, through ``HTTP_PROXY`` when that is set.
 """
 
 from __future__ import annotations
@@ -18,6 +20,17 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
+
+from meshtui.demo.emojivoto_grpc import (
+    CALL_TIMEOUT_S,
+    VOTE_METHODS,
+    Backends,
+    serve_emoji,
+    serve_voting,
+    vote_method,
+)
+from meshtui.demo.emojivoto_v1 import emoji_pb2, voting_pb2
 from meshtui.demo.httpkit import Client, Request, Response
 
 EMOJI = [
@@ -44,65 +57,65 @@ def _json(status: int, obj: object) -> Response:
     return Response(status, json.dumps(obj).encode())
 
 
-def emoji_handler() -> Callable[[Request], object]:
-    by_code = dict(EMOJI)
+async def start_emoji(listen: str) -> tuple[grpc.aio.Server, int]:
+    """The emoji service on ``listen`` (HOST:PORT); the server and its port."""
+    return await serve_emoji(EMOJI, _think, listen)
 
-    async def handle(req: Request) -> Response:
-        await _think(1.0)
+
+async def start_voting(listen: str) -> tuple[grpc.aio.Server, int]:
+    """The voting service on ``listen``: a little slower than emoji, with a longer tail."""
+
+    async def think(median_ms: float) -> None:
+        await _think(median_ms, tail_p=0.02, tail_ms=120.0)
+
+    return await serve_voting(EMOJI, FAILING_CHOICE, think, listen)
+
+
+# What web answers vote-bot when a call fails: the gRPC status's HTTP sense.
+# UNKNOWN (the doughnut's failure) and anything unexpected are web's 500, as in
+# the original app.
+_HTTP_OF_GRPC = {grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.INVALID_ARGUMENT: 400,
+                 grpc.StatusCode.UNAVAILABLE: 502, grpc.StatusCode.DEADLINE_EXCEEDED: 504}
+
+
+def web_handler(backends: Backends) -> Callable[[Request], object]:
+    """vote-bot's HTTP/1.1 JSON API, each request answered with gRPC calls."""
+
+    async def api(req: Request) -> Response:
         if req.path == "/api/list":
-            return _json(200, [{"shortcode": c, "unicode": u} for c, u in EMOJI])
-        if req.path == "/api/find":
-            code = req.query.get("shortcode", "")
-            if code in by_code:
-                return _json(200, {"shortcode": code, "unicode": by_code[code]})
-            return _json(404, {"error": f"no emoji {code}"})
-        return _json(404, {"error": "not found"})
-
-    return handle
-
-
-def voting_handler() -> Callable[[Request], object]:
-    votes: Counter[str] = Counter()
-
-    async def handle(req: Request) -> Response:
-        await _think(2.0, tail_p=0.02, tail_ms=120.0)
+            listing = await (await backends.emoji()).ListAll(
+                emoji_pb2.ListAllEmojiRequest(), timeout=CALL_TIMEOUT_S)
+            return _json(200, [{"shortcode": e.shortcode, "unicode": e.unicode}
+                               for e in listing.list])
         if req.path == "/api/vote":
             choice = req.query.get("choice", "")
-            if choice == FAILING_CHOICE:
-                return _json(500, {"error": "doughnut votes are broken"})
-            votes[choice] += 1
+            await (await backends.emoji()).FindByShortcode(
+                emoji_pb2.FindByShortcodeRequest(shortcode=choice), timeout=CALL_TIMEOUT_S)
+            method = vote_method(choice)
+            if method not in VOTE_METHODS:
+                return _json(400, {"error": f"no vote for {choice[:50]}"})
+            vote = getattr(await backends.voting(), method)
+            await vote(voting_pb2.VoteRequest(), timeout=CALL_TIMEOUT_S)
             return _json(200, {"ok": True})
         if req.path == "/api/leaderboard":
-            return _json(200, [{"shortcode": c, "votes": n} for c, n in votes.most_common(10)])
+            results = await (await backends.voting()).Results(
+                voting_pb2.ResultsRequest(), timeout=CALL_TIMEOUT_S)
+            return _json(200, [{"shortcode": r.shortcode, "votes": r.votes}
+                               for r in results.results])
         return _json(404, {"error": "not found"})
-
-    return handle
-
-
-def web_handler(client: Client, emoji_url: str, voting_url: str) -> Callable[[Request], object]:
-    async def call(url: str) -> Response:
-        try:
-            return await client.request("GET", url)
-        except (OSError, TimeoutError) as e:
-            return Response(502, f"upstream failed: {e}".encode())
 
     async def handle(req: Request) -> Response:
         await _think(0.5, tail_p=0.005)
         if req.path == "/":
             return Response(200, b"<html><body>emojivoto</body></html>",
                             {"content-type": "text/html"})
-        if req.path == "/api/list":
-            return await call(f"{emoji_url}/api/list")
-        if req.path == "/api/vote":
-            choice = req.query.get("choice", "")
-            found = await call(f"{emoji_url}/api/find?shortcode={choice}")
-            if found.status != 200:
-                return Response(found.status, found.body)
-            voted = await call(f"{voting_url}/api/vote?choice={choice}")
-            return Response(voted.status, voted.body)
-        if req.path == "/api/leaderboard":
-            return await call(f"{voting_url}/api/leaderboard")
-        return _json(404, {"error": "not found"})
+        try:
+            return await api(req)
+        except grpc.aio.AioRpcError as e:
+            return _json(_HTTP_OF_GRPC.get(e.code(), 500),
+                         {"error": f"{e.code().name}: {e.details() or ''}"})
+        except OSError as e:  # kube-dns did not name the service
+            return _json(502, {"error": f"upstream failed: {e}"})
 
     return handle
 

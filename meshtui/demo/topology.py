@@ -4,7 +4,8 @@ Planning is separate from running (``supervisor.py``) so the plan can be read
 and tested without starting anything. Explicit interception: every pod's
 processes listen on their own loopback ports; apps call services by name
 through ``HTTP_PROXY`` (their proxy's outbound port) and the proxies route by
-the inventory's services to the peer pod's inbound port.
+the inventory's services to the peer pod's inbound port (web's gRPC channels
+likewise dial the outbound port and name the service as their authority).
 """
 
 from __future__ import annotations
@@ -150,14 +151,20 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
                             "MESHTUI_DEMO_EXTRA_URLS": "http://kube-dns.kube-system:53/health"})
                 if scale > 1:  # one report per bot
                     env["MESHTUI_DEMO_REPORT"] = str(report.with_name(f"vote-bot-{i}.json"))
+            if deploy == "web":
+                # Its proxy sends each gRPC connection to one replica: as many
+                # connections as replicas spread the calls.
+                env["MESHTUI_DEMO_CHANNELS"] = str(scale)
             meshed_pod("emojivoto", deploy, _app(deploy), env)
 
     # The controller, behind its own proxy: clients reach it through the
-    # proxy's inbound port, so the mesh's own control traffic shows up too.
+    # proxy's inbound port, and it reaches the other proxies through the
+    # outbound one, so the mesh's own control traffic shows up both ways.
     ctl = meshed_pod("meshtui", "controller", [], {}, inbound=server)
     assert ctl.address is not None
+    outbound = procs[-1].env["HTTP_PROXY"].split("://", 1)[-1]
     procs[-1].argv = _meshtui("controller", "--listen", str(ctl.address),
-                              "--inventory", str(inventory_path))
+                              "--inventory", str(inventory_path), "--via", outbound)
     procs[-1].ready_tcp = ctl.address
 
     prom_pod = None

@@ -2,7 +2,7 @@
 of the response: routing, the upstream connection, framing on both hops,
 back-pressure, telemetry, and the proxy's own error answers.
 
-The downstream connection (:mod:`meshtui.proxy.downstream`) parses requests and
+The HTTP/1.1 codec (:mod:`meshtui.proxy.http1_server`) parses requests and
 feeds an :class:`Exchange` its head, body and end; the :class:`~meshtui.proxy.pool.Upstream`
 it runs on feeds it the response. Both streams pass through as they arrive:
 nothing is buffered whole, and a full socket buffer on one side pauses reading
@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from meshtui.proxy import http1
 from meshtui.proxy.pool import Upstream
 from meshtui.proxy.routing import NoRoute
 
 if TYPE_CHECKING:  # pragma: no cover
-    from meshtui.proxy.downstream import Downstream
+    from meshtui.proxy.codec import Connection
+    from meshtui.proxy.context import ProxyContext
 
 # Body framing of a request on its way upstream.
 NO_BODY, LENGTH, CHUNKED = 0, 1, 2
@@ -45,6 +46,23 @@ def _failure_reason(exc: BaseException | None) -> str:
     if exc is None:
         return "upstream closed the connection"
     return " ".join(str(exc).split()).lower() or type(exc).__name__
+
+
+class Host(Protocol):
+    """What an exchange needs of the HTTP/1 codec that parsed it
+    (:class:`~meshtui.proxy.http1_server.Http1Server`)."""
+
+    ctx: ProxyContext
+    conn: Connection
+    streams: int
+    idle_up: Upstream | None
+
+    @property
+    def draining(self) -> bool: ...
+    def pending_body(self, waiting: bool) -> None: ...
+    def take_upstream(self, key: tuple[str, int]) -> Upstream | None: ...
+    def keep_upstream(self, up: Upstream) -> None: ...
+    def exchange_done(self, ex: Exchange, close: bool, abort: bool) -> None: ...
 
 
 class Exchange:
@@ -81,8 +99,9 @@ class Exchange:
     resp_bytes = 0
     waiting_since = 0.0  # when the response clock started (0: not running)
 
-    def __init__(self, down: Downstream) -> None:
+    def __init__(self, down: Host) -> None:
         self.down = down
+        self.conn: Connection = down.conn  # where the response goes
         self.url: list[bytes] = []
         self.headers: list[tuple[bytes, bytes]] = []
 
@@ -129,7 +148,7 @@ class Exchange:
             self.fail(*self.reject)
             return
         try:
-            connect, self.dst = d._route or d.route(self)
+            connect, self.dst = d.conn.route(self.authority)
         except NoRoute as e:
             self._observe()
             self.fail(e.status, e.reason)
@@ -144,7 +163,7 @@ class Exchange:
             return
         ctx.in_flight += 1
         self.counted = True
-        if self.method == b"CONNECT" and d.terminates_connect():
+        if self.method == b"CONNECT" and d.conn.terminates_connect():
             self._start_connect_tunnel(connect)
             return
         up = d.idle_up
@@ -162,8 +181,9 @@ class Exchange:
         d = self.down
         d.streams += 1
         method = self.method
+        c = self.conn
         self.obs = d.ctx.telemetry.request(
-            d.direction, d.peer, self.dst, d.conn_id,
+            c.direction, c.peer, self.dst, c.conn_id,
             _METHODS.get(method) or method.decode("latin-1"), "http",
             self.authority, self.path, self.headers, d.streams)
 
@@ -197,7 +217,7 @@ class Exchange:
         assert self.req_head is not None
         up.send_head(self, self.req_head)
         d = self.down
-        if d.write_paused and up.transport is not None:
+        if self.conn.write_paused and up.transport is not None:
             up.transport.pause_reading()
         pending = self.pending
         if pending is not None:
@@ -221,9 +241,9 @@ class Exchange:
             head = b"HTTP/1.1 200 Connection established\r\n\r\n"
             self.resp_started = True
             self.obs.response_start(200, [])
-            self.down.write(head)
+            self.conn.write(head)
             self.tunnel = True
-            self.down.enter_tunnel(up)
+            self.conn.enter_tunnel(up, self)
 
         self.connect_task = self.down.ctx.loop.create_task(run())
 
@@ -234,7 +254,7 @@ class Exchange:
         """The upstream's response head; ``raw``: its bytes as received, when known."""
         if self.done:
             return
-        d = self.down
+        d = self.conn
         if status < 200 and status != 101:
             # Interim responses reach HTTP/1.1 clients only; 100 only if asked for.
             if self.version == "1.1" and (status != 100 or self.expect_continue):
@@ -257,8 +277,7 @@ class Exchange:
             d.write(http1.serialize(line, out, extra))
             if status != 101 and self.up is not None:
                 # A CONNECT's 2xx has no framing: what follows is the tunnel.
-                self.up.start_tunnel(d)
-                d.enter_tunnel(self.up)
+                d.enter_tunnel(self.up, self)
             return
         if self.upgrade:
             # Upgrade refused: answer normally, then close (the client may have
@@ -276,7 +295,7 @@ class Exchange:
                 self.resp_until_close = True  # an HTTP/1.0 client reads to the close
         elif f.length is None:
             self.resp_until_close = True
-        if self.resp_until_close or not self.keep_alive or not self.req_done or d.draining:
+        if self.resp_until_close or not self.keep_alive or not self.req_done or d.ctx.draining:
             self.resp_close = True
         self.obs.response_start(status, headers, f.grpc_status)
         if raw is not None and f.plain and not self.resp_close and self.version == "1.1" \
@@ -299,11 +318,11 @@ class Exchange:
             return
         self.resp_bytes += len(data)
         if self.tunnel:
-            self.down.tunnel_data(data)
+            self.conn.tunnel_data(data)
         elif self.resp_chunked:
-            self.down.write(http1.chunk(data))
+            self.conn.write(http1.chunk(data))
         else:
-            d = self.down
+            d = self.conn
             out = d.out
             if out is not None:  # (a closed connection has no batch open)
                 out.append(data)  # the usual case, Downstream.write inlined
@@ -315,7 +334,7 @@ class Exchange:
         if self.done or self.tunnel:  # a tunnel ends when its connections do
             return
         if self.resp_chunked:
-            self.down.write(http1.last_chunk(trailers))
+            self.conn.write(http1.last_chunk(trailers))
         self.obs.response_end(self.resp_bytes, trailers)
         self.up = None
         if keep and self.req_done and self.pending is None and not self.resp_until_close:
@@ -329,10 +348,9 @@ class Exchange:
         if self.done or not self.tunnel:
             up.abort()
             return
-        up.start_tunnel(self.down)
-        self.down.enter_tunnel(up)
+        self.conn.enter_tunnel(up, self)
         if rest:
-            self.down.tunnel_data(rest)
+            self.conn.tunnel_data(rest)
 
     def tunnel_closed(self, relayed_to_client: int) -> None:
         """The upgraded or CONNECT tunnel ended: the response ends with it."""
@@ -397,7 +415,7 @@ class Exchange:
                                                        head_only=head_only)
         self.resp_started = True
         self.obs.response_start(status, headers)
-        self.down.write(data)
+        self.conn.write(data)
         self.obs.response_end(0 if head_only else body_len, None)
         self.down.ctx.failures += 1
         self._finish(close)

@@ -23,18 +23,25 @@ MAX_HEADER_BYTES: Final = 60 * 1024  # 431 past it (names, values and their fram
 HTTP: Final = 1
 OPAQUE: Final = 2
 NEED_MORE: Final = 0
+HTTP2: Final = 3  # the HTTP/2 connection preface (prior knowledge)
+BAD_PREFACE: Final = 4  # the preface's request line, then something else
 
 # A request line starts with a method token (RFC 9110 §9: tokens; in practice
 # upper-case letters) and one space. HTTP/2's connection preface starts with
-# "PRI * HTTP/2.0", which is no HTTP/1 request and is relayed opaquely.
+# "PRI * HTTP/2.0", which is no HTTP/1 request.
 _METHOD_PREFIX = re.compile(rb"[A-Z][A-Z_-]{0,19} ")
 _METHOD_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
 _REQUEST_LINE = re.compile(rb"[A-Z][A-Z_-]{0,19} [^ \r\n]+ HTTP/\d\.\d\r?$")
-_H2_PREFACE = b"PRI * HTTP/2.0"
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_H2_LINE = _H2_PREFACE[:14]
 
 
 def detect(prefix: bytes | bytearray, *, timed_out: bool = False) -> int:
-    """Classifies a connection by its first bytes: HTTP, OPAQUE or NEED_MORE.
+    """Classifies a connection by its first bytes: HTTP, HTTP2, BAD_PREFACE, OPAQUE
+    or NEED_MORE.
+
+    HTTP2 once the whole HTTP/2 preface is there; BAD_PREFACE when its first line
+    is followed by anything else (a client that meant HTTP/2 and got it wrong).
 
     HTTP once the first line is a complete HTTP/1 request line, or once the
     client has sent a method and a space and then either stopped (timed out:
@@ -45,8 +52,12 @@ def detect(prefix: bytes | bytearray, *, timed_out: bool = False) -> int:
     head = bytes(prefix[: MAX_REQUEST_LINE + 2])
     if not head:
         return OPAQUE if timed_out else NEED_MORE
-    if head.startswith(_H2_PREFACE[: len(head)]) and len(head) >= 4:
-        return OPAQUE
+    if len(head) >= 4 and head[:24] == _H2_PREFACE[:len(head)]:
+        if len(head) >= 24:
+            return HTTP2
+        return OPAQUE if timed_out else NEED_MORE
+    if head.startswith(_H2_LINE):
+        return BAD_PREFACE
     m = _METHOD_PREFIX.match(head)
     if m is None:
         # Still only method characters so far: the space may follow.

@@ -13,16 +13,38 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import httptools
 
 from meshtui.proxy.http1 import serialize
 
-if TYPE_CHECKING:  # pragma: no cover
-    from meshtui.proxy.exchange import Exchange
-
 Key = tuple[str, int]
+
+
+class Batching(Protocol):
+    """The client connection a response goes to, as an :class:`Upstream` sees it."""
+
+    out: list[bytes] | None
+
+    def flush(self) -> None: ...
+    def upstream_paused(self, paused: bool) -> None: ...
+
+
+class ResponseSink(Protocol):
+    """The exchange an :class:`Upstream` carries (:class:`~meshtui.proxy.exchange.Exchange`)."""
+
+    method: bytes
+    conn: Any  # a Batching; Any: a Protocol attribute would have to match exactly
+
+    def response_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
+                      raw: bytes | None = None) -> None: ...
+    def response_body(self, data: bytes) -> None: ...
+    def response_complete(self, up: Upstream, trailers: list[tuple[bytes, bytes]] | None,
+                          keep: bool) -> None: ...
+    def response_upgraded(self, up: Upstream, rest: bytes) -> None: ...
+    def upstream_error(self, up: Upstream, reason: str) -> None: ...
+    def upstream_lost(self, up: Upstream, exc: Exception | None) -> None: ...
 
 
 class TunnelEnd(Protocol):
@@ -44,7 +66,7 @@ class Upstream(asyncio.Protocol):
         self.pool = pool
         self.key = key
         self.transport: asyncio.Transport | None = None
-        self.ex: Exchange | None = None
+        self.ex: ResponseSink | None = None
         self.tunnel: TunnelEnd | None = None
         self.parser: Any = None
         self.closed = False
@@ -69,7 +91,7 @@ class Upstream(asyncio.Protocol):
 
     # --- driving it ---------------------------------------------------------------
 
-    def send_head(self, ex: Exchange, head: bytes) -> None:
+    def send_head(self, ex: ResponseSink, head: bytes) -> None:
         """Starts an exchange: a fresh response parser, then the request head."""
         self.ex = ex
         self._early = None
@@ -120,7 +142,7 @@ class Upstream(asyncio.Protocol):
             return
         if self._raw is not None:
             self._raw = data
-        down = ex.down
+        down: Batching = ex.conn
         opened = down.out is None  # Downstream.batch(), inlined
         if opened:
             down.out = []
@@ -168,13 +190,13 @@ class Upstream(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.upstream_paused(True)
         elif self.ex is not None:
-            self.ex.down.upstream_paused(True)
+            self.ex.conn.upstream_paused(True)
 
     def resume_writing(self) -> None:
         if self.tunnel is not None:
             self.tunnel.upstream_paused(False)
         elif self.ex is not None:
-            self.ex.down.upstream_paused(False)
+            self.ex.conn.upstream_paused(False)
 
     # --- httptools callbacks (the response) ------------------------------------------
 

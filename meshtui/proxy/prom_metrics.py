@@ -18,6 +18,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.samples import Sample
 
 from meshtui.proxy.admin import _LE, _LINKERD_BUCKET
 from meshtui.proxy.telemetry import Direction, Telemetry
@@ -48,6 +49,7 @@ class TelemetryCollector(Collector):
         own = (ident.namespace, ident.deployment, ident.pod)
         requests: dict[tuple[str, ...], int] = {}
         responses: dict[tuple[str, ...], int] = {}
+        grpc: dict[tuple[str, ...], int] = {}  # the same keys, and the grpc_status
         latency: dict[tuple[str, ...], list[float]] = {}  # le counts, then sum in ms
         for route in tel.routes():
             w = route.dst_wl
@@ -58,7 +60,13 @@ class TelemetryCollector(Collector):
             for (status, success), st in list(route.responses.items()):
                 code = str(status)
                 rkey = (*labels, "success" if success else "failure", code)
-                responses[rkey] = responses.get(rkey, 0) + st.count
+                plain = st.count
+                for grpc_status, n in list((st.grpc or {}).items()):
+                    gkey = (*rkey, str(grpc_status))
+                    grpc[gkey] = grpc.get(gkey, 0) + n
+                    plain -= n
+                if plain:
+                    responses[rkey] = responses.get(rkey, 0) + plain
                 h = st.latency
                 if not h.count:
                     continue
@@ -77,6 +85,11 @@ class TelemetryCollector(Collector):
             labels=(*HTTP_LABELS, "classification", "status_code"))
         for key, n in responses.items():
             resp_fam.add_metric(key, n)
+        # gRPC responses carry one more label, as Linkerd's do: a sample of its own.
+        names = (*HTTP_LABELS, "classification", "status_code", "grpc_status")
+        for key, n in grpc.items():
+            resp_fam.samples.append(Sample("response_total", dict(zip(names, key, strict=True)),
+                                           n, None))
         yield resp_fam
         hist = HistogramMetricFamily(
             "response_latency_ms", "Time from request to response headers, in milliseconds.",

@@ -25,7 +25,8 @@ from typing import Any
 from meshtui.errors import UsageError
 from meshtui.model.inventory import Inventory, InventoryError
 from meshtui.proxy.config import ProxyConfig
-from meshtui.proxy.listeners import Listener, ProxyContext
+from meshtui.proxy.context import ProxyContext
+from meshtui.proxy.listeners import Listener
 from meshtui.proxy.pool import Pool
 from meshtui.proxy.routing import Router
 from meshtui.proxy.telemetry import Direction, Identity, Telemetry

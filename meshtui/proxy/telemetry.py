@@ -33,6 +33,10 @@ from meshtui.v1 import common_pb2, proxy_pb2
 
 # response_start's default: look for grpc-status in the headers.
 _SCAN = object()
+#: gRPC statuses that make a response a failure, as Linkerd classifies them: UNKNOWN,
+#: DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE and DATA_LOSS (NOT_FOUND and the rest
+#: are the application's answers, not failures of the call).
+GRPC_FAILURES = frozenset({2, 4, 13, 14, 15})
 #: The authority (and address) overflowing routes are folded into.
 OTHER = "(other)"
 #: Longest authority kept as a label; longer ones are cut (tap still shows them whole).
@@ -77,11 +81,15 @@ class Route:
 
 
 class ResponseStats:
-    __slots__ = ("count", "latency")
+    """Responses of one (status, classification); ``grpc`` counts them by grpc-status
+    (None until a gRPC response comes)."""
+
+    __slots__ = ("count", "grpc", "latency")
 
     def __init__(self) -> None:
         self.count = 0
         self.latency = Histogram()
+        self.grpc: dict[int, int] | None = None
 
 
 class TcpStats:
@@ -188,8 +196,13 @@ class RequestObs:
             self.reset(1)
             return
         grpc = self._grpc_status(trailers)
-        ok = self.status < 500 and (grpc is None or grpc == 0) and not self._refused
-        self._finish(self.status, ok, True)
+        ok = self.status < 500 and grpc not in GRPC_FAILURES and not self._refused
+        stats = self._finish(self.status, ok, True)
+        if grpc is not None:
+            by_code = stats.grpc
+            if by_code is None:
+                by_code = stats.grpc = {}
+            by_code[grpc] = by_code.get(grpc, 0) + 1
         if self._lost:
             self._count_lost()
         if self._taking:
@@ -199,8 +212,9 @@ class RequestObs:
                 _us(now - self._t1), response_bytes, grpc, None, trailers,
             ))
 
-    def reset(self, error_code: int = 1) -> None:
-        """The stream broke before it ended; without a response it counts as status 0."""
+    def reset(self, error_code: int = 1, response_bytes: int = 0) -> None:
+        """The stream broke before it ended (``response_bytes`` of its response had come);
+        without a response it counts as status 0."""
         if self.done:
             return
         self._finish(self.status, False, self.started)
@@ -211,12 +225,12 @@ class RequestObs:
             since_resp = _us(now - self._t1) if self.started else 0
             TapHub.emit(self._taking, (
                 RESPONSE_END, self._wall_us(now), self._tap, _us(now - self._t0),
-                since_resp, 0, None, error_code, None,
+                since_resp, response_bytes, None, error_code, None,
             ))
 
     # --- internals ---------------------------------------------------------
 
-    def _finish(self, status: int, success: bool, with_latency: bool) -> None:
+    def _finish(self, status: int, success: bool, with_latency: bool) -> ResponseStats:
         self.done = True
         key = (status, success)
         stats = self._route.responses.get(key)
@@ -234,6 +248,7 @@ class RequestObs:
                 h.sum_us += us
             else:
                 h.record(us)
+        return stats
 
     def _grpc_status(self, trailers: list[tuple[bytes, bytes]] | None) -> int | None:
         code = _find_grpc_status(trailers) if trailers else None
@@ -316,6 +331,11 @@ class Telemetry:
         #: Requests / connections counted under ``(other)`` because the caps were reached.
         self.overflow_requests = 0
         self.overflow_connections = 0
+        #: HTTP/2 streams relayed past a connection's cap on tracked streams (not counted
+        #: as requests).
+        self.untracked_streams = 0
+        #: HTTP/2 connections closed for misbehaving, by kind (h2frames.H2Error.kind).
+        self.http2_errors: dict[str, int] = {}
 
     # --- the data path -----------------------------------------------------
 
@@ -367,6 +387,9 @@ class Telemetry:
                 self._tap(obs, direction, src, dst, conn_id, stream, method, scheme,
                           authority, path, headers)
         return obs
+
+    def count_http2_error(self, kind: str) -> None:
+        self.http2_errors[kind] = self.http2_errors.get(kind, 0) + 1
 
     # --- the read side -----------------------------------------------------
 

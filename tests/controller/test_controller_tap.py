@@ -8,7 +8,7 @@ import time
 import grpc
 import pytest
 from ctlkit import Mesh, until
-from fakeproxy import INBOUND, OUTBOUND, request_events
+from fakeproxy import OUTBOUND, request_events
 
 from meshtui.v1 import common_pb2, controller_pb2
 
@@ -54,7 +54,7 @@ async def subscribed(m: Mesh, *pods: str) -> None:
     await until(lambda: all(m.fakes[p].active_observers == 1 for p in pods), 3.0)
 
 
-async def test_merges_the_targets_inbound_streams_names_peers_and_passes_drops_on(
+async def test_merges_the_targets_streams_both_ways_names_peers_and_passes_drops_on(
     mesh: Mesh,
 ) -> None:
     c = Collector(mesh.tap.Tap(tap_request()))
@@ -63,7 +63,8 @@ async def test_merges_the_targets_inbound_streams_names_peers_and_passes_drops_o
         assert not mesh.fakes["emoji-0"].observe_requests  # not a target: never tapped
         for p in ("web-0", "web-1"):
             (req,) = mesh.fakes[p].observe_requests
-            assert req.match.direction == INBOUND
+            # What its pods serve and what they call, as Linkerd's tap of a resource.
+            assert req.match.direction == common_pb2.DIRECTION_UNSPECIFIED
         mesh.fakes["web-0"].emit(request_events(1, 1, src=EMOJI_APP, dst=WEB0_APP))
         mesh.fakes["web-1"].emit(request_events(2, 1, src=EMOJI_APP, dst=("127.0.0.1", 18081)),
                                  dropped=7)

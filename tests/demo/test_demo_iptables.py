@@ -53,6 +53,19 @@ def test_iptables_demo_intercepts_transparently_and_cleans_up() -> None:
         # Real pod IPs, named by the mesh: web calls voting, transparently intercepted.
         assert all(e["destination"]["ip"].startswith("10.77.") for e in events)
         assert {e["source"]["metadata"].get("deployment") for e in events} == {"web"}
+        # gRPC: web dialled the pod IP kube-dns gave, named the service as authority.
+        starts = [e["requestInitEvent"] for e in events if "requestInitEvent" in e]
+        assert starts and all(s["path"].startswith("/emojivoto.v1.VotingService/")
+                              and s["authority"] == "voting-svc.emojivoto:8080"
+                              for s in starts), starts
+        # The controller's scrapes: its connections to the proxies' tap ports are
+        # handed to its own proxy, and seen as its outbound gRPC.
+        ctl = subprocess.run([*MESHTUI, "--server", server, "tap", "deploy/controller", "-n",
+                              "meshtui", "--to", "ns/emojivoto", "--path",
+                              "/meshtui.v1.Metrics/Scrape", "-o", "json", "--limit", "3"],
+                             capture_output=True, text=True, timeout=30)
+        scrapes = [json.loads(x) for x in ctl.stdout.splitlines()]
+        assert scrapes and all(e["proxyDirection"] == "OUTBOUND" for e in scrapes), ctl.stderr
         if prom.find_binary() is not None:
             # Prometheus is given no proxy here: iptables hands its scrapes of the
             # other pods to its own proxy, which shows them in tap as outbound.

@@ -3,8 +3,10 @@ loopback, in the test's own event loop, with the real telemetry recorder."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import pytest
 from proxykit import Upstream
@@ -16,11 +18,14 @@ from meshtui.proxy.server import ProxyServer
 FAST = Timeouts(detect=0.3, header_read=0.6, idle=5.0, connect=1.0, response=0.8, drain=1.0)
 
 
+App = TypeVar("App")
+
+
 @dataclass
-class Mesh:
+class Mesh(Generic[App]):
     """An upstream app and the proxy in front of it."""
 
-    app: Upstream
+    app: App
     proxy: ProxyServer
 
     @property
@@ -43,9 +48,10 @@ def proxy_config(app_port: int | None, **kw: object) -> ProxyConfig:
     return ProxyConfig(**base)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def mesh() -> AsyncIterator[Mesh]:
-    app = await Upstream().start()
+@contextlib.asynccontextmanager
+async def meshed(app: Any) -> AsyncIterator[Mesh[Any]]:
+    """A proxy in front of a started ``app`` (anything with ``port`` and ``close()``);
+    both stopped at the end."""
     proxy = ProxyServer(proxy_config(app.port))
     await proxy.start()
     try:
@@ -53,3 +59,9 @@ async def mesh() -> AsyncIterator[Mesh]:
     finally:
         await proxy.stop(grace=0.2)
         await app.close()
+
+
+@pytest.fixture
+async def mesh() -> AsyncIterator[Mesh[Upstream]]:
+    async with meshed(await Upstream().start()) as m:
+        yield m

@@ -80,15 +80,22 @@ def test_destination_workload_comes_from_resolve_outbound_and_own_pod_inbound() 
 
 
 def test_grpc_status_in_trailers_or_headers_decides_success() -> None:
+    """As Linkerd classifies: UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE and
+    DATA_LOSS fail; NOT_FOUND and the other codes are the application's answers."""
     tel = make()
     one(tel, 200, trailers=[(b"grpc-status", b"0")])
     one(tel, 200, trailers=[(b"Grpc-Status", b"14")])
     one(tel, 200, headers=[(b"content-type", b"application/grpc"), (b"grpc-status", b"5")])
-    one(tel, 200, trailers=[(b"grpc-status", b"garbage")])
+    one(tel, 200, trailers=[(b"grpc-status", b"garbage")])  # unreadable: UNKNOWN
+    for code in (4, 13, 15, 16, 3):
+        one(tel, 200, trailers=[(b"grpc-status", str(code).encode())])
     assert responses(tel.scrape()) == {
-        ("emoji-svc:8080", 200, True): 1,
-        ("emoji-svc:8080", 200, False): 3,
+        ("emoji-svc:8080", 200, True): 4,  # 0, 5, 16, 3
+        ("emoji-svc:8080", 200, False): 5,  # 14, 2, 4, 13, 15
     }
+    [route] = tel.routes()
+    assert route.responses[(200, False)].grpc == {14: 1, 2: 1, 4: 1, 13: 1, 15: 1}
+    assert route.responses[(200, True)].grpc == {0: 1, 5: 1, 16: 1, 3: 1}
 
 
 def test_latency_is_request_to_response_start_in_microseconds() -> None:

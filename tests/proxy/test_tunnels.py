@@ -117,13 +117,14 @@ async def test_server_speaks_first_after_the_detect_timeout(echo_mesh) -> None: 
     w.close()
 
 
-async def test_http2_preface_is_not_http1(echo_mesh) -> None:  # type: ignore[no-untyped-def]
+async def test_http2_preface_to_a_server_that_does_not_speak_http2(echo_mesh) -> None:  # type: ignore[no-untyped-def]
+    """The preface makes the connection HTTP/2: a server answering something else is
+    a protocol error, told to the client in HTTP/2 (SETTINGS, then GOAWAY) and counted."""
     proxy, _got = echo_mesh
     r, w = await asyncio.open_connection(*proxy.inbound_address)
-    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-    w.write(preface)
-    data = b""
-    while len(data) < 11 + len(preface):
-        data += await asyncio.wait_for(r.read(65536), 2)
-    assert data.endswith(preface.upper())
+    w.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    data = await asyncio.wait_for(r.read(), 2)  # up to the close
+    assert data[3] == 0x4 and data[9 + 3] == 0x7  # SETTINGS, then GOAWAY
+    assert int.from_bytes(data[9 + 9 + 4:9 + 9 + 8], "big") == 0x6  # FRAME_SIZE_ERROR
+    assert proxy.telemetry.http2_errors == {"frame_size": 1}
     w.close()

@@ -1,0 +1,52 @@
+"""How the controller reaches the proxies' tap ports (``Metrics.Scrape``, ``Tap.Observe``).
+
+Directly, by default. Behind a proxy of its own in explicit mode (no
+iptables), it dials that proxy's outbound port instead and names the target
+proxy as the call's ``:authority``; the outbound proxy routes the HTTP/2
+connection by it, so the scrapes and tap streams are the controller pod's
+outbound traffic, counted and tapped like any app's — the mesh watching
+itself. Under iptables the same holds without this: the pod's rules hand the
+controller's connections to its proxy (the targets' tap ports are skipped only
+by the inbound rules, as Linkerd's proxy-init skips 4190 and 4191).
+
+Its own pod's proxy is dialled directly either way: a proxy does not route to
+its own listeners, and iptables leaves loopback traffic alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+CHANNEL_OPTIONS: Sequence[tuple[str, int]] = (
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.enable_retries", 0),
+)
+
+
+class Dialer:
+    """Opens channels to proxies, through ``via`` (an outbound proxy's HOST:PORT) if set."""
+
+    def __init__(self, via: str | None = None) -> None:
+        self.via = via
+        self._own_host = via.rpartition(":")[0] if via else None
+
+    def through_proxy(self, addr: str) -> bool:
+        """Whether a channel to ``addr`` goes through the outbound proxy."""
+        return self.via is not None and addr.rpartition(":")[0] != self._own_host
+
+    def channel(self, addr: str) -> grpc.aio.Channel:
+        if self.via is None or not self.through_proxy(addr):
+            return grpc.aio.insecure_channel(addr, options=list(CHANNEL_OPTIONS))
+        return grpc.aio.insecure_channel(self.via, options=[
+            *CHANNEL_OPTIONS,
+            ("grpc.default_authority", addr),
+            # One connection per target: the proxy routes a connection by its first
+            # stream, so two targets must never share one.
+            ("grpc.use_local_subchannel_pool", 1),
+            ("grpc.enable_http_proxy", 0),
+        ])

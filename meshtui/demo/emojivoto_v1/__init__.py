@@ -1,0 +1,1 @@
+"""Generated from protos/meshtui/demo/emojivoto_v1 (`make protos`): the demo apps' wire."""

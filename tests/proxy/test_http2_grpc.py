@@ -1,0 +1,222 @@
+"""gRPC through the proxy: grpcio's asyncio client and server on both ends of a real
+proxy, every kind of call, every status code, deadlines and cancellation — as
+metrics, classification and tap see them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+import pytest
+from grpckit import SERVICE, GrpcApp, channel, method
+from proxymesh import Mesh, meshed, proxy_config
+
+from meshtui.proxy.prom_metrics import metrics_text
+from meshtui.proxy.server import ProxyServer
+from meshtui.proxy.tap_hub import Subscriber
+from meshtui.proxy.telemetry import GRPC_FAILURES
+from meshtui.v1 import common_pb2
+
+
+class GrpcMesh(Mesh[GrpcApp]):
+    """A gRPC server and the proxy in front of it."""
+
+    def responses(self) -> dict[tuple[int, bool], tuple[int, dict[int, int] | None]]:
+        out = {}
+        for r in self.proxy.telemetry.routes():
+            for key, st in r.responses.items():
+                out[key] = (st.count, st.grpc)
+        return out
+
+    def requests(self) -> int:
+        return sum(r.requests for r in self.proxy.telemetry.routes())
+
+    def tap(self) -> Subscriber:
+        return self.proxy.telemetry.hub.subscribe()
+
+    def events(self, sub: Subscriber) -> list[common_pb2.TapEvent]:
+        return list(self.proxy.telemetry.hub.take_batch(sub).events)
+
+    def ends(self, sub: Subscriber) -> list[common_pb2.ResponseEnd]:
+        return [e.response_end for e in self.events(sub) if e.HasField("response_end")]
+
+
+@pytest.fixture
+async def gmesh() -> AsyncIterator[GrpcMesh]:
+    async with meshed(await GrpcApp().start()) as m:
+        yield GrpcMesh(m.app, m.proxy)
+
+
+async def wait_for(cond: Callable[[], Any], timeout: float = 3.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def by_stream(evs: list[common_pb2.TapEvent]) -> dict[int, list[common_pb2.TapEvent]]:
+    out: dict[int, list[common_pb2.TapEvent]] = {}
+    for e in evs:
+        out.setdefault(e.id.stream, []).append(e)
+    return out
+
+
+async def test_unary_calls_are_requests_with_metrics_and_tap(gmesh: GrpcMesh) -> None:
+    sub = gmesh.tap()
+    async with channel(gmesh.inbound) as ch:
+        call = method(ch, "Unary")
+        for i in range(5):
+            assert await call(b"hello %d" % i, timeout=5) == b"HELLO %d" % i
+    await wait_for(lambda: gmesh.responses())
+    assert gmesh.requests() == 5
+    assert gmesh.responses() == {(200, True): (5, {0: 5})}
+    streams = by_stream(gmesh.events(sub))
+    assert len(streams) == 5
+    for evs in streams.values():
+        req, rsp, end = evs
+        assert req.request_init.method == "POST"
+        assert req.request_init.path == f"/{SERVICE}/Unary"
+        assert req.request_init.scheme == "http"
+        assert req.request_init.authority == f"127.0.0.1:{gmesh.inbound[1]}"
+        names = {h.name for h in req.request_init.headers}
+        assert "content-type" in names and not any(n.startswith(":") for n in names)
+        assert rsp.response_init.http_status == 200
+        assert end.response_end.WhichOneof("eos") == "grpc_status_code"
+        assert end.response_end.grpc_status_code == 0
+        assert end.response_end.response_bytes == 5 + len(b"HELLO 0")  # gRPC's prefix + message
+    # Each call is one stream on one connection: one connection, stream numbers 1..5.
+    assert sorted(streams) == [1, 2, 3, 4, 5]
+    [tcp] = gmesh.proxy.telemetry.tcp_series()
+    assert tcp.open_total == 1
+
+
+async def test_every_status_code_is_counted_and_classified(gmesh: GrpcMesh) -> None:
+    sub = gmesh.tap()
+    async with channel(gmesh.inbound) as ch:
+        call = method(ch, "Status")
+        for code in range(17):
+            try:
+                await call(str(code).encode(), timeout=5)
+                got = 0
+            except grpc.aio.AioRpcError as e:
+                got = e.code().value[0]
+                assert e.details() == f"status {code} as asked"
+            assert got == code
+    await wait_for(lambda: sum(n for n, _ in gmesh.responses().values()) == 17)
+    failures = {c: 1 for c in GRPC_FAILURES}
+    successes = {c: 1 for c in range(17) if c not in GRPC_FAILURES}
+    assert gmesh.responses() == {(200, True): (12, successes), (200, False): (5, failures)}
+    # Tap: each stream's end carries its code (trailers-only answers included).
+    ends = gmesh.ends(sub)
+    assert sorted(e.grpc_status_code for e in ends) == list(range(17))
+    # Prometheus: Linkerd's names, a grpc_status label on gRPC responses.
+    text = metrics_text(gmesh.proxy.telemetry).decode()
+    lines = [ln for ln in text.splitlines() if ln.startswith("response_total{")]
+    assert len(lines) == 17
+    for code in range(17):
+        [line] = [ln for ln in lines if f'grpc_status="{code}"' in ln]
+        cls = "failure" if code in GRPC_FAILURES else "success"
+        assert f'classification="{cls}"' in line and 'status_code="200"' in line
+        assert line.endswith(" 1.0")
+
+
+async def test_streaming_calls_of_every_kind(gmesh: GrpcMesh) -> None:
+    sub = gmesh.tap()
+    async with channel(gmesh.inbound) as ch:
+        got = [m async for m in ch.unary_stream(f"/{SERVICE}/ServerStream")(b"20,1000",
+                                                                             timeout=5)]
+        assert len(got) == 20 and all(len(m) == 1000 for m in got)
+
+        async def parts() -> AsyncIterator[bytes]:
+            for _ in range(30):
+                yield b"z" * 500
+
+        assert await ch.stream_unary(f"/{SERVICE}/ClientStream")(parts(), timeout=5) == b"15000"
+        bidi = ch.stream_stream(f"/{SERVICE}/Bidi")(timeout=5)
+        for i in range(10):
+            await bidi.write(b"ping %d" % i)
+            assert await bidi.read() == b"ping %d" % i
+        await bidi.done_writing()
+        assert await bidi.read() == grpc.aio.EOF
+        assert await bidi.code() == grpc.StatusCode.OK
+    await wait_for(lambda: gmesh.responses().get((200, True), (0,))[0] == 3)
+    streams = by_stream(gmesh.events(sub))
+    paths = {s: evs[0].request_init.path for s, evs in streams.items()}
+    sizes = {paths[s]: evs[-1].response_end.response_bytes for s, evs in streams.items()}
+    assert sizes == {f"/{SERVICE}/ServerStream": 20 * 1005,
+                     f"/{SERVICE}/ClientStream": 5 + 5,
+                     f"/{SERVICE}/Bidi": sum(5 + len(b"ping %d" % i) for i in range(10))}
+
+
+async def test_deadline_exceeded_is_a_failure(gmesh: GrpcMesh) -> None:
+    sub = gmesh.tap()
+    async with channel(gmesh.inbound) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await method(ch, "Slow")(b"2", timeout=0.2)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        await wait_for(lambda: gmesh.responses())
+        # The connection goes on serving.
+        assert await method(ch, "Unary")(b"after", timeout=5) == b"AFTER"
+    await wait_for(lambda: len(gmesh.responses()) == 2)
+    failed = {k: v for k, v in gmesh.responses().items() if not k[1]}
+    assert sum(n for n, _ in failed.values()) == 1
+    [end, _] = gmesh.ends(sub)
+    # Whichever end gave up first: the server's DEADLINE_EXCEEDED, or the client's reset.
+    assert end.grpc_status_code == 4 or end.reset_error_code == 8
+
+
+async def test_cancelled_call_is_a_reset_stream(gmesh: GrpcMesh) -> None:
+    sub = gmesh.tap()
+    async with channel(gmesh.inbound) as ch:
+        call = ch.unary_stream(f"/{SERVICE}/ServerStream")(b"100000,1000", timeout=10)
+        assert len(await call.read()) == 1000
+        call.cancel()
+        await wait_for(lambda: gmesh.responses())
+    assert gmesh.responses() == {(200, False): (1, None)}
+    [end] = gmesh.ends(sub)
+    assert end.WhichOneof("eos") == "reset_error_code" and end.reset_error_code == 8  # CANCEL
+    assert end.response_bytes >= 1005
+
+
+async def test_outbound_routes_by_authority_and_both_proxies_see_the_call() -> None:
+    """Explicit mode: the client's proxy routes each connection by the first
+    stream's :authority; the app's proxy sees the same call inbound."""
+    app = await GrpcApp().start()
+    inner = ProxyServer(proxy_config(app.port))
+    await inner.start()
+    assert inner.inbound_address is not None
+    outer = ProxyServer(proxy_config(None, pod="client-0", deployment="client"))
+    await outer.start()
+    assert outer.outbound_address is not None
+    try:
+        target = f"127.0.0.1:{inner.inbound_address[1]}"
+        async with channel(outer.outbound_address, authority=target) as ch:
+            for _ in range(3):
+                assert await method(ch, "Unary")(b"x", timeout=5) == b"X"
+        for proxy in (outer, inner):
+            await wait_for(lambda p=proxy: sum(r.requests for r in p.telemetry.routes()) == 3)
+            [route] = proxy.telemetry.routes()
+            assert route.authority == target
+            assert {k: v.count for k, v in route.responses.items()} == {(200, True): 3}
+    finally:
+        await outer.stop(grace=0.2)
+        await inner.stop(grace=0.2)
+        await app.close()
+
+
+async def test_streams_past_the_cap_are_relayed_and_counted_untracked(gmesh: GrpcMesh) -> None:
+    assert gmesh.proxy.ctx is not None
+    gmesh.proxy.ctx.max_streams = 3
+    async with channel(gmesh.inbound) as ch:
+        slow = method(ch, "Slow")
+        results = await asyncio.gather(*(slow(b"0.3", timeout=5) for _ in range(10)))
+        assert results == [b"slept"] * 10
+        # Once those have ended, new streams are tracked again.
+        assert await method(ch, "Unary")(b"y", timeout=5) == b"Y"
+    tel = gmesh.proxy.telemetry
+    assert tel.untracked_streams == 7
+    assert gmesh.requests() == 4
+    assert gmesh.responses() == {(200, True): (4, {0: 4})}
