@@ -196,11 +196,16 @@ class H2Relay:
     and the upstream connection paired with it (a ``TunnelEnd`` of its
     :class:`~meshtui.proxy.pool.Upstream`)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection,
+                 tunnel: tuple[Upstream, tuple[tuple[str, int], tuple[str, int]]] | None = None
+                 ) -> None:
+        """``tunnel``: the upstream connection and route of a CONNECT tunnel this
+        HTTP/2 connection runs in (otherwise the relay routes and connects itself)."""
         self.conn = conn
         self.ctx = ctx = conn.ctx
         self.tel = ctx.telemetry
         self.up: Upstream | None = None
+        self.opening: asyncio.Task[None] | None = None
         self.pending: list[bytes] | None = []  # client bytes until the upstream is there
         self.pending_n = 0
         self.route: tuple[tuple[str, int], tuple[str, int]] | None = None
@@ -215,7 +220,10 @@ class H2Relay:
         self.sent_eof = False  # the client's end of input went on upstream
         # Whether the proxy sent a SETTINGS of its own, and its ACK is still to come.
         self.own_settings = self.own_settings_unacked = False
-        if conn.inbound or conn.orig is not None:
+        if tunnel is not None:
+            self.route = tunnel[1]
+            self._attach(tunnel[0])
+        elif conn.inbound or conn.orig is not None:
             self._connect(None)
         else:
             # Explicit mode: the first stream's :authority says where this connection
@@ -394,7 +402,8 @@ class H2Relay:
             self.ctx.failures += 1
             self.fail("no_route", REFUSED_STREAM if authority else PROTOCOL_ERROR, e.reason)
             return
-        self.ctx.loop.create_task(self._open(self.route[0]))
+        # Held: the loop keeps only a weak reference to a task.
+        self.opening = self.ctx.loop.create_task(self._open(self.route[0]))
 
     async def _open(self, key: tuple[str, int]) -> None:
         ctx = self.ctx
@@ -405,9 +414,14 @@ class H2Relay:
             ctx.failures += 1
             self.fail("connect", REFUSED_STREAM, f"upstream {key[0]}:{key[1]}: {e}")
             return
+        finally:
+            self.opening = None  # (a cycle through this coroutine otherwise)
         if self.done or self.conn.closed:
             up.close()
             return
+        self._attach(up)
+
+    def _attach(self, up: Upstream) -> None:
         self.up = up
         up.start_tunnel(self)
         pending, self.pending = self.pending, None

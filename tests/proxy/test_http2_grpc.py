@@ -5,6 +5,7 @@ metrics, classification and tap see them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import grpc
 import pytest
 from grpckit import SERVICE, GrpcApp, channel, method
-from proxymesh import Mesh, meshed, proxy_config
+from proxymesh import Mesh, free_port, meshed, proxy_config
 
 from meshtui.proxy.prom_metrics import metrics_text
 from meshtui.proxy.server import ProxyServer
@@ -220,3 +221,47 @@ async def test_streams_past_the_cap_are_relayed_and_counted_untracked(gmesh: Grp
     assert tel.untracked_streams == 7
     assert gmesh.requests() == 4
     assert gmesh.responses() == {(200, True): (4, {0: 4})}
+
+
+async def test_app_down_is_unavailable_and_counted() -> None:
+    """Nothing listens at the app's address: the client is refused in HTTP/2 (its
+    call fails UNAVAILABLE), and the proxy counts the failed connection."""
+    proxy = ProxyServer(proxy_config(free_port()))
+    await proxy.start()
+    try:
+        async with channel(proxy.inbound_address) as ch:  # type: ignore[arg-type]
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await method(ch, "Unary")(b"x", timeout=2)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert proxy.telemetry.http2_errors.get("connect", 0) >= 1
+        assert proxy.ctx is not None and proxy.ctx.failures >= 1
+    finally:
+        await proxy.stop(grace=0.2)
+
+
+async def test_grpc_through_a_connect_tunnel_is_read_as_http2(gmesh: GrpcMesh) -> None:
+    """gRPC told to use the proxy as its HTTP proxy opens a CONNECT tunnel and speaks
+    HTTP/2 in it: the calls are counted one by one, beside the CONNECT itself."""
+    client = ProxyServer(proxy_config(None, pod="client-0", deployment="client"))
+    await client.start()
+    assert client.outbound_address is not None
+    try:
+        host, port = client.outbound_address
+        opts = [("grpc.http_proxy", f"http://{host}:{port}"), ("grpc.enable_retries", 0)]
+        target = f"127.0.0.1:{gmesh.app.port}"
+        async with grpc.aio.insecure_channel(target, options=opts) as ch:
+            for code in (0, 14, 5):
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await method(ch, "Status")(str(code).encode(), timeout=5)
+        tel = client.telemetry
+        await wait_for(lambda: sum(r.requests for r in tel.routes()) == 4)
+        [route] = tel.routes()
+        assert route.authority == target
+        by_key = {k: (v.count, v.grpc) for k, v in route.responses.items()}
+        # The CONNECT: 200 when the tunnel opened, ended when the channel closed.
+        await wait_for(lambda: route.responses[(200, True)].count == 3)
+        assert by_key[(200, False)] == (1, {14: 1})
+        assert route.responses[(200, True)].grpc == {0: 1, 5: 1}
+        assert tel.http2_errors == {}
+    finally:
+        await client.stop(grace=0.2)
