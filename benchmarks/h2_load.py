@@ -44,19 +44,19 @@ async def grpc_fixed_rate(port: int, rate: float, seconds: float) -> tuple[list[
         lat: list[float] = []
         late = 0
 
-        async def one(due: float) -> None:
+        async def worker(k: int, t0: float) -> None:
             nonlocal late
-            start, was_late = await when_due(due)
-            late += was_late
-            await call(b"hello", timeout=10)
-            lat.append(time.perf_counter() - start)
+            for i in range(k, total, workers):
+                start, was_late = await when_due(t0 + i / rate)
+                late += was_late
+                await call(b"hello", timeout=10)
+                lat.append(time.perf_counter() - start)
 
+        # Calls overlap on the channel: each worker has workers/rate seconds for its call
+        # before the next one is due.
+        workers = 50
         t0 = time.perf_counter() + 0.05
-        # Scheduled in slices, so that not every pending call is a task at once.
-        step = max(1, int(rate / 10))
-        for k in range(0, total, step):
-            batch = [one(t0 + i / rate) for i in range(k, min(total, k + step))]
-            await asyncio.gather(*batch)
+        await asyncio.gather(*(worker(k, t0) for k in range(workers)))
         return lat, late
 
 
