@@ -210,8 +210,9 @@ class H2Relay:
         self.pending_n = 0
         self.route: tuple[tuple[str, int], tuple[str, int]] | None = None
         now = ctx.now()
-        self.from_client = FrameReader(_ClientSide(self, now), preface=24)
-        self.from_server = FrameReader(_ServerSide(self, now))
+        self._sides = (_ClientSide(self, now), _ServerSide(self, now))
+        self.from_client = FrameReader(self._sides[0], preface=24)
+        self.from_server = FrameReader(self._sides[1])
         self.streams: dict[int, Stream] = {}
         self.max_streams = ctx.max_streams
         self.last_sid = 0  # the highest stream the client opened
@@ -256,6 +257,10 @@ class H2Relay:
         up, self.up = self.up, None
         if up is not None:
             up.close()
+        # The sides and this relay hold each other: let go, so that a closed
+        # connection is freed at once rather than at the cyclic collector's next pass.
+        for side in self._sides:
+            del side.relay
 
     def tick(self, now: float) -> None:
         pass  # a quiet HTTP/2 connection is the ends' to close (gRPC keeps them open)

@@ -265,3 +265,27 @@ async def test_grpc_through_a_connect_tunnel_is_read_as_http2(gmesh: GrpcMesh) -
         assert tel.http2_errors == {}
     finally:
         await client.stop(grace=0.2)
+
+
+async def test_closed_http2_connections_are_freed_at_once(gmesh: GrpcMesh) -> None:
+    """As for HTTP/1 (test_http_path): no reference cycle outlives a connection."""
+    import gc
+
+    from meshtui.proxy.h2frames import FrameReader
+    from meshtui.proxy.http2 import H2Relay
+
+    def alive(kind: type) -> int:
+        return sum(1 for o in gc.get_objects() if type(o) is kind)
+
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            async with channel(gmesh.inbound) as ch:
+                assert await method(ch, "Unary")(b"x", timeout=5) == b"X"
+        assert gmesh.proxy.ctx is not None
+        await wait_for(lambda: not gmesh.proxy.ctx.conns)  # type: ignore[union-attr]
+        assert alive(H2Relay) == 0
+        assert alive(FrameReader) == 0
+    finally:
+        gc.enable()
