@@ -60,6 +60,24 @@ async def grpc_fixed_rate(port: int, rate: float, seconds: float) -> tuple[list[
         return lat, late
 
 
+def h2load_fixed_rate(url: str, rate: float, seconds: float, body: Path, log: Path
+                      ) -> tuple[list[float], None]:
+    """Latencies (seconds) of gRPC unary calls from h2load at ``rate`` calls/s (10
+    connections, one call at a time on each), from its per-request log. (None: h2load
+    does not say how late it sent.)"""
+    args = ["h2load", "-c", "10", "-m", "1", "--rps", f"{rate / 10:g}", "-D", f"{seconds:g}",
+            "--log-file", str(log), "-d", str(body),
+            *(x for h in GRPC_HEADERS for x in ("-H", h)), url]
+    subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=True)
+    lat = []
+    for line in log.read_text().splitlines():
+        _start, status, took_us = line.split("\t")[:3]
+        if status != "200":
+            raise RuntimeError(f"h2load: status {status} from {url}")
+        lat.append(int(took_us) / 1e6)
+    return lat, None
+
+
 def h2load(url: str, seconds: float, clients: int, streams: int,
            grpc_body: Path | None = None) -> tuple[float, int]:
     """(requests/s, requests done) of one h2load run of ``seconds``; ``grpc_body``:
