@@ -11,6 +11,7 @@ import pytest
 from grpckit import GrpcApp, channel, method
 from proxymesh import Mesh, meshed
 
+from meshtui.proxy import http1
 from meshtui.proxy.h2frames import (
     CONTINUATION,
     DATA,
@@ -161,3 +162,16 @@ async def test_rapid_reset_keeps_state_bounded(gmesh: Mesh[GrpcApp]) -> None:
     assert len(conn.codec.streams) == 50  # type: ignore[attr-defined]
     assert tel.untracked_streams == 150
     w.close()
+
+
+@pytest.mark.parametrize(("first", "timed_out", "kind"), [
+    (PREFACE, False, http1.HTTP2),
+    (PREFACE + frame(SETTINGS, 0, 0), False, http1.HTTP2),
+    (PREFACE[:10], False, http1.NEED_MORE),  # the rest may follow
+    (PREFACE[:10], True, http1.OPAQUE),
+    (b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", False, http1.BAD_PREFACE),
+    (b"PRI /x HTTP/1.1\r\n", False, http1.HTTP),  # a method called PRI
+    (b"\x16\x03\x01\x02\x00", False, http1.OPAQUE),  # TLS stays opaque
+])
+def test_detection_of_the_preface(first: bytes, timed_out: bool, kind: int) -> None:
+    assert http1.detect(first, timed_out=timed_out) == kind
