@@ -178,5 +178,6 @@ async def test_grpc_call_of_100_mb_each_way_with_flat_proxy_memory() -> None:
             assert (await call.code()).name == "OK"
         await app.close()
     base, peak = rss
+    print(f"gRPC: proxy RSS {base / 1024:.1f} MiB at start, {peak / 1024:.1f} MiB at peak")
     grew_mib = (peak - base) / 1024
     assert grew_mib < 16, f"proxy RSS grew by {grew_mib:.1f} MiB (from {base / 1024:.1f} MiB)"
