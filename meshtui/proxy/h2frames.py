@@ -52,6 +52,9 @@ MAX_HEADER_BLOCK: Final = 64 * 1024
 MAX_CONTINUATIONS: Final = 64
 #: The longest RST_STREAM, SETTINGS, PING or GOAWAY frame held to be read.
 MAX_CONTROL_FRAME: Final = 16_384
+# The decoded-block cache of a reader: a steady connection repeats a handful of small
+# blocks; a peer sending many large ones gets no more than this kept for it.
+_CACHED_BLOCKS, _CACHED_BLOCK, _CACHED_FIELDS = 16, 512, 4096
 # Frames held until whole and read; every other type passes through as it arrives.
 _READ = frozenset({HEADERS, PUSH_PROMISE, CONTINUATION, RST_STREAM, SETTINGS, PING, GOAWAY})
 _HEAD = struct.Struct(">BHBBL")  # length (high byte, low two bytes), type, flags, stream
@@ -305,11 +308,12 @@ class FrameReader:
             raise H2Error("compression", COMPRESSION_ERROR,
                           f"a header block that does not decode: {e}") from None
         entries = table.dynamic_entries
-        if before == (len(entries), table._current_size, id(entries[0]) if entries else 0):
-            if len(self._decoded) >= 64:
+        if before != (len(entries), table._current_size, id(entries[0]) if entries else 0):
+            self._gen += 1
+        elif len(data) <= _CACHED_BLOCK and sum(len(n) + len(v) for n, v in headers) \
+                <= _CACHED_FIELDS:
+            if len(self._decoded) >= _CACHED_BLOCKS:
                 self._decoded.clear()
             self._decoded[data] = (self._gen, headers)
-        else:
-            self._gen += 1
         self.sink.on_headers(self._block_sid, bool(self._flags & END_STREAM), headers,
                              self._push)
