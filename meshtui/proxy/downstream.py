@@ -83,6 +83,7 @@ class Downstream(asyncio.Protocol):
         self.state = DETECT
         self.closed = False
         self.codec: Codec | None = None
+        self.outer: Codec | None = None  # a CONNECT's HTTP/1 codec, under an HTTP/2 one
         self.buf = bytearray()
         self.since = 0.0  # connection start (detection's clock)
         self.paused = 0
@@ -161,14 +162,15 @@ class Downstream(asyncio.Protocol):
         self.state = CLOSED
         self.closed = True
         self.ctx.conns.discard(self)
-        codec = self.codec
-        if codec is not None:
-            # The codec holds this connection and its parser holds the codec's bound
-            # methods: reference cycles that, left in place, only the cyclic
-            # collector frees — and a long-lived connection's cycle is promoted to
-            # a generation it collects almost never.
-            self.codec = None
-            codec.lost()
+        # The codec holds this connection and its parser holds the codec's bound
+        # methods: reference cycles that, left in place, only the cyclic collector
+        # frees — and a long-lived connection's cycle is promoted to a generation it
+        # collects almost never.
+        codecs = (self.codec, self.outer)
+        self.codec = self.outer = None
+        for codec in codecs:
+            if codec is not None:
+                codec.lost()
         up = self.tunnel_up
         if up is not None:
             self.tunnel_up = None
@@ -409,6 +411,7 @@ class Downstream(asyncio.Protocol):
             return
         up = self.tunnel_up
         if kind == http1.HTTP2 and up is not None:
+            self.outer = self.codec  # the HTTP/1 codec the CONNECT came over
             self._start_codec(H2Relay(self, (up, (up.key, self._tunnel_dst))))
         else:
             self._relay()

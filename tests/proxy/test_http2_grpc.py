@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -15,6 +16,9 @@ import pytest
 from grpckit import SERVICE, GrpcApp, channel, method
 from proxymesh import Mesh, free_port, meshed, proxy_config
 
+from meshtui.proxy.h2frames import FrameReader
+from meshtui.proxy.http1_server import Http1Server
+from meshtui.proxy.http2 import H2Relay
 from meshtui.proxy.prom_metrics import metrics_text
 from meshtui.proxy.server import ProxyServer
 from meshtui.proxy.tap_hub import Subscriber
@@ -239,12 +243,18 @@ async def test_app_down_is_unavailable_and_counted() -> None:
         await proxy.stop(grace=0.2)
 
 
+def alive(kind: type) -> int:
+    return sum(1 for o in gc.get_objects() if type(o) is kind)
+
+
 async def test_grpc_through_a_connect_tunnel_is_read_as_http2(gmesh: GrpcMesh) -> None:
     """gRPC told to use the proxy as its HTTP proxy opens a CONNECT tunnel and speaks
     HTTP/2 in it: the calls are counted one by one, beside the CONNECT itself."""
     client = ProxyServer(proxy_config(None, pod="client-0", deployment="client"))
     await client.start()
     assert client.outbound_address is not None
+    gc.collect()
+    gc.disable()
     try:
         host, port = client.outbound_address
         opts = [("grpc.http_proxy", f"http://{host}:{port}"), ("grpc.enable_retries", 0)]
@@ -263,20 +273,17 @@ async def test_grpc_through_a_connect_tunnel_is_read_as_http2(gmesh: GrpcMesh) -
         assert by_key[(200, False)] == (1, {14: 1})
         assert route.responses[(200, True)].grpc == {0: 1, 5: 1}
         assert tel.http2_errors == {}
+        # The connection's codecs, HTTP/1 (the CONNECT) and HTTP/2, went with it.
+        assert client.ctx is not None
+        await wait_for(lambda: not client.ctx.conns)  # type: ignore[union-attr]
+        assert alive(Http1Server) == 0 and alive(H2Relay) == 0
     finally:
+        gc.enable()
         await client.stop(grace=0.2)
 
 
 async def test_closed_http2_connections_are_freed_at_once(gmesh: GrpcMesh) -> None:
     """As for HTTP/1 (test_http_path): no reference cycle outlives a connection."""
-    import gc
-
-    from meshtui.proxy.h2frames import FrameReader
-    from meshtui.proxy.http2 import H2Relay
-
-    def alive(kind: type) -> int:
-        return sum(1 for o in gc.get_objects() if type(o) is kind)
-
     gc.collect()
     gc.disable()
     try:
