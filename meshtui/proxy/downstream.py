@@ -419,8 +419,10 @@ class Downstream(asyncio.Protocol):
     def _start_codec(self, codec: Codec) -> None:
         data = bytes(self.buf)
         self.buf = bytearray()
-        self.state = CODEC
         self.codec = codec
+        if self.closed:
+            return  # the codec closed it already (an HTTP/2 connection with no route)
+        self.state = CODEC
         if data:
             codec.feed(data)
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import hpack
 import pytest
 from grpckit import GrpcApp, channel, method
-from proxymesh import Mesh, meshed
+from proxymesh import Mesh, meshed, proxy_config
 
 from meshtui.proxy import http1
 from meshtui.proxy.h2frames import (
@@ -26,6 +26,7 @@ from meshtui.proxy.h2frames import (
     frame,
 )
 from meshtui.proxy.prom_metrics import metrics_text
+from meshtui.proxy.server import ProxyServer
 
 PROTOCOL_ERROR, FRAME_SIZE_ERROR, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x1, 0x6, 0x9, 0xB
 
@@ -175,3 +176,18 @@ async def test_rapid_reset_keeps_state_bounded(gmesh: Mesh[GrpcApp]) -> None:
 ])
 def test_detection_of_the_preface(first: bytes, timed_out: bool, kind: int) -> None:
     assert http1.detect(first, timed_out=timed_out) == kind
+
+
+async def test_no_route_is_refused_in_http2() -> None:
+    """An inbound listener with no app to send to: the HTTP/2 client gets GOAWAY, and
+    the proxy counts it."""
+    proxy = ProxyServer(proxy_config(None))
+    await proxy.start()
+    try:
+        assert proxy.inbound_address is not None
+        answer = frames_of(await session(proxy.inbound_address, b""))
+        assert [f[0] for f in answer] == [SETTINGS, GOAWAY]
+        assert proxy.telemetry.http2_errors == {"no_route": 1}
+        assert proxy.ctx is not None and proxy.ctx.failures == 1
+    finally:
+        await proxy.stop(grace=0.2)
