@@ -266,7 +266,7 @@ class H2Relay:
         pass  # a quiet HTTP/2 connection is the ends' to close (gRPC keeps them open)
 
     def drain(self) -> None:
-        if not self.streams:
+        if not self.streams and not self.conn.closed:
             self._goodbye(NO_ERROR, b"")
 
     def upstream(self) -> Upstream | None:
@@ -345,7 +345,8 @@ class H2Relay:
         del self.streams[sid]
         st.obs.response_end(st.resp_bytes, trailers)
         if self.ctx.draining and not self.streams:
-            self._goodbye(NO_ERROR, b"")
+            # Once this read's frames are out: the end of the stream is among them.
+            self.ctx.loop.call_soon(self.drain)
 
     def stream_reset(self, sid: int, code: int) -> None:
         st = self.streams.pop(sid, None)

@@ -296,3 +296,22 @@ async def test_closed_http2_connections_are_freed_at_once(gmesh: GrpcMesh) -> No
         assert alive(FrameReader) == 0
     finally:
         gc.enable()
+
+
+async def test_stopping_proxy_lets_calls_under_way_finish() -> None:
+    """Draining: a call in flight gets its whole answer, then the connection ends with
+    GOAWAY (NO_ERROR) rather than a cut."""
+    app = await GrpcApp().start()
+    proxy = ProxyServer(proxy_config(app.port))
+    await proxy.start()
+    try:
+        async with channel(proxy.inbound_address) as ch:  # type: ignore[arg-type]
+            call = asyncio.ensure_future(method(ch, "Slow")(b"0.3", timeout=5))
+            await wait_for(lambda: sum(r.requests for r in proxy.telemetry.routes()) == 1)
+            await asyncio.gather(proxy.stop(grace=3), call)
+            assert call.result() == b"slept"
+        [route] = proxy.telemetry.routes()
+        assert {k: v.count for k, v in route.responses.items()} == {(200, True): 1}
+    finally:
+        await proxy.stop(grace=0.2)
+        await app.close()
