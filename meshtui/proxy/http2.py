@@ -299,8 +299,8 @@ class H2Relay:
     # --- streams ---------------------------------------------------------------
 
     def request_headers(self, sid: int, headers: list[tuple[bytes, bytes]]) -> None:
-        if sid <= self.last_sid or not sid & 1:
-            return  # trailers, or a stream that is not the client's to open
+        if sid <= self.last_sid or not sid & 1 or self.done:
+            return  # trailers, a stream not the client's to open, or a connection ended
         self.last_sid = sid
         pseudo, fields = _pseudo(headers)
         authority = (pseudo.get(b":authority") or _field(fields, b"host") or b"").decode(
