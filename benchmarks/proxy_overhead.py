@@ -1,22 +1,35 @@
-"""What the sidecar costs a request: ``meshtui proxy`` against nginx as a reverse proxy.
+"""What the sidecar costs a request: ``meshtui proxy`` against nginx as a reverse proxy,
+and over HTTP/2 and gRPC.
 
-The same nginx upstream (one worker, a fixed 12-byte body) is reached three ways:
-directly, through nginx as a reverse proxy (one worker, keep-alive upstream), and
-through ``meshtui proxy`` (inbound listener, tap and admin endpoints on, as a pod
-runs it). For each it prints
+HTTP/1.1: the same nginx upstream (one worker, a fixed 12-byte body) is reached
+three ways: directly, through nginx as a reverse proxy (one worker, keep-alive
+upstream), and through ``meshtui proxy`` (inbound listener, tap and admin
+endpoints on, as a pod runs it). HTTP/2: a grpcio server (``grpc_echo.py``) and
+nghttpd, each directly and through a ``meshtui proxy`` of its own. It prints
 
-1. latency at a fixed rate (default 1,000 requests/s, open loop over keep-alive
-   connections, from a small load generator here: wrk cannot hold a rate) —
+1. latency at a fixed rate, open loop — HTTP/1.1 at 1,000 requests/s over
+   keep-alive connections from a small load generator here (wrk cannot hold a
+   rate), gRPC unary calls at 500 calls/s from grpcio's client on one channel —
    p50/p99/p99.9 of the best of interleaved rounds (the machine is shared; the
-   median p99 is printed too), and what each proxy adds over the direct path;
-2. maximum throughput with ``wrk -t1 -c32`` (rounds interleaved, median kept);
-3. the proxy's resident memory (now and peak).
+   median p99 is printed too), what each proxy adds over the direct path, and the
+   proxy's CPU per request at that rate;
+2. maximum throughput and the proxy's CPU per request: ``wrk -t1 -c32`` for
+   HTTP/1.1; h2load for gRPC unary calls (``-c 32 -m 1``) to grpcio and to nghttpd
+   answering as a gRPC server does (the message, then a ``grpc-status`` trailer:
+   grpcio's server is too slow to load the proxy), and for GETs to nghttpd
+   (``-c 32 -m 10``); rounds interleaved, medians kept;
+3. the HTTP/1.1 proxy's resident memory (now and peak).
 
 Targets (this machine's kind, 2 cores): throughput at least half of nginx's,
-added p99 at most 1 ms at 1,000 requests/s, resident memory at most 40 MB.
+added p99 at most 1 ms at 1,000 requests/s, resident memory at most 40 MB; the
+proxy's CPU per unary gRPC call at most 2.5x its CPU per HTTP/1.1 request, added
+p99 at most 1 ms at 500 calls/s; with ``--compare-with DIR`` (another revision's
+source tree, run side by side), HTTP/1.1 CPU per request at most 3 % above that
+revision's and throughput at least 0.97 of it.
 
-Run: ``.venv/bin/python benchmarks/proxy_overhead.py [--seconds 5] [--rounds 3]``
-(needs nginx and wrk: ``scripts/install-tools.sh``).
+Run: ``.venv/bin/python benchmarks/proxy_overhead.py [--seconds 5] [--rounds 3]
+[--compare-with DIR]`` (needs nginx and wrk, and for the HTTP/2 rows h2load and
+nghttpd: ``scripts/install-tools.sh``).
 """
 
 from __future__ import annotations
@@ -33,6 +46,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from grpc_echo import METHOD
+from h2_load import GRPC_BODY, grpc_fixed_rate, h2load, h2load_fixed_rate, when_due
 
 NGINX_BODY = "hello world\n"
 
@@ -162,13 +179,8 @@ async def fixed_rate(port: int, rate: float, seconds: float, conns: int = 10
         nonlocal late
         c = clients[k]
         for i in range(k, total, conns):
-            due = t0 + i / rate
-            now = time.perf_counter()
-            if due > now:
-                await asyncio.sleep(due - now)
-            start = time.perf_counter()
-            if start - due > 0.001:
-                late += 1
+            start, was_late = await when_due(t0 + i / rate)
+            late += was_late
             c.done = loop.create_future()
             assert c.transport is not None
             c.transport.write(request)
@@ -218,17 +230,95 @@ def new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
+def start_proxy(inbound: int, app: int, source: str | None = None) -> subprocess.Popen[bytes]:
+    """``meshtui proxy`` as a pod runs it (tap and admin endpoints on), in front of
+    ``app``; ``source``: run the meshtui of another source tree."""
+    env = dict(os.environ, PYTHONPATH=source) if source else None
+    return subprocess.Popen(
+        [sys.executable, "-m", "meshtui", "proxy", "--inbound", f"127.0.0.1:{inbound}",
+         "--outbound", "127.0.0.1:0", "--app", f"127.0.0.1:{app}",
+         "--tap", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+         "--pod", "bench-0", "--namespace", "bench", "--deployment", "bench"],
+        stderr=subprocess.DEVNULL, env=env, cwd=source or None)
+
+
+def latency_rounds(targets: dict[str, int], rounds: int, run: Any, pids: dict[str, int]
+                   ) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
+    """Interleaved fixed-rate rounds: the best round's quantiles per target (printed
+    with the median p99 and the generator's lag), and each proxy's CPU per request."""
+    per: dict[str, list[dict[str, float]]] = {n: [] for n in targets}
+    late: dict[str, int | None] = dict.fromkeys(targets, 0)
+    cpu: dict[str, list[float]] = {n: [] for n in pids}
+    for _ in range(rounds):
+        for name, port in targets.items():
+            before = cpu_seconds([pids[name]]) if name in pids else 0.0
+            samples, n_late = run(port)
+            if name in pids:
+                cpu[name].append((cpu_seconds([pids[name]]) - before) / len(samples) * 1e6)
+            per[name].append(quantiles_ms(samples))
+            was = late[name]
+            late[name] = None if n_late is None or was is None else was + n_late
+    # The machine is shared: a round where something else ran is slower for
+    # reasons of its own. The best round is the proxy's own figure; the median
+    # shows the noise.
+    best = {n: min(r, key=lambda q: q["p99"]) for n, r in per.items()}
+    for name in targets:
+        q = best[name]
+        med = statistics.median(r["p99"] for r in per[name])
+        extra = "" if late[name] is None else f"; {late[name]} sent >1 ms late"
+        if cpu.get(name):
+            extra += f"; CPU per request {statistics.median(cpu[name]):.1f} µs"
+        print(f"  {name:16s} p50 {q['p50']:6.3f}  p99 {q['p99']:6.3f}  "
+              f"p99.9 {q['p99.9']:6.3f}   (best round; median p99 {med:.3f}{extra})")
+    for n in targets:
+        if n != "direct":
+            print(f"  added by {n:16s} p50 {best[n]['p50'] - best['direct']['p50']:+6.3f}  "
+                  f"p99 {best[n]['p99'] - best['direct']['p99']:+6.3f}")
+    return best, cpu
+
+
+def throughput_rounds(runs: dict[str, Any], rounds: int, pids: dict[str, list[int]]
+                      ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Interleaved load runs: requests/s per run and CPU per request of the servers."""
+    rps: dict[str, list[float]] = {n: [] for n in runs}
+    cpu: dict[str, list[float]] = {n: [] for n in pids}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            before = cpu_seconds(pids[name]) if name in pids else 0.0
+            r, n_req = run()
+            rps[name].append(r)
+            if name in pids and n_req:
+                cpu[name].append((cpu_seconds(pids[name]) - before) / n_req * 1e6)
+    for name in runs:
+        print(f"  {name:16s} {statistics.median(rps[name]):9.0f}   (runs: "
+              + ", ".join(f"{v:.0f}" for v in rps[name]) + ")")
+    for name, xs in cpu.items():
+        print(f"  {name:16s} CPU per request {statistics.median(xs):6.1f} µs   (runs: "
+              + ", ".join(f"{x:.1f}" for x in xs) + ")")
+    return rps, cpu
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rate", type=float, default=1000.0, help="requests/s for the latency runs")
+    ap.add_argument("--grpc-rate", type=float, default=500.0,
+                    help="gRPC calls/s for the gRPC latency runs")
     ap.add_argument("--latency-seconds", type=float, default=5.0)
     ap.add_argument("--latency-rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=5.0, help="length of each wrk run")
-    ap.add_argument("--rounds", type=int, default=3, help="wrk rounds (interleaved)")
+    ap.add_argument("--seconds", type=float, default=5.0, help="length of each load run")
+    ap.add_argument("--rounds", type=int, default=3, help="load rounds (interleaved)")
+    ap.add_argument("--compare-with", metavar="DIR",
+                    help="another meshtui source tree (say, `git archive main meshtui | tar "
+                         "-x -C DIR`): its proxy joins the HTTP/1.1 rows, interleaved")
     args = ap.parse_args()
     if not shutil.which("wrk") or not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
         print("proxy_overhead: needs wrk and nginx (scripts/install-tools.sh)", file=sys.stderr)
         return 1
+    nghttpd = shutil.which("nghttpd") or "/usr/sbin/nghttpd"
+    h2 = bool(shutil.which("h2load")) and os.path.exists(nghttpd)
+    if not h2:
+        print("proxy_overhead: no h2load or nghttpd (nghttp2-client, nghttp2-server): "
+              "HTTP/2 rows left out", file=sys.stderr)
 
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="meshtui-bench-") as tmpdir:
@@ -243,75 +333,123 @@ def main() -> int:
   server {{ listen 127.0.0.1:{rp} backlog=4096;
            location / {{ proxy_pass http://app; proxy_http_version 1.1;
                         proxy_set_header Connection ""; }} }}"""))
-            proxy = subprocess.Popen(
-                [sys.executable, "-m", "meshtui", "proxy", "--inbound", f"127.0.0.1:{inbound}",
-                 "--outbound", "127.0.0.1:0", "--app", f"127.0.0.1:{origin}",
-                 "--tap", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-                 "--pod", "bench-0", "--namespace", "bench", "--deployment", "bench"],
-                stderr=subprocess.DEVNULL)
+            proxy = start_proxy(inbound, origin)
             procs.append(proxy)
-            for port in (origin, rp, inbound):
-                wait_listening(port)
             targets = {"direct": origin, "nginx": rp, "meshtui": inbound}
+            if args.compare_with:
+                other = free_port()
+                other_proxy = start_proxy(other, origin, args.compare_with)
+                procs.append(other_proxy)
+                targets["meshtui-other"] = other
+            h2ports: dict[str, int] = {}
+            if h2:
+                (tmp / "www").mkdir()
+                (tmp / "www" / "index.html").write_text(NGINX_BODY)
+                # A unary call's answer as a gRPC server sends it: one message, then a
+                # grpc-status trailer (nghttpd adds the trailer to every response).
+                (tmp / "www" / METHOD.split("/")[1]).mkdir()
+                (tmp / "www" / METHOD[1:]).write_bytes(GRPC_BODY)
+                (tmp / "grpc.bin").write_bytes(GRPC_BODY)
+                h2ports = {"grpc": free_port(), "grpc-proxy": free_port(),
+                           "nghttpd": free_port(), "nghttpd-proxy": free_port()}
+                procs.append(subprocess.Popen(
+                    [sys.executable, str(Path(__file__).with_name("grpc_echo.py")),
+                     str(h2ports["grpc"])]))
+                procs.append(subprocess.Popen(
+                    [nghttpd, "--no-tls", "-d", str(tmp / "www"), "--trailer", "grpc-status: 0",
+                     str(h2ports["nghttpd"])],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                grpc_proxy = start_proxy(h2ports["grpc-proxy"], h2ports["grpc"])
+                h2_proxy = start_proxy(h2ports["nghttpd-proxy"], h2ports["nghttpd"])
+                procs += [grpc_proxy, h2_proxy]
+            for port in (*targets.values(), *h2ports.values()):
+                wait_listening(port)
+            # (nginx's worker exists once it listens.)
+            servers = {"nginx": tree(procs[1].pid), "meshtui": [proxy.pid]}
+            if args.compare_with:
+                servers["meshtui-other"] = [other_proxy.pid]
             for port in targets.values():  # warm up: connections, pools, caches
                 wrk_rps(port, 1)
 
             loop = new_loop()
-            print(f"latency at {args.rate:g} requests/s, {args.latency_rounds} interleaved rounds "
-                  f"of {args.latency_seconds:g} s each, 10 keep-alive connections (ms):")
-            rounds: dict[str, list[dict[str, float]]] = {n: [] for n in targets}
-            late: dict[str, int] = dict.fromkeys(targets, 0)
-            for _ in range(args.latency_rounds):
-                for name, port in targets.items():
-                    samples, n_late = loop.run_until_complete(
-                        fixed_rate(port, args.rate, args.latency_seconds))
-                    rounds[name].append(quantiles_ms(samples))
-                    late[name] += n_late
+            print(f"HTTP/1.1 latency at {args.rate:g} requests/s, {args.latency_rounds} "
+                  f"interleaved rounds of {args.latency_seconds:g} s each, 10 keep-alive "
+                  "connections (ms):")
+            best, fixed_cpu = latency_rounds(
+                targets, args.latency_rounds,
+                lambda port: loop.run_until_complete(
+                    fixed_rate(port, args.rate, args.latency_seconds)),
+                {n: pids[0] for n, pids in servers.items() if n.startswith("meshtui")})
             loop.close()
-            # The machine is shared: a round where something else ran is slower for
-            # reasons of its own. The best round is the proxy's own figure; the median
-            # shows the noise.
-            best = {n: min(r, key=lambda q: q["p99"]) for n, r in rounds.items()}
-            for name in targets:
-                q = best[name]
-                med = statistics.median(r["p99"] for r in rounds[name])
-                print(f"  {name:8s} p50 {q['p50']:6.3f}  p99 {q['p99']:6.3f}  "
-                      f"p99.9 {q['p99.9']:6.3f}   (best round; median p99 {med:.3f}; "
-                      f"{late[name]} requests sent >1 ms late)")
             added = {n: {k: best[n][k] - best["direct"][k] for k in ("p50", "p99")}
-                     for n in ("nginx", "meshtui")}
-            for n, a in added.items():
-                print(f"  added by {n:8s} p50 {a['p50']:+6.3f}  p99 {a['p99']:+6.3f}")
+                     for n in targets if n != "direct"}
+            grpc_added = grpcio_added = grpc_fixed_cpu = None
+            if h2:
+                gloop = asyncio.new_event_loop()  # grpc.aio on asyncio's own loop
+                print(f"gRPC unary latency at {args.grpc_rate:g} calls/s (grpcio client, one "
+                      f"channel), {args.latency_rounds} interleaved rounds of "
+                      f"{args.latency_seconds:g} s each (ms):")
+                gbest, _ = latency_rounds(
+                    {"direct": h2ports["grpc"], "meshtui": h2ports["grpc-proxy"]},
+                    args.latency_rounds,
+                    lambda port: gloop.run_until_complete(
+                        grpc_fixed_rate(port, args.grpc_rate, args.latency_seconds)),
+                    {"meshtui": grpc_proxy.pid})
+                gloop.close()
+                grpcio_added = gbest["meshtui"]["p99"] - gbest["direct"]["p99"]
+                print(f"gRPC unary latency at {args.grpc_rate:g} calls/s from h2load (10 "
+                      "connections, one call at a time on each) to grpcio, "
+                      f"{args.latency_rounds} interleaved rounds of {args.latency_seconds:g} s "
+                      "each (ms):")
+                body = tmp / "grpc.bin"
+                hbest, hcpu = latency_rounds(
+                    {"direct": h2ports["grpc"], "meshtui": h2ports["grpc-proxy"]},
+                    args.latency_rounds,
+                    lambda port: h2load_fixed_rate(
+                        f"http://127.0.0.1:{port}{METHOD}", args.grpc_rate,
+                        args.latency_seconds, body, tmp / "h2load.log"),
+                    {"meshtui": grpc_proxy.pid})
+                grpc_added = hbest["meshtui"]["p99"] - hbest["direct"]["p99"]
+                grpc_fixed_cpu = statistics.median(hcpu["meshtui"])
 
-            print(f"max throughput: wrk -t1 -c32, {args.rounds} rounds of {args.seconds:g} s "
-                  f"(median requests/s):")
-            runs: dict[str, list[float]] = {n: [] for n in targets}
-            # CPU each proxy spent per request (nginx's master and worker, meshtui's
-            # process): steadier than requests/s on a shared machine, where what
-            # else runs decides how much of a core a proxy gets.
-            servers = {"nginx": tree(procs[1].pid), "meshtui": [proxy.pid]}
-            cpu_us: dict[str, list[float]] = {n: [] for n in servers}
-            for _ in range(args.rounds):
-                for name, port in targets.items():
-                    before = cpu_seconds(servers[name]) if name in servers else 0.0
-                    r, n_req = wrk_run(port, args.seconds)
-                    runs[name].append(r)
-                    if name in servers and n_req:
-                        cpu_us[name].append((cpu_seconds(servers[name]) - before) / n_req * 1e6)
-            rps = {n: statistics.median(v) for n, v in runs.items()}
-            for name in targets:
-                print(f"  {name:8s} {rps[name]:9.0f}   (runs: "
-                      + ", ".join(f"{v:.0f}" for v in runs[name]) + ")")
-            for name, xs in cpu_us.items():
-                print(f"  {name:8s} CPU per request {statistics.median(xs):6.1f} µs   (runs: "
-                      + ", ".join(f"{x:.1f}" for x in xs) + ")")
+            print(f"max throughput: wrk -t1 -c32 (HTTP/1.1), {args.rounds} rounds of "
+                  f"{args.seconds:g} s (median requests/s):")
+            runs: dict[str, Any] = {n: (lambda p=p: wrk_run(p, args.seconds))
+                                    for n, p in targets.items()}
+            rps, cpu_us = throughput_rounds(runs, args.rounds, servers)
             print("  ratio per round: " + ", ".join(
-                f"{m / g:.2f}" for m, g in zip(runs["meshtui"], runs["nginx"], strict=True)))
+                f"{m / g:.2f}" for m, g in zip(rps["meshtui"], rps["nginx"], strict=True)))
+            grpc_cpu = grpcio_cpu = None
+            if h2:
+                url = "http://127.0.0.1:{}" + METHOD
+                page = "http://127.0.0.1:{}/index.html"
+                print(f"HTTP/2 with h2load, {args.rounds} rounds of {args.seconds:g} s "
+                      "(median requests/s): gRPC unary calls (-c 32 -m 1) to grpcio and to "
+                      "nghttpd answering as gRPC does; GETs to nghttpd (-c 32 -m 10):")
+                g, gp = h2ports["grpc"], h2ports["grpc-proxy"]
+                n, nph = h2ports["nghttpd"], h2ports["nghttpd-proxy"]
+                secs = args.seconds
+                h2runs: dict[str, Any] = {
+                    "grpcio direct": lambda: h2load(url.format(g), secs, 32, 1, body),
+                    "grpcio meshtui": lambda: h2load(url.format(gp), secs, 32, 1, body),
+                    "ngh-grpc direct": lambda: h2load(url.format(n), secs, 32, 1, body),
+                    "ngh-grpc meshtui": lambda: h2load(url.format(nph), secs, 32, 1, body),
+                    "ngh-GET direct": lambda: h2load(page.format(n), secs, 32, 10),
+                    "ngh-GET meshtui": lambda: h2load(page.format(nph), secs, 32, 10),
+                }
+                _, h2cpu = throughput_rounds(h2runs, args.rounds, {
+                    "grpcio meshtui": [grpc_proxy.pid], "ngh-grpc meshtui": [h2_proxy.pid],
+                    "ngh-GET meshtui": [h2_proxy.pid]})
+                grpc_cpu = statistics.median(h2cpu["ngh-grpc meshtui"])
+                grpcio_cpu = statistics.median(h2cpu["grpcio meshtui"])
+
             rss, hwm = rss_kib(proxy.pid)
             print(f"meshtui proxy resident memory: {rss / 1024:.1f} MiB now, "
                   f"{hwm / 1024:.1f} MiB peak (PSS now {pss_kib(proxy.pid) / 1024:.1f} MiB)")
 
-            ratio = rps["meshtui"] / rps["nginx"]
+            rps_med = {n: statistics.median(v) for n, v in rps.items()}
+            ratio = rps_med["meshtui"] / rps_med["nginx"]
+            http1_cpu = statistics.median(cpu_us["meshtui"])
             checks = [
                 (f"throughput {ratio:.2f} of nginx's (target >= 0.50)", ratio >= 0.5),
                 (f"added p99 {added['meshtui']['p99']:.3f} ms at {args.rate:g}/s "
@@ -319,6 +457,31 @@ def main() -> int:
                 (f"peak RSS {hwm / 1024:.1f} MiB (target <= 40 MB = 38.1 MiB)",
                  hwm * 1024 <= 40_000_000),
             ]
+            if grpc_cpu is not None and grpcio_cpu is not None and grpc_added is not None \
+                    and grpcio_added is not None and grpc_fixed_cpu is not None:
+                fixed_http1 = statistics.median(fixed_cpu["meshtui"])
+                checks += [
+                    (f"CPU per unary gRPC call {grpc_cpu:.1f} µs = "
+                     f"{grpc_cpu / http1_cpu:.2f}x the {http1_cpu:.1f} µs per HTTP/1.1 request, "
+                     "both at full load (target <= 2.5x); with grpcio's server, which keeps "
+                     f"the proxy waiting, {grpcio_cpu:.1f} µs; at the fixed rates: "
+                     f"{grpc_fixed_cpu:.1f} µs a call, {fixed_http1:.1f} µs a request "
+                     f"({grpc_fixed_cpu / fixed_http1:.2f}x)",
+                     grpc_cpu <= 2.5 * http1_cpu),
+                    (f"gRPC added p99 {grpc_added:.3f} ms at {args.grpc_rate:g} calls/s from "
+                     f"h2load (target <= 1 ms; {grpcio_added:.3f} ms from grpcio's client)",
+                     grpc_added <= 1.0),
+                ]
+            if args.compare_with:
+                other_cpu = statistics.median(cpu_us["meshtui-other"])
+                other_ratio = rps_med["meshtui"] / rps_med["meshtui-other"]
+                checks += [
+                    (f"HTTP/1.1 CPU per request {http1_cpu:.1f} µs against "
+                     f"{other_cpu:.1f} µs from {args.compare_with} (target: at most 3 % more)",
+                     http1_cpu <= 1.03 * other_cpu),
+                    (f"HTTP/1.1 throughput {other_ratio:.3f} of {args.compare_with}'s "
+                     "(target >= 0.97)", other_ratio >= 0.97),
+                ]
             for text, ok in checks:
                 print(f"  {'ok  ' if ok else 'MISS'} {text}")
             return 0 if all(ok for _, ok in checks) else 1

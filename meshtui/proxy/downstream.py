@@ -32,8 +32,9 @@ from meshtui.proxy.routing import NoRoute, Router
 if TYPE_CHECKING:  # pragma: no cover
     from meshtui.proxy.context import ProxyContext
 
-# Connection states.
-DETECT, CODEC, CONNECTING, TUNNEL, CLOSED = range(5)
+# Connection states. TUNNEL_DETECT: a CONNECT tunnel is open and its first bytes
+# tell whether it carries HTTP/2 (then the HTTP/2 codec reads it) or anything else.
+DETECT, CODEC, CONNECTING, TUNNEL, TUNNEL_DETECT, CLOSED = range(6)
 
 _UNKNOWN: tuple[str, int] = ("", 0)
 
@@ -82,6 +83,7 @@ class Downstream(asyncio.Protocol):
         self.state = DETECT
         self.closed = False
         self.codec: Codec | None = None
+        self.outer: Codec | None = None  # a CONNECT's HTTP/1 codec, under an HTTP/2 one
         self.buf = bytearray()
         self.since = 0.0  # connection start (detection's clock)
         self.paused = 0
@@ -94,6 +96,7 @@ class Downstream(asyncio.Protocol):
         self.tunnel_out = 0
         self.out: list[bytes] | None = None  # writes held by an open batch
         self._route: tuple[tuple[str, int], tuple[str, int]] | None = None
+        self._tunnel_dst: tuple[str, int] = _UNKNOWN
 
     @property
     def inbound(self) -> bool:
@@ -132,9 +135,14 @@ class Downstream(asyncio.Protocol):
             # Early bytes for the tunnel: held (reading is paused) until it opens.
             self.buf += data
             self.pause(R_WAIT)
+        elif st == TUNNEL_DETECT:
+            self.buf += data
+            self._detect_tunnel(False)
 
     def eof_received(self) -> bool:
         self.client_eof = True
+        if self.state == TUNNEL_DETECT:
+            self._detect_tunnel(True)
         st = self.state
         if st == TUNNEL:
             up = self.tunnel_up
@@ -154,14 +162,15 @@ class Downstream(asyncio.Protocol):
         self.state = CLOSED
         self.closed = True
         self.ctx.conns.discard(self)
-        codec = self.codec
-        if codec is not None:
-            # The codec holds this connection and its parser holds the codec's bound
-            # methods: reference cycles that, left in place, only the cyclic
-            # collector frees — and a long-lived connection's cycle is promoted to
-            # a generation it collects almost never.
-            self.codec = None
-            codec.lost()
+        # The codec holds this connection and its parser holds the codec's bound
+        # methods: reference cycles that, left in place, only the cyclic collector
+        # frees — and a long-lived connection's cycle is promoted to a generation it
+        # collects almost never.
+        codecs = (self.codec, self.outer)
+        self.codec = self.outer = None
+        for codec in codecs:
+            if codec is not None:
+                codec.lost()
         up = self.tunnel_up
         if up is not None:
             self.tunnel_up = None
@@ -243,13 +252,29 @@ class Downstream(asyncio.Protocol):
         outbound request that was not redirected (explicit mode)."""
         return not self.listener.inbound and self.orig is None
 
-    def enter_tunnel(self, up: Upstream, ex: Any = None) -> None:
+    def enter_tunnel(self, up: Upstream, ex: Any = None, dst: tuple[str, int] | None = None
+                     ) -> None:
         """From here on bytes pass through unparsed, both ways; ``ex`` hears of the
-        tunnel's end (``tunnel_closed``)."""
-        up.start_tunnel(self)
-        self.state = TUNNEL
+        tunnel's end (``tunnel_closed``). With ``dst`` (a CONNECT the proxy carried
+        out, to there), HTTP/2 inside the tunnel is read as such."""
         self.tunnel_up = up
         self.tunnel_ex = ex
+        up.start_tunnel(self)
+        if dst is not None:
+            self.state = TUNNEL_DETECT
+            self._tunnel_dst = dst
+            self.since = self.ctx.clock
+            self.paused &= R_UPSTREAM
+            self._apply_pause()
+            if self.buf:
+                self._detect_tunnel(False)
+            return
+        self._relay()
+
+    def _relay(self) -> None:
+        up = self.tunnel_up
+        assert up is not None
+        self.state = TUNNEL
         if self.buf and up.transport is not None:
             up.transport.write(bytes(self.buf))
         self.buf = bytearray()
@@ -261,6 +286,8 @@ class Downstream(asyncio.Protocol):
         self._apply_pause()
 
     def tunnel_data(self, data: bytes) -> None:
+        if self.state == TUNNEL_DETECT:
+            self._relay()  # the server spoke first: no HTTP/2 client
         self.write(data)
         self.tunnel_out += len(data)
 
@@ -285,6 +312,8 @@ class Downstream(asyncio.Protocol):
             self.codec.tick(now)  # type: ignore[union-attr]
         elif st == DETECT and now - self.since > self.ctx.timeouts.detect:
             self._detect(True)
+        elif st == TUNNEL_DETECT and now - self.since > self.ctx.timeouts.detect:
+            self._detect_tunnel(True)
 
     def drain(self) -> None:
         """Shutting down: close now if nothing is under way; otherwise after it."""
@@ -376,11 +405,24 @@ class Downstream(asyncio.Protocol):
         else:
             self._start_opaque()
 
+    def _detect_tunnel(self, timed_out: bool) -> None:
+        kind = http1.detect(self.buf, timed_out=timed_out)
+        if kind == http1.NEED_MORE:
+            return
+        up = self.tunnel_up
+        if kind == http1.HTTP2 and up is not None:
+            self.outer = self.codec  # the HTTP/1 codec the CONNECT came over
+            self._start_codec(H2Relay(self, (up, (up.key, self._tunnel_dst))))
+        else:
+            self._relay()
+
     def _start_codec(self, codec: Codec) -> None:
         data = bytes(self.buf)
         self.buf = bytearray()
-        self.state = CODEC
         self.codec = codec
+        if self.closed:
+            return  # the codec closed it already (an HTTP/2 connection with no route)
+        self.state = CODEC
         if data:
             codec.feed(data)
 

@@ -243,7 +243,7 @@ class Exchange:
             self.obs.response_start(200, [])
             self.conn.write(head)
             self.tunnel = True
-            self.conn.enter_tunnel(up, self)
+            self.conn.enter_tunnel(up, self, self.dst)
 
         self.connect_task = self.down.ctx.loop.create_task(run())
 

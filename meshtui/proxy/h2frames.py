@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Final, Protocol, cast
-
-import hpack
+from typing import Any, Final, Protocol, cast
 
 PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -54,6 +52,9 @@ MAX_HEADER_BLOCK: Final = 64 * 1024
 MAX_CONTINUATIONS: Final = 64
 #: The longest RST_STREAM, SETTINGS, PING or GOAWAY frame held to be read.
 MAX_CONTROL_FRAME: Final = 16_384
+# The decoded-block cache of a reader: a steady connection repeats a handful of small
+# blocks; a peer sending many large ones gets no more than this kept for it.
+_CACHED_BLOCKS, _CACHED_BLOCK, _CACHED_FIELDS = 16, 512, 4096
 # Frames held until whole and read; every other type passes through as it arrives.
 _READ = frozenset({HEADERS, PUSH_PROMISE, CONTINUATION, RST_STREAM, SETTINGS, PING, GOAWAY})
 _HEAD = struct.Struct(">BHBBL")  # length (high byte, low two bytes), type, flags, stream
@@ -106,12 +107,17 @@ class FrameReader:
         preface: bytes to pass before the first frame (the client's connection preface).
     """
 
-    __slots__ = ("_block", "_block_n", "_block_sid", "_flags", "_held", "_push", "_scan",
-                 "decoder", "frames", "max_frame", "sink", "skip")
+    __slots__ = ("_block", "_block_n", "_block_sid", "_decoded", "_flags", "_gen", "_held",
+                 "_oversized", "_push", "_scan", "decoder", "frames", "max_frame", "sink", "skip")
 
     def __init__(self, sink: FrameSink, preface: int = 0) -> None:
+        # Imported with the first HTTP/2 connection: hpack is half a MiB of resident
+        # memory that a proxy seeing only HTTP/1 never pays.
+        import hpack
+
         self.sink = sink
-        self.decoder = hpack.Decoder()
+        self.decoder: Any = hpack.Decoder()
+        self._oversized = hpack.OversizedHeaderListError
         self.decoder.max_header_list_size = MAX_HEADER_BLOCK
         #: The largest frame the receiving end accepts (SETTINGS_MAX_FRAME_SIZE).
         self.max_frame = DEFAULT_MAX_FRAME
@@ -125,6 +131,13 @@ class FrameReader:
         self._block_n = 0
         self._flags = 0
         self._push = False
+        # Decoded blocks that left the dynamic table as it was (a client's repeated
+        # request, a server's usual response and trailers: every field indexed), by
+        # their bytes, with the table's generation they were decoded in: the same
+        # bytes against the same table decode to the same fields. hpack's decoder is
+        # pure Python, and this spares it most blocks of a steady connection.
+        self._decoded: dict[bytes, tuple[int, list[tuple[bytes, bytes]]]] = {}
+        self._gen = 0  # changes whenever a block changes the dynamic table
 
     @property
     def at_boundary(self) -> bool:
@@ -278,13 +291,29 @@ class FrameReader:
         assert block is not None
         self._block = None
         data = block[0] if len(block) == 1 else b"".join(block)
+        hit = self._decoded.get(data)
+        if hit is not None and hit[0] == self._gen:
+            self.sink.on_headers(self._block_sid, bool(self._flags & END_STREAM), hit[1],
+                                 self._push)
+            return
+        table = self.decoder.header_table
+        entries = table.dynamic_entries
+        before = (len(entries), table._current_size, id(entries[0]) if entries else 0)
         try:
             headers = cast(list[tuple[bytes, bytes]], self.decoder.decode(data, raw=True))
-        except hpack.OversizedHeaderListError:
+        except self._oversized:
             raise H2Error("header_size", ENHANCE_YOUR_CALM,
                           "a header block that decodes to over 64 KiB") from None
         except Exception as e:  # hpack's own errors, and whatever odd bytes raise
             raise H2Error("compression", COMPRESSION_ERROR,
                           f"a header block that does not decode: {e}") from None
+        entries = table.dynamic_entries
+        if before != (len(entries), table._current_size, id(entries[0]) if entries else 0):
+            self._gen += 1
+        elif len(data) <= _CACHED_BLOCK and sum(len(n) + len(v) for n, v in headers) \
+                <= _CACHED_FIELDS:
+            if len(self._decoded) >= _CACHED_BLOCKS:
+                self._decoded.clear()
+            self._decoded[data] = (self._gen, headers)
         self.sink.on_headers(self._block_sid, bool(self._flags & END_STREAM), headers,
                              self._push)

@@ -196,17 +196,23 @@ class H2Relay:
     and the upstream connection paired with it (a ``TunnelEnd`` of its
     :class:`~meshtui.proxy.pool.Upstream`)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection,
+                 tunnel: tuple[Upstream, tuple[tuple[str, int], tuple[str, int]]] | None = None
+                 ) -> None:
+        """``tunnel``: the upstream connection and route of a CONNECT tunnel this
+        HTTP/2 connection runs in (otherwise the relay routes and connects itself)."""
         self.conn = conn
         self.ctx = ctx = conn.ctx
         self.tel = ctx.telemetry
         self.up: Upstream | None = None
+        self.opening: asyncio.Task[None] | None = None
         self.pending: list[bytes] | None = []  # client bytes until the upstream is there
         self.pending_n = 0
         self.route: tuple[tuple[str, int], tuple[str, int]] | None = None
         now = ctx.now()
-        self.from_client = FrameReader(_ClientSide(self, now), preface=24)
-        self.from_server = FrameReader(_ServerSide(self, now))
+        self._sides = (_ClientSide(self, now), _ServerSide(self, now))
+        self.from_client = FrameReader(self._sides[0], preface=24)
+        self.from_server = FrameReader(self._sides[1])
         self.streams: dict[int, Stream] = {}
         self.max_streams = ctx.max_streams
         self.last_sid = 0  # the highest stream the client opened
@@ -215,7 +221,10 @@ class H2Relay:
         self.sent_eof = False  # the client's end of input went on upstream
         # Whether the proxy sent a SETTINGS of its own, and its ACK is still to come.
         self.own_settings = self.own_settings_unacked = False
-        if conn.inbound or conn.orig is not None:
+        if tunnel is not None:
+            self.route = tunnel[1]
+            self._attach(tunnel[0])
+        elif conn.inbound or conn.orig is not None:
             self._connect(None)
         else:
             # Explicit mode: the first stream's :authority says where this connection
@@ -248,12 +257,16 @@ class H2Relay:
         up, self.up = self.up, None
         if up is not None:
             up.close()
+        # The sides and this relay hold each other: let go, so that a closed
+        # connection is freed at once rather than at the cyclic collector's next pass.
+        for side in self._sides:
+            del side.relay
 
     def tick(self, now: float) -> None:
         pass  # a quiet HTTP/2 connection is the ends' to close (gRPC keeps them open)
 
     def drain(self) -> None:
-        if not self.streams:
+        if not self.streams and not self.conn.closed:
             self._goodbye(NO_ERROR, b"")
 
     def upstream(self) -> Upstream | None:
@@ -286,8 +299,8 @@ class H2Relay:
     # --- streams ---------------------------------------------------------------
 
     def request_headers(self, sid: int, headers: list[tuple[bytes, bytes]]) -> None:
-        if sid <= self.last_sid or not sid & 1:
-            return  # trailers, or a stream that is not the client's to open
+        if sid <= self.last_sid or not sid & 1 or self.done:
+            return  # trailers, a stream not the client's to open, or a connection ended
         self.last_sid = sid
         pseudo, fields = _pseudo(headers)
         authority = (pseudo.get(b":authority") or _field(fields, b"host") or b"").decode(
@@ -332,7 +345,8 @@ class H2Relay:
         del self.streams[sid]
         st.obs.response_end(st.resp_bytes, trailers)
         if self.ctx.draining and not self.streams:
-            self._goodbye(NO_ERROR, b"")
+            # Once this read's frames are out: the end of the stream is among them.
+            self.ctx.loop.call_soon(self.drain)
 
     def stream_reset(self, sid: int, code: int) -> None:
         st = self.streams.pop(sid, None)
@@ -394,7 +408,8 @@ class H2Relay:
             self.ctx.failures += 1
             self.fail("no_route", REFUSED_STREAM if authority else PROTOCOL_ERROR, e.reason)
             return
-        self.ctx.loop.create_task(self._open(self.route[0]))
+        # Held: the loop keeps only a weak reference to a task.
+        self.opening = self.ctx.loop.create_task(self._open(self.route[0]))
 
     async def _open(self, key: tuple[str, int]) -> None:
         ctx = self.ctx
@@ -405,9 +420,14 @@ class H2Relay:
             ctx.failures += 1
             self.fail("connect", REFUSED_STREAM, f"upstream {key[0]}:{key[1]}: {e}")
             return
+        finally:
+            self.opening = None  # (a cycle through this coroutine otherwise)
         if self.done or self.conn.closed:
             up.close()
             return
+        self._attach(up)
+
+    def _attach(self, up: Upstream) -> None:
         self.up = up
         up.start_tunnel(self)
         pending, self.pending = self.pending, None

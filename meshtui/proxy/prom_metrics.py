@@ -148,6 +148,15 @@ class TelemetryCollector(Collector):
         fam.add_metric(("request",), tel.overflow_requests)
         fam.add_metric(("tcp",), tel.overflow_connections)
         yield fam
+        errors = CounterMetricFamily(
+            "meshtui_http2_errors", "HTTP/2 connections closed for a protocol violation or "
+            "a flood, by kind.", labels=("kind",))
+        for kind, n in sorted(tel.http2_errors.items()):
+            errors.add_metric((kind,), n)
+        yield errors
+        yield CounterMetricFamily(
+            "meshtui_http2_untracked_streams", "HTTP/2 streams relayed past a connection's "
+            "cap on tracked streams, not counted as requests.", value=tel.untracked_streams)
 
 
 def metrics_text(telemetry: Telemetry) -> bytes:

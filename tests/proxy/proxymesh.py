@@ -4,6 +4,7 @@ loopback, in the test's own event loop, with the real telemetry recorder."""
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -19,6 +20,12 @@ FAST = Timeouts(detect=0.3, header_read=0.6, idle=5.0, connect=1.0, response=0.8
 
 
 App = TypeVar("App")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass

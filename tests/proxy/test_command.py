@@ -11,10 +11,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import pytest
+from grpckit import SERVICE, GrpcApp, channel
 from proxykit import Upstream, read_head
 
 CMD = [sys.executable, "-m", "meshtui", "proxy"]
@@ -88,6 +89,23 @@ def test_options_from_the_environment_and_a_graceful_sigterm() -> None:
         assert time.monotonic() - t0 < 3
 
 
+@asynccontextmanager
+async def peak_rss(pid: int) -> AsyncIterator[list[int]]:
+    """Samples a process's resident KiB while the block runs: [at the start, the peak]."""
+    rss = [rss_kib(pid)] * 2
+
+    async def sample() -> None:
+        while True:
+            rss[1] = max(rss[1], rss_kib(pid))
+            await asyncio.sleep(0.01)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        yield rss
+    finally:
+        sampler.cancel()
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -102,17 +120,7 @@ async def test_100_mb_each_way_with_flat_proxy_memory() -> None:
     total = 100 * 1024 * 1024
     with proxy_process("--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0", "--tap", "off",
                        "--admin", "off", "--app", f"127.0.0.1:{app.port}") as (p, addrs):
-        peak = 0
-        base = rss_kib(p.pid)
-
-        async def sample() -> None:
-            nonlocal peak
-            while True:
-                peak = max(peak, rss_kib(p.pid))
-                await asyncio.sleep(0.02)
-
-        sampler = asyncio.create_task(sample())
-        try:
+        async with peak_rss(p.pid) as rss:
             r, w = await asyncio.open_connection(*addrs["inbound"])
             # Upload: the app counts what arrives.
             w.write(f"POST /count HTTP/1.1\r\nhost: a\r\ncontent-length: {total}\r\n\r\n".encode())
@@ -137,10 +145,39 @@ async def test_100_mb_each_way_with_flat_proxy_memory() -> None:
             assert await r.readexactly(5) == b"0\r\n\r\n"
             assert got == total
             w.close()
-        finally:
-            sampler.cancel()
-            await app.close()
+        await app.close()
+    base, peak = rss
     grew_mib = (peak - base) / 1024
     print(f"proxy RSS {base / 1024:.1f} MiB at start, {peak / 1024:.1f} MiB at peak")
     # 200 MB went through; the proxy held a few socket buffers' worth at most.
+    assert grew_mib < 16, f"proxy RSS grew by {grew_mib:.1f} MiB (from {base / 1024:.1f} MiB)"
+
+
+async def test_grpc_call_of_100_mb_each_way_with_flat_proxy_memory() -> None:
+    """HTTP/2 frames pass as they come: a bidi-streaming gRPC call echoing 100
+    messages of 1 MiB keeps the proxy as flat as the HTTP/1 bodies above."""
+    app = await GrpcApp().start()
+    block = bytes(range(256)) * 4096
+    with proxy_process("--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0", "--tap", "off",
+                       "--admin", "off", "--app", f"127.0.0.1:{app.port}") as (p, addrs):
+        async with peak_rss(p.pid) as rss, channel(addrs["inbound"]) as ch:
+            call = ch.stream_stream(f"/{SERVICE}/Bidi")(timeout=120)
+
+            async def send() -> None:
+                for _ in range(100):
+                    await call.write(block)
+                await call.done_writing()
+
+            sender = asyncio.create_task(send())
+            got = 0
+            while isinstance(m := await call.read(), bytes):
+                assert m == block
+                got += len(m)
+            await sender
+            assert got == 100 * len(block)
+            assert (await call.code()).name == "OK"
+        await app.close()
+    base, peak = rss
+    print(f"gRPC: proxy RSS {base / 1024:.1f} MiB at start, {peak / 1024:.1f} MiB at peak")
+    grew_mib = (peak - base) / 1024
     assert grew_mib < 16, f"proxy RSS grew by {grew_mib:.1f} MiB (from {base / 1024:.1f} MiB)"

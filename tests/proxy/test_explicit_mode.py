@@ -5,24 +5,17 @@ carried to the peer pod's proxy, so both proxies see it."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from proxykit import Client, Upstream
-from proxymesh import Mesh, proxy_config
+from proxymesh import Mesh, free_port, proxy_config
 
 from meshtui.model.inventory import Address
 from meshtui.proxy.server import ProxyServer
 from meshtui.proxy.telemetry import Direction
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -5,6 +5,8 @@ metrics, classification and tap see them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -12,8 +14,11 @@ from typing import Any
 import grpc
 import pytest
 from grpckit import SERVICE, GrpcApp, channel, method
-from proxymesh import Mesh, meshed, proxy_config
+from proxymesh import Mesh, free_port, meshed, proxy_config
 
+from meshtui.proxy.h2frames import FrameReader
+from meshtui.proxy.http1_server import Http1Server
+from meshtui.proxy.http2 import H2Relay
 from meshtui.proxy.prom_metrics import metrics_text
 from meshtui.proxy.server import ProxyServer
 from meshtui.proxy.tap_hub import Subscriber
@@ -220,3 +225,93 @@ async def test_streams_past_the_cap_are_relayed_and_counted_untracked(gmesh: Grp
     assert tel.untracked_streams == 7
     assert gmesh.requests() == 4
     assert gmesh.responses() == {(200, True): (4, {0: 4})}
+
+
+async def test_app_down_is_unavailable_and_counted() -> None:
+    """Nothing listens at the app's address: the client is refused in HTTP/2 (its
+    call fails UNAVAILABLE), and the proxy counts the failed connection."""
+    proxy = ProxyServer(proxy_config(free_port()))
+    await proxy.start()
+    try:
+        async with channel(proxy.inbound_address) as ch:  # type: ignore[arg-type]
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await method(ch, "Unary")(b"x", timeout=2)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert proxy.telemetry.http2_errors.get("connect", 0) >= 1
+        assert proxy.ctx is not None and proxy.ctx.failures >= 1
+    finally:
+        await proxy.stop(grace=0.2)
+
+
+def alive(kind: type) -> int:
+    return sum(1 for o in gc.get_objects() if type(o) is kind)
+
+
+async def test_grpc_through_a_connect_tunnel_is_read_as_http2(gmesh: GrpcMesh) -> None:
+    """gRPC told to use the proxy as its HTTP proxy opens a CONNECT tunnel and speaks
+    HTTP/2 in it: the calls are counted one by one, beside the CONNECT itself."""
+    client = ProxyServer(proxy_config(None, pod="client-0", deployment="client"))
+    await client.start()
+    assert client.outbound_address is not None
+    gc.collect()
+    gc.disable()
+    try:
+        host, port = client.outbound_address
+        opts = [("grpc.http_proxy", f"http://{host}:{port}"), ("grpc.enable_retries", 0)]
+        target = f"127.0.0.1:{gmesh.app.port}"
+        async with grpc.aio.insecure_channel(target, options=opts) as ch:
+            for code in (0, 14, 5):
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await method(ch, "Status")(str(code).encode(), timeout=5)
+        tel = client.telemetry
+        await wait_for(lambda: sum(r.requests for r in tel.routes()) == 4)
+        [route] = tel.routes()
+        assert route.authority == target
+        by_key = {k: (v.count, v.grpc) for k, v in route.responses.items()}
+        # The CONNECT: 200 when the tunnel opened, ended when the channel closed.
+        await wait_for(lambda: route.responses[(200, True)].count == 3)
+        assert by_key[(200, False)] == (1, {14: 1})
+        assert route.responses[(200, True)].grpc == {0: 1, 5: 1}
+        assert tel.http2_errors == {}
+        # The connection's codecs, HTTP/1 (the CONNECT) and HTTP/2, went with it.
+        assert client.ctx is not None
+        await wait_for(lambda: not client.ctx.conns)  # type: ignore[union-attr]
+        assert alive(Http1Server) == 0 and alive(H2Relay) == 0
+    finally:
+        gc.enable()
+        await client.stop(grace=0.2)
+
+
+async def test_closed_http2_connections_are_freed_at_once(gmesh: GrpcMesh) -> None:
+    """As for HTTP/1 (test_http_path): no reference cycle outlives a connection."""
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            async with channel(gmesh.inbound) as ch:
+                assert await method(ch, "Unary")(b"x", timeout=5) == b"X"
+        assert gmesh.proxy.ctx is not None
+        await wait_for(lambda: not gmesh.proxy.ctx.conns)  # type: ignore[union-attr]
+        assert alive(H2Relay) == 0
+        assert alive(FrameReader) == 0
+    finally:
+        gc.enable()
+
+
+async def test_stopping_proxy_lets_calls_under_way_finish() -> None:
+    """Draining: a call in flight gets its whole answer, then the connection ends with
+    GOAWAY (NO_ERROR) rather than a cut."""
+    app = await GrpcApp().start()
+    proxy = ProxyServer(proxy_config(app.port))
+    await proxy.start()
+    try:
+        async with channel(proxy.inbound_address) as ch:  # type: ignore[arg-type]
+            call = asyncio.ensure_future(method(ch, "Slow")(b"0.3", timeout=5))
+            await wait_for(lambda: sum(r.requests for r in proxy.telemetry.routes()) == 1)
+            await asyncio.gather(proxy.stop(grace=3), call)
+            assert call.result() == b"slept"
+        [route] = proxy.telemetry.routes()
+        assert {k: v.count for k, v in route.responses.items()} == {(200, True): 1}
+    finally:
+        await proxy.stop(grace=0.2)
+        await app.close()
