@@ -491,7 +491,16 @@ def run(a: argparse.Namespace, promtool: str, workdir: Path) -> int:
         cpu = {k: cpu_s(pid) - cpu0[k]
                for k, pid in (("prometheus", prom.proc.pid), ("exporter", exporter.pid or 0))}
         load1 = os.getloadavg()
-        notes = breakdown(prom, pods[0].namespace, pods[0].deployment) if a.breakdown else []
+        # A busy Prometheus falls behind its scrapes: a window missing some is
+        # extrapolated, and its rates come out low, whatever the source does with them.
+        span = round(wall) + WINDOW_S
+        late = prom.query(f'count(count_over_time(up{{job="{PROXY_JOB}"}}[{span}s])'
+                          f" < {span // SCRAPE_S - 1})")
+        notes = [f"  targets missing two or more of their {span // SCRAPE_S} scrapes over the "
+                 f"calls and the window before them: "
+                 f"{late[0]['value'][1] if late else 0} of {len(pods)}"]  # type: ignore[index]
+        if a.breakdown:
+            notes += breakdown(prom, pods[0].namespace, pods[0].deployment)
     finally:
         if prom is not None:
             prom.close()
