@@ -20,14 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from meshtui.client.controller_source import SourceRangeError
-from meshtui.client.promql import (
-    PROXY_JOB,
-    QUANTILES,
-    group_by,
-    history_queries,
-    quantile_name,
-    stat_queries,
-)
+from meshtui.client.promql import PROXY_JOB, group_by, history_queries, stat_queries
 from meshtui.client.queries import HistoryPoint, StatQuery, StatSnapshot, TapBatch, TapQuery
 from meshtui.client.source import Source
 from meshtui.errors import RuntimeFailure, UsageError
@@ -85,60 +78,6 @@ def _finite(v: float | None) -> float | None:
 def _rate(v: float | None, window: float) -> float | None:
     v = _finite(v)
     return None if v is None else v / window
-
-
-def bucket_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float:
-    """The ``q`` quantile of cumulative ``(le, count)`` buckets, as Prometheus's
-    ``histogram_quantile`` takes it: NaN without a +Inf bucket or observations,
-    linear within the bucket the rank falls in, the highest finite bound when it
-    falls in the +Inf one."""
-    if math.isnan(q):
-        return math.nan
-    if q < 0 or q > 1:
-        return -math.inf if q < 0 else math.inf
-    merged: list[list[float]] = []
-    for le, count in sorted(buckets):
-        if merged and merged[-1][0] == le:
-            merged[-1][1] += count  # one bound twice: Prometheus adds them up
-        else:
-            merged.append([le, count])
-    if len(merged) < 2 or merged[-1][0] != math.inf:
-        return math.nan
-    highest = -math.inf
-    for b in merged:  # counts never fall with the bound (rates of counters may)
-        if b[1] > highest:
-            highest = b[1]
-        elif b[1] < highest:
-            b[1] = highest
-    observations = merged[-1][1]
-    if observations == 0 or not math.isfinite(observations):
-        return math.nan
-    rank = q * observations
-    at = next((i for i in range(len(merged) - 1) if merged[i][1] >= rank), len(merged) - 1)
-    if at == len(merged) - 1:
-        return merged[-2][0]
-    if at == 0 and merged[0][0] <= 0:
-        return merged[0][0]
-    start, end, count = 0.0, merged[at][0], merged[at][1]
-    if at > 0:
-        start = merged[at - 1][0]
-        count -= merged[at - 1][1]
-        rank -= merged[at - 1][1]
-    return start + (end - start) * (rank / count) if count else math.nan
-
-
-def _quantiles(samples: Iterable[tuple[tuple[str, str, str], dict[str, str], float]]
-               ) -> dict[str, dict[tuple[str, str, str], float]]:
-    """p50, p95, p99 per row from its bucket samples (key, labels, rate)."""
-    buckets: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
-    for key, labels, v in samples:
-        try:
-            le = float(labels.get("le", ""))
-        except ValueError:
-            continue  # no bound: Prometheus ignores such a series
-        buckets.setdefault(key, []).append((le, v))
-    return {quantile_name(q): {key: bucket_quantile(q, b) for key, b in buckets.items()}
-            for q in QUANTILES}
 
 
 def _count(v: float | None) -> int:
@@ -302,21 +241,12 @@ class PrometheusSource:
         names = list(queries)
         answers = await self._all(self.range(queries[n], start, end, step_s) for n in names)
         series: dict[tuple[str, str, str], dict[float, dict[str, float | None]]] = {}
-        buckets: dict[float, list[tuple[tuple[str, str, str], dict[str, str], float]]] = {}
         for name, answer in zip(names, answers, strict=True):
             for labels, values in answer:
                 key = _key(query.kind, group, labels)
                 per_t = series.setdefault(key, {})
                 for t, v in values:
-                    if name == "latency":
-                        per_t.setdefault(t, {})
-                        buckets.setdefault(t, []).append((key, labels, v))
-                    else:
-                        per_t.setdefault(t, {})[name] = _finite(v)
-        for t, samples in buckets.items():
-            for q_name, per_key in _quantiles(samples).items():
-                for key, v in per_key.items():
-                    series[key][t][q_name] = _finite(v)
+                    per_t.setdefault(t, {})[name] = _finite(v)
         out: dict[tuple[str, str, str], list[HistoryPoint]] = {}
         for key, per_t in series.items():
             out[key] = [HistoryPoint(t, f.get("rps"), f.get("success"), f.get("p50"),
@@ -374,8 +304,7 @@ def _rows(query: StatQuery, group: list[str], results: dict[str, list[Sample]]
     def by_key(name: str, grouping: list[str] = group) -> dict[tuple[str, str, str], float]:
         return {_key(query.kind, grouping, labels): v for labels, v in results[name]}
 
-    quantiles = _quantiles((_key(query.kind, group, labels), labels, v)
-                           for labels, v in results["latency"])
+    quantiles = {n: by_key(n) for n in ("p50", "p95", "p99")}
     tcp, read, write = by_key("tcp"), by_key("read"), by_key("write")
     targets = by_key("targets", meshed_group)
     up = by_key("up", meshed_group)

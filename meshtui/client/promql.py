@@ -12,10 +12,6 @@ meshtui prints what ``linkerd viz stat`` prints against the same Prometheus:
 - ``--from R``: R's outbound traffic, grouped by its destination
   (``dst_namespace, dst_RES``) and narrowed to the resource when it is named.
 
-Viz's three ``histogram_quantile(Q, sum(irate(buckets)) by (le, ...))`` are asked as
-their one inner query; the source takes Q = 0.5, 0.95, 0.99 from its answer as
-Prometheus does (a third of the work for Prometheus, the same figures).
-
 Pure text in, text out: no I/O, so every selector is tested on its own.
 """
 
@@ -102,12 +98,9 @@ def duration(seconds: float) -> str:
 def stat_queries(q: StatQuery) -> tuple[dict[str, str], list[str]]:
     """Every query of one stat refresh, by name, and the grouping of their results.
 
-    ``requests``, ``tcp``, ``read``/``write`` are viz's; ``latency`` is the
-    inner part of viz's three ``histogram_quantile(Q, ...)`` queries, asked once:
-    the source takes the quantiles from it as Prometheus would (evaluating the
-    ``irate`` over every bucket three times was most of a large refresh's cost).
-    ``targets`` and ``up`` count the proxies Prometheus scrapes per resource
-    (what MESHED shows over Prometheus), ``scraped`` is when it last did.
+    ``requests``, ``p50``/``p95``/``p99``, ``tcp``, ``read``/``write`` are
+    viz's; ``targets`` and ``up`` count the proxies Prometheus scrapes per
+    resource (what MESHED shows over Prometheus), ``scraped`` is when it last did.
     """
     labels, group = request_labels(q)
     sel = selector(labels)
@@ -120,8 +113,11 @@ def stat_queries(q: StatQuery) -> tuple[dict[str, str], list[str]]:
         "tcp": f"sum(tcp_open_connections{sel}) by ({by})",
         "read": f"sum(increase(tcp_read_bytes_total{tcp_sel}[{w}])) by ({by})",
         "write": f"sum(increase(tcp_write_bytes_total{tcp_sel}[{w}])) by ({by})",
-        "latency": latency_query(sel, w, by),
     }
+    for quantile in QUANTILES:
+        out[f"p{round(quantile * 100)}"] = (
+            f"histogram_quantile({quantile}, sum(irate(response_latency_ms_bucket{sel}[{w}]))"
+            f" by (le, {by}))")
     targets, meshed_by = targets_selector(q)
     out["targets"] = f"count(up{targets}) by ({meshed_by})"
     out["up"] = f"sum(up{targets}) by ({meshed_by})"
@@ -145,7 +141,7 @@ def targets_selector(q: StatQuery) -> tuple[str, str]:
 
 def history_queries(q: StatQuery, step_s: float, scrape_s: float = 10.0
                     ) -> tuple[dict[str, str], list[str]]:
-    """Range queries for charts: rps, success, and the latency buckets per step.
+    """Range queries for charts: rps, success, p50/p95/p99 per step.
 
     Each point covers at least four scrapes (40 s at Linkerd's 10 s interval),
     so a step shorter than the scrape interval does not leave gaps.
@@ -162,15 +158,8 @@ def history_queries(q: StatQuery, step_s: float, scrape_s: float = 10.0
                     f" or 0 * sum(rate(response_total{sel}[{w}])) by ({by}))"
                     f" / sum(rate(response_total{sel}[{w}])) by ({by})"),
     }
-    out["latency"] = latency_query(sel, w, by)
+    for quantile in QUANTILES:
+        out[f"p{round(quantile * 100)}"] = (
+            f"histogram_quantile({quantile}, sum(irate(response_latency_ms_bucket{sel}[{w}]))"
+            f" by (le, {by}))")
     return out, group
-
-
-def latency_query(sel: str, w: str, by: str) -> str:
-    """The latency buckets' rates by ``le``: what viz's ``histogram_quantile`` reads."""
-    return f"sum(irate(response_latency_ms_bucket{sel}[{w}])) by (le, {by})"
-
-
-def quantile_name(quantile: float) -> str:
-    """``p50``, ``p95``, ``p99``."""
-    return f"p{round(quantile * 100)}"

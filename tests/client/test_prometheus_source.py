@@ -141,32 +141,3 @@ def test_prometheus_with_no_proxies_is_named(tmp_path: Path) -> None:
     assert out.stderr.strip().splitlines() == [
         f"meshtui: Prometheus at {empty.url} scrapes no proxies "
         '(no up{job="linkerd-proxy"} series): is it the mesh\'s?']
-
-
-def test_quantiles_from_the_buckets_are_prometheus_own(prom: Prometheus) -> None:
-    """The source asks for the buckets once and takes p50/p95/p99 itself: the same
-    figures as viz's three histogram_quantile queries at the same instant."""
-    from urllib.parse import quote
-
-    from meshtui.client.prometheus_source import bucket_quantile
-
-    at = f"{time.time() - 1:.3f}"
-    inner = (f'sum(irate(response_latency_ms_bucket{{direction="inbound"}}[{WINDOW}s]))'
-             " by (le, namespace, pod)")
-
-    def ask(q: str) -> list:  # type: ignore[type-arg]
-        body = prom.get(f"/api/v1/query?query={quote(q)}&time={at}")
-        assert body is not None
-        return list(json.loads(body)["data"]["result"])
-
-    buckets: dict[str, list[tuple[float, float]]] = {}
-    for s in ask(inner):
-        buckets.setdefault(s["metric"]["pod"], []).append(
-            (float(s["metric"]["le"]), float(s["value"][1])))
-    assert len(buckets) == 3
-    for q in (0.5, 0.95, 0.99):
-        theirs = {s["metric"]["pod"]: float(s["value"][1])
-                  for s in ask(f"histogram_quantile({q}, {inner})")}
-        assert set(theirs) == set(buckets)
-        for pod, value in theirs.items():
-            assert bucket_quantile(q, buckets[pod]) == pytest.approx(value, rel=1e-9), (q, pod)

@@ -1,10 +1,5 @@
 """Linkerd viz's selectors and groupings, query by query."""
 
-import math
-
-import pytest
-
-from meshtui.client.prometheus_source import bucket_quantile
 from meshtui.client.promql import history_queries, request_labels, selector, stat_queries
 from meshtui.client.queries import StatQuery
 
@@ -37,9 +32,8 @@ def test_queries_are_viz_shapes_with_sorted_escaped_selectors() -> None:
     sel = '{direction="inbound", namespace="emojivoto"}'
     assert q["requests"] == (f"sum(increase(response_total{sel}[60s])) "
                              "by (namespace, deployment, classification, tls)")
-    # viz's histogram_quantile(Q, ...) reads these; the source takes Q itself.
-    assert q["latency"] == ("sum(irate(response_latency_ms_bucket"
-                            f"{sel}[60s])) by (le, namespace, deployment)")
+    assert q["p95"] == ("histogram_quantile(0.95, sum(irate(response_latency_ms_bucket"
+                        f"{sel}[60s])) by (le, namespace, deployment))")
     assert q["tcp"] == f"sum(tcp_open_connections{sel}) by (namespace, deployment)"
     assert 'peer="src"' in q["read"]
     assert q["targets"] == ('count(up{job="linkerd-proxy", namespace="emojivoto"}) '
@@ -52,19 +46,3 @@ def test_history_points_cover_four_scrapes_at_least() -> None:
     assert "[40s]" in q["rps"]
     q, _ = history_queries(StatQuery("deployment", "emojivoto", "web"), 240, scrape_s=10)
     assert "[240s]" in q["rps"] and " or 0 * " in q["success"]
-
-
-def test_bucket_quantile_as_prometheus_takes_it() -> None:
-    inf = math.inf
-    buckets = [(1.0, 0.0), (2.0, 2.0), (4.0, 8.0), (inf, 10.0)]
-    assert bucket_quantile(0.5, buckets) == pytest.approx(2 + 2 * (5 - 2) / 6)
-    assert bucket_quantile(0.1, reversed(buckets)) == pytest.approx(1.5)  # order no matter
-    assert bucket_quantile(0.99, buckets) == 4.0  # in +Inf: the highest finite bound
-    assert bucket_quantile(0.5, [(10.0, 4.0), (inf, 4.0)]) == pytest.approx(5.0)
-    assert math.isnan(bucket_quantile(0.5, [(1.0, 1.0), (2.0, 2.0)]))  # no +Inf
-    assert math.isnan(bucket_quantile(0.5, [(1.0, 0.0), (inf, 0.0)]))  # no observations
-    assert math.isnan(bucket_quantile(0.5, [(inf, 3.0)]))
-    # A count below the one before it is raised to it; a bound twice is added up.
-    assert bucket_quantile(0.5, [(1.0, 4.0), (2.0, 3.0), (inf, 4.0)]) == pytest.approx(0.5)
-    assert bucket_quantile(0.5, [(1.0, 1.0), (1.0, 1.0), (inf, 4.0)]) == 1.0
-    assert bucket_quantile(-1, buckets) == -inf and bucket_quantile(2, buckets) == inf
