@@ -107,18 +107,22 @@ def free_port() -> int:
 
 
 class Prometheus:
-    """Debian's prometheus scraping ``targets`` (address → target labels) every second."""
+    """Debian's prometheus scraping ``targets`` (address → target labels, or file_sd's
+    target groups as they are) every ``scrape_s`` seconds, one by default."""
 
-    def __init__(self, workdir: Path, targets: dict[str, dict[str, str]]) -> None:
+    def __init__(self, workdir: Path,
+                 targets: dict[str, dict[str, str]] | list[dict[str, object]],
+                 scrape_s: int = 1) -> None:
         assert PROMETHEUS is not None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         sd = workdir / "targets.json"
-        sd.write_text(json.dumps([{"targets": [addr], "labels": labels}
-                                  for addr, labels in targets.items()]))
+        groups = targets if isinstance(targets, list) else [
+            {"targets": [addr], "labels": labels} for addr, labels in targets.items()]
+        sd.write_text(json.dumps(groups))
         config = workdir / "prometheus.yml"
         config.write_text(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            f"global:\n  scrape_interval: {scrape_s}s\n  evaluation_interval: {scrape_s}s\n"
             "scrape_configs:\n- job_name: linkerd-proxy\n  honor_labels: false\n"
             f"  file_sd_configs:\n  - files: ['{sd}']\n    refresh_interval: 1s\n")
         self.log = (workdir / "prometheus.log").open("wb")
