@@ -197,9 +197,12 @@ class PrometheusSource:
         self._scrape_s = (prom_duration(m.group(1)) if m else None) or DEFAULT_SCRAPE_S
 
     async def _check_range(self, query: StatQuery, span_s: float) -> None:
+        """Refuses a window longer than what the server keeps, or one that ended before
+        anything it keeps; one reaching partly past it is asked (Prometheus drops its
+        data in whole blocks of hours, so it often holds more than it is told to)."""
         await self._learn_server()
         end = query.until if query.until is not None else time.time()
-        if time.time() - end + span_s > self.history_s + 60:
+        if span_s > self.history_s + 60 or time.time() - end > self.history_s:
             from meshtui.model.units import format_window
 
             raise SourceRangeError(f"Prometheus at {self.url} keeps "

@@ -28,9 +28,13 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 HTTP_LABELS = ("direction", "authority", "namespace", "deployment", "pod",
                "dst_namespace", "dst_deployment", "dst_pod")
-TCP_LABELS = ("direction", "namespace", "deployment", "pod",
+TCP_LABELS = ("direction", "peer", "namespace", "deployment", "pod",
               "dst_namespace", "dst_deployment", "dst_pod")
 _DIRECTION: dict[int, str] = {Direction.INBOUND: "inbound", Direction.OUTBOUND: "outbound"}
+# Which end of the proxy a TCP series counts, as Linkerd's `peer` label says: inbound,
+# the connections clients make to it; outbound, those it holds to their destinations.
+# Linkerd viz's byte-rate queries select on it.
+_PEER: dict[int, str] = {Direction.INBOUND: "src", Direction.OUTBOUND: "dst"}
 
 
 class TelemetryCollector(Collector):
@@ -109,7 +113,8 @@ class TelemetryCollector(Collector):
         sums: dict[tuple[str, ...], list[int]] = {}
         for t in self.telemetry.tcp_series():
             w = t.dst_wl
-            labels: tuple[str, ...] = (_DIRECTION.get(t.direction, "unknown"), *own,
+            labels: tuple[str, ...] = (_DIRECTION.get(t.direction, "unknown"),
+                                       _PEER.get(t.direction, ""), *own,
                                        w.namespace, w.deployment, w.pod)
             acc = sums.setdefault(labels, [0, 0, 0, 0])
             acc[0] += t.open_total

@@ -27,16 +27,13 @@ from typing import cast
 from meshtui import __version__
 from meshtui.model.histogram import MAX_US, NUM_BUCKETS, Histogram, bucket_upper
 from meshtui.model.inventory import Workload
+from meshtui.model.tap import GRPC_FAILURES
 from meshtui.proxy.http1 import ERROR_HEADER, grpc_status_code
 from meshtui.proxy.tap_hub import RESPONSE_END, RESPONSE_INIT, Subscriber, TapHub, TapRequest
 from meshtui.v1 import common_pb2, proxy_pb2
 
 # response_start's default: look for grpc-status in the headers.
 _SCAN = object()
-#: gRPC statuses that make a response a failure, as Linkerd classifies them: UNKNOWN,
-#: DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE and DATA_LOSS (NOT_FOUND and the rest
-#: are the application's answers, not failures of the call).
-GRPC_FAILURES = frozenset({2, 4, 13, 14, 15})
 #: The authority (and address) overflowing routes are folded into.
 OTHER = "(other)"
 #: Longest authority kept as a label; longer ones are cut (tap still shows them whole).

@@ -186,4 +186,6 @@ def test_the_controller_and_prometheus_sources_agree_over_one_window(demo) -> No
         assert c.rps and p.rps == pytest.approx(c.rps, rel=0.05), name
         assert p.success == pytest.approx(c.success, abs=0.01), name
         assert (p.meshed, p.total) == (c.meshed, c.total), name
+        # viz's byte rates select the proxies' `peer` label.
+        assert p.read_bytes_rate and p.write_bytes_rate, name
     assert controller["vote-bot"].rps is None and prometheus["vote-bot"].rps is None

@@ -16,13 +16,13 @@ import pytest
 from grpckit import SERVICE, GrpcApp, channel, method
 from proxymesh import Mesh, free_port, meshed, proxy_config
 
+from meshtui.model.tap import GRPC_FAILURES
 from meshtui.proxy.h2frames import FrameReader
 from meshtui.proxy.http1_server import Http1Server
 from meshtui.proxy.http2 import H2Relay
 from meshtui.proxy.prom_metrics import metrics_text
 from meshtui.proxy.server import ProxyServer
 from meshtui.proxy.tap_hub import Subscriber
-from meshtui.proxy.telemetry import GRPC_FAILURES
 from meshtui.v1 import common_pb2
 
 
