@@ -531,6 +531,29 @@ class SourceWindows:
                     level.dropped = True
             step.close()
 
+    def _blocks_before(self, cutoff: float, until: float) -> Iterator[_Block]:
+        """For a window that ended before the newest step: the 10-second blocks that
+        ended by ``until``, then the fine steps after the newest of them.
+
+        :meth:`_blocks` walks down from the newest data, so a coarse block running
+        past ``until`` would be left out whole, and the window with it. The
+        10-second level holds the whole horizon: at most ninety blocks to merge.
+        """
+        newest = -math.inf
+        for block in reversed(self._levels[1].blocks):
+            if block.end > until:
+                continue
+            if block.end <= cutoff:
+                break
+            newest = max(newest, block.end)
+            yield block
+        for step in reversed(self._levels[0].blocks):
+            if step.end > until:
+                continue
+            if step.end <= max(newest, cutoff):
+                break
+            yield step
+
     def _blocks(self, cutoff: float) -> Iterator[_Block]:
         """Disjoint blocks holding every step that ended after ``cutoff``.
 
@@ -594,7 +617,11 @@ class SourceWindows:
         dense = dense_latency() if latency is None else latency
         c = [0] * _NF
         sum_us = 0.0
-        for block in self._blocks(now - window_s):
+        fine = self._levels[0].blocks
+        ended_earlier = bool(fine) and now < fine[-1].end
+        blocks = (self._blocks_before(now - window_s, now) if ended_earlier
+                  else self._blocks(now - window_s))
+        for block in blocks:
             if block.end > now:
                 continue
             start = min(start, block.start)

@@ -123,3 +123,24 @@ def test_history_points_fill_the_window() -> None:
         assert tot.request_rate == pytest.approx(3.0)
     step, fine = w.points(300.0, 30.0, 1.0)
     assert step == 1.0 and len(fine) == 30
+
+
+@pytest.mark.parametrize("back", [0, 7, 20, 33, 61, 125, 300])
+def test_a_window_that_ended_earlier_covers_the_whole_window(back: int) -> None:
+    """Ten minutes at 10 requests a second, then 50 a second for the last two: a
+    minute ending ``back`` seconds ago spans a minute whatever blocks it cuts across,
+    and counts what was sent in it."""
+    w = SourceWindows()
+    w.observe(snap(1000.0, s=series(0)))
+    ok = 0
+    for t in range(1001, 1601):
+        ok += 10 if t <= 1480 else 50
+        w.observe(snap(float(t), s=series(ok)))
+    end = 1600.0 - back
+    tot = w.totals(end, 60.0)
+    # Snapped outward to whole 10 s blocks at the old edge, never short of the window;
+    # past the two minutes of single steps, the new edge is a 10 s block's too.
+    assert 60.0 <= tot.span_s < 70.0
+    assert tot.end_s == end if back <= 120 else end - 10 < tot.end_s <= end
+    sent = sum(10 if t <= 1480 else 50 for t in range(int(tot.start_s) + 1, int(tot.end_s) + 1))
+    assert tot.success_count == sent
