@@ -16,11 +16,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="explicit proxying (default) or iptables in network namespaces (root)",
     )
     p.add_argument("--scale", type=int, default=1, help="replicas of each emojivoto deployment")
-    from meshtui.demo.prometheus import DEFAULT_LISTEN
+    from meshtui.demo.prometheus import DEFAULT_LISTEN, SCRAPE_INTERVAL
 
     p.add_argument("--prometheus-listen", metavar="HOST:PORT", default=str(DEFAULT_LISTEN),
                    help="where the demo's Prometheus serves (default %(default)s); "
                    "`none` runs no Prometheus")
+    p.add_argument("--prometheus-interval", metavar="DURATION", default=SCRAPE_INTERVAL,
+                   help="how often the demo's Prometheus scrapes every proxy (default "
+                   "%(default)s, as Linkerd viz; 1s to 60s)")
     p.add_argument("--source", choices=("controller", "prometheus"), default="controller",
                    help="what the dashboard reads its figures from: the controller (default, "
                    "the last 15 minutes) or the demo's Prometheus (6 hours)")
@@ -37,8 +40,17 @@ def run(args: argparse.Namespace) -> int:
                       else parse_address(args.prometheus_listen, what="--prometheus-listen"))
     except InventoryError as e:
         raise UsageError(str(e)) from None
+    from meshtui.model.units import UnitError, format_window, parse_duration
+
+    try:
+        every = parse_duration(args.prometheus_interval)
+    except UnitError as e:
+        raise UsageError(f"--prometheus-interval: {e}") from None
+    if not 1 <= every <= 60 or every != int(every):
+        raise UsageError("--prometheus-interval must be whole seconds from 1s to 60s")
     if args.source == "prometheus" and prometheus is None:
         raise UsageError("--source prometheus needs the demo's Prometheus "
                          "(--prometheus-listen is none)")
     return run_demo(server, headless=args.headless, intercept=args.intercept, scale=args.scale,
-                    prometheus=prometheus, source=args.source)
+                    prometheus=prometheus, source=args.source,
+                    prometheus_interval=format_window(every))

@@ -127,7 +127,7 @@ def plan_iptables(net: PodNetwork, server: Address, state_dir: Path, scale: int 
         enter = prom_app.argv[:prom_app.argv.index(sys.executable)]
         prom_app.argv = [*enter, *prom.prepare(
             state_dir, inventory, prometheus.binary, f"0.0.0.0:{APP_PORTS['prometheus']}",
-            None)]
+            None, prometheus.interval)]
         prom_app.ready_http, prom_app.ready_path = prom_pod.address, "/-/ready"
     return Plan(inventory, procs, server, report,
                 prometheus.listen if prometheus is not None else None)

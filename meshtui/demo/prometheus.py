@@ -51,6 +51,7 @@ class PrometheusSpec:
 
     binary: str
     listen: Address
+    interval: str = SCRAPE_INTERVAL  # how often it scrapes every proxy
 
 
 def find_binary() -> str | None:
@@ -86,7 +87,8 @@ def write_targets(path: Path, inventory: Inventory) -> None:
     write_atomically(path, json.dumps(target_groups(inventory), indent=2))
 
 
-def config(targets: Path, proxy_url: str | None) -> dict[str, Any]:
+def config(targets: Path, proxy_url: str | None, interval: str = SCRAPE_INTERVAL
+           ) -> dict[str, Any]:
     """The server's configuration.
 
     Args:
@@ -106,14 +108,14 @@ def config(targets: Path, proxy_url: str | None) -> dict[str, Any]:
     if proxy_url is not None:
         job["proxy_url"] = proxy_url
     return {
-        "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL,
-                   "evaluation_interval": SCRAPE_INTERVAL},
+        "global": {"scrape_interval": interval, "scrape_timeout": interval,
+                   "evaluation_interval": interval},
         "scrape_configs": [job],
     }
 
 
 def prepare(state_dir: Path, inventory: Inventory, binary: str, listen: str,
-            proxy_url: str | None) -> list[str]:
+            proxy_url: str | None, interval: str = SCRAPE_INTERVAL) -> list[str]:
     """Writes the configuration and the first targets into ``state_dir/prometheus``
     and returns the server's command line (listening on ``listen``)."""
     home = state_dir / "prometheus"
@@ -121,7 +123,8 @@ def prepare(state_dir: Path, inventory: Inventory, binary: str, listen: str,
     write_targets(targets_path(state_dir), inventory)
     conf = home / "prometheus.yml"
     # JSON is YAML: no YAML writer is needed for a file nobody edits.
-    conf.write_text(json.dumps(config(targets_path(state_dir), proxy_url), indent=2))
+    conf.write_text(json.dumps(config(targets_path(state_dir), proxy_url, interval),
+                               indent=2))
     return [binary, f"--config.file={conf}", f"--storage.tsdb.path={home / 'data'}",
             f"--storage.tsdb.retention.time={RETENTION}", f"--web.listen-address={listen}"]
 

@@ -38,8 +38,8 @@ def _raise_stop(_sig: int, _frame: FrameType | None) -> None:
     raise _Stop
 
 
-def _prometheus(listen: Address | None, log: Callable[[str], None]
-                ) -> prom.PrometheusSpec | None:
+def _prometheus(listen: Address | None, log: Callable[[str], None],
+                interval: str = prom.SCRAPE_INTERVAL) -> prom.PrometheusSpec | None:
     """What to run Prometheus with, or None, said in one line, when it cannot run.
 
     A missing program or a busy port leaves the mesh without Prometheus rather
@@ -55,7 +55,7 @@ def _prometheus(listen: Address | None, log: Callable[[str], None]
         log(f"no Prometheus: {listen} is already in use (another demo running?); "
             "choose another address with `meshtui demo --prometheus-listen HOST:PORT`")
         return None
-    return prom.PrometheusSpec(binary, listen)
+    return prom.PrometheusSpec(binary, listen, interval)
 
 
 class _Tender:
@@ -80,7 +80,8 @@ class _Tender:
 @contextmanager
 def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
                  rps: float = 20.0, log: Callable[[str], None] = _say,
-                 prometheus: Address | None = prom.DEFAULT_LISTEN
+                 prometheus: Address | None = prom.DEFAULT_LISTEN,
+                 prometheus_interval: str = prom.SCRAPE_INTERVAL
                  ) -> Iterator[tuple[Plan, Supervisor]]:
     """Starts the whole demo mesh and yields once every pod is ready.
 
@@ -105,7 +106,7 @@ def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
             raise RuntimeFailure(f"demo: --intercept iptables {why}")
         net = PodNetwork()
     leftovers.sweep(log)
-    prom_spec = _prometheus(prometheus, log)
+    prom_spec = _prometheus(prometheus, log, prometheus_interval)
     state = Path(tempfile.mkdtemp(prefix=leftovers.PREFIX))
     leftovers.claim(state)
     sup = Supervisor(state, log=log)
@@ -167,7 +168,8 @@ def _live_table(server: Address, tender: _Tender, prometheus_url: str | None) ->
 
 
 def run_demo(server: Address, *, headless: bool, intercept: str = "proxy", scale: int = 1,
-             prometheus: Address | None = prom.DEFAULT_LISTEN, source: str = "controller"
+             prometheus: Address | None = prom.DEFAULT_LISTEN, source: str = "controller",
+             prometheus_interval: str = prom.SCRAPE_INTERVAL
              ) -> int:
     """Runs the demo mesh until stopped; without ``headless``, with the dashboard on it,
     reading its figures from the controller or (``source="prometheus"``) the demo's
@@ -176,11 +178,12 @@ def run_demo(server: Address, *, headless: bool, intercept: str = "proxy", scale
     old_int = signal.signal(signal.SIGINT, _raise_stop) if headless else None
     try:
         with running_mesh(server, intercept=intercept, scale=scale,
-                          prometheus=prometheus) as (plan, sup):
+                          prometheus=prometheus,
+                          prometheus_interval=prometheus_interval) as (plan, sup):
             tender = _Tender(plan, sup)
             namespaces = plan.inventory.namespaces()
             if (url := plan.prometheus_url) is not None:
-                _say(f"Prometheus at {url} (scrapes every proxy each {prom.SCRAPE_INTERVAL}, "
+                _say(f"Prometheus at {url} (scrapes every proxy each {prometheus_interval}, "
                      f"keeps {prom.RETENTION}; web UI and API there, e.g. {url}/graph)")
             _say(f"{len(plan.inventory.pods)} pods in {len(namespaces)} namespaces "
                  f"({', '.join(namespaces)}); logs in {plan.report_path.parent}; "

@@ -202,7 +202,8 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
         # Prometheus reads no HTTP_PROXY: its scrape configuration names the
         # same outbound port the other apps are given.
         prom_app.argv = prom.prepare(state_dir, inventory, prometheus.binary,
-                                     str(prom_pod.address), prom_app.env["HTTP_PROXY"])
+                                     str(prom_pod.address), prom_app.env["HTTP_PROXY"],
+                                     prometheus.interval)
         prom_app.ready_http, prom_app.ready_path = prom_pod.address, "/-/ready"
     return Plan(inventory, procs, server, report,
                 prometheus.listen if prometheus is not None else None)

@@ -532,15 +532,18 @@ class SourceWindows:
             step.close()
 
     def _blocks_before(self, cutoff: float, until: float) -> Iterator[_Block]:
-        """For a window that ended before the newest step: the 10-second blocks that
-        ended by ``until``, then the fine steps after the newest of them.
+        """For a window that ended before the newest step: its single steps while they
+        reach back that far; else the 10-second blocks that ended by ``until``, then
+        the single steps after the newest of them.
 
         :meth:`_blocks` walks down from the newest data, so a coarse block running
         past ``until`` would be left out whole, and the window with it. The
         10-second level holds the whole horizon: at most ninety blocks to merge.
         """
         newest = -math.inf
-        for block in reversed(self._levels[1].blocks):
+        # Single steps where they still reach back to the cutoff: the window exactly.
+        tens = [] if self._levels[0].covers(cutoff) else self._levels[1].blocks
+        for block in reversed(tens):
             if block.end > until:
                 continue
             if block.end <= cutoff:

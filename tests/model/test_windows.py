@@ -142,5 +142,7 @@ def test_a_window_that_ended_earlier_covers_the_whole_window(back: int) -> None:
     # past the two minutes of single steps, the new edge is a 10 s block's too.
     assert 60.0 <= tot.span_s < 70.0
     assert tot.end_s == end if back <= 120 else end - 10 < tot.end_s <= end
+    if back + 60 <= 120:  # within the two minutes of single steps: exactly the window
+        assert tot.span_s == 60.0
     sent = sum(10 if t <= 1480 else 50 for t in range(int(tot.start_s) + 1, int(tot.end_s) + 1))
     assert tot.success_count == sent
