@@ -27,7 +27,8 @@ OUT = Path(__file__).resolve().parent.parent / "screenshots"
 SIZE = (150, 42)
 
 
-async def capture(server: str, prometheus: str | None, span_s: int, only: str) -> list[Path]:
+async def capture(server: str, prometheus: str | None, span_s: int, only: str,
+                  suffix: str = "") -> list[Path]:
     from meshtui.client.controller_source import ControllerSource
     from meshtui.client.queries import StatQuery, TapQuery
     from meshtui.client.source import open_source
@@ -102,8 +103,9 @@ async def capture(server: str, prometheus: str | None, span_s: int, only: str) -
             return MeshApp(open_source(server, prometheus), StatQuery("namespace"),
                            dashboard=True, chart_range=ChartRange(span_s))
 
-        await shot(over_prometheus(), "prometheus-overview", to([], "emojivoto", wait=4.0))
-        await shot(over_prometheus(), "prometheus-charts",
+        await shot(over_prometheus(), f"prometheus-overview{suffix}",
+                   to([], "emojivoto", wait=4.0))
+        await shot(over_prometheus(), f"prometheus-charts{suffix}",
                    to(["emojivoto"], "voting", "c", wait=5.0))
     if only == "prometheus":
         return saved
@@ -150,13 +152,15 @@ def main() -> int:
     ap.add_argument("--prometheus", metavar="URL", help="the attached demo's Prometheus")
     ap.add_argument("--span", default="15m", help="what the Prometheus charts cover")
     ap.add_argument("--only", choices=("all", "prometheus"), default="all")
+    ap.add_argument("--suffix", default="", help="added to the Prometheus captures' names")
     args = ap.parse_args()
     from meshtui.model.units import MAX_PROMETHEUS_WINDOW_S, parse_window
 
     span_s = parse_window(args.span, MAX_PROMETHEUS_WINDOW_S)
     OUT.mkdir(exist_ok=True)
     if args.attach:
-        for path in asyncio.run(capture(args.attach, args.prometheus, span_s, args.only)):
+        for path in asyncio.run(capture(args.attach, args.prometheus, span_s, args.only,
+                                        args.suffix)):
             print(f"wrote {path.relative_to(OUT.parent)}")
         return 0
     server, prom = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
