@@ -172,6 +172,12 @@ class Backends:
                 # Channels of the same target must not share a connection: each
                 # of them is a connection the proxy routes on its own.
                 ("grpc.use_local_subchannel_pool", 1),
+                # A service that starts after web (its proxy accepts, then answers
+                # GOAWAY) is reached within a second of listening: gRPC's default
+                # backoff grows to two minutes, and web's calls would wait it out.
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.min_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 1000),
             ]
             if target != authority:
                 options.append(("grpc.default_authority", authority))

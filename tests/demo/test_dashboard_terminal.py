@@ -51,7 +51,8 @@ def test_keyboard_reaches_voting_charts_and_tap_with_failures(demo) -> None:
                             and "history last 15m" in s and _success(s) < 100.0, timeout=40)
         assert "voting" in screen.splitlines()[0]
         t.keys("t")
-        screen = t.wait_for(lambda s: ":status=500" in s, timeout=30)
+        # Its failures are gRPC's: a doughnut vote ends with Unknown (2).
+        screen = t.wait_for(lambda s: "VoteDoughnut" in s and "grpc-status=2" in s, timeout=30)
         assert "t tap" in screen and "deploy/voting" in screen
         t.keys("Escape")
         t.wait_for(lambda s: "overview › emojivoto › deployments" in s and "t tap" not in s)

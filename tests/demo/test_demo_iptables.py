@@ -66,6 +66,12 @@ def test_iptables_demo_intercepts_transparently_and_cleans_up() -> None:
                              capture_output=True, text=True, timeout=30)
         scrapes = [json.loads(x) for x in ctl.stdout.splitlines()]
         assert scrapes and all(e["proxyDirection"] == "OUTBOUND" for e in scrapes), ctl.stderr
+        # And the calls above reached it through the port-forward and its pod's
+        # inbound rules: its proxy counted them.
+        meshtui = subprocess.run([*MESHTUI, "--server", server, "stat", "deploy", "-n",
+                                  "meshtui", "-o", "json"], capture_output=True, text=True)
+        rows = {r["name"]: r for r in json.loads(meshtui.stdout)}
+        assert rows["controller"]["rps"] and rows["controller"]["latency_ms_p50"], rows
         if prom.find_binary() is not None:
             # Prometheus is given no proxy here: iptables hands its scrapes of the
             # other pods to its own proxy, which shows them in tap as outbound.

@@ -46,7 +46,8 @@ async def test_stat_drills_from_namespaces_to_voting_pods(demo) -> None:
 # request's detail must still see every step of each request.
 @pytest.mark.parametrize(("deploy", "typed", "shown"), [
     ("web", "", "destination"),
-    ("voting", "status=5xx", "/api/vote?choice=:doughnut:"),
+    # web answers a doughnut vote with 500 (voting's gRPC failure is web's 5xx).
+    ("web", "status=5xx", "/api/vote?choice=:doughnut:"),
 ])
 async def test_tap_feed_fills_from_the_mesh_filters_and_opens_a_request(
         demo, deploy: str, typed: str, shown: str) -> None:  # type: ignore[no-untyped-def]
