@@ -56,6 +56,16 @@ def add_tap_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--path", metavar="PREFIX", help="only requests whose path starts so")
     p.add_argument("--authority", metavar="A", help="only requests to this authority")
     p.add_argument(
+        "--filter", metavar="EXPR", default="",
+        help="only requests this expression passes, in the TUI's filter language: "
+        "method, path, authority, src, dst, status, grpc-status, latency, bytes, h.NAME "
+        "compared with = != < > <= >= ~ (regex) !~, joined with and, or, not and "
+        "parentheses, e.g. 'status>=500 or latency>100ms'. The proxies cannot know a "
+        "response's status, latency or size when a request starts, so response fields "
+        "filter after the fact, here: such a request prints when it ends. A method, "
+        "authority or path prefix every passing request must have is also sent to the "
+        "proxies, as --method, --authority and --path are")
+    p.add_argument(
         "--max-rps",
         metavar="N",
         type=finite(),
@@ -174,3 +184,20 @@ def not_built(name: str) -> int:
     from meshtui.errors import NotBuilt
 
     raise NotBuilt(name)
+
+
+def parse_filter(text: str):  # type: ignore[no-untyped-def]
+    """--filter as a FeedFilter; a UsageError whose second line puts a caret under
+    the fault."""
+    from meshtui.errors import UsageError
+    from meshtui.model.feed_filter import FeedFilter, FilterError
+    from meshtui.model.sanitize import clean
+
+    try:
+        return FeedFilter.parse(text)
+    except FilterError as e:
+        # The expression is shown cleaned, and the caret counted in what is shown.
+        head = "meshtui: bad --filter: "
+        err = UsageError(head + clean(text))
+        err.caret = " " * (len(head) + len(clean(text[:e.position]))) + f"^ {e}"
+        raise err from None

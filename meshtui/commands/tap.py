@@ -9,6 +9,7 @@ from meshtui.commands._common import (
     add_tap_filters,
     namespace_of,
     open_source,
+    parse_filter,
     print_with,
 )
 
@@ -41,6 +42,7 @@ def tap_query(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The tap options of ``tap`` and ``top`` as a query; UsageError if they are bad."""
     from meshtui.client.queries import TapQuery
     from meshtui.errors import UsageError
+    from meshtui.model.feed_filter import proxy_match
     from meshtui.model.selectors import SelectorError, parse_resource
 
     namespace_of("--to", args.to, args.to_namespace)
@@ -54,8 +56,12 @@ def tap_query(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise UsageError(str(e)) from None
     if getattr(args, "limit", None) is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    return TapQuery(sel.kind, sel.namespace, sel.name, to, (args.method or "").upper(),
-                    args.path or "", args.authority or "", args.max_rps)
+    # What of --filter the proxies can check, unless the flags already ask.
+    pushed = proxy_match(parse_filter(args.filter))
+    return TapQuery(sel.kind, sel.namespace, sel.name, to,
+                    (args.method or pushed.get("method", "")).upper(),
+                    args.path or pushed.get("path_prefix", ""),
+                    args.authority or pushed.get("authority", ""), args.max_rps)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None and sys.stdout.isatty():
         from meshtui.tui.tap_app import run_tap_app
 
-        return run_tap_app(open_source(args), query, buffer=args.buffer, limit=args.limit)
+        return run_tap_app(open_source(args), query, buffer=args.buffer, limit=args.limit,
+                           filter_text=args.filter)
     from meshtui.output.tap import print_tap
 
     return print_with(open_source(args, tap_share=None), print_tap, query,
-                      args.output or "text", args.limit)
+                      args.output or "text", args.limit, parse_filter(args.filter))

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from meshtui.commands._common import add_resource, add_tap_filters, open_source, print_with
+from meshtui.commands._common import (
+    add_resource,
+    add_tap_filters,
+    open_source,
+    parse_filter,
+    print_with,
+)
 
 HELP = "live table of the busiest routes (source, destination, method, path)"
 DESCRIPTION = """\
@@ -39,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None and sys.stdout.isatty():
         from meshtui.tui.tap_app import run_tap_app
 
-        return run_tap_app(open_source(args), query, buffer=0, top=True)
+        return run_tap_app(open_source(args), query, buffer=0, top=True,
+                           filter_text=args.filter)
     from meshtui.output.top import print_top
 
     return print_with(open_source(args, tap_share=None), print_top, query,
-                      args.output or "table", args.sample)
+                      args.output or "table", args.sample, parse_filter(args.filter))

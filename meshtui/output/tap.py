@@ -12,8 +12,10 @@ from typing import Any
 
 from meshtui.client.queries import TapQuery
 from meshtui.client.source import Source
+from meshtui.model.feed_filter import FeedFilter
 from meshtui.model.inventory import Workload
 from meshtui.model.tap import Endpoint, RequestInit, ResponseEnd, ResponseInit, TapEvent
+from meshtui.model.tap_sieve import TapSieve
 from meshtui.model.units import format_latency_us
 
 _GRPC_NAMES = ["OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
@@ -107,12 +109,15 @@ def tap_json_line(ev: TapEvent) -> str:
     return json.dumps(tap_json(ev), ensure_ascii=False, separators=(",", ":"))
 
 
-async def print_tap(source: Source, q: TapQuery, output: str, limit: int | None) -> int:
-    """Prints one line (or JSON object) per event until ``limit`` events or Ctrl-C."""
+async def print_tap(source: Source, q: TapQuery, output: str, limit: int | None,
+                    flt: FeedFilter | None = None) -> int:
+    """Prints one line (or JSON object) per event until ``limit`` events or Ctrl-C;
+    with ``flt``, only the events of the requests it passes (see TapSieve)."""
     out = sys.stdout
     n = 0
+    sieve = TapSieve(flt) if flt else None
     async for batch in source.tap(q):
-        events = batch.events
+        events = batch.events if sieve is None else sieve.feed(list(batch.events))
         if limit is not None:
             events = events[: max(0, limit - n)]
         if output == "json":

@@ -8,12 +8,14 @@ import json
 from meshtui.client.queries import TapBatch, TapQuery
 from meshtui.client.source import Source
 from meshtui.model.columns import ROUTE_COLUMNS
+from meshtui.model.feed_filter import FeedFilter
 from meshtui.model.routes import RouteTable
 from meshtui.model.tap import RequestTracker
 from meshtui.output.table import aligned
 
 
-async def print_top(source: Source, q: TapQuery, output: str, sample_s: float) -> int:
+async def print_top(source: Source, q: TapQuery, output: str, sample_s: float,
+                    flt: FeedFilter | None = None) -> int:
     """Samples tap for ``sample_s`` seconds from its first batch, then prints the routes once.
 
     The sample starts with the stream: a controller that never answers fails the
@@ -22,11 +24,12 @@ async def print_top(source: Source, q: TapQuery, output: str, sample_s: float) -
     tracker = RequestTracker(capacity=50_000)
     routes = RouteTable()
     stream = source.tap(q)
+    test = flt.test if flt else FeedFilter().test
 
     def take(batch: TapBatch) -> None:
         for ev in batch.events:
             req = tracker.observe(ev)
-            if req.complete:
+            if req.complete and test(req):
                 routes.observe(req)
 
     async def sample() -> None:

@@ -137,7 +137,7 @@ class TapScreen(Screen[None]):
     ]
 
     def __init__(self, source: Source, query: TapQuery, *, buffer: int = 100_000,
-                 title: str = "", limit: int | None = None) -> None:
+                 title: str = "", limit: int | None = None, filter_text: str = "") -> None:
         super().__init__()
         self.source = source
         self.tap_query = query
@@ -152,12 +152,13 @@ class TapScreen(Screen[None]):
         self.shed = 0
         self.state = "connecting"
         self._rate: deque[tuple[float, int]] = deque(maxlen=20)
-        self.filter_text = ""
+        self.filter_text = filter_text  # what the filter shows (applied on mount)
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f" {self.title_text}", style="bold"), id="crumbs")
         yield FeedView(line_parts, capacity=self.buffer, version=_version, id="feed")
-        yield Input(placeholder="filter: GET status=5xx path~/api dst=deploy/emoji latency>10ms",
+        yield Input(placeholder="filter: GET and (status>=500 or latency>10ms) "
+                    "and not h.user-agent~curl",
                     id="filter")
         yield Static("", id="status")
         yield Footer()
@@ -168,6 +169,8 @@ class TapScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        if self.filter_text:
+            self._set_filter(FeedFilter.parse(self.filter_text))
         self.feed.focus()
         self.intake()
         self.set_interval(0.5, self._update_status)
@@ -271,13 +274,19 @@ class TapScreen(Screen[None]):
         try:
             flt = FeedFilter.parse(text)
         except FilterError as e:
-            self.notify(str(e), severity="error", timeout=4)
+            # The box keeps the text; the cursor goes to the fault.
+            event.input.cursor_position = e.position
+            self.notify(f"{e} (at column {e.position + 1})", severity="error", timeout=4)
             return
-        self.filter_text = str(flt) if text else ""
         event.input.display = False
-        self.feed.set_filter(flt.test if flt else None)
+        self._set_filter(flt)
         self.feed.focus()
         self._update_status()
+
+    def _set_filter(self, flt: FeedFilter) -> None:
+        self.filter_text = str(flt)
+        test = flt.test
+        self.feed.set_filter((lambda steps: steps.passes(test)) if flt else None)
 
     def on_feed_view_selected(self, event: FeedView.Selected) -> None:
         steps: Steps = event.item  # type: ignore[assignment]

@@ -21,6 +21,7 @@ from meshtui.client.queries import TapQuery
 from meshtui.client.source import Source
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.columns import ROUTE_COLUMNS
+from meshtui.model.feed_filter import FeedFilter
 from meshtui.model.routes import RouteRow, RouteTable
 from meshtui.model.tap import RequestTracker
 from meshtui.tui.cells import Cell, success_style
@@ -55,8 +56,10 @@ class TopScreen(Screen[None]):
     ]
 
     def __init__(self, source: Source, query: TapQuery, *, title: str = "",
-                 interval: float = 1.0) -> None:
+                 interval: float = 1.0, filter_text: str = "") -> None:
         super().__init__()
+        # --filter: only the requests it passes are counted
+        self.filter = FeedFilter.parse(filter_text)
         self.source = source
         self.tap_query = query
         self.title_text = title or "top"
@@ -85,12 +88,13 @@ class TopScreen(Screen[None]):
 
     @work(exclusive=True, group="top-intake", exit_on_error=False)
     async def intake(self) -> None:
+        test = self.filter.test
         try:
             async for batch in self.source.tap(self.tap_query):
                 self.state = "streaming"
                 for ev in batch.events:
                     req = self.tracker.observe(ev)
-                    if req.complete:
+                    if req.complete and test(req):
                         self.routes.observe(req)
                 self.received += len(batch.events)
                 self.lost += sum(batch.drops.values())
@@ -102,6 +106,8 @@ class TopScreen(Screen[None]):
     def redraw(self) -> None:
         self.table.show(self.routes.snapshot())
         parts = [f" {len(self.routes):,} routes", f"{self.received:,} events"]
+        if self.filter:
+            parts.append(f"filter: {self.filter}")
         if self.lost:
             parts.append(f"lost {self.lost:,}")
         parts.append(f"sort {self.table.sort_column} {'▼' if self.table.reverse else '▲'}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+from textual.widgets import Input
 from tuikit import until
 
 from meshtui.client.fake_source import FakeSource
@@ -54,19 +56,21 @@ async def test_space_pauses_what_is_shown_while_intake_goes_on() -> None:
         assert screen.feed.shown > shown
 
 
-async def test_filter_by_status_class_shows_only_failures() -> None:
+@pytest.mark.parametrize("text", [
+    "status=5xx", "(status>=500 or status<100) and (GET or not GET)"])
+async def test_filter_by_status_class_shows_only_failures(text: str) -> None:
     app = make_app()
     async with app.run_test(size=(140, 30)) as pilot:
         await pilot.pause(0.6)
         await pilot.press("slash")
-        await pilot.press(*"status=5xx")
+        await pilot.press(*text)
         await pilot.press("enter")
         await pilot.pause(0.4)
         feed = app.screen.query_one(FeedView)
         assert feed.shown > 0
         statuses = {feed.ring.get(s).status for s in feed._view}  # type: ignore[union-attr]
         assert statuses == {500}
-        assert "filter: status=5xx" in status_text(app)
+        assert f"filter: {text}" in status_text(app)
         await pilot.press("escape")  # clears the filter
         await pilot.pause(0.3)
         assert {feed.ring.get(s).status for s in feed._view} >= {200, 500}  # type: ignore[union-attr]
@@ -76,10 +80,12 @@ async def test_a_bad_filter_says_why_and_keeps_the_feed() -> None:
     app = make_app()
     async with app.run_test(size=(140, 30)) as pilot:
         await pilot.pause(0.3)
-        await pilot.press("slash", *"latency>soon", "enter")
+        await pilot.press("slash", *"GET and latency>soon", "enter")
         await pilot.pause(0.2)
         assert app.screen.query_one(FeedView).shown > 0
-        assert any("latency" in str(n.message) for n in app._notifications)
+        assert any("latency" in str(n.message) and "column 17" in str(n.message)
+                   for n in app._notifications)
+        assert app.screen.query_one("#filter", Input).cursor_position == 16
 
 
 async def test_enter_opens_the_request_detail() -> None:
