@@ -29,7 +29,8 @@ class MeshApp(App[int]):
                  wide: bool = False, clock: Callable[[], float] = time.time,
                  buffer: int = 100_000, title: str = "", top: bool = False,
                  dashboard: bool = False, limit: int | None = None,
-                 chart_range: ChartRange | None = None, filter_text: str = "") -> None:
+                 chart_range: ChartRange | None = None, filter_text: str = "",
+                 by: tuple[str, ...] | None = None) -> None:
         super().__init__()
         self.source = source
         self.start_query = query
@@ -42,6 +43,7 @@ class MeshApp(App[int]):
         self.dashboard = dashboard  # open the dashboard's overview, not the query's view
         self.limit = limit  # tap's --limit
         self.filter_text = filter_text  # tap's and top's --filter, checked already
+        self.by = by  # top's --by
         self.chart_range = chart_range or ChartRange()
 
     def on_mount(self) -> None:
@@ -55,7 +57,7 @@ class MeshApp(App[int]):
             from meshtui.tui.top_screen import TopScreen
 
             self.push_screen(TopScreen(self.source, q, title=self.title_text,
-                                       filter_text=self.filter_text))
+                                       filter_text=self.filter_text, by=self.by))
         elif isinstance(q, TapQuery):
             from meshtui.tui.tap_screen import TapScreen
 

@@ -100,6 +100,15 @@ class VirtualTable(ScrollView, can_focus=True):
         self._line_styles_key: tuple[object, ...] | None = None
         self._line_styles_cache: tuple[Style, Style, Style, Style] = (Style(),) * 4
 
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """Shows other columns (``top``'s grouping changed); the sort stays if it can."""
+        self.columns = list(columns)
+        self.column_names = [c.name for c in self.columns]
+        if self.sort_column not in self.column_names:
+            self.sort_column = self.column_names[0]
+        self._widths = [max(len(c.name) + 2, c.width) for c in self.columns]
+        self.refresh()
+
     # ---- data ----------------------------------------------------------------
 
     @property

@@ -24,7 +24,8 @@ def describe(q: TapQuery) -> str:
 
 
 def run_tap_app(source: Source, query: TapQuery, *, buffer: int, top: bool = False,
-                limit: int | None = None, filter_text: str = "") -> int:
+                limit: int | None = None, filter_text: str = "",
+                by: tuple[str, ...] | None = None) -> int:
     """``meshtui tap`` (or, with ``top``, ``meshtui top``) on a terminal."""
     from meshtui.tui.app import MeshApp, run_app
 
@@ -32,4 +33,4 @@ def run_tap_app(source: Source, query: TapQuery, *, buffer: int, top: bool = Fal
     if top:
         title = "top" + title[3:]
     return run_app(MeshApp(source, query, buffer=buffer, title=title, top=top,
-                           limit=limit, filter_text=filter_text))
+                           limit=limit, filter_text=filter_text, by=by))

@@ -39,6 +39,8 @@ def test_tap_and_top_keep_only_what_the_filter_passes(tmp_path: Path) -> None:
                 "--filter", "status=404 and not path~ok"],
         "top": ["top", "ns/emojivoto", "-o", "json", "--sample", "3",
                 "--filter", "status<400 or h.x-pick=yes"],
+        "by": ["top", "ns/emojivoto", "-o", "wide", "--sample", "3", "--by", "status,path",
+               "--limit", "2"],
     }
 
     def traffic() -> None:
@@ -58,3 +60,17 @@ def test_tap_and_top_keep_only_what_the_filter_passes(tmp_path: Path) -> None:
     assert {e["responseInitEvent"]["httpStatus"] for e in events[1::3]} == {404}
     rows = json.loads(out["top"])
     assert {r["path"] for r in rows} == {"/ok.txt", "/picked"}, rows
+    # Grouped by status and path, in the columns' order whatever --by's, and cut at 2:
+    # the two 404 paths and /ok.txt make three rows.
+    header, *lines = out["by"].splitlines()
+    assert header.split() == ["DIRECTION", "PATH", "STATUS", "COUNT", "BEST", "WORST", "LAST",
+                              "SUCCESS"]
+    assert len(lines) == 2
+    assert {line.split()[2] for line in lines} <= {"200", "404"}
+
+
+def test_bad_grouping_and_limit_exit_2() -> None:
+    for args in (["--by", "src,colour"], ["--limit", "0"]):
+        r = subprocess.run([*MESHTUI, "top", "ns/emojivoto", "-o", "json", *args],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r
