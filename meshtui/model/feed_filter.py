@@ -383,7 +383,9 @@ class _Parser:
         parts = [self._and()]
         while self._keyword("or"):
             parts.append(self._and())
-        return parts[0] if len(parts) == 1 else Any_(tuple(parts))
+        # Nested groups of the same kind flatten ("a or (b or c)"), as they print.
+        flat = [q for p in parts for q in (p.parts if isinstance(p, Any_) else (p,))]
+        return flat[0] if len(flat) == 1 else Any_(tuple(flat))
 
     def _and(self) -> Node:
         parts = [self._unary()]
@@ -392,7 +394,8 @@ class _Parser:
                 break
             self._keyword("and")
             parts.append(self._unary())
-        return parts[0] if len(parts) == 1 else All(tuple(parts))
+        flat = [q for p in parts for q in (p.parts if isinstance(p, All) else (p,))]
+        return flat[0] if len(flat) == 1 else All(tuple(flat))
 
     def _peek_keyword(self, word: str) -> bool:
         here = self.i

@@ -123,6 +123,8 @@ def test_canonical_text() -> None:
                       "and src=web and latency>10ms")
     assert str(FeedFilter.parse("not (GET or POST)  (5xx or h.X-Id~a) not not lat>1s")) == (
         "not (GET or POST) and (5xx or h.x-id~a) and not not latency>1s")
+    assert FeedFilter.parse("GET (5xx 4xx) or (POST or (PUT))") == FeedFilter.parse(
+        "GET and 5xx and 4xx or POST or PUT")
     quoted = FeedFilter.parse('path="/a b" "x)y" "or"')
     assert str(quoted) == 'path="/a b" and "x)y" and "or"'
     assert FeedFilter.parse(str(quoted)) == quoted
