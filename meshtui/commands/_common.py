@@ -10,11 +10,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from meshtui.client.source import Source
 
 
-def add_resource(p: argparse.ArgumentParser) -> None:
+def add_resource(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    """RESOURCE (optional for commands that can --replay a file instead of a mesh)."""
     p.add_argument(
         "resource",
         metavar="RESOURCE",
-        help="TYPE or TYPE/NAME as in kubectl: ns, deploy, po (long and plural spellings too)",
+        nargs="?" if optional else None,
+        help="TYPE or TYPE/NAME as in kubectl: ns, deploy, po (long and plural spellings too)"
+        + ("; with --replay, only its requests (default: all)" if optional else ""),
     )
     p.add_argument("-n", "--namespace", default=None, help="namespace of the resource")
 
@@ -72,6 +75,22 @@ def add_tap_filters(p: argparse.ArgumentParser) -> None:
         default=100.0,
         help="requests per second to show at most (default %(default)s; 0: unlimited)",
     )
+
+
+def add_replay(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--replay", metavar="FILE",
+                   help="read the events from a file that tap -o json (or w in the feed) "
+                   "wrote, instead of a mesh; lines that are not tap events are skipped "
+                   "and counted")
+
+
+def tap_source(args: argparse.Namespace, *, tap_share: float | None = 0.4) -> Source:
+    """The file of --replay, else the mesh the options name."""
+    if getattr(args, "replay", None):
+        from meshtui.client.replay_source import ReplaySource
+
+        return ReplaySource(args.replay)
+    return open_source(args, tap_share=tap_share)
 
 
 def add_source(p: argparse.ArgumentParser) -> None:

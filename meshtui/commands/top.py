@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 
 from meshtui.commands._common import (
+    add_replay,
     add_resource,
     add_tap_filters,
-    open_source,
     parse_filter,
     print_with,
+    tap_source,
 )
 
 HELP = "live table of the busiest routes (source, destination, method, path)"
@@ -28,8 +29,9 @@ examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_resource(p)
+    add_resource(p, optional=True)
     add_tap_filters(p)
+    add_replay(p)
     p.add_argument("-o", "--output", choices=("table", "wide", "json"),
                    help="print a snapshot once (wide adds namespaces and direction)")
     p.add_argument("--by", metavar="GROUPS", default="src,dst,method,path",
@@ -58,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None and sys.stdout.isatty():
         from meshtui.tui.tap_app import run_tap_app
 
-        return run_tap_app(open_source(args), query, buffer=0, top=True,
+        return run_tap_app(tap_source(args), query, buffer=0, top=True,
                            filter_text=args.filter, by=by)
     from meshtui.output.top import print_top
 
-    return print_with(open_source(args, tap_share=None), print_top, query,
+    return print_with(tap_source(args, tap_share=None), print_top, query,
                       args.output or "table", args.sample, parse_filter(args.filter), by,
                       args.limit)

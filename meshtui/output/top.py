@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Sequence
 
 from meshtui.client.queries import TapBatch, TapQuery
@@ -33,6 +34,8 @@ async def print_top(source: Source, q: TapQuery, output: str, sample_s: float,
             req = tracker.observe(ev)
             if req.complete and test(req):
                 routes.observe(req)
+        for note in batch.notes:
+            print(f"meshtui: {note}", file=sys.stderr)
 
     async def sample() -> None:
         async for batch in stream:

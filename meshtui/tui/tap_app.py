@@ -30,6 +30,8 @@ def run_tap_app(source: Source, query: TapQuery, *, buffer: int, top: bool = Fal
     from meshtui.tui.app import MeshApp, run_app
 
     title = describe(query)
+    if source.label.startswith("replay "):
+        title += f" ({source.label})"
     if top:
         title = "top" + title[3:]
     return run_app(MeshApp(source, query, buffer=buffer, title=title, top=top,

@@ -153,6 +153,7 @@ class TapScreen(Screen[None]):
         self.state = "connecting"
         self._rate: deque[tuple[float, int]] = deque(maxlen=20)
         self.filter_text = filter_text  # what the filter shows (applied on mount)
+        self.notes: list[str] = []  # what the source said once (a replay's bad lines)
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f" {self.title_text}", style="bold"), id="crumbs")
@@ -212,6 +213,7 @@ class TapScreen(Screen[None]):
         self.errors.update(batch.errors)
         self.rate_limited += batch.rate_limited
         self.shed += batch.shed
+        self.notes.extend(batch.notes)
         return full
 
     def _update_status(self) -> None:
@@ -238,6 +240,7 @@ class TapScreen(Screen[None]):
             parts.append(f"skipped {self.rate_limited:,} by max-rps")
         if self.shed:
             parts.append(f"too fast to show: {self.shed:,}")
+        parts.extend(self.notes[-1:])
         rps = self.tap_query.max_rps
         parts.append(f"max-rps {rps:g}" if rps else "max-rps unlimited")
         style = "bold yellow" if self.state.startswith("error") else ""
