@@ -7,6 +7,7 @@ cannot move the cursor or change colours on the user's terminal.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 from meshtui.client.queries import TapQuery
 from meshtui.client.source import Source
@@ -88,3 +89,13 @@ async def print_tap(source: Source, q: TapQuery, output: str, limit: int | None,
         if limit is not None and n >= limit:
             return 0
     return 0
+
+
+def write_jsonl(path: str, events: Iterable[TapEvent]) -> int:
+    """Writes ``tap -o json`` lines (what --replay reads); how many."""
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for ev in events:
+            f.write(tap_json_line(ev) + "\n")
+            n += 1
+    return n

@@ -48,3 +48,30 @@ def test_top_routes(snap_compare, by) -> None:  # type: ignore[no-untyped-def]
         await pilot.pause(1.5)  # one redraw a second shows all of it
 
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_replayed_request_detail_with_curl(snap_compare, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "model"))
+    from tapkit import steps
+
+    from meshtui.client.replay_source import ReplaySource
+    from meshtui.model.tap_json import tap_json_line
+
+    path = tmp_path / "saved.jsonl"
+    lines = [tap_json_line(ev) for i in range(40)
+             for ev in steps(i, status=(200, 503)[i % 4 == 3], path=f"/api/{i % 5}?page={i}")]
+    path.write_text("\n".join([*lines, "not a tap event"]) + "\n")
+    app = MeshApp(ReplaySource(path), TapQuery("namespace", None, None), buffer=1000,
+                  title="tap ns (replay saved.jsonl)")
+
+    async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+        screen = pilot.app.screen
+        await until(lambda: screen.state == "stream ended")
+        await pilot.pause(0.3)
+        await pilot.press("up", "up", "enter")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
