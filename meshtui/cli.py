@@ -91,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"meshtui: {_one_line(e)}" if not str(e).startswith("meshtui") else _one_line(e),
               file=sys.stderr)
+        if e.caret is not None:
+            print(e.caret, file=sys.stderr)
         return e.exit_code
     except RuntimeFailure as e:
         print(f"meshtui: {_one_line(e)}", file=sys.stderr)

@@ -2,9 +2,14 @@
 
 
 class UsageError(Exception):
-    """Bad usage or bad input: one line on stderr, exit code 2."""
+    """Bad usage or bad input: one line on stderr, exit code 2.
+
+    ``caret``, when set, is a second line printed under the first: a caret
+    under the fault in the input the first line ends with.
+    """
 
     exit_code = 2
+    caret: str | None = None
 
 
 class RuntimeFailure(Exception):

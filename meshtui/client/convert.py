@@ -108,6 +108,19 @@ def endpoint(e: common_pb2.Endpoint) -> Endpoint:
     return hit
 
 
+def step_headers(ev: common_pb2.TapEvent) -> tuple[tuple[str, str], ...]:
+    """The headers (or trailers) one wire step carries, cleaned as :func:`tap_event`
+    cleans them, without converting the rest (a filter on a header reads only these)."""
+    kind = ev.WhichOneof("event")
+    if kind == "request_init":
+        return _headers(ev.request_init.headers)
+    if kind == "response_init":
+        return _headers(ev.response_init.headers)
+    if kind == "response_end":
+        return _headers(ev.response_end.trailers)
+    return ()
+
+
 def _headers(hs: Sequence[common_pb2.Header]) -> tuple[tuple[str, str], ...]:
     if not hs:
         return ()

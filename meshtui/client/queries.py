@@ -89,3 +89,4 @@ class TapBatch:
     errors: dict[str, str]  # "namespace/pod" → why its stream broke
     rate_limited: int = 0
     shed: int = 0  # events this client received but had no time to show
+    notes: tuple[str, ...] = ()  # one line each for the user (a replay's bad lines)

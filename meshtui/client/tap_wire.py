@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from meshtui.client.convert import DIRECTIONS, endpoint, tap_event
+from meshtui.client.convert import DIRECTIONS, endpoint, step_headers, tap_event
 from meshtui.model.sanitize import clean_http
 from meshtui.model.tap import (
     Direction,
     Endpoint,
     Request,
     RequestInit,
+    ResponseEnd,
     ResponseInit,
     TapEvent,
 )
@@ -69,7 +70,7 @@ class Steps:
     converted one at a time, each once.
     """
 
-    __slots__ = ("_events", "_request", "born", "end", "init", "key", "response")
+    __slots__ = ("_events", "_request", "_verdict", "born", "end", "init", "key", "response")
 
     def __init__(self, key: object = None, born: int = 0) -> None:
         # The steps, each set once: a step seen again starts another record.
@@ -80,6 +81,7 @@ class Steps:
         self.born = born  # events the tracker had joined when this one opened
         self._events: list[TapEvent | None] | None = None  # converted, made when needed
         self._request: Request | None = None  # dropped whenever a step arrives
+        self._verdict: tuple[object, int, bool] | None = None  # see passes()
 
     @property
     def steps(self) -> tuple[Step, Step, Step]:
@@ -130,6 +132,17 @@ class Steps:
             self._request = req
         return req
 
+    def passes(self, test: Callable[[Steps], bool]) -> bool:
+        """``test(self)``, remembered until a step arrives: the feed holds a line per
+        step, so a filter over the ring asks each record up to three times."""
+        v = self._verdict
+        known = (self.init is not None) + (self.response is not None) + (self.end is not None)
+        if v is not None and v[0] is test and v[1] == known:
+            return v[2]
+        result = test(self)
+        self._verdict = (test, known, result)
+        return result
+
     # ---- what a feed filter reads (meshtui.model.feed_filter.Requestlike) -------
 
     @property
@@ -148,6 +161,38 @@ class Steps:
             return None
         return (rsp.latency_us if type(rsp) is ResponseInit
                 else rsp.response_init.since_request_init_us)
+
+    @property
+    def grpc_status(self) -> int | None:
+        """The gRPC status the response ended with, when it was gRPC."""
+        end = self.end
+        if end is None or type(end) is ResponseEnd:
+            return end.grpc_status if end is not None else None
+        e = end.response_end
+        return e.grpc_status_code if e.WhichOneof("eos") == "grpc_status_code" else None
+
+    @property
+    def response_bytes(self) -> int | None:
+        """The response body's length, once it ended."""
+        end = self.end
+        if end is None or type(end) is ResponseEnd:
+            return end.response_bytes if end is not None else None
+        return int(end.response_end.response_bytes)
+
+    def header_values(self, name: str) -> list[str]:
+        """Values of the headers and trailers called ``name``, read from the steps
+        alone: converting whole steps for them costs five times as much."""
+        name = name.lower()
+        out: list[str] = []
+        for step in self.steps:
+            if step is None:
+                continue
+            if isinstance(step, TapEvent):
+                hs = getattr(step, "trailers" if type(step) is ResponseEnd else "headers")
+            else:
+                hs = step_headers(step)
+            out.extend(v for n, v in hs if n.lower() == name)
+        return out
 
     def _init_text(self, field: str) -> str | None:
         # Read and cleaned straight from the wire: a filter looks at every line,

@@ -10,11 +10,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from meshtui.client.source import Source
 
 
-def add_resource(p: argparse.ArgumentParser) -> None:
+def add_resource(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    """RESOURCE (optional for commands that can --replay a file instead of a mesh)."""
     p.add_argument(
         "resource",
         metavar="RESOURCE",
-        help="TYPE or TYPE/NAME as in kubectl: ns, deploy, po (long and plural spellings too)",
+        nargs="?" if optional else None,
+        help="TYPE or TYPE/NAME as in kubectl: ns, deploy, po (long and plural spellings too)"
+        + ("; with --replay, only its requests (default: all)" if optional else ""),
     )
     p.add_argument("-n", "--namespace", default=None, help="namespace of the resource")
 
@@ -56,12 +59,38 @@ def add_tap_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--path", metavar="PREFIX", help="only requests whose path starts so")
     p.add_argument("--authority", metavar="A", help="only requests to this authority")
     p.add_argument(
+        "--filter", metavar="EXPR", default="",
+        help="only requests this expression passes, in the TUI's filter language: "
+        "method, path, authority, src, dst, status, grpc-status, latency, bytes, h.NAME "
+        "compared with = != < > <= >= ~ (regex) !~, joined with and, or, not and "
+        "parentheses, e.g. 'status>=500 or latency>100ms'. The proxies cannot know a "
+        "response's status, latency or size when a request starts, so response fields "
+        "filter after the fact, here: such a request prints when it ends. A method, "
+        "authority or path prefix every passing request must have is also sent to the "
+        "proxies, as --method, --authority and --path are")
+    p.add_argument(
         "--max-rps",
         metavar="N",
         type=finite(),
         default=100.0,
         help="requests per second to show at most (default %(default)s; 0: unlimited)",
     )
+
+
+def add_replay(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--replay", metavar="FILE",
+                   help="read the events from a file that tap -o json (or w in the feed) "
+                   "wrote, instead of a mesh; lines that are not tap events are skipped "
+                   "and counted")
+
+
+def tap_source(args: argparse.Namespace, *, tap_share: float | None = 0.4) -> Source:
+    """The file of --replay, else the mesh the options name."""
+    if getattr(args, "replay", None):
+        from meshtui.client.replay_source import ReplaySource
+
+        return ReplaySource(args.replay)
+    return open_source(args, tap_share=tap_share)
 
 
 def add_source(p: argparse.ArgumentParser) -> None:
@@ -174,3 +203,20 @@ def not_built(name: str) -> int:
     from meshtui.errors import NotBuilt
 
     raise NotBuilt(name)
+
+
+def parse_filter(text: str):  # type: ignore[no-untyped-def]
+    """--filter as a FeedFilter; a UsageError whose second line puts a caret under
+    the fault."""
+    from meshtui.errors import UsageError
+    from meshtui.model.feed_filter import FeedFilter, FilterError
+    from meshtui.model.sanitize import clean
+
+    try:
+        return FeedFilter.parse(text)
+    except FilterError as e:
+        # The expression is shown cleaned, and the caret counted in what is shown.
+        head = "meshtui: bad --filter: "
+        err = UsageError(head + clean(text))
+        err.caret = " " * (len(head) + len(clean(text[:e.position]))) + f"^ {e}"
+        raise err from None

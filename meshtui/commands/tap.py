@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 
 from meshtui.commands._common import (
+    add_replay,
     add_resource,
     add_tap_filters,
     namespace_of,
-    open_source,
+    parse_filter,
     print_with,
+    tap_source,
 )
 
 HELP = "live feed of the requests passing through a resource's proxies"
@@ -24,28 +26,33 @@ JSON object) per event until --limit events, Ctrl-C, or a closed pipe.
 examples:
   meshtui tap deploy/web -n emojivoto
   meshtui tap deploy/web -n emojivoto --to deploy/voting --path /api/vote
-  meshtui tap ns/emojivoto --method GET -o json --limit 100"""
+  meshtui tap ns/emojivoto --method GET -o json --limit 100 > saved.jsonl
+  meshtui tap --replay saved.jsonl --filter 'status>=500'"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_resource(p)
+    add_resource(p, optional=True)
     add_tap_filters(p)
+    add_replay(p)
     p.add_argument("--limit", type=int, metavar="N",
                    help="stop after N events (the live feed then keeps them to browse)")
     p.add_argument("-o", "--output", choices=("text", "wide", "json"), help="plain output")
-    p.add_argument("--buffer", type=int, default=100_000,
-                   help="events the feed keeps (default %(default)s)")
+    p.add_argument("--buffer", type=int,
+                   help="events the feed keeps (default 100000; with --replay 1000000)")
 
 
 def tap_query(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The tap options of ``tap`` and ``top`` as a query; UsageError if they are bad."""
     from meshtui.client.queries import TapQuery
     from meshtui.errors import UsageError
+    from meshtui.model.feed_filter import proxy_match
     from meshtui.model.selectors import SelectorError, parse_resource
 
     namespace_of("--to", args.to, args.to_namespace)
+    if args.resource is None and not getattr(args, "replay", None):
+        raise UsageError("RESOURCE is needed (such as deploy/web), or --replay FILE")
     try:
-        sel = parse_resource(args.resource, args.namespace)
+        sel = parse_resource(args.resource or "ns", args.namespace)
         to = None
         if args.to:
             t = parse_resource(args.to, args.to_namespace or sel.namespace)
@@ -54,8 +61,12 @@ def tap_query(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise UsageError(str(e)) from None
     if getattr(args, "limit", None) is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    return TapQuery(sel.kind, sel.namespace, sel.name, to, (args.method or "").upper(),
-                    args.path or "", args.authority or "", args.max_rps)
+    # What of --filter the proxies can check, unless the flags already ask.
+    pushed = proxy_match(parse_filter(args.filter))
+    return TapQuery(sel.kind, sel.namespace, sel.name, to,
+                    (args.method or pushed.get("method", "")).upper(),
+                    args.path or pushed.get("path_prefix", ""),
+                    args.authority or pushed.get("authority", ""), args.max_rps)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,13 +75,15 @@ def run(args: argparse.Namespace) -> int:
     from meshtui.errors import UsageError
 
     query = tap_query(args)
-    if args.buffer < 100:
+    buffer = args.buffer or (1_000_000 if args.replay else 100_000)
+    if buffer < 100:
         raise UsageError("--buffer must be at least 100")
     if args.output is None and sys.stdout.isatty():
         from meshtui.tui.tap_app import run_tap_app
 
-        return run_tap_app(open_source(args), query, buffer=args.buffer, limit=args.limit)
+        return run_tap_app(tap_source(args), query, buffer=buffer, limit=args.limit,
+                           filter_text=args.filter)
     from meshtui.output.tap import print_tap
 
-    return print_with(open_source(args, tap_share=None), print_tap, query,
-                      args.output or "text", args.limit)
+    return print_with(tap_source(args, tap_share=None), print_tap, query,
+                      args.output or "text", args.limit, parse_filter(args.filter))

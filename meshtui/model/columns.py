@@ -14,7 +14,7 @@ from typing import Any
 
 import meshtui.model.units as units
 from meshtui.model.ordering import sort_by
-from meshtui.model.routes import SORT_KEYS, RouteRow
+from meshtui.model.routes import DEFAULT_BY, SORT_KEYS, RouteRow
 from meshtui.model.stats import StatRow, by_name
 
 
@@ -69,11 +69,23 @@ def sort_rows(rows: Sequence[StatRow], column: str = "NAME", reverse: bool = Fal
 
 @dataclass(frozen=True)
 class RouteColumn:
+    """A column of ``top``: its text in tables, and its fields in JSON.
+
+    Attributes:
+        group: the ``--by`` group it shows (shown only when grouped by it);
+            empty for the figures and the direction, shown always.
+        json: (field name, value) pairs the column adds to a JSON row, with
+            Linkerd's names where Linkerd has the figure.
+    """
+
     name: str
     sort_key: str  # one of meshtui.model.routes.SORT_KEYS
     text: Callable[[RouteRow], str]
     width: int = 0
     numeric: bool = True
+    group: str = ""
+    wide_only: bool = False
+    json: tuple[tuple[str, Callable[[RouteRow], Any]], ...] = ()
 
     @property
     def raw(self) -> Callable[[RouteRow], Any]:
@@ -84,14 +96,53 @@ def _us(us: float) -> str:
     return units.format_latency_ms(us / 1000)
 
 
+def _status(r: RouteRow) -> str:
+    return str(r.key.status) if r.key.status else "-"
+
+
 ROUTE_COLUMNS: dict[str, RouteColumn] = {c.name: c for c in (
-    RouteColumn("SOURCE", "source", lambda r: r.key.source, numeric=False),
-    RouteColumn("DESTINATION", "destination", lambda r: r.key.destination, numeric=False),
-    RouteColumn("METHOD", "method", lambda r: r.key.method, 7, numeric=False),
-    RouteColumn("PATH", "path", lambda r: r.key.path, numeric=False),
-    RouteColumn("COUNT", "count", lambda r: str(r.count), 7),
-    RouteColumn("BEST", "best", lambda r: _us(r.best_us), 7),
-    RouteColumn("WORST", "worst", lambda r: _us(r.worst_us), 7),
-    RouteColumn("LAST", "last", lambda r: _us(r.last_us), 7),
-    RouteColumn("SUCCESS", "success", lambda r: units.format_success(r.success_rate), 8),
+    RouteColumn("SOURCE", "source", lambda r: r.key.source, numeric=False, group="src",
+                json=(("source", lambda r: r.key.source),)),
+    RouteColumn("SRC_NS", "source", lambda r: r.key.source_namespace or "-", numeric=False,
+                group="src", wide_only=True,
+                json=(("sourceNamespace", lambda r: r.key.source_namespace),)),
+    RouteColumn("DESTINATION", "destination", lambda r: r.key.destination, numeric=False,
+                group="dst", json=(("destination", lambda r: r.key.destination),)),
+    RouteColumn("DST_NS", "destination", lambda r: r.key.destination_namespace or "-",
+                numeric=False, group="dst", wide_only=True,
+                json=(("destinationNamespace", lambda r: r.key.destination_namespace),)),
+    RouteColumn("DIRECTION", "direction", lambda r: r.key.direction.short, 9, numeric=False,
+                wide_only=True, json=(("direction", lambda r: r.key.direction.value or None),)),
+    RouteColumn("METHOD", "method", lambda r: r.key.method, 7, numeric=False, group="method",
+                json=(("method", lambda r: r.key.method),)),
+    RouteColumn("PATH", "path", lambda r: r.key.path, numeric=False, group="path",
+                json=(("path", lambda r: r.key.path),)),
+    RouteColumn("STATUS", "status", _status, 6, group="status",
+                json=(("status", lambda r: r.key.status or None),)),
+    RouteColumn("AUTHORITY", "authority", lambda r: r.key.authority, numeric=False,
+                group="authority", json=(("authority", lambda r: r.key.authority),)),
+    RouteColumn("COUNT", "count", lambda r: str(r.count), 7,
+                json=(("count", lambda r: r.count),)),
+    RouteColumn("BEST", "best", lambda r: _us(r.best_us), 7,
+                json=(("best_ms", lambda r: r.best_us / 1000),)),
+    RouteColumn("WORST", "worst", lambda r: _us(r.worst_us), 7,
+                json=(("worst_ms", lambda r: r.worst_us / 1000),)),
+    RouteColumn("LAST", "last", lambda r: _us(r.last_us), 7,
+                json=(("last_ms", lambda r: r.last_us / 1000),)),
+    RouteColumn("SUCCESS", "success", lambda r: units.format_success(r.success_rate), 8,
+                json=(("success", lambda r: r.success_rate),)),
 )}
+
+
+def route_columns(by: Sequence[str] = DEFAULT_BY, *, wide: bool = False) -> list[str]:
+    """The headers ``top`` shows grouped ``by``: the groups' columns in their fixed
+    order, then the figures; namespaces and direction only when wide."""
+    return [name for name, c in ROUTE_COLUMNS.items()
+            if (not c.group or c.group in by) and (wide or not c.wide_only)]
+
+
+def route_json(row: RouteRow, by: Sequence[str] = DEFAULT_BY) -> dict[str, Any]:
+    """A row as JSON: the fields of every column the wide table shows, so that the
+    JSON and the table never disagree on what a row holds."""
+    return {field: value(row) for name in route_columns(by, wide=True)
+            for field, value in ROUTE_COLUMNS[name].json}

@@ -9,12 +9,16 @@ query string, as Linkerd's ``top`` does, so ``/api/list?page=2`` and
 Per route: how many completed, how many succeeded, and the best, worst and
 last latency (request start to response end). The table holds at most
 ``max_routes`` routes; the one seen least recently makes room and is counted.
+
+The table keeps every route in full (the response's status and the authority
+too); a snapshot groups them by any of :data:`GROUPS` (``top --by``), so
+that another grouping is a new snapshot, not a new count from nothing.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -41,6 +45,8 @@ class RouteKey(NamedTuple):
     source_namespace: str = ""
     destination_namespace: str = ""
     direction: Direction = Direction.UNKNOWN
+    status: int = 0  # the response's; 0 when none came (a reset) or not grouped by
+    authority: str = ""
 
     @classmethod
     def of(cls, request: Request) -> RouteKey | None:
@@ -50,7 +56,37 @@ class RouteKey(NamedTuple):
             return None
         src, dst = request.source, request.destination
         return cls(src.label, dst.label, init.method, normalize_path(init.path),
-                   src.workload.namespace, dst.workload.namespace, request.direction)
+                   src.workload.namespace, dst.workload.namespace, request.direction,
+                   request.status or 0, init.authority)
+
+    def grouped(self, by: Sequence[str]) -> RouteKey:
+        """This key with what ``by`` leaves out blanked (the direction always stays:
+        it keeps a request seen by both its proxies from counting twice on a row)."""
+        blank: dict[str, Any] = {}
+        for group, fields in _GROUP_FIELDS.items():
+            if group not in by:
+                blank.update(fields)
+        return self._replace(**blank)
+
+
+#: What ``top --by`` groups on, in the order the columns show them.
+GROUPS = ("src", "dst", "method", "path", "status", "authority")
+DEFAULT_BY = ("src", "dst", "method", "path")
+_GROUP_FIELDS: dict[str, dict[str, Any]] = {
+    "src": {"source": "", "source_namespace": ""},
+    "dst": {"destination": "", "destination_namespace": ""},
+    "method": {"method": ""}, "path": {"path": ""}, "status": {"status": 0},
+    "authority": {"authority": ""},
+}
+
+
+def parse_by(text: str) -> tuple[str, ...]:
+    """``src,dst,status`` → the groups in column order; ValueError naming a bad one."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in GROUPS]
+    if bad or not names:
+        raise ValueError(f"--by takes some of {','.join(GROUPS)}, not {text!r}")
+    return tuple(g for g in GROUPS if g in names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,17 +106,6 @@ class RouteRow:
         """A fraction 0..1 (a row exists only once a request completed)."""
         return self.successes / self.count
 
-    def to_json(self) -> dict[str, Any]:
-        k = self.key
-        return {
-            "source": k.source, "sourceNamespace": k.source_namespace,
-            "destination": k.destination, "destinationNamespace": k.destination_namespace,
-            "direction": k.direction.value or None, "method": k.method, "path": k.path,
-            "count": self.count, "success": self.success_rate,
-            "best_ms": self.best_us / 1000, "worst_ms": self.worst_us / 1000,
-            "last_ms": self.last_us / 1000,
-        }
-
 
 # Sortable columns: name → the raw value a row sorts on.
 SORT_KEYS: dict[str, Callable[[RouteRow], Any]] = {
@@ -89,6 +114,8 @@ SORT_KEYS: dict[str, Callable[[RouteRow], Any]] = {
     "method": lambda r: r.key.method,
     "path": lambda r: r.key.path,
     "direction": lambda r: r.key.direction.value,
+    "status": lambda r: r.key.status,
+    "authority": lambda r: r.key.authority,
     "count": lambda r: r.count,
     "success": lambda r: r.success_rate,
     "best": lambda r: r.best_us,
@@ -164,15 +191,36 @@ class RouteTable:
         """Forgets every route (the counts of evictions and skips stay)."""
         self._routes.clear()
 
-    def snapshot(self, sort_key: str = "count", reverse: bool = True) -> tuple[RouteRow, ...]:
-        """Immutable rows sorted by ``sort_key`` (one of :data:`SORT_KEYS`).
+    def snapshot(self, sort_key: str = "count", reverse: bool = True,
+                 by: Sequence[str] = DEFAULT_BY) -> tuple[RouteRow, ...]:
+        """Immutable rows grouped ``by`` (some of :data:`GROUPS`), sorted by ``sort_key``
+        (one of :data:`SORT_KEYS`).
 
         ``reverse`` puts the largest first (the default, so the busiest route
         leads); ties keep the route's own order, whichever the direction.
         """
         get = SORT_KEYS[sort_key]
-        rows = [RouteRow(k, f.count, f.successes, f.best, f.worst, f.last, f.last_seen)
-                for k, f in self._routes.items()]
+        if set(by) >= set(GROUPS):
+            rows = [RouteRow(k, f.count, f.successes, f.best, f.worst, f.last, f.last_seen)
+                    for k, f in self._routes.items()]
+        else:
+            rows = self._grouped(by)
         rows.sort(key=lambda r: r.key)
         rows.sort(key=get, reverse=reverse)
         return tuple(rows)
+
+    def _grouped(self, by: Sequence[str]) -> list[RouteRow]:
+        merged: dict[RouteKey, list[int]] = {}
+        for key, f in self._routes.items():
+            k = key.grouped(by)
+            m = merged.get(k)
+            if m is None:
+                merged[k] = [f.count, f.successes, f.best, f.worst, f.last, f.last_seen]
+                continue
+            m[0] += f.count
+            m[1] += f.successes
+            m[2] = min(m[2], f.best)
+            m[3] = max(m[3], f.worst)
+            if f.last_seen >= m[5]:  # the last latency is the latest request's
+                m[4], m[5] = f.last, f.last_seen
+        return [RouteRow(k, *m) for k, m in merged.items()]

@@ -259,6 +259,25 @@ class Request:
         return self.response.latency_us if self.response else None
 
     @property
+    def grpc_status(self) -> int | None:
+        """The gRPC status the response ended with, when it was gRPC."""
+        return self.end.grpc_status if self.end else None
+
+    @property
+    def response_bytes(self) -> int | None:
+        """The response body's length, once it ended."""
+        return self.end.response_bytes if self.end else None
+
+    def header_values(self, name: str) -> list[str]:
+        """Values of the request's and response's headers and trailers called ``name``
+        (any letter case)."""
+        name = name.lower()
+        heads = (self.init.headers if self.init else (),
+                 self.response.headers if self.response else (),
+                 self.end.trailers if self.end else ())
+        return [v for hs in heads for n, v in hs if n.lower() == name]
+
+    @property
     def total_us(self) -> int | None:
         """Time to the response's end, else to its head: the whole exchange as far as seen."""
         return self.end.since_request_us if self.end else self.latency_us
@@ -385,6 +404,10 @@ class RequestTracker:
     def __len__(self) -> int:
         """Unfinished requests held."""
         return len(self._open)
+
+    def open_ids(self) -> set[int]:
+        """``id()`` of every unfinished record held (to tell which ones were let go)."""
+        return {id(r) for r in self._open.values()}
 
     def observe(self, event: TapEvent) -> Request:
         """Adds a step; returns the (shared, possibly still partial) record it belongs to."""

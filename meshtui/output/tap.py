@@ -6,14 +6,16 @@ cannot move the cursor or change colours on the user's terminal.
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
+from collections.abc import Iterable
 
 from meshtui.client.queries import TapQuery
 from meshtui.client.source import Source
+from meshtui.model.feed_filter import FeedFilter
 from meshtui.model.inventory import Workload
-from meshtui.model.tap import Endpoint, RequestInit, ResponseEnd, ResponseInit, TapEvent
+from meshtui.model.tap import RequestInit, ResponseEnd, ResponseInit, TapEvent
+from meshtui.model.tap_json import tap_json_line
+from meshtui.model.tap_sieve import TapSieve
 from meshtui.model.units import format_latency_us
 
 _GRPC_NAMES = ["OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
@@ -58,61 +60,15 @@ def tap_line(ev: TapEvent, wide: bool = False) -> str:
     return head + tail
 
 
-def _peer(e: Endpoint) -> dict[str, Any]:
-    meta = {k: v for k, v in (("namespace", e.workload.namespace),
-                              ("deployment", e.workload.deployment),
-                              ("pod", e.workload.pod)) if v}
-    return {"ip": e.ip, "port": e.port, "metadata": meta}
-
-
-def _duration(us: int) -> dict[str, int]:
-    """A protobuf Duration in its JSON object form, as Linkerd's tap prints it."""
-    return {"seconds": us // 1_000_000, "nanos": (us % 1_000_000) * 1000}
-
-
-def _headers(hs: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
-    return [{"name": n, "valueStr": v} for n, v in hs]
-
-
-def tap_json(ev: TapEvent) -> dict[str, Any]:
-    """Linkerd's ``tap -o json`` shape: source, destination, proxyDirection, one event."""
-    out: dict[str, Any] = {
-        "source": _peer(ev.source),
-        "destination": _peer(ev.destination),
-        "routeMeta": None,
-        "proxyDirection": ev.direction.value.upper() or "UNKNOWN",
-    }
-    sid = {"base": ev.stream.base, "stream": ev.stream.stream}
-    if isinstance(ev, RequestInit):
-        out["requestInitEvent"] = {"id": sid, "method": ev.method, "scheme": ev.scheme,
-                                   "authority": ev.authority, "path": ev.path,
-                                   "headers": _headers(ev.headers)}
-    elif isinstance(ev, ResponseInit):
-        out["responseInitEvent"] = {"id": sid, "sinceRequestInit": _duration(ev.latency_us),
-                                    "httpStatus": ev.status, "headers": _headers(ev.headers)}
-    elif isinstance(ev, ResponseEnd):
-        end: dict[str, Any] = {"id": sid, "sinceRequestInit": _duration(ev.since_request_us),
-                               "sinceResponseInit": _duration(ev.duration_us),
-                               "responseBytes": ev.response_bytes,
-                               "trailers": _headers(ev.trailers)}
-        if ev.grpc_status is not None:
-            end["grpcStatusCode"] = ev.grpc_status
-        if ev.reset_code is not None:
-            end["resetErrorCode"] = ev.reset_code
-        out["responseEndEvent"] = end
-    return out
-
-
-def tap_json_line(ev: TapEvent) -> str:
-    return json.dumps(tap_json(ev), ensure_ascii=False, separators=(",", ":"))
-
-
-async def print_tap(source: Source, q: TapQuery, output: str, limit: int | None) -> int:
-    """Prints one line (or JSON object) per event until ``limit`` events or Ctrl-C."""
+async def print_tap(source: Source, q: TapQuery, output: str, limit: int | None,
+                    flt: FeedFilter | None = None) -> int:
+    """Prints one line (or JSON object) per event until ``limit`` events or Ctrl-C;
+    with ``flt``, only the events of the requests it passes (see TapSieve)."""
     out = sys.stdout
     n = 0
+    sieve = TapSieve(flt) if flt else None
     async for batch in source.tap(q):
-        events = batch.events
+        events = batch.events if sieve is None else sieve.feed(list(batch.events))
         if limit is not None:
             events = events[: max(0, limit - n)]
         if output == "json":
@@ -128,6 +84,18 @@ async def print_tap(source: Source, q: TapQuery, output: str, limit: int | None)
                   file=sys.stderr)
         for who, why in batch.errors.items():
             print(f"meshtui: tap of {who} broke: {why}", file=sys.stderr)
+        for note in batch.notes:
+            print(f"meshtui: {note}", file=sys.stderr)
         if limit is not None and n >= limit:
             return 0
     return 0
+
+
+def write_jsonl(path: str, events: Iterable[TapEvent]) -> int:
+    """Writes ``tap -o json`` lines (what --replay reads); how many."""
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for ev in events:
+            f.write(tap_json_line(ev) + "\n")
+            n += 1
+    return n

@@ -29,7 +29,8 @@ class MeshApp(App[int]):
                  wide: bool = False, clock: Callable[[], float] = time.time,
                  buffer: int = 100_000, title: str = "", top: bool = False,
                  dashboard: bool = False, limit: int | None = None,
-                 chart_range: ChartRange | None = None) -> None:
+                 chart_range: ChartRange | None = None, filter_text: str = "",
+                 by: tuple[str, ...] | None = None) -> None:
         super().__init__()
         self.source = source
         self.start_query = query
@@ -41,6 +42,8 @@ class MeshApp(App[int]):
         self.top = top
         self.dashboard = dashboard  # open the dashboard's overview, not the query's view
         self.limit = limit  # tap's --limit
+        self.filter_text = filter_text  # tap's and top's --filter, checked already
+        self.by = by  # top's --by
         self.chart_range = chart_range or ChartRange()
 
     def on_mount(self) -> None:
@@ -53,12 +56,14 @@ class MeshApp(App[int]):
         elif isinstance(q, TapQuery) and self.top:
             from meshtui.tui.top_screen import TopScreen
 
-            self.push_screen(TopScreen(self.source, q, title=self.title_text))
+            self.push_screen(TopScreen(self.source, q, title=self.title_text,
+                                       filter_text=self.filter_text, by=self.by))
         elif isinstance(q, TapQuery):
             from meshtui.tui.tap_screen import TapScreen
 
             self.push_screen(TapScreen(self.source, q, buffer=self.buffer,
-                                       title=self.title_text, limit=self.limit))
+                                       title=self.title_text, limit=self.limit,
+                                       filter_text=self.filter_text))
         else:
             self.push_screen(StatScreen(self.source, q, interval=self.interval,
                                         wide=self.wide, clock=self.clock))

@@ -398,3 +398,10 @@ class FeedView(ScrollView, Generic[T], can_focus=True):
     @property
     def shown(self) -> int:
         return len(self._view)
+
+    def shown_items(self) -> list[tuple[T, int]]:
+        """What the view shows (what the filter passes, or all held), oldest first,
+        each with its tag."""
+        ring = self.ring
+        return [(item, ring.tag(s)) for s in self._view
+                if (item := ring.get(s)) is not None]

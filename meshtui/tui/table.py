@@ -11,6 +11,8 @@ The stat table and the top table are this widget with their own columns.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +61,7 @@ class VirtualTable(ScrollView, can_focus=True):
         Binding("home", "edge(0)", "First", show=False),
         Binding("end", "edge(1)", "Last", show=False),
         Binding("enter", "select", "Select", show=False),
+        Binding("ctrl+s", "save", "Save table", show=False),
     ]
     DEFAULT_CSS = """
     VirtualTable { background: $surface; }
@@ -99,6 +102,15 @@ class VirtualTable(ScrollView, can_focus=True):
         self._parsed: dict[str, Style] = {}
         self._line_styles_key: tuple[object, ...] | None = None
         self._line_styles_cache: tuple[Style, Style, Style, Style] = (Style(),) * 4
+
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """Shows other columns (``top``'s grouping changed); the sort stays if it can."""
+        self.columns = list(columns)
+        self.column_names = [c.name for c in self.columns]
+        if self.sort_column not in self.column_names:
+            self.sort_column = self.column_names[0]
+        self._widths = [max(len(c.name) + 2, c.width) for c in self.columns]
+        self.refresh()
 
     # ---- data ----------------------------------------------------------------
 
@@ -147,6 +159,34 @@ class VirtualTable(ScrollView, can_focus=True):
         """The text of one column, top to bottom (what a user reads down it)."""
         col = self.columns[self.column_names.index(name)]
         return [col.cell(r).text for r in self.rows]
+
+    def shown_text(self) -> tuple[list[str], list[list[str]]]:
+        """The headers and every row's text, in the order shown."""
+        cols = self.columns
+        return self.column_names, [[c.cell(r).text for c in cols] for r in self.rows]
+
+    def action_save(self) -> None:
+        """Asks for a path, then writes what the table shows as CSV or JSON (by its
+        extension) and says where."""
+        from meshtui.output.table_file import TableFormatError, write_table
+        from meshtui.tui.save_prompt import SavePrompt
+
+        header, rows = self.shown_text()  # what is shown now, not after the question
+
+        def done(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                kind = write_table(path, header, rows)
+            except (OSError, TableFormatError) as e:
+                why = e.strerror if isinstance(e, OSError) else str(e)
+                self.notify(f"could not write {path}: {why}", severity="error", markup=False)
+                return
+            self.notify(f"wrote {len(rows):,} rows as {kind.upper()} to {os.path.abspath(path)}",
+                        markup=False)
+
+        default = time.strftime("table-%Y%m%d-%H%M%S.csv")
+        self.app.push_screen(SavePrompt("Write this table to (.csv or .json):", default), done)
 
     # ---- sorting -------------------------------------------------------------
 

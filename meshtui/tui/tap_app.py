@@ -24,12 +24,15 @@ def describe(q: TapQuery) -> str:
 
 
 def run_tap_app(source: Source, query: TapQuery, *, buffer: int, top: bool = False,
-                limit: int | None = None) -> int:
+                limit: int | None = None, filter_text: str = "",
+                by: tuple[str, ...] | None = None) -> int:
     """``meshtui tap`` (or, with ``top``, ``meshtui top``) on a terminal."""
     from meshtui.tui.app import MeshApp, run_app
 
     title = describe(query)
+    if source.label.startswith("replay "):
+        title += f" ({source.label})"
     if top:
         title = "top" + title[3:]
     return run_app(MeshApp(source, query, buffer=buffer, title=title, top=top,
-                           limit=limit))
+                           limit=limit, filter_text=filter_text, by=by))

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections import deque
+from collections.abc import Callable
 
 from rich.text import Text
 from textual import on, work
@@ -29,9 +31,12 @@ from meshtui.client.source import Source
 from meshtui.client.tap_wire import Steps, StepTracker
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.feed_filter import FeedFilter, FilterError
-from meshtui.model.tap import Request, RequestInit, ResponseEnd, ResponseInit
+from meshtui.model.tap import Request, RequestInit, ResponseEnd, ResponseInit, TapEvent
 from meshtui.model.units import format_bytes, format_latency_us
+from meshtui.output.har import curl_line, write_har
+from meshtui.output.tap import write_jsonl
 from meshtui.tui.feed import FeedView
+from meshtui.tui.save_prompt import SavePrompt
 
 
 def status_style(status: int | None) -> str:
@@ -84,11 +89,19 @@ def render_item(steps: Steps, slot: int) -> Text:
 class RequestDetail(ModalScreen[None]):
     """Everything tap knows about one request."""
 
-    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close")]
+    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close"),
+                Binding("c", "copy_curl", "Copy as curl")]
 
     def __init__(self, req: Request) -> None:
         super().__init__()
         self.req = req
+        self.curl = curl_line(req)
+
+    def action_copy_curl(self) -> None:
+        """The curl line to the clipboard, where the terminal lets an app set it (OSC 52)."""
+        if self.curl:
+            self.app.copy_to_clipboard(self.curl)
+            self.notify("curl line copied (where the terminal allows)")
 
     def compose(self) -> ComposeResult:
         yield Static(self._text(), id="detail")
@@ -124,6 +137,9 @@ class RequestDetail(ModalScreen[None]):
                 for name, value in headers:
                     t.append(f"  {name}: ", style="cyan")
                     t.append(value + "\n")
+        if self.curl:
+            t.append("\nas curl (c copies)\n", style="bold underline")
+            t.append(self.curl + "\n")
         t.append("\nEscape closes", style="dim")
         return t
 
@@ -134,10 +150,12 @@ class TapScreen(Screen[None]):
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter"),
         Binding("end", "follow", "Follow"),
+        Binding("w", "write_jsonl", "Write JSONL"),
+        Binding("e", "export_har", "Export HAR"),
     ]
 
     def __init__(self, source: Source, query: TapQuery, *, buffer: int = 100_000,
-                 title: str = "", limit: int | None = None) -> None:
+                 title: str = "", limit: int | None = None, filter_text: str = "") -> None:
         super().__init__()
         self.source = source
         self.tap_query = query
@@ -152,12 +170,14 @@ class TapScreen(Screen[None]):
         self.shed = 0
         self.state = "connecting"
         self._rate: deque[tuple[float, int]] = deque(maxlen=20)
-        self.filter_text = ""
+        self.filter_text = filter_text  # what the filter shows (applied on mount)
+        self.notes: list[str] = []  # what the source said once (a replay's bad lines)
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f" {self.title_text}", style="bold"), id="crumbs")
         yield FeedView(line_parts, capacity=self.buffer, version=_version, id="feed")
-        yield Input(placeholder="filter: GET status=5xx path~/api dst=deploy/emoji latency>10ms",
+        yield Input(placeholder="filter: GET and (status>=500 or latency>10ms) "
+                    "and not h.user-agent~curl",
                     id="filter")
         yield Static("", id="status")
         yield Footer()
@@ -168,6 +188,8 @@ class TapScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        if self.filter_text:
+            self._set_filter(FeedFilter.parse(self.filter_text))
         self.feed.focus()
         self.intake()
         self.set_interval(0.5, self._update_status)
@@ -209,6 +231,7 @@ class TapScreen(Screen[None]):
         self.errors.update(batch.errors)
         self.rate_limited += batch.rate_limited
         self.shed += batch.shed
+        self.notes.extend(batch.notes)
         return full
 
     def _update_status(self) -> None:
@@ -235,6 +258,7 @@ class TapScreen(Screen[None]):
             parts.append(f"skipped {self.rate_limited:,} by max-rps")
         if self.shed:
             parts.append(f"too fast to show: {self.shed:,}")
+        parts.extend(self.notes[-1:])
         rps = self.tap_query.max_rps
         parts.append(f"max-rps {rps:g}" if rps else "max-rps unlimited")
         parts.append(f"from {self.source.tap_label}")
@@ -272,13 +296,60 @@ class TapScreen(Screen[None]):
         try:
             flt = FeedFilter.parse(text)
         except FilterError as e:
-            self.notify(str(e), severity="error", timeout=4)
+            # The box keeps the text; the cursor goes to the fault.
+            event.input.cursor_position = e.position
+            self.notify(f"{e} (at column {e.position + 1})", severity="error", timeout=4)
             return
-        self.filter_text = str(flt) if text else ""
         event.input.display = False
-        self.feed.set_filter(flt.test if flt else None)
+        self._set_filter(flt)
         self.feed.focus()
         self._update_status()
+
+    def _set_filter(self, flt: FeedFilter) -> None:
+        self.filter_text = str(flt)
+        test = flt.test
+        self.feed.set_filter((lambda steps: steps.passes(test)) if flt else None)
+
+    # ---- keeping what the feed shows -------------------------------------------------
+
+    def _shown_events(self) -> list[TapEvent]:
+        out = []
+        for steps, slot in self.feed.shown_items():
+            ev = steps.event(slot)
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    def _shown_requests(self) -> list[Request]:
+        seen: dict[int, Steps] = {}
+        for steps, _slot in self.feed.shown_items():
+            seen.setdefault(id(steps), steps)
+        return [s.request() for s in seen.values()]
+
+    def _ask_and_write(self, what: str, ext: str, write: Callable[[str], int]) -> None:
+        default = time.strftime(f"tap-%Y%m%d-%H%M%S.{ext}")
+
+        def done(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                n = write(path)
+            except OSError as e:
+                self.notify(f"could not write {path}: {e.strerror}", severity="error",
+                            markup=False)
+                return
+            self.notify(f"wrote {n:,} {what} to {os.path.abspath(path)}", markup=False)
+
+        self.app.push_screen(SavePrompt(f"Write {what} shown to:", default), done)
+
+    def action_write_jsonl(self) -> None:
+        """What the feed shows (the filter's lines, or the whole ring) as tap -o json."""
+        self._ask_and_write("events", "jsonl",
+                            lambda path: write_jsonl(path, self._shown_events()))
+
+    def action_export_har(self) -> None:
+        self._ask_and_write("requests (HAR)", "har",
+                            lambda path: write_har(path, self._shown_requests()))
 
     def on_feed_view_selected(self, event: FeedView.Selected) -> None:
         steps: Steps = event.item  # type: ignore[assignment]

@@ -7,6 +7,7 @@ snapshot of the routes once a second, sorted by count unless told otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -20,8 +21,9 @@ from textual.widgets import Footer, Static
 from meshtui.client.queries import TapQuery
 from meshtui.client.source import Source
 from meshtui.errors import RuntimeFailure, UsageError
-from meshtui.model.columns import ROUTE_COLUMNS
-from meshtui.model.routes import RouteRow, RouteTable
+from meshtui.model.columns import ROUTE_COLUMNS, route_columns
+from meshtui.model.feed_filter import FeedFilter
+from meshtui.model.routes import DEFAULT_BY, GROUPS, RouteRow, RouteTable
 from meshtui.model.tap import RequestTracker
 from meshtui.tui.cells import Cell, success_style
 from meshtui.tui.table import Column, VirtualTable
@@ -41,22 +43,34 @@ def _tiebreak(r: RouteRow) -> Any:
     return r.key
 
 
-def top_columns() -> list[Column]:
+def top_columns(by: Sequence[str] = DEFAULT_BY) -> list[Column]:
     return [Column(c.name, cell=partial(_cell, c.name), sort=c.raw, width=c.width,
                    text=c.text if not c.width else None, numeric=c.numeric)
-            for c in ROUTE_COLUMNS.values()]
+            for c in map(ROUTE_COLUMNS.__getitem__, route_columns(by))]
+
+
+#: What ``b`` steps through, after the grouping the screen opened with.
+GROUPINGS: tuple[tuple[str, ...], ...] = (
+    DEFAULT_BY, ("dst", "path"), ("src", "dst"), ("dst", "status"),
+    ("authority", "path", "status"), GROUPS)
 
 
 class TopScreen(Screen[None]):
     BINDINGS = [
         Binding("s", "sort_next", "Sort"),
         Binding("r", "sort_reverse", "Reverse"),
+        Binding("b", "group_next", "Group by"),
         Binding("c", "clear", "Clear"),
     ]
 
     def __init__(self, source: Source, query: TapQuery, *, title: str = "",
-                 interval: float = 1.0) -> None:
+                 interval: float = 1.0, filter_text: str = "",
+                 by: Sequence[str] | None = None) -> None:
         super().__init__()
+        self.by = tuple(by or DEFAULT_BY)
+        self.groupings = (self.by, *(g for g in GROUPINGS if g != self.by))
+        # --filter: only the requests it passes are counted
+        self.filter = FeedFilter.parse(filter_text)
         self.source = source
         self.tap_query = query
         self.title_text = title or "top"
@@ -69,7 +83,7 @@ class TopScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f" {self.title_text}", style="bold"), id="crumbs")
-        yield VirtualTable(top_columns(), key=_key, tiebreak=_tiebreak, sort_column="COUNT",
+        yield VirtualTable(top_columns(self.by), key=_key, tiebreak=_tiebreak, sort_column="COUNT",
                            reverse=True, id="top-table")
         yield Static("", id="status")
         yield Footer()
@@ -85,12 +99,13 @@ class TopScreen(Screen[None]):
 
     @work(exclusive=True, group="top-intake", exit_on_error=False)
     async def intake(self) -> None:
+        test = self.filter.test
         try:
             async for batch in self.source.tap(self.tap_query):
                 self.state = "streaming"
                 for ev in batch.events:
                     req = self.tracker.observe(ev)
-                    if req.complete:
+                    if req.complete and test(req):
                         self.routes.observe(req)
                 self.received += len(batch.events)
                 self.lost += sum(batch.drops.values())
@@ -100,8 +115,11 @@ class TopScreen(Screen[None]):
         self.redraw()
 
     def redraw(self) -> None:
-        self.table.show(self.routes.snapshot())
-        parts = [f" {len(self.routes):,} routes", f"{self.received:,} events"]
+        rows = self.routes.snapshot(by=self.by)
+        self.table.show(rows)
+        parts = [f" {len(rows):,} rows by {','.join(self.by)}", f"{self.received:,} events"]
+        if self.filter:
+            parts.append(f"filter: {self.filter}")
         if self.lost:
             parts.append(f"lost {self.lost:,}")
         parts.append(f"sort {self.table.sort_column} {'▼' if self.table.reverse else '▲'}")
@@ -118,6 +136,13 @@ class TopScreen(Screen[None]):
 
     def action_sort_reverse(self) -> None:
         self.table.action_reverse_sort()
+        self.redraw()
+
+    def action_group_next(self) -> None:
+        """The next grouping: the counts stay, only the rows they fall in change."""
+        at = self.groupings.index(self.by)
+        self.by = self.groupings[(at + 1) % len(self.groupings)]
+        self.table.set_columns(top_columns(self.by))
         self.redraw()
 
     def action_clear(self) -> None:

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,3 +135,23 @@ def one_pod_mesh(tmp_path: Path, pod: Pod) -> Iterator[Mesh]:
             "name": pod.name, "namespace": pod.namespace, "deployment": pod.deployment,
             "address": app, "proxy": "{}:{}".format(*found["tap"]),
             "inbound": "{}:{}".format(*found["inbound"])}], found["inbound"]))
+
+
+def outputs_while(mesh: Mesh, tmp_path: Path, commands: dict[str, list[str]],
+                  traffic: Callable[[], None], timeout: float = 40) -> dict[str, str]:
+    """Runs ``meshtui --server … ARGS`` for every command at once, calling ``traffic``
+    every 0.2 s until all have exited 0; their outputs (stdout and stderr) by name."""
+    files = {k: tmp_path / f"{k}.out" for k in commands}
+    with ExitStack() as stack:
+        procs = {k: stack.enter_context(process(
+            [*MESHTUI, "--server", mesh.server, *args],
+            stdout=stack.enter_context(files[k].open("w")), stderr=subprocess.STDOUT))
+            for k, args in commands.items()}
+        deadline = time.monotonic() + timeout
+        while any(p.poll() is None for p in procs.values()):
+            assert time.monotonic() < deadline, f"{', '.join(commands)} did not finish"
+            traffic()
+            time.sleep(0.2)
+        assert all(p.returncode == 0 for p in procs.values()), {
+            k: files[k].read_text() for k in procs}
+    return {k: f.read_bytes().decode("utf-8", "backslashreplace") for k, f in files.items()}

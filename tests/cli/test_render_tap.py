@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from meshtui.client.convert import tap_event
-from meshtui.output.tap import tap_json, tap_line
+from meshtui.model.tap_json import tap_json
+from meshtui.output.tap import tap_line
 from meshtui.v1 import common_pb2
 
 

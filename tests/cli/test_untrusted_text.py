@@ -3,12 +3,9 @@ as visible escapes, never as control characters, in every client output."""
 
 from __future__ import annotations
 
-import subprocess
-import time
-from contextlib import ExitStack
 from pathlib import Path
 
-from meshkit import MESHTUI, Mesh, Pod, one_pod_mesh, process
+from meshkit import Mesh, Pod, one_pod_mesh, outputs_while
 
 # Unicode's bidirectional controls: a terminal obeys them (U+202E shows what follows
 # reversed), so they must arrive escaped like ESC does.
@@ -38,21 +35,7 @@ def tap_outputs(mesh: Mesh, tmp_path: Path) -> dict[str, str]:
         "json": ["tap", "ns/emojivoto", "-o", "json", "--limit", "3"],
         "top": ["top", "ns/emojivoto", "-o", "json", "--sample", "4"],
     }
-    files = {k: tmp_path / f"{k}.out" for k in commands}
-    with ExitStack() as stack:
-        procs = {k: stack.enter_context(process(
-            [*MESHTUI, "--server", mesh.server, *args],
-            stdout=stack.enter_context(files[k].open("w")), stderr=subprocess.STDOUT))
-            for k, args in commands.items()}
-        deadline = time.monotonic() + 40
-        while any(p.poll() is None for p in procs.values()):
-            assert time.monotonic() < deadline, "tap and top did not finish"
-            hostile_request(mesh)
-            time.sleep(0.2)
-        assert all(p.returncode == 0 for p in procs.values()), {
-            k: files[k].read_text() for k in procs}
-    return {k: f.read_bytes().decode("utf-8", "backslashreplace") for k, f in files.items()}
-
+    return outputs_while(mesh, tmp_path, commands, lambda: hostile_request(mesh))
 
 def test_bidi_controls_and_non_utf8_from_traffic_and_names_are_shown_escaped(
         tmp_path: Path) -> None:

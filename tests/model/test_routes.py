@@ -7,7 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tapkit import EMOJI, OUTSIDE, WEB, joined, steps
 
-from meshtui.model.routes import SORT_KEYS, RouteKey, RouteTable, normalize_path
+from meshtui.model.columns import ROUTE_COLUMNS, route_columns, route_json
+from meshtui.model.routes import (
+    GROUPS,
+    SORT_KEYS,
+    RouteKey,
+    RouteTable,
+    normalize_path,
+    parse_by,
+)
 from meshtui.model.tap import Direction, RequestTracker
 
 
@@ -106,7 +114,7 @@ def test_snapshot_rows_are_frozen_and_detached() -> None:
     assert before.count == 1 and before.worst_us == 1500
     with pytest.raises(AttributeError):
         before.count = 5  # type: ignore[misc]
-    assert before.to_json() == {
+    assert route_json(before) == {
         "source": "deploy/web", "sourceNamespace": "emojivoto", "destination": "deploy/emoji",
         "destinationNamespace": "emojivoto", "direction": "outbound", "method": "GET",
         "path": "/api/list", "count": 1, "success": 1.0, "best_ms": 1.5, "worst_ms": 1.5,
@@ -157,3 +165,45 @@ def test_table_agrees_with_a_plain_recount(obs, max_routes, sort_key, reverse) -
         assert row.last_us == mine[-1][0]
     values = [SORT_KEYS[sort_key](r) for r in rows]
     assert values == sorted(values, reverse=reverse)
+
+
+def test_grouping_merges_routes_and_keeps_their_figures() -> None:
+    table = RouteTable()
+    table.observe(joined(path="/a", status=200, total_us=3000, t0=1))
+    table.observe(joined(path="/b", status=500, total_us=1000, t0=3))
+    table.observe(joined(path="/a", status=503, total_us=5000, t0=2, authority="x:80"))
+    (one,) = table.snapshot(by=("src", "dst"))
+    assert (one.count, one.successes) == (3, 1)
+    assert (one.best_us, one.worst_us, one.last_us) == (1000, 5000, 1000)  # /b came last
+    assert one.key.path == "" and one.key.status == 0 and one.key.source == "deploy/web"
+    by_status = {r.key.status: r.count for r in table.snapshot(by=("status",))}
+    assert by_status == {200: 1, 500: 1, 503: 1}
+    by_path = {(r.key.path, r.key.authority): r.count
+               for r in table.snapshot(by=("path", "authority"))}
+    assert by_path == {("/a", "emoji-svc.emojivoto:8080"): 1, ("/b", "emoji-svc.emojivoto:8080"): 1,
+                       ("/a", "x:80"): 1}
+    assert len(table.snapshot(by=GROUPS)) == 3
+    # The default grouping is the one top always had.
+    assert {r.key.path for r in table.snapshot()} == {"/a", "/b"}
+
+
+def test_by_names_groups_and_orders_them_as_the_columns() -> None:
+    assert parse_by("status, SRC,path") == ("src", "path", "status")
+    for bad in ("", "src,colour", ","):
+        with pytest.raises(ValueError, match="--by takes some of"):
+            parse_by(bad)
+    assert route_columns(("status", "dst")) == [
+        "DESTINATION", "STATUS", "COUNT", "BEST", "WORST", "LAST", "SUCCESS"]
+    assert route_columns(("src",), wide=True)[:3] == ["SOURCE", "SRC_NS", "DIRECTION"]
+
+
+def test_json_holds_what_the_wide_table_shows() -> None:
+    table = RouteTable()
+    table.observe(joined(status=404))
+    (row,) = table.snapshot(by=("dst", "status"))
+    j = route_json(row, ("dst", "status"))
+    assert j == {"destination": "deploy/emoji", "destinationNamespace": "emojivoto",
+                 "direction": "outbound", "status": 404, "count": 1, "best_ms": 1.5,
+                 "worst_ms": 1.5, "last_ms": 1.5, "success": 1.0}
+    shown = route_columns(("dst", "status"), wide=True)
+    assert sum(len(ROUTE_COLUMNS[c].json) for c in shown) == len(j)

@@ -25,12 +25,12 @@ APP_KEYS = {"q", "question_mark", "ctrl+p"}
 TABLE_KEYS = {"up", "down", "pageup", "pagedown", "home", "end", "enter"}
 VIEW_KEYS = {"c", "t", "o", "escape"}
 EXPECTED = {
-    "overview": APP_KEYS | TABLE_KEYS | VIEW_KEYS | {"s", "r", "z"},
-    "deployments": APP_KEYS | TABLE_KEYS | VIEW_KEYS | {"s", "r"},
+    "overview": APP_KEYS | TABLE_KEYS | VIEW_KEYS | {"s", "r", "z", "ctrl+s"},
+    "deployments": APP_KEYS | TABLE_KEYS | VIEW_KEYS | {"s", "r", "ctrl+s"},
     "charts": APP_KEYS | VIEW_KEYS | {"z"},
     "tap": APP_KEYS | VIEW_KEYS | {"space", "slash", "end", "home", "up", "down", "pageup",
-                                   "pagedown", "enter"},
-    "top": APP_KEYS | TABLE_KEYS | VIEW_KEYS | {"s", "r", "x"},
+                                   "pagedown", "enter", "w", "e"},
+    "top": APP_KEYS | TABLE_KEYS | VIEW_KEYS | {"s", "r", "x", "b", "ctrl+s"},
 }
 
 
@@ -104,7 +104,13 @@ async def press_palette(pilot) -> None:  # type: ignore[no-untyped-def]
 
 
 async def table_keys(pilot, table: VirtualTable) -> None:  # type: ignore[no-untyped-def]
-    """up, down, pageup, pagedown, home, end move the cursor; s and r sort."""
+    """up, down, pageup, pagedown, home, end move the cursor; s and r sort; ctrl+s asks
+    where to save the table."""
+    await pilot.press("ctrl+s")
+    await pilot.pause(0.1)
+    assert pilot.app.screen.query("#save-path")
+    await pilot.press("escape")
+    await pilot.pause(0.1)
     await pilot.press("home")
     assert table.cursor == 0
     if table.row_count > 1:

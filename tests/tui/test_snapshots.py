@@ -6,6 +6,7 @@ Regenerate after an intended change with `pytest tests/tui/test_snapshots.py
 
 from __future__ import annotations
 
+import pytest
 from tuikit import until
 
 from meshtui.client.fake_source import FakeSource
@@ -35,10 +36,11 @@ def test_deployments_sorted_by_rps(snap_compare) -> None:  # type: ignore[no-unt
                         press=["s", "s", "s"], terminal_size=SIZE, run_before=_settle)
 
 
-def test_top_routes(snap_compare) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("by", [None, ("dst", "status")])
+def test_top_routes(snap_compare, by) -> None:  # type: ignore[no-untyped-def]
     app = MeshApp(FakeSource(clock=lambda: NOW, tap_rps=2000, tap_requests=400),
                   TapQuery("deployment", "emojivoto", "web"), top=True,
-                  title="top deploy/web -n emojivoto")
+                  title="top deploy/web -n emojivoto", by=by)
 
     async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
         screen = pilot.app.screen
@@ -48,19 +50,28 @@ def test_top_routes(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
 
 
-def test_tap_feed_and_request_detail(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    app = MeshApp(FakeSource(clock=lambda: NOW, tap_rps=2000, tap_requests=100),
-                  TapQuery("deployment", "emojivoto", "web"), title="tap deploy/web -n emojivoto")
+def test_replayed_request_detail_with_curl(snap_compare, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "model"))
+    from tapkit import steps
+
+    from meshtui.client.replay_source import ReplaySource
+    from meshtui.model.tap_json import tap_json_line
+
+    path = tmp_path / "saved.jsonl"
+    lines = [tap_json_line(ev) for i in range(40)
+             for ev in steps(i, status=(200, 503)[i % 4 == 3], path=f"/api/{i % 5}?page={i}")]
+    path.write_text("\n".join([*lines, "not a tap event"]) + "\n")
+    app = MeshApp(ReplaySource(path), TapQuery("namespace", None, None), buffer=1000,
+                  title="tap ns (replay saved.jsonl)")
 
     async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
         screen = pilot.app.screen
         await until(lambda: screen.state == "stream ended")
-        feed = screen.feed
-        # The feed follows to its end (scrolled once laid out).
-        await until(lambda: feed.max_scroll_y > 0 and feed.scroll_y == feed.max_scroll_y)
         await pilot.pause(0.3)
-        await pilot.press("up", "up", "up", "enter")
-        await until(lambda: pilot.app.screen is not screen)
+        await pilot.press("up", "up", "enter")
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)

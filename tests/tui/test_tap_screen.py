@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+from textual.widgets import Input
 from tuikit import until
 
 from meshtui.client.fake_source import FakeSource
 from meshtui.client.queries import TapQuery
 from meshtui.client.tap_wire import StepTracker
-from meshtui.model.tap import RequestInit
+from meshtui.model.tap import RequestInit, ResponseInit
 from meshtui.tui.app import MeshApp
 from meshtui.tui.feed import FeedView
 from meshtui.tui.tap_screen import RequestDetail, TapScreen, render_item
@@ -54,19 +56,21 @@ async def test_space_pauses_what_is_shown_while_intake_goes_on() -> None:
         assert screen.feed.shown > shown
 
 
-async def test_filter_by_status_class_shows_only_failures() -> None:
+@pytest.mark.parametrize("text", [
+    "status=5xx", "(status>=500 or status<100) and (GET or not GET)"])
+async def test_filter_by_status_class_shows_only_failures(text: str) -> None:
     app = make_app()
     async with app.run_test(size=(140, 30)) as pilot:
         await pilot.pause(0.6)
         await pilot.press("slash")
-        await pilot.press(*"status=5xx")
+        await pilot.press(*text)
         await pilot.press("enter")
         await pilot.pause(0.4)
         feed = app.screen.query_one(FeedView)
         assert feed.shown > 0
         statuses = {feed.ring.get(s).status for s in feed._view}  # type: ignore[union-attr]
         assert statuses == {500}
-        assert "filter: status=5xx" in status_text(app)
+        assert f"filter: {text}" in status_text(app)
         await pilot.press("escape")  # clears the filter
         await pilot.pause(0.3)
         assert {feed.ring.get(s).status for s in feed._view} >= {200, 500}  # type: ignore[union-attr]
@@ -76,10 +80,12 @@ async def test_a_bad_filter_says_why_and_keeps_the_feed() -> None:
     app = make_app()
     async with app.run_test(size=(140, 30)) as pilot:
         await pilot.pause(0.3)
-        await pilot.press("slash", *"latency>soon", "enter")
+        await pilot.press("slash", *"GET and latency>soon", "enter")
         await pilot.pause(0.2)
         assert app.screen.query_one(FeedView).shown > 0
-        assert any("latency" in str(n.message) for n in app._notifications)
+        assert any("latency" in str(n.message) and "column 17" in str(n.message)
+                   for n in app._notifications)
+        assert app.screen.query_one("#filter", Input).cursor_position == 16
 
 
 async def test_enter_opens_the_request_detail() -> None:
@@ -153,3 +159,54 @@ async def test_limit_takes_that_many_events_then_stops_and_keeps_them_on_screen(
         await pilot.press("up", "enter")  # what was taken can still be read in detail
         await pilot.pause(0.2)
         assert isinstance(app.screen, RequestDetail)
+
+
+async def test_w_writes_what_the_filter_shows_and_e_exports_har(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from meshtui.model.tap_json import Reader
+
+    app = make_app()
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause(0.6)
+        await pilot.press("space")  # hold the view still while it is written
+        await pilot.press("slash", *"status=5xx", "enter")
+        await pilot.pause(0.3)
+        screen = app.screen
+        assert isinstance(screen, TapScreen)
+        shown = screen.feed.shown
+        assert shown > 0
+        target = tmp_path / "failures.jsonl"
+        await pilot.press("w")
+        await pilot.pause(0.1)
+        box = app.screen.query_one("#save-path", Input)
+        assert box.value.startswith("tap-") and box.value.endswith(".jsonl")
+        box.value = str(target)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        events = [Reader().read_line(line) for line in target.read_text().splitlines()]
+        assert len(events) == shown
+        assert {e.status for e in events if isinstance(e, ResponseInit)} == {500}
+        assert any(str(target) in str(n.message) for n in app._notifications)
+        await pilot.press("e")
+        await pilot.pause(0.1)
+        app.screen.query_one("#save-path", Input).value = str(tmp_path / "x.har")
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        entries = json.loads((tmp_path / "x.har").read_text())["log"]["entries"]
+        assert entries and {e["response"]["status"] for e in entries} == {500}
+
+
+async def test_the_detail_offers_the_request_as_curl() -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause(0.4)
+        await pilot.press("space", "up", "enter")
+        await pilot.pause(0.2)
+        detail = app.screen
+        assert isinstance(detail, RequestDetail)
+        assert detail.curl.startswith("curl -sS -X ")
+        assert detail.curl in str(detail.query_one("#detail").render())
+        await pilot.press("c")
+        await pilot.pause(0.1)
+        assert app.clipboard == detail.curl

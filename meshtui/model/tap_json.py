@@ -1,0 +1,211 @@
+"""Tap events in Linkerd's ``tap -o json`` shape, both ways: what ``tap -o json`` and the
+feed's ``w`` write, and what ``tap --replay`` reads back.
+
+A saved file is untrusted input: anyone can write one. :func:`read_event` takes
+one parsed line and either returns an event, every string cleaned for display
+(:mod:`meshtui.model.sanitize`), or raises :class:`BadEvent` saying what was
+wrong; it never trusts a type, a range or a length it did not check.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from meshtui.model.inventory import Workload
+from meshtui.model.sanitize import clean
+from meshtui.model.tap import (
+    Direction,
+    Endpoint,
+    Headers,
+    RequestInit,
+    ResponseEnd,
+    ResponseInit,
+    StreamId,
+    TapEvent,
+)
+
+
+class BadEvent(ValueError):
+    """A line that is not a tap event this reader understands; one line for the user."""
+
+
+# ---- writing ----------------------------------------------------------------------
+
+
+def _peer(e: Endpoint) -> dict[str, Any]:
+    meta = {k: v for k, v in (("namespace", e.workload.namespace),
+                              ("deployment", e.workload.deployment),
+                              ("pod", e.workload.pod)) if v}
+    return {"ip": e.ip, "port": e.port, "metadata": meta}
+
+
+def _duration(us: int) -> dict[str, int]:
+    """A protobuf Duration in its JSON object form, as Linkerd's tap prints it."""
+    return {"seconds": us // 1_000_000, "nanos": (us % 1_000_000) * 1000}
+
+
+def _headers(hs: Headers) -> list[dict[str, str]]:
+    return [{"name": n, "valueStr": v} for n, v in hs]
+
+
+def tap_json(ev: TapEvent) -> dict[str, Any]:
+    """Linkerd's ``tap -o json`` shape: source, destination, proxyDirection, one event
+    (and ``timestamp_us``, meshtui's, so that a replay keeps the times)."""
+    out: dict[str, Any] = {
+        "source": _peer(ev.source),
+        "destination": _peer(ev.destination),
+        "routeMeta": None,
+        "proxyDirection": ev.direction.value.upper() or "UNKNOWN",
+        "timestampUs": ev.timestamp_us,
+        "tls": ev.tls,
+    }
+    sid = {"base": ev.stream.base, "stream": ev.stream.stream}
+    if isinstance(ev, RequestInit):
+        out["requestInitEvent"] = {"id": sid, "method": ev.method, "scheme": ev.scheme,
+                                   "authority": ev.authority, "path": ev.path,
+                                   "headers": _headers(ev.headers)}
+    elif isinstance(ev, ResponseInit):
+        out["responseInitEvent"] = {"id": sid, "sinceRequestInit": _duration(ev.latency_us),
+                                    "httpStatus": ev.status, "headers": _headers(ev.headers)}
+    elif isinstance(ev, ResponseEnd):
+        end: dict[str, Any] = {"id": sid, "sinceRequestInit": _duration(ev.since_request_us),
+                               "sinceResponseInit": _duration(ev.duration_us),
+                               "responseBytes": ev.response_bytes,
+                               "trailers": _headers(ev.trailers)}
+        if ev.grpc_status is not None:
+            end["grpcStatusCode"] = ev.grpc_status
+        if ev.reset_code is not None:
+            end["resetErrorCode"] = ev.reset_code
+        out["responseEndEvent"] = end
+    return out
+
+
+def tap_json_line(ev: TapEvent) -> str:
+    return json.dumps(tap_json(ev), ensure_ascii=False, separators=(",", ":"))
+
+
+# ---- reading ----------------------------------------------------------------------
+
+_DIRECTIONS = {"INBOUND": Direction.INBOUND, "OUTBOUND": Direction.OUTBOUND,
+               "UNKNOWN": Direction.UNKNOWN}
+_MAX_INT = 2**63 - 1
+
+
+def _int(v: object, what: str, low: int = 0, high: int = _MAX_INT) -> int:
+    if type(v) is not int or not low <= v <= high:
+        raise BadEvent(f"{what} is not a whole number from {low} to {high}")
+    return v
+
+
+def _str(v: object, what: str) -> str:
+    if not isinstance(v, str):
+        raise BadEvent(f"{what} is not text")
+    return clean(v)
+
+
+def _obj(v: object, what: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise BadEvent(f"{what} is not an object")
+    return v
+
+
+def _us(v: object, what: str) -> int:
+    d = _obj(v, what)
+    return (_int(d.get("seconds", 0), what, 0, 10**12) * 1_000_000
+            + _int(d.get("nanos", 0), what, 0, 999_999_999) // 1000)
+
+
+class Reader:
+    """Reads events line by line; endpoints repeat, so each is made once."""
+
+    def __init__(self) -> None:
+        self._endpoints: dict[tuple[object, ...], Endpoint] = {}
+
+    def _endpoint(self, v: object, what: str) -> Endpoint:
+        d = _obj(v, what)
+        meta = _obj(d.get("metadata") or {}, what)
+        raw = (d.get("ip"), d.get("port"), meta.get("namespace", ""),
+               meta.get("deployment", ""), meta.get("pod", ""))
+        try:
+            hit = self._endpoints.get(raw)
+        except TypeError:  # a list or an object where text belongs: not hashable
+            raise BadEvent(f"{what} is not an endpoint") from None
+        if hit is None:
+            ns, deploy, pod = (_str(x, what) for x in raw[2:])
+            hit = Endpoint(_str(raw[0], f"{what} ip"), _int(raw[1], f"{what} port", 0, 65535),
+                           Workload(ns, deploy, pod))
+            if len(self._endpoints) < 100_000:
+                self._endpoints[raw] = hit
+        return hit
+
+    def read_line(self, line: str | bytes) -> TapEvent:
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError) as e:
+            raise BadEvent(f"not JSON ({type(e).__name__})") from None
+        return self.read_event(obj)
+
+    def read_event(self, obj: object) -> TapEvent:
+        o = _obj(obj, "the line")
+        direction = _DIRECTIONS.get(o.get("proxyDirection"))  # type: ignore[arg-type]
+        if direction is None:
+            raise BadEvent("proxyDirection is not INBOUND, OUTBOUND or UNKNOWN")
+        common: dict[str, Any] = {
+            "source": self._endpoint(o.get("source"), "source"),
+            "destination": self._endpoint(o.get("destination"), "destination"),
+            "direction": direction,
+            "timestamp_us": _int(o.get("timestampUs", 0), "timestampUs"),
+            "tls": o.get("tls") is True,
+        }
+        for kind in ("requestInitEvent", "responseInitEvent", "responseEndEvent"):
+            if kind in o:
+                ev = _obj(o[kind], kind)
+                sid = _obj(ev.get("id"), f"{kind} id")
+                common["stream"] = StreamId(_int(sid.get("base", 0), "id base"),
+                                            _int(sid.get("stream", 0), "id stream"))
+                return _KINDS[kind](ev, common)
+        raise BadEvent("no requestInitEvent, responseInitEvent or responseEndEvent")
+
+
+def _read_headers(v: object, what: str) -> Headers:
+    if v is None:
+        return ()
+    if not isinstance(v, list):
+        raise BadEvent(f"{what} is not a list")
+    out = []
+    for h in v:
+        h = _obj(h, what)
+        value = h.get("valueStr", "")
+        out.append((_str(h.get("name"), f"{what} name"), _str(value, f"{what} value")))
+    return tuple(out)
+
+
+def _request(ev: dict[str, Any], common: dict[str, Any]) -> RequestInit:
+    return RequestInit(**common, method=_str(ev.get("method", ""), "method"),
+                       scheme=_str(ev.get("scheme", ""), "scheme"),
+                       authority=_str(ev.get("authority", ""), "authority"),
+                       path=_str(ev.get("path", ""), "path"),
+                       headers=_read_headers(ev.get("headers"), "headers"))
+
+
+def _response(ev: dict[str, Any], common: dict[str, Any]) -> ResponseInit:
+    return ResponseInit(**common, status=_int(ev.get("httpStatus"), "httpStatus", 0, 999),
+                        latency_us=_us(ev.get("sinceRequestInit", {}), "sinceRequestInit"),
+                        headers=_read_headers(ev.get("headers"), "headers"))
+
+
+def _end(ev: dict[str, Any], common: dict[str, Any]) -> ResponseEnd:
+    grpc, reset = ev.get("grpcStatusCode"), ev.get("resetErrorCode")
+    return ResponseEnd(
+        **common,
+        since_request_us=_us(ev.get("sinceRequestInit", {}), "sinceRequestInit"),
+        duration_us=_us(ev.get("sinceResponseInit", {}), "sinceResponseInit"),
+        response_bytes=_int(ev.get("responseBytes", 0), "responseBytes"),
+        grpc_status=None if grpc is None else _int(grpc, "grpcStatusCode", 0, 2**32 - 1),
+        reset_code=None if reset is None else _int(reset, "resetErrorCode", 0, 2**32 - 1),
+        trailers=_read_headers(ev.get("trailers"), "trailers"))
+
+
+_KINDS = {"requestInitEvent": _request, "responseInitEvent": _response,
+          "responseEndEvent": _end}

@@ -1,0 +1,142 @@
+"""Requests as HAR 1.2 (what browsers' developer tools import) and as a curl command line.
+
+Tap sees heads, not bodies, and not the HTTP version: HAR's sizes it cannot
+know are -1, as the format says for unknown sizes, the version is left empty,
+and ``content.size`` is the response length the proxy counted.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qsl
+
+import meshtui
+from meshtui.model.tap import Request
+
+# Headers a curl line must not carry over: curl sets them itself, or they describe
+# a body the line does not send.
+_CURL_SKIP = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+def _url(r: Request) -> str:
+    init = r.init
+    if init is None:
+        return ""
+    scheme = init.scheme or "http"
+    return f"{scheme}://{init.authority}{init.path}"
+
+
+def _headers(hs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    # Pseudo-headers (:method, :path) are HTTP/2's request line, not headers.
+    return [{"name": n, "value": v} for n, v in hs if not n.startswith(":")]
+
+
+def _header(hs: Iterable[tuple[str, str]], name: str) -> str:
+    for n, v in hs:
+        if n.lower() == name:
+            return v
+    return ""
+
+
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
+
+
+def _ms(us: int | None) -> float:
+    return max(0, us or 0) / 1000
+
+
+def har_entry(r: Request) -> dict[str, Any]:
+    """One request as a HAR 1.2 entry."""
+    init, rsp, end = r.init, r.response, r.end
+    req_headers = init.headers if init else ()
+    rsp_headers = (rsp.headers if rsp else ()) + (end.trailers if end else ())
+    status = rsp.status if rsp else 0
+    status_text = _PHRASES.get(status, "")
+    path = init.path if init else ""
+    size = end.response_bytes if end else -1
+    wait = _ms(r.latency_us)
+    receive = _ms(end.duration_us) if end else 0.0
+    return {
+        "startedDateTime": datetime.fromtimestamp((r.started_us or 0) / 1e6, UTC)
+        .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "time": wait + receive,
+        "request": {
+            "method": r.method or "", "url": _url(r), "httpVersion": "",
+            "cookies": [], "headers": _headers(req_headers),
+            "queryString": [{"name": k, "value": v} for k, v in
+                            parse_qsl(path.partition("?")[2], keep_blank_values=True)],
+            "headersSize": -1, "bodySize": -1,
+        },
+        "response": {
+            "status": status, "statusText": status_text, "httpVersion": "",
+            "cookies": [], "headers": _headers(rsp_headers),
+            "content": {"size": max(size, 0),
+                        "mimeType": _header(rsp_headers, "content-type")},
+            "redirectURL": _header(rsp_headers, "location"),
+            "headersSize": -1, "bodySize": size,
+        },
+        "cache": {},
+        "timings": {"send": 0, "wait": wait, "receive": receive},
+        "comment": f"{r.source.label} -> {r.destination.label} ({r.direction.value or '?'})",
+    }
+
+
+def har(requests: Iterable[Request]) -> dict[str, Any]:
+    """A HAR 1.2 document of ``requests`` (those whose start tap saw)."""
+    return {"log": {
+        "version": "1.2",
+        "creator": {"name": "meshtui", "version": meshtui.__version__},
+        "entries": [har_entry(r) for r in requests if r.init is not None],
+    }}
+
+
+def write_har(path: str, requests: Iterable[Request]) -> int:
+    """Writes the HAR document of :func:`har`; how many entries it holds.
+
+    Entry by entry, in chunks: building the whole document first keeps every
+    entry's dicts alive at once, and the collector's passes over them cost more
+    than making them.
+    """
+    head = json.dumps(har(()), separators=(",", ":"))  # ends with the entries: []}}
+    n = 0
+    chunk: list[str] = []
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head[:-3])
+        for r in requests:
+            if r.init is None:
+                continue
+            chunk.append(_dumps(har_entry(r)))
+            n += 1
+            if len(chunk) == 1000:
+                f.write(("," if n > 1000 else "") + ",".join(chunk))
+                chunk = []
+        if chunk:
+            f.write(("," if n > len(chunk) else "") + ",".join(chunk))
+        f.write("]}}")
+    return n
+
+
+def _dumps(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+
+
+def curl_line(r: Request) -> str:
+    """A curl command line that sends the request again to the same authority
+    (without its body, which tap does not see); every part shell-quoted."""
+    init = r.init
+    if init is None:
+        return ""
+    parts = ["curl", "-sS", "-X", init.method]
+    for name, value in init.headers:
+        if name.startswith(":") or name.lower() in _CURL_SKIP:
+            continue
+        parts += ["-H", f"{name}: {value}"]
+    if init.authority:
+        parts += ["-H", f"Host: {init.authority}"]
+    parts += ["--", _url(r)]
+    return " ".join(shlex.quote(p) for p in parts)
