@@ -72,6 +72,9 @@ def test_replayed_request_detail_with_curl(snap_compare, tmp_path) -> None:  # t
         await until(lambda: screen.state == "stream ended")
         await pilot.pause(0.3)
         await pilot.press("up", "up", "enter")
+        # The detail opens over the feed: wait for it, not a fixed time (a loaded
+        # machine once captured the feed alone).
+        await until(lambda: pilot.app.screen is not screen)
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
