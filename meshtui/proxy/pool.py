@@ -22,6 +22,23 @@ from meshtui.proxy.http1 import serialize
 Key = tuple[str, int]
 
 
+class LoopDetected(OSError):
+    """The connection reached one of the proxy's own listeners."""
+
+
+def is_own(peer: Key, local_ip: str, own: set[Key]) -> bool:
+    """Whether a connection whose far end is ``peer`` (and near end ``local_ip``)
+    reached one of the listeners in ``own``: the same address and port, or the
+    port of a listener on every address (0.0.0.0, ::) at an address of this host.
+    Addresses as the kernel reports them, so every spelling of one (localhost,
+    127.1, 2130706433, 0.0.0.0) is caught."""
+    if peer in own:
+        return True
+    ip, port = peer[0], peer[1]
+    local = ip == local_ip or ip.startswith("127.") or ip in ("::1", "::ffff:127.0.0.1")
+    return local and any(p == port and h in ("0.0.0.0", "::", "") for h, p in own)
+
+
 class Batching(Protocol):
     """The client connection a response goes to, as an :class:`Upstream` sees it."""
 
@@ -59,8 +76,9 @@ class TunnelEnd(Protocol):
 class Upstream(asyncio.Protocol):
     """One connection from the proxy to an upstream."""
 
-    __slots__ = ("_done", "_early", "_extra", "_hdrs", "_in_body", "_raw", "_reason", "_stale",
-                 "closed", "ex", "key", "parser", "pool", "reused", "since", "transport", "tunnel")
+    __slots__ = ("_done", "_early", "_extra", "_hdrs", "_hops", "_in_body", "_raw", "_reason",
+                 "_stale", "closed", "ex", "hop", "key", "parser", "pool", "reused", "since",
+                 "transport", "tunnel")
 
     def __init__(self, pool: Pool | None, key: Key) -> None:
         self.pool = pool
@@ -88,6 +106,10 @@ class Upstream(asyncio.Protocol):
         # speaks first (an HTTP/2 server's SETTINGS, SMTP's banner) can do so before
         # the tunnel that was opened for it starts: they are held, then passed on.
         self._early: bytearray | None = bytearray()
+        # This connection's own address, while it is open, in the set of them the
+        # proxy's listeners check every new client against (a loop comes back as one).
+        self.hop: Key | None = None
+        self._hops: set[Key] | None = None
 
     # --- driving it ---------------------------------------------------------------
 
@@ -178,6 +200,9 @@ class Upstream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._hops is not None:
+            self._hops.discard(self.hop)  # type: ignore[arg-type]
+            self._hops = None
         self.parser = None  # a reference cycle through its callbacks (Downstream has why)
         if self.tunnel is not None:
             self.tunnel.tunnel_lost()
@@ -244,8 +269,10 @@ class Upstream(asyncio.Protocol):
 
 
 async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = None,
-                        source_ip: str | None = None) -> Upstream:
-    """Connects to ``key``; OSError (refused, unreachable, unresolvable) if it cannot.
+                        source_ip: str | None = None, hops: set[Key] | None = None,
+                        own: set[Key] | None = None) -> Upstream:
+    """Connects to ``key``; OSError (refused, unreachable, unresolvable) if it cannot,
+    LoopDetected if ``key`` turned out to be one of the listeners in ``own``.
 
     Args:
         mark: a socket mark (SO_MARK) so that iptables rules can let the proxy's own
@@ -253,13 +280,14 @@ async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = N
         source_ip: a loopback address of the pod's own to connect from, for loopback
             destinations: on one machine where every pod has an address in
             127.0.0.0/8, the peer's proxy then knows which pod is calling.
+        hops: where the connection's own address is kept while it is open.
     """
     loop = asyncio.get_running_loop()
     local = (source_ip, 0) if source_ip and key[0].startswith("127.") else None
     if mark is None:
         _, proto = await loop.create_connection(lambda: Upstream(pool, key), key[0], key[1],
                                                 local_addr=local)
-        return proto
+        return _checked(proto, hops, own)
     infos = await loop.getaddrinfo(key[0], key[1], type=socket.SOCK_STREAM)
     if not infos:
         raise OSError(f"cannot resolve {key[0]}")
@@ -275,7 +303,23 @@ async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = N
         sock.close()
         raise
     _, proto = await loop.create_connection(lambda: Upstream(pool, key), sock=sock)
-    return proto
+    return _checked(proto, hops, own)
+
+
+def _checked(up: Upstream, hops: set[Key] | None, own: set[Key] | None) -> Upstream:
+    t = up.transport
+    if t is None:
+        return up
+    name = t.get_extra_info("sockname")
+    peer = t.get_extra_info("peername")
+    if own and name and peer and is_own((peer[0], peer[1]), name[0], own):
+        up.abort()
+        raise LoopDetected("the destination is this proxy")
+    if hops is not None and name:
+        up.hop = (name[0], name[1])
+        up._hops = hops
+        hops.add(up.hop)
+    return up
 
 
 class Pool:
@@ -294,6 +338,11 @@ class Pool:
         self.mark = mark
         self.source_ip = source_ip
         self._idle: dict[Key, list[Upstream]] = {}
+        #: The addresses of the proxy's open upstream connections: a client coming
+        #: from one of them is the proxy itself (a loop).
+        self.hops: set[Key] = set()
+        #: The proxy's own listeners, never a destination.
+        self.own: set[Key] = set()
         self.opened = 0
         self.reused = 0
 
@@ -309,7 +358,7 @@ class Pool:
         return None
 
     async def connect(self, key: Key) -> Upstream:
-        up = await open_upstream(key, self, self.mark, self.source_ip)
+        up = await open_upstream(key, self, self.mark, self.source_ip, self.hops, self.own)
         self.opened += 1
         return up
 
