@@ -11,6 +11,7 @@ connection.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from typing import Any, Protocol
@@ -20,6 +21,8 @@ import httptools
 from meshtui.proxy.http1 import serialize
 
 Key = tuple[str, int]
+
+log = logging.getLogger("meshtui.proxy")
 
 
 class LoopDetected(OSError):
@@ -151,45 +154,55 @@ class Upstream(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        tunnel = self.tunnel
-        if tunnel is not None:
-            tunnel.tunnel_data(data)
-            return
-        ex = self.ex
-        if ex is None:
-            if self._early is not None and len(self._early) < 65536:
-                self._early += data  # not put to use yet: see __init__
-                return
-            self.abort()  # bytes from an idle connection: it is not fit for reuse
-            return
-        if self._raw is not None:
-            self._raw = data
-        down: Batching = ex.conn
-        opened = down.out is None  # Downstream.batch(), inlined
-        if opened:
-            down.out = []
+        # No exception may reach the transport (asyncio would print "Fatal error on
+        # transport"): the exchange on this connection fails, nothing else.
         try:
-            try:
-                self.parser.feed_data(data)
-            except httptools.HttpParserUpgrade as e:
-                if self.ex is not None:
-                    self.ex.response_upgraded(self, data[e.args[0]:])
+            tunnel = self.tunnel
+            if tunnel is not None:
+                tunnel.tunnel_data(data)
                 return
-            except httptools.HttpParserError as e:
-                if self.ex is not None and self._done is None:
-                    self.ex.upstream_error(self, f"invalid response from upstream: {e}")
+            ex = self.ex
+            if ex is None:
+                if self._early is not None and len(self._early) < 65536:
+                    self._early += data  # not put to use yet: see __init__
                     return
-                self._extra = True
-            done = self._done
-            if done is not None and self.ex is not None:
-                self._done = None
-                if self._stale or self._extra:
-                    self.parser = None
-                    self._stale = False
-                self.ex.response_complete(self, done[0], done[1] and not self._extra)
-        finally:
+                self.abort()  # bytes from an idle connection: it is not fit for reuse
+                return
+            if self._raw is not None:
+                self._raw = data
+            down: Batching = ex.conn
+            opened = down.out is None  # Downstream.batch(), inlined
             if opened:
-                down.flush()
+                down.out = []
+            try:
+                try:
+                    self.parser.feed_data(data)
+                except httptools.HttpParserUpgrade as e:
+                    if self.ex is not None:
+                        self.ex.response_upgraded(self, data[e.args[0]:])
+                    return
+                except httptools.HttpParserError as e:
+                    if self.ex is not None and self._done is None:
+                        self.ex.upstream_error(self, f"invalid response from upstream: {e}")
+                        return
+                    self._extra = True
+                done = self._done
+                if done is not None and self.ex is not None:
+                    self._done = None
+                    if self._stale or self._extra:
+                        self.parser = None
+                        self._stale = False
+                    self.ex.response_complete(self, done[0], done[1] and not self._extra)
+            finally:
+                if opened:
+                    down.flush()
+        except Exception:
+            log.debug("proxy: upstream connection failed on its bytes", exc_info=True)
+            ex = self.ex
+            self.abort()
+            if ex is not None:
+                ex.upstream_error(self, "internal error")
+            # (a tunnel hears of it from connection_lost)
 
     def eof_received(self) -> bool:
         tunnel = self.tunnel

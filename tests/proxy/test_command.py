@@ -32,6 +32,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     ["--app", "127.0.0.1:99999"],
     ["--header-timeout", "-3"],
     ["--max-in-flight", "many"],
+    ["--max-connections", "0"],
+    ["--opaque-idle-timeout", "forever"],
+    ["--min-body-rate", "\u0661"],  # a digit, but not an ASCII one
     ["--inventory", "/nonexistent/inventory.yaml"],
     ["--bogus"],
 ])
@@ -39,6 +42,17 @@ def test_bad_options_exit_2_with_one_line(args: list[str]) -> None:
     p = run_cli(*args)
     assert p.returncode == 2
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_an_app_that_is_the_proxy_itself_exits_2() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = run_cli("--inbound", f"127.0.0.1:{port}", "--outbound", "127.0.0.1:0",
+                "--app", f"localhost:{port}", "--tap", "off", "--admin", "off")
+    assert p.returncode == 2
+    [line] = p.stderr.strip().splitlines()
+    assert f"--app localhost:{port} is this proxy's own listener" in line
 
 
 def test_taken_port_exits_1_naming_the_address() -> None:
