@@ -132,7 +132,7 @@ def _probe(listen: str) -> None:
     line (gRPC's own bind failure also logs a line of C++ to stderr)."""
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
-    if not host or not port.isdigit() or int(port) > 65535:
+    if not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ListenError(f"bad listen address {listen!r}: expected HOST:PORT")
     if int(port) == 0:
         return

@@ -128,4 +128,5 @@ class MeshStore:
         if not sep:
             return self.inventory.resolve(addr)
         host = host.strip("[]")
-        return self.inventory.resolve(host, int(port) if port.isdigit() else None)
+        known = port.isascii() and port.isdigit()
+        return self.inventory.resolve(host, int(port) if known else None)

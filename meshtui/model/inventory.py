@@ -63,7 +63,8 @@ def parse_address(text: str, *, what: str = "address") -> Address:
         port_s = rest if sep else ""
     else:
         host, sep, port_s = text.rpartition(":")
-    if not sep or not host or not port_s.isdigit() or not 0 < int(port_s) < 65536:
+    if not sep or not host or not (port_s.isascii() and port_s.isdigit()) \
+            or not 0 < int(port_s) < 65536:
         raise InventoryError(f"bad {what} {text!r}: expected HOST:PORT")
     return Address(host, int(port_s))
 

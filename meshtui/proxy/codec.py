@@ -45,6 +45,9 @@ class Codec(Protocol):
     def upstream(self) -> Upstream | None:
         """The upstream connection whose reading follows the client's writability."""
 
+    def idle(self) -> bool:
+        """No request under way: the connection may be closed to make room."""
+
 
 class Connection(Protocol):
     """What a codec may use of its client connection."""
@@ -61,6 +64,7 @@ class Connection(Protocol):
     write_paused: bool
     client_eof: bool
     closed: bool
+    active: float  # the last byte from the client
     out: list[bytes] | None  # writes held by an open batch
 
     @property

@@ -29,6 +29,15 @@ class Timeouts:
     response: float = 30.0  # an upstream's response head after the request (504 past it)
     drain: float = 5.0  # in-flight requests on SIGTERM before connections are cut
     pool_idle: float = 30.0  # an idle pooled upstream connection
+    # An opaque (or upgraded, or HTTP/2) connection with no byte either way. An hour,
+    # as Envoy's TCP proxy: database pools and message brokers keep quiet
+    # connections for minutes; floods of them meet the connection cap first.
+    opaque_idle: float = 3600.0
+    # A request body: this long for the first bytes, plus a second per
+    # ``min_body_rate`` bytes received (time the proxy itself holds reading paused
+    # does not count). Apache's mod_reqtimeout defaults: body=20,MinRate=500.
+    body: float = 20.0
+    min_body_rate: float = 500.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,9 @@ class ProxyConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_in_flight: int = 10_000
     mark: int | None = None  # SO_MARK on the proxy's own connections (iptables skips them)
+    #: Connections open at once per listener; None: from the file descriptor limit
+    #: (see :func:`connection_cap`).
+    max_connections: int | None = None
 
 
 # flag → environment variable (the Downward API's way of handing a pod its facts)
@@ -79,6 +91,10 @@ ENV = {
     "connect_timeout": "MESHTUI_CONNECT_TIMEOUT",
     "response_timeout": "MESHTUI_RESPONSE_TIMEOUT",
     "max_in_flight": "MESHTUI_MAX_IN_FLIGHT",
+    "max_connections": "MESHTUI_MAX_CONNECTIONS",
+    "opaque_idle_timeout": "MESHTUI_OPAQUE_IDLE_TIMEOUT",
+    "body_timeout": "MESHTUI_BODY_TIMEOUT",
+    "min_body_rate": "MESHTUI_MIN_BODY_RATE",
     "mark": "MESHTUI_PROXY_MARK",
 }
 
@@ -113,6 +129,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "seconds to wait for an upstream's response head before 504 (default 30)", "S")
     opt("--max-in-flight", "max_in_flight",
         "requests under way at once before new ones get 503 (default 10000)", "N")
+    opt("--max-connections", "max_connections",
+        "connections open at once per listener; more are refused, after the longest-idle "
+        "one is closed to make room (default: what the file descriptor limit allows, "
+        "at most 10000)", "N")
+    opt("--opaque-idle-timeout", "opaque_idle_timeout",
+        "seconds an opaque, upgraded or HTTP/2 connection may pass no byte either way "
+        "(default 3600)", "S")
+    opt("--body-timeout", "body_timeout",
+        "seconds a request body may take, plus one per --min-body-rate bytes received "
+        "(default 20)", "S")
+    opt("--min-body-rate", "min_body_rate",
+        "bytes a second that extend the body timeout (default 500)", "N")
     opt("--mark", "mark", "socket mark (SO_MARK, needs CAP_NET_ADMIN) on the proxy's own "
         "connections, for iptables rules that let them through unredirected", "N")
 
@@ -144,6 +172,15 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         except InventoryError as e:
             raise UsageError(f"proxy: {e}") from None
 
+    def whole(key: str) -> int | None:
+        v = get(key)
+        if v is None:
+            return None
+        if not (v.isascii() and v.isdigit()) or int(v) < 1:
+            raise UsageError(f"proxy: --{key.replace('_', '-')} must be a whole number "
+                             f"above 0, not {v!r}")
+        return int(v)
+
     def seconds(key: str, default: float) -> float:
         v = get(key)
         if v is None:
@@ -163,14 +200,12 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         header_read=seconds("header_timeout", d.header_read),
         connect=seconds("connect_timeout", d.connect),
         response=seconds("response_timeout", d.response),
+        opaque_idle=seconds("opaque_idle_timeout", d.opaque_idle),
+        body=seconds("body_timeout", d.body),
+        min_body_rate=float(whole("min_body_rate") or d.min_body_rate),
     )
-    raw_max = get("max_in_flight")
-    max_in_flight = 10_000
-    if raw_max is not None:
-        if not raw_max.isdigit() or int(raw_max) < 1:
-            raise UsageError(f"proxy: --max-in-flight must be a whole number above 0, "
-                             f"not {raw_max!r}")
-        max_in_flight = int(raw_max)
+    max_in_flight = whole("max_in_flight") or 10_000
+    max_connections = whole("max_connections")
     raw_mark = get("mark")
     mark = None
     if raw_mark is not None:
@@ -195,9 +230,23 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         timeouts=timeouts,
         max_in_flight=max_in_flight,
         mark=mark,
+        max_connections=max_connections,
     )
     for name in ("pod", "namespace", "deployment"):
         value = getattr(cfg, name)
         if any(c.isspace() or not c.isprintable() for c in value):
             raise UsageError(f"proxy: --{name} {value!r} has spaces or control characters")
     return cfg
+
+
+#: Descriptors kept for everything but client connections and their upstreams
+#: (listeners, the gRPC and admin endpoints, the inventory, logs).
+RESERVED_FDS = 64
+
+
+def connection_cap(nofile: int, listeners: int = 2) -> int:
+    """Connections per listener that the descriptor limit ``nofile`` can carry:
+    each client connection may hold one upstream, so two descriptors apiece,
+    after :data:`RESERVED_FDS`; at most 10,000."""
+    per = (nofile - RESERVED_FDS) // (2 * max(1, listeners))
+    return max(1, min(10_000, per))

@@ -57,12 +57,18 @@ class ProxyContext:
         self._ids = itertools.count(1)
         self._sweeper: asyncio.Task[None] | None = None
 
+    def count_failure(self, direction: Any, reason: str) -> None:
+        """A connection the proxy refused, closed or could not carry, with no HTTP
+        answer to count it by (``meshtui_connection_failures_total``)."""
+        self.failures += 1
+        self.telemetry.count_connection_failure(direction, reason)
+
     def next_conn_id(self) -> int:
         return next(self._ids)
 
     def start_sweeper(self) -> None:
         t = self.timeouts
-        shortest = min(t.detect, t.header_read, t.response, t.idle, t.connect)
+        shortest = min(t.detect, t.header_read, t.response, t.idle, t.connect, t.body)
         self._sweeper = self.loop.create_task(self._sweep(max(0.01, min(0.25, shortest / 4))))
 
     async def _sweep(self, every: float) -> None:

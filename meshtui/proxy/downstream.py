@@ -18,6 +18,7 @@ one socket read.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from meshtui.proxy import http1
@@ -26,7 +27,7 @@ from meshtui.proxy.h2frames import PROTOCOL_ERROR, SETTINGS, frame, goaway
 from meshtui.proxy.http1_server import Http1Server
 from meshtui.proxy.http2 import H2Relay
 from meshtui.proxy.origdst import original_dst
-from meshtui.proxy.pool import Upstream, open_upstream
+from meshtui.proxy.pool import LoopDetected, Upstream, open_upstream
 from meshtui.proxy.routing import NoRoute, Router
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +39,8 @@ DETECT, CODEC, CONNECTING, TUNNEL, TUNNEL_DETECT, CLOSED = range(6)
 
 _UNKNOWN: tuple[str, int] = ("", 0)
 
+log = logging.getLogger("meshtui.proxy")
+
 
 class Side(Protocol):
     """The listener a connection was accepted on."""
@@ -47,6 +50,8 @@ class Side(Protocol):
     inbound: bool
     router: Router
     transparent: bool
+    open_conns: int  # connections accepted here and not yet closed
+    max_conns: int  # more are refused (or an idle one makes room)
 
 
 class _Unopened:
@@ -86,6 +91,12 @@ class Downstream(asyncio.Protocol):
         self.outer: Codec | None = None  # a CONNECT's HTTP/1 codec, under an HTTP/2 one
         self.buf = bytearray()
         self.since = 0.0  # connection start (detection's clock)
+        self.first_byte = 0.0  # when the client's first byte came (0: not yet)
+        self.active = 0.0  # the last byte either way, for the opaque idle timeout
+        # A tunnel opened for a client that said nothing (a server-speaks-first
+        # protocol): closed if the server says nothing either.
+        self.silent = False
+        self.counted = False  # holds one of its listener's connection slots
         self.paused = 0
         self.reading_stopped = False  # a refused request: nothing more is read
         self.write_paused = False
@@ -107,11 +118,22 @@ class Downstream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         ctx = self.ctx
+        lst = self.listener
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1]) if peer else _UNKNOWN
-        if self.listener.transparent:
+        self.since = self.active = ctx.clock
+        if self.peer in ctx.pool.hops:
+            # This proxy's own upstream connection, come back: a loop, whatever
+            # address it was spelled with.
+            self._refuse("loop")
+            return
+        if lst.open_conns >= lst.max_conns and not self._make_room():
+            self._refuse("max_connections")
+            return
+        lst.open_conns += 1
+        self.counted = True
+        if lst.transparent:
             self.orig = original_dst(transport.get_extra_info("socket"))
-        self.since = ctx.clock
         ctx.conns.add(self)
         dst = self._known_dst()
         if dst is not None:
@@ -120,26 +142,83 @@ class Downstream(asyncio.Protocol):
             transport.close()
 
     def data_received(self, data: bytes) -> None:
-        self.tcp.read(len(data))
-        st = self.state
-        if st == CODEC:
-            self.codec.feed(data)  # type: ignore[union-attr]
-        elif st == TUNNEL:
-            up = self.tunnel_up
-            if up is not None and up.transport is not None:
-                up.transport.write(data)
-        elif st == DETECT:
-            self.buf += data
-            self._detect(False)
-        elif st == CONNECTING:
-            # Early bytes for the tunnel: held (reading is paused) until it opens.
-            self.buf += data
-            self.pause(R_WAIT)
-        elif st == TUNNEL_DETECT:
-            self.buf += data
-            self._detect_tunnel(False)
+        # No exception may escape to the transport (asyncio would print "Fatal error
+        # on transport" and leave the client unanswered): one connection pays.
+        try:
+            self.tcp.read(len(data))
+            st = self.state
+            self.active = self.ctx.clock
+            if st == CODEC:
+                self.codec.feed(data)  # type: ignore[union-attr]
+            elif st == TUNNEL:
+                up = self.tunnel_up
+                if up is not None and up.transport is not None:
+                    up.transport.write(data)
+            elif st == DETECT:
+                if not self.buf:
+                    self.first_byte = self.ctx.clock
+                self.buf += data
+                self._detect(False)
+            elif st == CONNECTING:
+                # Early bytes for the tunnel: held (reading is paused) until it opens.
+                self.buf += data
+                self.pause(R_WAIT)
+            elif st == TUNNEL_DETECT:
+                self.buf += data
+                self._detect_tunnel(False)
+        except Exception:
+            self._crashed("data")
 
     def eof_received(self) -> bool:
+        try:
+            return self._eof()
+        except Exception:
+            self._crashed("eof")
+            return False
+
+    def _crashed(self, where: str) -> None:
+        log.debug("proxy: connection failed on client %s", where, exc_info=True)
+        self.ctx.count_failure(self.direction, "internal_error")
+        self.abort()
+
+    def _refuse(self, reason: str) -> None:
+        """Closes a connection just accepted (a reset: nothing was read), counted."""
+        self.ctx.count_failure(self.direction, reason)
+        self.state = CLOSED
+        self.closed = True
+        assert self.transport is not None
+        self.transport.abort()
+
+    def _make_room(self) -> bool:
+        """At the listener's cap: closes its longest-idle connection that has no
+        request under way (a keep-alive connection between requests, or one that
+        has not sent a byte), so a new client is served rather than refused."""
+        oldest: Downstream | None = None
+        for conn in self.ctx.conns:
+            if isinstance(conn, Downstream) and conn.listener is self.listener \
+                    and conn.state != CLOSED and conn._idle() \
+                    and (oldest is None or conn.active < oldest.active):
+                oldest = conn
+        if oldest is None:
+            return False
+        self.ctx.count_failure(self.direction, "idle_closed_for_room")
+        oldest.close()
+        oldest._uncount()
+        return True
+
+    def _idle(self) -> bool:
+        if self.state == DETECT:
+            return not self.buf
+        if self.state == CODEC:
+            return self.codec is not None and self.codec.idle()
+        return self.state == TUNNEL and self.silent and self.active == self.since
+
+    def _uncount(self) -> None:
+        if self.counted:
+            self.counted = False
+            self.listener.open_conns -= 1
+
+    def _eof(self) -> bool:
         self.client_eof = True
         if self.state == TUNNEL_DETECT:
             self._detect_tunnel(True)
@@ -162,6 +241,7 @@ class Downstream(asyncio.Protocol):
         self.state = CLOSED
         self.closed = True
         self.ctx.conns.discard(self)
+        self._uncount()
         # The codec holds this connection and its parser holds the codec's bound
         # methods: reference cycles that, left in place, only the cyclic collector
         # frees — and a long-lived connection's cycle is promoted to a generation it
@@ -288,6 +368,8 @@ class Downstream(asyncio.Protocol):
     def tunnel_data(self, data: bytes) -> None:
         if self.state == TUNNEL_DETECT:
             self._relay()  # the server spoke first: no HTTP/2 client
+        self.active = self.ctx.clock
+        self.silent = False
         self.write(data)
         self.tunnel_out += len(data)
 
@@ -306,13 +388,25 @@ class Downstream(asyncio.Protocol):
         self.close()  # after what is buffered has gone out
 
     def tick(self, now: float) -> None:
-        """The sweeper's call: the detect timeout here, the codec's own timeouts there."""
+        """The sweeper's call: the detect and opaque idle timeouts here, the codec's
+        own timeouts there."""
         st = self.state
+        t = self.ctx.timeouts
         if st == CODEC:
             self.codec.tick(now)  # type: ignore[union-attr]
-        elif st == DETECT and now - self.since > self.ctx.timeouts.detect:
+        elif st == TUNNEL:
+            if self.silent and self.active == self.since:
+                # Neither side has said anything: a client of a server-speaks-first
+                # protocol hears from the server at once, so this is nobody's.
+                if now - self.since > t.header_read:
+                    self.ctx.count_failure(self.direction, "silent_timeout")
+                    self.abort()
+            elif now - self.active > t.opaque_idle:
+                self.ctx.count_failure(self.direction, "idle_timeout")
+                self.abort()
+        elif st == DETECT and now - self.since > t.detect:
             self._detect(True)
-        elif st == TUNNEL_DETECT and now - self.since > self.ctx.timeouts.detect:
+        elif st == TUNNEL_DETECT and now - self.since > t.detect:
             self._detect_tunnel(True)
 
     def drain(self) -> None:
@@ -394,7 +488,7 @@ class Downstream(asyncio.Protocol):
         if kind == http1.NEED_MORE:
             return
         if kind == http1.HTTP:
-            self._start_codec(Http1Server(self))
+            self._start_codec(Http1Server(self, self.first_byte))
         elif kind == http1.HTTP2:
             self._start_codec(H2Relay(self))
         elif kind == http1.BAD_PREFACE:
@@ -403,6 +497,7 @@ class Downstream(asyncio.Protocol):
             self.write(frame(SETTINGS, 0, 0) + goaway(0, PROTOCOL_ERROR, b"bad preface"))
             self.close()
         else:
+            self.silent = not self.buf
             self._start_opaque()
 
     def _detect_tunnel(self, timed_out: bool) -> None:
@@ -436,18 +531,29 @@ class Downstream(asyncio.Protocol):
             else:
                 connect = lst.router.outbound(self.orig, None)[0]
         except NoRoute:
-            self.ctx.failures += 1
+            self.ctx.count_failure(self.direction, "no_route")
             self.close()
             return
         self.ctx.loop.create_task(self._open_tunnel(connect))
 
     async def _open_tunnel(self, key: tuple[str, int]) -> None:
         ctx = self.ctx
+        pool = ctx.pool
         try:
-            up = await asyncio.wait_for(open_upstream(key, None, ctx.pool.mark, ctx.pool.source_ip),
-                                        ctx.timeouts.connect)
-        except (OSError, TimeoutError):
-            ctx.failures += 1
+            up = await asyncio.wait_for(
+                open_upstream(key, None, pool.mark, pool.source_ip, pool.hops, pool.own),
+                ctx.timeouts.connect)
+        except LoopDetected:
+            ctx.count_failure(self.direction, "loop")
+            self.close()
+            return
+        except TimeoutError:
+            ctx.count_failure(self.direction, "connect_timeout")
+            self.close()
+            return
+        except OSError as e:
+            ctx.count_failure(self.direction, "connect_refused"
+                              if isinstance(e, ConnectionRefusedError) else "connect_error")
             self.close()
             return
         if self.state == CLOSED:

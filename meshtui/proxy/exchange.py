@@ -16,7 +16,7 @@ import socket
 from typing import TYPE_CHECKING, Any, Protocol
 
 from meshtui.proxy import http1
-from meshtui.proxy.pool import Upstream
+from meshtui.proxy.pool import LoopDetected, Upstream
 from meshtui.proxy.routing import NoRoute
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,7 +118,10 @@ class Exchange:
             if self.pending is None:
                 self.pending = []
             self.pending.append(framed)
-            self.down.pending_body(True)
+            if self.started:
+                # Not started: the read it came in ends before the request starts
+                # (or a request before it holds reading paused).
+                self.down.pending_body(True)
 
     def request_complete(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
         self.req_done = True
@@ -195,6 +198,10 @@ class Exchange:
         except TimeoutError:
             self.connect_task = None  # done: fail() must not cancel this very task
             self.fail(504, f"connect timeout after {ctx.timeouts.connect:g}s")
+            return None
+        except LoopDetected:
+            self.connect_task = None
+            self.fail(508, "the request would loop back to this proxy")
             return None
         except OSError as e:
             self.connect_task = None

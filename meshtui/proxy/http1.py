@@ -30,8 +30,16 @@ BAD_PREFACE: Final = 4  # the preface's request line, then something else
 # upper-case letters) and one space. HTTP/2's connection preface starts with
 # "PRI * HTTP/2.0", which is no HTTP/1 request.
 _METHOD_PREFIX = re.compile(rb"[A-Z][A-Z_-]{0,19} ")
-_METHOD_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
+_METHOD_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-")
 _REQUEST_LINE = re.compile(rb"[A-Z][A-Z_-]{0,19} [^ \r\n]+ HTTP/\d\.\d\r?$")
+# What a request line looks like even when it is malformed: a word of letters
+# (any case), spaces, and a target in origin form ("/..."), asterisk form, or
+# absolute form, or anything ending in an HTTP version. Such a line is HTTP that
+# the parser refuses with 400, never an opaque tunnel past the limits, tap and
+# metrics. Text protocols that are not HTTP ("get key" of memcached, "SET k v"
+# of Redis's inline form) look like none of these and stay opaque.
+_LOOKS_LIKE_HTTP = re.compile(
+    rb"[A-Za-z][A-Za-z_-]{0,19} +(?:[/*]|[Hh][Tt][Tt][Pp][Ss]?://|[^\r\n]* [Hh][Tt][Tt][Pp]/)")
 _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _H2_LINE = _H2_PREFACE[:14]
 
@@ -43,11 +51,13 @@ def detect(prefix: bytes | bytearray, *, timed_out: bool = False) -> int:
     HTTP2 once the whole HTTP/2 preface is there; BAD_PREFACE when its first line
     is followed by anything else (a client that meant HTTP/2 and got it wrong).
 
-    HTTP once the first line is a complete HTTP/1 request line, or once the
-    client has sent a method and a space and then either stopped (timed out:
-    a slow client gets the header-read timeout, not an opaque relay) or sent
-    more than a request line may hold (it gets 414). OPAQUE as soon as the
-    bytes cannot begin a request line, and on timeout for anything else.
+    HTTP once the first line is a complete HTTP/1 request line — or looks like
+    one, malformed (``get /``, ``GET  /``, ``GET /a b HTTP/1.1``: the parser
+    answers 400) — or once the client has sent a method and a space and then
+    either stopped (timed out: a slow client gets the header-read timeout, not an
+    opaque relay) or sent more than a request line may hold (it gets 414).
+    OPAQUE as soon as the bytes cannot begin a request line, and on timeout for
+    anything else.
     """
     head = bytes(prefix[: MAX_REQUEST_LINE + 2])
     if not head:
@@ -58,15 +68,20 @@ def detect(prefix: bytes | bytearray, *, timed_out: bool = False) -> int:
         return OPAQUE if timed_out else NEED_MORE
     if head.startswith(_H2_LINE):
         return BAD_PREFACE
-    m = _METHOD_PREFIX.match(head)
-    if m is None:
-        # Still only method characters so far: the space may follow.
-        if len(head) <= 20 and all(c in _METHOD_CHARS for c in head) and not timed_out:
-            return NEED_MORE
-        return OPAQUE
     nl = head.find(b"\n")
+    line = head if nl < 0 else head[:nl]
+    if _METHOD_PREFIX.match(head) is None:
+        if _LOOKS_LIKE_HTTP.match(line):
+            return HTTP
+        # Still only method characters (and spaces) so far: the target may follow.
+        if nl < 0 and len(head) <= 40 and all(c in _METHOD_CHARS for c in head.rstrip(b" ")):
+            if not timed_out:
+                return NEED_MORE
+            if len(head) <= 20 and head.isupper():
+                return HTTP  # a method trickled in slowly: the head timeout is its limit
+        return OPAQUE
     if nl >= 0:
-        return HTTP if _REQUEST_LINE.match(head[:nl]) else OPAQUE
+        return HTTP if _REQUEST_LINE.match(line) or _LOOKS_LIKE_HTTP.match(line) else OPAQUE
     if timed_out or len(head) > MAX_REQUEST_LINE:
         return HTTP
     return NEED_MORE
@@ -93,6 +108,13 @@ def connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
         if len(name) == 10 and name.lower() == b"connection":
             out.update(t.strip().lower() for t in value.split(b",") if t.strip())
     return out
+
+
+def chunked_last(value: bytes) -> bool:
+    """Whether chunked is the final coding of a Transfer-Encoding value: the only
+    way a request body's end can be known (RFC 9112 §6.3)."""
+    last = value.rsplit(b",", 1)[-1].split(b";", 1)[0].strip().lower()
+    return last == b"chunked"
 
 
 def unknown_coding(value: bytes) -> bytes | None:
@@ -141,6 +163,7 @@ class Framing:
         length: the Content-Length value; None if absent.
         te: the Transfer-Encoding value(s), joined; None if absent.
         host: the Host value (requests); None if absent.
+        hosts: how many Host fields there were.
         expect_continue: ``Expect: 100-continue`` (requests).
         plain: no hop-by-hop field other than ``Connection: keep-alive`` and the
             framing itself — the head may travel on unchanged.
@@ -148,12 +171,13 @@ class Framing:
             gRPC response carries it in its headers); None if absent.
     """
 
-    __slots__ = ("expect_continue", "grpc_status", "host", "length", "plain", "te")
+    __slots__ = ("expect_continue", "grpc_status", "host", "hosts", "length", "plain", "te")
 
     def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
         self.length: bytes | None = None
         self.te: bytes | None = None
         self.host: bytes | None = None
+        self.hosts = 0
         self.expect_continue = False
         self.grpc_status: int | None = None
         plain = True
@@ -166,6 +190,7 @@ class Framing:
             elif n == 4:
                 if name.lower() == b"host":
                     self.host = value
+                    self.hosts += 1
             elif n == 6:
                 if name.lower() == b"expect":
                     self.expect_continue = value.strip().lower() == b"100-continue"
@@ -236,7 +261,7 @@ def split_authority(authority: str, default_port: int = 80) -> tuple[str, int] |
         return None
     if not port_s:
         return host, default_port
-    if not port_s.isdigit() or not 0 < int(port_s) < 65536:
+    if not (port_s.isascii() and port_s.isdigit()) or not 0 < int(port_s) < 65536:
         return None
     return host, int(port_s)
 
@@ -270,7 +295,7 @@ REASONS: Final = {
     413: b"Content Too Large", 414: b"URI Too Long", 417: b"Expectation Failed",
     431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
     501: b"Not Implemented", 502: b"Bad Gateway", 503: b"Service Unavailable",
-    504: b"Gateway Timeout", 505: b"HTTP Version Not Supported",
+    504: b"Gateway Timeout", 505: b"HTTP Version Not Supported", 508: b"Loop Detected",
 }
 
 ERROR_HEADER: Final = b"meshtui-proxy-error"

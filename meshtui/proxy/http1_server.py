@@ -34,9 +34,17 @@ class _Reject(Exception):
 class Http1Server:
     """HTTP/1 requests on one client connection (a :class:`~meshtui.proxy.codec.Codec`)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, first_byte: float = 0.0) -> None:
+        """``first_byte``: when the client's first byte came, if before this codec
+        (detection): the first request head's timeout runs from it."""
         self.conn = conn
         self.ctx = conn.ctx
+        self.first_byte = first_byte
+        # The request body being read: when its clock started, bytes so far, and the
+        # sweeper's last look (time reading was paused by the proxy does not count).
+        self.body_since = 0.0
+        self.body_bytes = 0
+        self.body_tick = 0.0
         self.mode = HTTP
         self.streams = 0  # requests seen on this connection: tap's stream numbers
         self.since = self.ctx.clock  # the last time the connection became idle
@@ -80,7 +88,7 @@ class Http1Server:
         self.queue.clear()
 
     def tick(self, now: float) -> None:
-        """Enforces the header-read, idle and response timeouts."""
+        """Enforces the header-read, body, idle and response timeouts."""
         if self.mode != HTTP:
             return
         t = self.ctx.timeouts
@@ -94,6 +102,21 @@ class Http1Server:
             ex = self.queue[0]
             if ex.waiting_since and now - ex.waiting_since > t.response:
                 ex.timed_out()
+            elif self.cur is not None and self.body_since:
+                self._body_tick(now, t.body, t.min_body_rate)
+
+    def _body_tick(self, now: float, base: float, rate: float) -> None:
+        """A request body slower than the body timeout allows is refused: 408, or a
+        cut connection once its response has begun (and its upstream closed)."""
+        if self.conn.paused:
+            self.body_since += now - self.body_tick  # the proxy's wait, not the client's
+        self.body_tick = now
+        if now - self.body_since > base + self.body_bytes / rate:
+            self._stop(408, f"request body slower than {rate:g} bytes/s after "
+                       f"{base:g}s ({self.body_bytes} bytes received)")
+
+    def idle(self) -> bool:
+        return self.mode == HTTP and not self.queue and not self.in_head
 
     def drain(self) -> None:
         if self.mode == HTTP and not self.queue and not self.in_head:
@@ -158,11 +181,18 @@ class Http1Server:
         if conn.paused & R_PIPELINE and len(q) <= 1:
             conn.resume(R_PIPELINE)
         if q:
+            self._kick()
+        elif self.mode == STOPPED:
+            conn.close()
+
+    def _kick(self) -> None:
+        """Starts the oldest request if its head is whole (or refused) and it has not
+        started: requests are answered one at a time, in order."""
+        q = self.queue
+        if q:
             nxt = q[0]
             if not nxt.started and (nxt.req_head is not None or nxt.reject is not None):
                 nxt.start()
-        elif self.mode == STOPPED:
-            conn.close()
 
     # --- parsing --------------------------------------------------------------------
 
@@ -174,16 +204,22 @@ class Http1Server:
             self._raw = data  # a request starts right here: its head may pass as is
         else:
             self._raw = None
+        # A request whose head completes in this read starts only once the whole
+        # read has parsed: a framing fault right behind the head (a bad chunk size)
+        # refuses it before a byte of it goes upstream.
         try:
             self.parser.feed_data(data)  # type: ignore[union-attr]
         except httptools.HttpParserUpgrade as e:
+            self._kick()
             self._upgrading(data[e.args[0]:])
             return
         except httptools.HttpParserError as e:
             if self.mode == HTTP and not self.conn.closed:
                 reason = self.rejected or (400, f"malformed request: {e}")
                 self._stop(*reason)
+            self._kick()
             return
+        self._kick()
         if self.in_head and self.head_bytes > http1.MAX_REQUEST_LINE + http1.MAX_HEADER_BYTES:
             if self.hdr_n == 0 and not self.url_len <= http1.MAX_REQUEST_LINE:
                 self._stop(414, "request line longer than 8 KiB")
@@ -200,7 +236,10 @@ class Http1Server:
         q = self.queue
         q.append(ex)
         self.in_head = True
-        self.head_since = self.ctx.clock
+        # From the first byte of the request (llhttp calls this at the first), or of
+        # the connection when detection read it.
+        self.head_since = self.first_byte or self.ctx.clock
+        self.first_byte = 0.0
         self.head_bytes = 0
         self.url_len = self.hdr_n = self.hdr_size = 0
         if len(q) > 1:
@@ -248,29 +287,40 @@ class Http1Server:
         host = f.host
         te = f.te
         ex.expect_continue = f.expect_continue
+        # What RFC 9112 makes a server refuse, refused before anything goes upstream.
+        if f.hosts != 1 and (version == "1.1" or f.hosts > 1):
+            self._reject(400, "no Host header in an HTTP/1.1 request" if not f.hosts
+                         else "more than one Host header")
         if te is not None:
             bad = http1.unknown_coding(te)
             if bad is not None:
                 self._reject(501, f"unknown transfer coding {bad.decode('latin-1')[:40]!r}")
+            if version != "1.1":
+                self._reject(400, "Transfer-Encoding in an HTTP/1.0 request")
+            if not http1.chunked_last(te):
+                self._reject(400, "request body framing: chunked is not the final "
+                             "transfer coding")
             ex.body_kind = CHUNKED
         elif f.length is not None and f.length != b"0":
             ex.body_kind = LENGTH
+        if ex.body_kind:
+            self.body_since = self.body_tick = self.ctx.clock
+            self.body_bytes = 0
         if method != b"CONNECT" and target[:1] == b"/" and host is not None:
             ex.authority = host.decode("latin-1").strip()
             ex.path = target.decode("latin-1")
             ex.target = target
             if raw is not None and f.plain and not upgrade and version == "1.1" \
-                    and (te is None or f.chunked_only):
-                # Nothing to change: the head travels on as the client sent it.
+                    and (te is None or f.chunked_only) \
+                    and raw.startswith(b"%b %b HTTP/1.1\r\n" % (method, target)):
+                # Nothing to change: the head travels on as the client sent it. (A
+                # request line the parser took leniently — spaces doubled, a bare LF —
+                # is written anew, so the upstream cannot read it another way.)
                 end = raw.find(b"\r\n\r\n")
                 if end > 0:
                     ex.req_head = raw[:end + 4]
-                    if self.queue[0] is ex:
-                        ex.start()
                     return
         self._build_head(ex, method, target, host, te, upgrade)
-        if self.queue[0] is ex:
-            ex.start()
 
     def _build_head(self, ex: Exchange, method: bytes, target: bytes, host: bytes | None,
                     te: bytes | None, upgrade: bool) -> None:
@@ -303,12 +353,14 @@ class Http1Server:
         ex.req_head = request_head(method, target, headers, extra)
 
     def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
         if self.cur is not None:
             self.cur.request_body(body)
 
     def on_message_complete(self) -> None:
         ex = self.cur
         self.cur = None
+        self.body_since = 0.0
         trailers, self.trailers = self.trailers, None
         self.hdr_n = self.hdr_size = 0
         if ex is not None:

@@ -44,7 +44,7 @@ from meshtui.proxy.h2frames import (
     frame,
     goaway,
 )
-from meshtui.proxy.pool import open_upstream
+from meshtui.proxy.pool import LoopDetected, open_upstream
 from meshtui.proxy.routing import NoRoute
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -263,7 +263,14 @@ class H2Relay:
             del side.relay
 
     def tick(self, now: float) -> None:
-        pass  # a quiet HTTP/2 connection is the ends' to close (gRPC keeps them open)
+        # A quiet HTTP/2 connection is the ends' to close (gRPC keeps them open, with
+        # pings if it cares); one silent for the opaque idle timeout with no stream
+        # open holds an upstream connection for nobody.
+        if not self.streams and now - self.conn.active > self.ctx.timeouts.opaque_idle:
+            self._goodbye(NO_ERROR, b"idle")
+
+    def idle(self) -> bool:
+        return not self.streams
 
     def drain(self) -> None:
         if not self.streams and not self.conn.closed:
@@ -414,8 +421,14 @@ class H2Relay:
     async def _open(self, key: tuple[str, int]) -> None:
         ctx = self.ctx
         try:
+            pool = ctx.pool
             up = await asyncio.wait_for(
-                open_upstream(key, None, ctx.pool.mark, ctx.pool.source_ip), ctx.timeouts.connect)
+                open_upstream(key, None, pool.mark, pool.source_ip, pool.hops, pool.own),
+                ctx.timeouts.connect)
+        except LoopDetected:
+            ctx.failures += 1
+            self.fail("loop", REFUSED_STREAM, "the connection would loop back to this proxy")
+            return
         except (OSError, TimeoutError) as e:
             ctx.failures += 1
             self.fail("connect", REFUSED_STREAM, f"upstream {key[0]}:{key[1]}: {e}")

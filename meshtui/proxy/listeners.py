@@ -35,6 +35,8 @@ class Listener:
         self.transparent = transparent
         self.server: asyncio.AbstractServer | None = None
         self.address: tuple[str, int] = ("", 0)
+        self.open_conns = 0
+        self.max_conns = 10_000
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Binds and listens; RuntimeFailure naming the address if it cannot."""

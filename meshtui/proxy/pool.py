@@ -11,6 +11,7 @@ connection.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from typing import Any, Protocol
@@ -20,6 +21,25 @@ import httptools
 from meshtui.proxy.http1 import serialize
 
 Key = tuple[str, int]
+
+log = logging.getLogger("meshtui.proxy")
+
+
+class LoopDetected(OSError):
+    """The connection reached one of the proxy's own listeners."""
+
+
+def is_own(peer: Key, local_ip: str, own: set[Key]) -> bool:
+    """Whether a connection whose far end is ``peer`` (and near end ``local_ip``)
+    reached one of the listeners in ``own``: the same address and port, or the
+    port of a listener on every address (0.0.0.0, ::) at an address of this host.
+    Addresses as the kernel reports them, so every spelling of one (localhost,
+    127.1, 2130706433, 0.0.0.0) is caught."""
+    if peer in own:
+        return True
+    ip, port = peer[0], peer[1]
+    local = ip == local_ip or ip.startswith("127.") or ip in ("::1", "::ffff:127.0.0.1")
+    return local and any(p == port and h in ("0.0.0.0", "::", "") for h, p in own)
 
 
 class Batching(Protocol):
@@ -59,8 +79,9 @@ class TunnelEnd(Protocol):
 class Upstream(asyncio.Protocol):
     """One connection from the proxy to an upstream."""
 
-    __slots__ = ("_done", "_early", "_extra", "_hdrs", "_in_body", "_raw", "_reason", "_stale",
-                 "closed", "ex", "key", "parser", "pool", "reused", "since", "transport", "tunnel")
+    __slots__ = ("_done", "_early", "_extra", "_hdrs", "_hops", "_in_body", "_raw", "_reason",
+                 "_stale", "closed", "ex", "hop", "key", "parser", "pool", "reused", "since",
+                 "transport", "tunnel")
 
     def __init__(self, pool: Pool | None, key: Key) -> None:
         self.pool = pool
@@ -88,6 +109,10 @@ class Upstream(asyncio.Protocol):
         # speaks first (an HTTP/2 server's SETTINGS, SMTP's banner) can do so before
         # the tunnel that was opened for it starts: they are held, then passed on.
         self._early: bytearray | None = bytearray()
+        # This connection's own address, while it is open, in the set of them the
+        # proxy's listeners check every new client against (a loop comes back as one).
+        self.hop: Key | None = None
+        self._hops: set[Key] | None = None
 
     # --- driving it ---------------------------------------------------------------
 
@@ -129,45 +154,55 @@ class Upstream(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        tunnel = self.tunnel
-        if tunnel is not None:
-            tunnel.tunnel_data(data)
-            return
-        ex = self.ex
-        if ex is None:
-            if self._early is not None and len(self._early) < 65536:
-                self._early += data  # not put to use yet: see __init__
-                return
-            self.abort()  # bytes from an idle connection: it is not fit for reuse
-            return
-        if self._raw is not None:
-            self._raw = data
-        down: Batching = ex.conn
-        opened = down.out is None  # Downstream.batch(), inlined
-        if opened:
-            down.out = []
+        # No exception may reach the transport (asyncio would print "Fatal error on
+        # transport"): the exchange on this connection fails, nothing else.
         try:
-            try:
-                self.parser.feed_data(data)
-            except httptools.HttpParserUpgrade as e:
-                if self.ex is not None:
-                    self.ex.response_upgraded(self, data[e.args[0]:])
+            tunnel = self.tunnel
+            if tunnel is not None:
+                tunnel.tunnel_data(data)
                 return
-            except httptools.HttpParserError as e:
-                if self.ex is not None and self._done is None:
-                    self.ex.upstream_error(self, f"invalid response from upstream: {e}")
+            ex = self.ex
+            if ex is None:
+                if self._early is not None and len(self._early) < 65536:
+                    self._early += data  # not put to use yet: see __init__
                     return
-                self._extra = True
-            done = self._done
-            if done is not None and self.ex is not None:
-                self._done = None
-                if self._stale or self._extra:
-                    self.parser = None
-                    self._stale = False
-                self.ex.response_complete(self, done[0], done[1] and not self._extra)
-        finally:
+                self.abort()  # bytes from an idle connection: it is not fit for reuse
+                return
+            if self._raw is not None:
+                self._raw = data
+            down: Batching = ex.conn
+            opened = down.out is None  # Downstream.batch(), inlined
             if opened:
-                down.flush()
+                down.out = []
+            try:
+                try:
+                    self.parser.feed_data(data)
+                except httptools.HttpParserUpgrade as e:
+                    if self.ex is not None:
+                        self.ex.response_upgraded(self, data[e.args[0]:])
+                    return
+                except httptools.HttpParserError as e:
+                    if self.ex is not None and self._done is None:
+                        self.ex.upstream_error(self, f"invalid response from upstream: {e}")
+                        return
+                    self._extra = True
+                done = self._done
+                if done is not None and self.ex is not None:
+                    self._done = None
+                    if self._stale or self._extra:
+                        self.parser = None
+                        self._stale = False
+                    self.ex.response_complete(self, done[0], done[1] and not self._extra)
+            finally:
+                if opened:
+                    down.flush()
+        except Exception:
+            log.debug("proxy: upstream connection failed on its bytes", exc_info=True)
+            ex = self.ex
+            self.abort()
+            if ex is not None:
+                ex.upstream_error(self, "internal error")
+            # (a tunnel hears of it from connection_lost)
 
     def eof_received(self) -> bool:
         tunnel = self.tunnel
@@ -178,6 +213,9 @@ class Upstream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._hops is not None:
+            self._hops.discard(self.hop)  # type: ignore[arg-type]
+            self._hops = None
         self.parser = None  # a reference cycle through its callbacks (Downstream has why)
         if self.tunnel is not None:
             self.tunnel.tunnel_lost()
@@ -244,8 +282,10 @@ class Upstream(asyncio.Protocol):
 
 
 async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = None,
-                        source_ip: str | None = None) -> Upstream:
-    """Connects to ``key``; OSError (refused, unreachable, unresolvable) if it cannot.
+                        source_ip: str | None = None, hops: set[Key] | None = None,
+                        own: set[Key] | None = None) -> Upstream:
+    """Connects to ``key``; OSError (refused, unreachable, unresolvable) if it cannot,
+    LoopDetected if ``key`` turned out to be one of the listeners in ``own``.
 
     Args:
         mark: a socket mark (SO_MARK) so that iptables rules can let the proxy's own
@@ -253,13 +293,14 @@ async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = N
         source_ip: a loopback address of the pod's own to connect from, for loopback
             destinations: on one machine where every pod has an address in
             127.0.0.0/8, the peer's proxy then knows which pod is calling.
+        hops: where the connection's own address is kept while it is open.
     """
     loop = asyncio.get_running_loop()
     local = (source_ip, 0) if source_ip and key[0].startswith("127.") else None
     if mark is None:
         _, proto = await loop.create_connection(lambda: Upstream(pool, key), key[0], key[1],
                                                 local_addr=local)
-        return proto
+        return _checked(proto, hops, own)
     infos = await loop.getaddrinfo(key[0], key[1], type=socket.SOCK_STREAM)
     if not infos:
         raise OSError(f"cannot resolve {key[0]}")
@@ -275,7 +316,23 @@ async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = N
         sock.close()
         raise
     _, proto = await loop.create_connection(lambda: Upstream(pool, key), sock=sock)
-    return proto
+    return _checked(proto, hops, own)
+
+
+def _checked(up: Upstream, hops: set[Key] | None, own: set[Key] | None) -> Upstream:
+    t = up.transport
+    if t is None:
+        return up
+    name = t.get_extra_info("sockname")
+    peer = t.get_extra_info("peername")
+    if own and name and peer and is_own((peer[0], peer[1]), name[0], own):
+        up.abort()
+        raise LoopDetected("the destination is this proxy")
+    if hops is not None and name:
+        up.hop = (name[0], name[1])
+        up._hops = hops
+        hops.add(up.hop)
+    return up
 
 
 class Pool:
@@ -294,6 +351,11 @@ class Pool:
         self.mark = mark
         self.source_ip = source_ip
         self._idle: dict[Key, list[Upstream]] = {}
+        #: The addresses of the proxy's open upstream connections: a client coming
+        #: from one of them is the proxy itself (a loop).
+        self.hops: set[Key] = set()
+        #: The proxy's own listeners, never a destination.
+        self.own: set[Key] = set()
         self.opened = 0
         self.reused = 0
 
@@ -309,7 +371,7 @@ class Pool:
         return None
 
     async def connect(self, key: Key) -> Upstream:
-        up = await open_upstream(key, self, self.mark, self.source_ip)
+        up = await open_upstream(key, self, self.mark, self.source_ip, self.hops, self.own)
         self.opened += 1
         return up
 

@@ -159,6 +159,14 @@ class TelemetryCollector(Collector):
         for kind, n in sorted(tel.http2_errors.items()):
             errors.add_metric((kind,), n)
         yield errors
+        failures = CounterMetricFamily(
+            "meshtui_connection_failures", "Connections the proxy refused, closed or could "
+            "not carry with no HTTP response to count them by (an opaque connection to a "
+            "dead upstream, a loop, the connection cap, an idle or silent connection), "
+            "by direction and reason.", labels=("direction", "reason"))
+        for (direction, reason), n in sorted(tel.connection_failures.items()):
+            failures.add_metric((_DIRECTION.get(direction, "unknown"), reason), n)
+        yield failures
         yield CounterMetricFamily(
             "meshtui_http2_untracked_streams", "HTTP/2 streams relayed past a connection's "
             "cap on tracked streams, not counted as requests.", value=tel.untracked_streams)

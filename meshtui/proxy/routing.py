@@ -91,7 +91,7 @@ class Router:
                     and (pod.address.host, pod.address.port) == dst:
                 connect = (pod.inbound.host, pod.inbound.port)
         if connect in self.own:
-            raise NoRoute(502, "the request would loop back to this proxy")
+            raise NoRoute(508, "the request would loop back to this proxy")
         return connect, dst
 
     def workload(self, ip: str, port: int) -> Workload | None:

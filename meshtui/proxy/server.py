@@ -18,16 +18,18 @@ import asyncio
 import contextlib
 import gc
 import logging
+import resource
 import signal
+import socket
 import sys
 from typing import Any
 
 from meshtui.errors import UsageError
 from meshtui.model.inventory import Inventory, InventoryError
-from meshtui.proxy.config import ProxyConfig
+from meshtui.proxy.config import ProxyConfig, connection_cap
 from meshtui.proxy.context import ProxyContext
 from meshtui.proxy.listeners import Listener
-from meshtui.proxy.pool import Pool
+from meshtui.proxy.pool import Pool, is_own
 from meshtui.proxy.routing import Router
 from meshtui.proxy.telemetry import Direction, Identity, Telemetry
 
@@ -113,7 +115,9 @@ class ProxyServer:
         # from it, so the peer's proxy can tell which pod is calling.
         own_lo = cfg.pod_ip if cfg.pod_ip.startswith("127.") and cfg.pod_ip != "127.0.0.1" else None
         pool = Pool(idle_timeout=cfg.timeouts.pool_idle, mark=self.mark, source_ip=own_lo)
+        pool.own = self.router.own  # one set: the router's spellings, the pool's addresses
         self.ctx = ctx = ProxyContext(self.telemetry, cfg.timeouts, pool, cfg.max_in_flight)
+        cap = cfg.max_connections or connection_cap(_raise_nofile())
         try:
             if cfg.inbound is not None:
                 self.inbound = Listener(ctx, Direction.INBOUND, True, self.router)
@@ -123,9 +127,11 @@ class ProxyServer:
                 await self.outbound.start(cfg.outbound.host, cfg.outbound.port)
             for lst in (self.inbound, self.outbound):
                 if lst is not None:
+                    lst.max_conns = cap
                     self.router.own.add(lst.address)
                     if lst.address[0] in ("0.0.0.0", "::"):
                         self.router.own.add(("127.0.0.1", lst.address[1]))
+            self._refuse_self_as_app()
             if cfg.tap is not None:
                 from meshtui.proxy.grpc_service import start_grpc
 
@@ -142,6 +148,22 @@ class ProxyServer:
             self._watch_task = asyncio.get_running_loop().create_task(self._watcher.run())
         ctx.start_sweeper()
         self._started = True
+
+    def _refuse_self_as_app(self) -> None:
+        """An ``--app`` that is one of the proxy's own listeners would have it relay
+        to itself, a thousand connections a second: refused at start."""
+        app = self.config.app
+        if app is None:
+            return
+        try:
+            infos = socket.getaddrinfo(app.host, app.port, type=socket.SOCK_STREAM)
+        except OSError:
+            return  # unresolvable now: requests will get 502 for it
+        for info in infos:
+            addr = info[4]
+            if is_own((str(addr[0]), int(addr[1])), "", self.router.own):
+                raise UsageError(f"proxy: --app {app.host}:{app.port} is this proxy's own "
+                                 "listener: it would relay to itself")
 
     async def stop(self, grace: float | None = None) -> None:
         """Stops listening, lets requests under way finish (``grace`` seconds at most,
@@ -180,6 +202,20 @@ class ProxyServer:
             await self.admin.wait_closed()
             self.admin = None
         self.telemetry.hub.close()
+
+
+def _raise_nofile() -> int:
+    """Raises the soft limit on open files to the hard one, as servers do, and
+    returns it (the connection cap is derived from it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

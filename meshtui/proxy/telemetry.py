@@ -333,6 +333,10 @@ class Telemetry:
         self.untracked_streams = 0
         #: HTTP/2 connections closed for misbehaving, by kind (h2frames.H2Error.kind).
         self.http2_errors: dict[str, int] = {}
+        #: Connections refused, closed or not carried with no HTTP answer to count
+        #: them by (an opaque relay to a dead upstream, a loop, the connection cap,
+        #: a timeout), by (direction, reason).
+        self.connection_failures: dict[tuple[int, str], int] = {}
 
     # --- the data path -----------------------------------------------------
 
@@ -387,6 +391,10 @@ class Telemetry:
 
     def count_http2_error(self, kind: str) -> None:
         self.http2_errors[kind] = self.http2_errors.get(kind, 0) + 1
+
+    def count_connection_failure(self, direction: int, reason: str) -> None:
+        key = (direction, reason)
+        self.connection_failures[key] = self.connection_failures.get(key, 0) + 1
 
     # --- the read side -----------------------------------------------------
 

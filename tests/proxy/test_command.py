@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from contextlib import asynccontextmanager, contextmanager
 
 import pytest
 from grpckit import SERVICE, GrpcApp, channel
-from proxykit import Upstream, read_head
+from proxykit import Client, Upstream, read_head
 
 CMD = [sys.executable, "-m", "meshtui", "proxy"]
 
@@ -31,6 +32,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     ["--app", "127.0.0.1:99999"],
     ["--header-timeout", "-3"],
     ["--max-in-flight", "many"],
+    ["--max-connections", "0"],
+    ["--opaque-idle-timeout", "forever"],
+    ["--min-body-rate", "\u0661"],  # a digit, but not an ASCII one
     ["--inventory", "/nonexistent/inventory.yaml"],
     ["--bogus"],
 ])
@@ -38,6 +42,17 @@ def test_bad_options_exit_2_with_one_line(args: list[str]) -> None:
     p = run_cli(*args)
     assert p.returncode == 2
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_an_app_that_is_the_proxy_itself_exits_2() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = run_cli("--inbound", f"127.0.0.1:{port}", "--outbound", "127.0.0.1:0",
+                "--app", f"localhost:{port}", "--tap", "off", "--admin", "off")
+    assert p.returncode == 2
+    [line] = p.stderr.strip().splitlines()
+    assert f"--app localhost:{port} is this proxy's own listener" in line
 
 
 def test_taken_port_exits_1_naming_the_address() -> None:
@@ -53,11 +68,16 @@ def test_taken_port_exits_1_naming_the_address() -> None:
 
 
 @contextmanager
-def proxy_process(*args: str, env: dict[str, str] | None = None
+def proxy_process(*args: str, env: dict[str, str] | None = None, nofile: int | None = None
                   ) -> Iterator[tuple[subprocess.Popen[str], dict[str, tuple[str, int]]]]:
-    """Starts ``meshtui proxy``; yields it and the addresses it announced."""
+    """Starts ``meshtui proxy`` (with ``nofile`` as its hard and soft limit on open
+    files, if given); yields it and the addresses it announced."""
+    def limit() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     p = subprocess.Popen([*CMD, *args], stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, **(env or {})})
+                         env={**os.environ, **(env or {})}, preexec_fn=limit)
     try:
         assert p.stderr is not None
         line = p.stderr.readline()
@@ -87,6 +107,36 @@ def test_options_from_the_environment_and_a_graceful_sigterm() -> None:
         p.send_signal(signal.SIGTERM)
         assert p.wait(10) == 0
         assert time.monotonic() - t0 < 3
+
+
+async def test_idle_connections_at_a_low_descriptor_limit_leave_room_for_requests() -> None:
+    """A proxy allowed 256 open files, and 300 keep-alive clients that each made a
+    request and stayed (each holding its connection and a kept upstream one): every
+    request is answered, the idle ones making room (counted), where before the
+    descriptors ran out and later clients were never answered, silently."""
+    up = await Upstream().start()
+    try:
+        with proxy_process("--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0",
+                           "--tap", "off", "--admin", "127.0.0.1:0",
+                           "--app", f"127.0.0.1:{up.port}", nofile=256) as (_p, addrs):
+            idle = []
+            for _ in range(300):
+                c = await Client.connect(addrs["inbound"])
+                r = await asyncio.wait_for(c.request("GET", "/hello"), 5)
+                assert (r.status, r.body) == (200, b"hello")
+                idle.append(c)
+            host, port = addrs["admin"]
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            text = (await reader.read()).decode()
+            writer.close()
+            room = re.search(r'meshtui_connection_failures_total\{direction="inbound",'
+                             r'reason="idle_closed_for_room"\} (\d+)', text)
+            assert room is not None and int(room.group(1)) >= 300 - 48
+            for c in idle:
+                await c.close()
+    finally:
+        await up.close()
 
 
 @asynccontextmanager

@@ -99,7 +99,7 @@ async def test_requests_that_cannot_be_routed(mesh: Mesh) -> None:
     c = await Client.connect(mesh.outbound)
     port = mesh.outbound[1]
     r = await c.request("GET", f"http://127.0.0.1:{port}/")  # itself: would loop forever
-    assert r.status == 502 and "loop" in (r.header("meshtui-proxy-error") or "")
+    assert r.status == 508 and "loop" in (r.header("meshtui-proxy-error") or "")
     c = await Client.connect(mesh.outbound)
     r = await c.request("GET", "/", {"host": "bad:authority:x"})
     assert r.status == 400
