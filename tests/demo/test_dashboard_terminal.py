@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -73,8 +72,7 @@ def test_demo_opens_the_dashboard_and_q_stops_the_whole_mesh() -> None:
     try:
         t.wait_for(lambda s: "reachable" in s and "emojivoto" in s and "fully meshed" in s,
                    timeout=40)
-        pane = int(subprocess.run(["tmux", "display", "-p", "-t", t.name, "#{pane_pid}"],
-                                  capture_output=True, text=True).stdout)
+        pane = int(t.run("display", "-p", "-t", t.name, "#{pane_pid}").stdout)
         mesh = _descendants(pane)
         assert len(mesh) >= 10  # the demo, its apps and their proxies, the controller
         binary = shutil.which("prometheus")

@@ -21,17 +21,25 @@ pytestmark = [
 class Terminal:
     def __init__(self, command: list[str]) -> None:
         self.name = f"mt-{uuid.uuid4().hex[:8]}"
-        env = {**os.environ, "TERM": "xterm-256color"}
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "150", "-y", "40",
-                        " ".join(command)], check=True, env=env)
+        # Without COLUMNS and LINES (pytest-xdist's workers have 80x24 set), which
+        # programs prefer to the terminal's real size.
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+        env["TERM"] = "xterm-256color"
+        # A tmux server of its own: sessions of one shared server can be resized to
+        # another session's size, and the screens read here depend on the width.
+        self.run("new-session", "-d", "-s", self.name, "-x", "150", "-y", "40",
+                 " ".join(command), check=True, env=env)
+
+    def run(self, *args: str, check: bool = False,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["tmux", "-L", self.name, "-f", "/dev/null", *args],
+                              capture_output=True, text=True, check=check, env=env)
 
     def screen(self) -> str:
-        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
-                             capture_output=True, text=True)
-        return out.stdout
+        return self.run("capture-pane", "-p", "-t", self.name).stdout
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        self.run("send-keys", "-t", self.name, *keys, check=True)
 
     def wait_for(self, ok: Callable[[str], bool], timeout: float = 15.0) -> str:
         deadline = time.monotonic() + timeout
@@ -44,11 +52,10 @@ class Terminal:
         raise AssertionError(f"screen never showed what was expected:\n{text}")
 
     def alive(self) -> bool:
-        return subprocess.run(["tmux", "has-session", "-t", self.name],
-                              capture_output=True).returncode == 0
+        return self.run("has-session", "-t", self.name).returncode == 0
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        self.run("kill-server")
 
 
 @pytest.fixture

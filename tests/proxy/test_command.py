@@ -77,13 +77,19 @@ def proxy_process(*args: str, env: dict[str, str] | None = None, nofile: int | N
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
     p = subprocess.Popen([*CMD, *args], stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, **(env or {})}, preexec_fn=limit)
+                         env={**os.environ, **(env or {})},
+                         preexec_fn=limit if nofile is not None else None)
     try:
         assert p.stderr is not None
-        line = p.stderr.readline()
+        seen = []
+        for _ in range(20):  # the announcement, after whatever gRPC's core logs first
+            line = p.stderr.readline()
+            seen.append(line)
+            if line.startswith("proxy ") or not line:
+                break
         found = dict((k, (h, int(port))) for k, h, port in
                      re.findall(r"(\w+) ([\d.]+):(\d+)", line))
-        assert "inbound" in found, line
+        assert "inbound" in found, seen
         yield p, found
     finally:
         if p.poll() is None:

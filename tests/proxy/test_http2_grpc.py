@@ -257,25 +257,31 @@ async def test_grpc_through_a_connect_tunnel_is_read_as_http2(gmesh: GrpcMesh) -
     gc.disable()
     try:
         host, port = client.outbound_address
-        opts = [("grpc.http_proxy", f"http://{host}:{port}"), ("grpc.enable_retries", 0)]
+        # A channel of its own subchannels, so that closing it closes the tunnel
+        # rather than leaving it to a process-wide pool.
+        opts = [
+            ("grpc.http_proxy", f"http://{host}:{port}"),
+            ("grpc.enable_retries", 0),
+            ("grpc.use_local_subchannel_pool", 1),
+        ]
         target = f"127.0.0.1:{gmesh.app.port}"
         async with grpc.aio.insecure_channel(target, options=opts) as ch:
             for code in (0, 14, 5):
                 with contextlib.suppress(grpc.aio.AioRpcError):
                     await method(ch, "Status")(str(code).encode(), timeout=5)
         tel = client.telemetry
-        await wait_for(lambda: sum(r.requests for r in tel.routes()) == 4)
+        await wait_for(lambda: sum(r.requests for r in tel.routes()) == 4, timeout=15)
         [route] = tel.routes()
         assert route.authority == target
         by_key = {k: (v.count, v.grpc) for k, v in route.responses.items()}
         # The CONNECT: 200 when the tunnel opened, ended when the channel closed.
-        await wait_for(lambda: route.responses[(200, True)].count == 3)
+        await wait_for(lambda: route.responses[(200, True)].count == 3, timeout=15)
         assert by_key[(200, False)] == (1, {14: 1})
         assert route.responses[(200, True)].grpc == {0: 1, 5: 1}
         assert tel.http2_errors == {}
         # The connection's codecs, HTTP/1 (the CONNECT) and HTTP/2, went with it.
         assert client.ctx is not None
-        await wait_for(lambda: not client.ctx.conns)  # type: ignore[union-attr]
+        await wait_for(lambda: not client.ctx.conns, timeout=15)  # type: ignore[union-attr]
         assert alive(Http1Server) == 0 and alive(H2Relay) == 0
     finally:
         gc.enable()
