@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from meshtui.proxy import http1
 from meshtui.proxy.codec import R_UPSTREAM, R_WAIT, Codec
-from meshtui.proxy.h2frames import PROTOCOL_ERROR, SETTINGS, frame, goaway
+from meshtui.proxy.h2frames import (
+    PROTOCOL_ERROR,
+    SETTINGS,
+    frame,
+    goaway,
+    may_be_server_preface,
+)
 from meshtui.proxy.http1_server import Http1Server
 from meshtui.proxy.http2 import H2Relay
 from meshtui.proxy.origdst import original_dst
@@ -40,6 +46,10 @@ DETECT, CODEC, CONNECTING, TUNNEL, TUNNEL_DETECT, CLOSED = range(6)
 _UNKNOWN: tuple[str, int] = ("", 0)
 
 log = logging.getLogger("meshtui.proxy")
+
+#: Server bytes held while a CONNECT tunnel's client has not spoken yet: an HTTP/2
+#: server's first SETTINGS and WINDOW_UPDATE are a few dozen bytes.
+_MAX_HELD = 16384
 
 
 class Side(Protocol):
@@ -105,6 +115,10 @@ class Downstream(asyncio.Protocol):
         self.tunnel_up: Upstream | None = None
         self.tunnel_ex: Any = None  # what a tunnel's end is reported to (an exchange)
         self.tunnel_out = 0
+        # What the server behind a CONNECT tunnel sent while the client's first bytes
+        # are still awaited: an HTTP/2 server's SETTINGS (it need not wait for the
+        # client's preface), kept for the HTTP/2 relay if the client speaks HTTP/2.
+        self.held = bytearray()
         self.out: list[bytes] | None = None  # writes held by an open batch
         self._route: tuple[tuple[str, int], tuple[str, int]] | None = None
         self._tunnel_dst: tuple[str, int] = _UNKNOWN
@@ -122,7 +136,10 @@ class Downstream(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1]) if peer else _UNKNOWN
         self.since = self.active = ctx.clock
-        if self.peer in ctx.pool.hops:
+        if lst.transparent:
+            self.orig = original_dst(transport.get_extra_info("socket"))
+        reached = ctx.pool.hops.get(self.peer)
+        if reached is not None and self._arrived_at(reached):
             # This proxy's own upstream connection, come back: a loop, whatever
             # address it was spelled with.
             self._refuse("loop")
@@ -132,8 +149,6 @@ class Downstream(asyncio.Protocol):
             return
         lst.open_conns += 1
         self.counted = True
-        if lst.transparent:
-            self.orig = original_dst(transport.get_extra_info("socket"))
         ctx.conns.add(self)
         dst = self._known_dst()
         if dst is not None:
@@ -180,6 +195,14 @@ class Downstream(asyncio.Protocol):
         log.debug("proxy: connection failed on client %s", where, exc_info=True)
         self.ctx.count_failure(self.direction, "internal_error")
         self.abort()
+
+    def _arrived_at(self, addr: tuple[str, int]) -> bool:
+        """Whether this connection was made to ``addr``: the listener's own address,
+        or the one an iptables redirect took it from."""
+        if self.orig is not None and self.orig == addr:
+            return True
+        name = self.transport.get_extra_info("sockname")
+        return bool(name) and (name[0], name[1]) == addr
 
     def _refuse(self, reason: str) -> None:
         """Closes a connection just accepted (a reset: nothing was read), counted."""
@@ -339,22 +362,31 @@ class Downstream(asyncio.Protocol):
         out, to there), HTTP/2 inside the tunnel is read as such."""
         self.tunnel_up = up
         self.tunnel_ex = ex
-        up.start_tunnel(self)
-        if dst is not None:
-            self.state = TUNNEL_DETECT
-            self._tunnel_dst = dst
-            self.since = self.ctx.clock
-            self.paused &= R_UPSTREAM
-            self._apply_pause()
-            if self.buf:
-                self._detect_tunnel(False)
+        if dst is None:
+            up.start_tunnel(self)
+            self._relay()
             return
-        self._relay()
+        # Detecting before the server's early bytes are handed over (they may be an
+        # HTTP/2 server's SETTINGS, to be held for the relay).
+        self.state = TUNNEL_DETECT
+        self._tunnel_dst = dst
+        self.since = self.ctx.clock
+        up.start_tunnel(self)
+        if self.state != TUNNEL_DETECT:
+            return  # the server's first bytes were not HTTP/2's: relayed
+        self.paused &= R_UPSTREAM
+        self._apply_pause()
+        if self.buf:
+            self._detect_tunnel(False)
 
     def _relay(self) -> None:
         up = self.tunnel_up
         assert up is not None
         self.state = TUNNEL
+        if self.held:
+            held, self.held = bytes(self.held), bytearray()
+            self.write(held)
+            self.tunnel_out += len(held)
         if self.buf and up.transport is not None:
             up.transport.write(bytes(self.buf))
         self.buf = bytearray()
@@ -367,7 +399,11 @@ class Downstream(asyncio.Protocol):
 
     def tunnel_data(self, data: bytes) -> None:
         if self.state == TUNNEL_DETECT:
-            self._relay()  # the server spoke first: no HTTP/2 client
+            self.held += data
+            if len(self.held) <= _MAX_HELD and may_be_server_preface(self.held):
+                return  # an HTTP/2 server's SETTINGS, ahead of the client's preface
+            self.held = self.held[:-len(data)]
+            self._relay()  # the server spoke first, not in HTTP/2: no HTTP/2 client
         self.active = self.ctx.clock
         self.silent = False
         self.write(data)
@@ -377,6 +413,8 @@ class Downstream(asyncio.Protocol):
         self.upstream_eof = True
         if self.state == CLOSED:
             return
+        if self.state == TUNNEL_DETECT and self.held:
+            self._relay()  # what was held goes out before the end
         if self.client_eof:
             self.close()
         elif self.transport.can_write_eof():
@@ -507,7 +545,11 @@ class Downstream(asyncio.Protocol):
         up = self.tunnel_up
         if kind == http1.HTTP2 and up is not None:
             self.outer = self.codec  # the HTTP/1 codec the CONNECT came over
-            self._start_codec(H2Relay(self, (up, (up.key, self._tunnel_dst))))
+            relay = H2Relay(self, (up, (up.key, self._tunnel_dst)))
+            self._start_codec(relay)
+            if self.held:
+                held, self.held = bytes(self.held), bytearray()
+                relay.tunnel_data(held)
         else:
             self._relay()
 

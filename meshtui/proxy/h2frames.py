@@ -94,6 +94,20 @@ def frame(ftype: int, flags: int, sid: int, payload: bytes = b"") -> bytes:
     return _HEAD.pack(n >> 16, n & 0xFFFF, ftype, flags, sid) + payload
 
 
+def may_be_server_preface(data: bytes | bytearray) -> bool:
+    """Whether ``data`` could be the start of an HTTP/2 server's preface: a SETTINGS
+    frame (not an ACK) on stream 0. A server that speaks first in another protocol
+    (SMTP's "220", MySQL's greeting) fails this within its first four bytes."""
+    n = len(data)
+    if n > 3 and data[3] != SETTINGS:
+        return False
+    if n > 4 and data[4] & ACK:
+        return False
+    if n > 8 and any(data[5:9]):
+        return False
+    return not (n >= 3 and int.from_bytes(data[:3], "big") % 6)
+
+
 def goaway(last_sid: int, code: int, debug: bytes = b"") -> bytes:
     """A GOAWAY frame (``debug``: a short reason, for people reading a capture)."""
     return frame(GOAWAY, 0, 0, struct.pack(">LL", last_sid & 0x7FFFFFFF, code) + debug[:200])

@@ -112,7 +112,7 @@ class Upstream(asyncio.Protocol):
         # This connection's own address, while it is open, in the set of them the
         # proxy's listeners check every new client against (a loop comes back as one).
         self.hop: Key | None = None
-        self._hops: set[Key] | None = None
+        self._hops: dict[Key, Key] | None = None
 
     # --- driving it ---------------------------------------------------------------
 
@@ -214,7 +214,7 @@ class Upstream(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._hops is not None:
-            self._hops.discard(self.hop)  # type: ignore[arg-type]
+            self._hops.pop(self.hop, None)  # type: ignore[arg-type]
             self._hops = None
         self.parser = None  # a reference cycle through its callbacks (Downstream has why)
         if self.tunnel is not None:
@@ -282,7 +282,7 @@ class Upstream(asyncio.Protocol):
 
 
 async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = None,
-                        source_ip: str | None = None, hops: set[Key] | None = None,
+                        source_ip: str | None = None, hops: dict[Key, Key] | None = None,
                         own: set[Key] | None = None) -> Upstream:
     """Connects to ``key``; OSError (refused, unreachable, unresolvable) if it cannot,
     LoopDetected if ``key`` turned out to be one of the listeners in ``own``.
@@ -293,7 +293,8 @@ async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = N
         source_ip: a loopback address of the pod's own to connect from, for loopback
             destinations: on one machine where every pod has an address in
             127.0.0.0/8, the peer's proxy then knows which pod is calling.
-        hops: where the connection's own address is kept while it is open.
+        hops: where the connection's own address is kept, with the address it
+            reached, while it is open.
     """
     loop = asyncio.get_running_loop()
     local = (source_ip, 0) if source_ip and key[0].startswith("127.") else None
@@ -319,7 +320,7 @@ async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = N
     return _checked(proto, hops, own)
 
 
-def _checked(up: Upstream, hops: set[Key] | None, own: set[Key] | None) -> Upstream:
+def _checked(up: Upstream, hops: dict[Key, Key] | None, own: set[Key] | None) -> Upstream:
     t = up.transport
     if t is None:
         return up
@@ -328,10 +329,10 @@ def _checked(up: Upstream, hops: set[Key] | None, own: set[Key] | None) -> Upstr
     if own and name and peer and is_own((peer[0], peer[1]), name[0], own):
         up.abort()
         raise LoopDetected("the destination is this proxy")
-    if hops is not None and name:
+    if hops is not None and name and peer:
         up.hop = (name[0], name[1])
         up._hops = hops
-        hops.add(up.hop)
+        hops[up.hop] = (peer[0], peer[1])
     return up
 
 
@@ -351,9 +352,12 @@ class Pool:
         self.mark = mark
         self.source_ip = source_ip
         self._idle: dict[Key, list[Upstream]] = {}
-        #: The addresses of the proxy's open upstream connections: a client coming
-        #: from one of them is the proxy itself (a loop).
-        self.hops: set[Key] = set()
+        #: The proxy's open upstream connections, local address to the address
+        #: reached: a client coming from one of them to that same address is the
+        #: proxy itself (a loop). The pair, not the local address alone: the kernel
+        #: gives one local port to connections to different destinations, so a
+        #: real client may share a port with one of the proxy's connections.
+        self.hops: dict[Key, Key] = {}
         #: The proxy's own listeners, never a destination.
         self.own: set[Key] = set()
         self.opened = 0

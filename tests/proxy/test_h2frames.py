@@ -4,14 +4,19 @@ decoded header blocks never outliving the HPACK table it was decoded against."""
 from __future__ import annotations
 
 import hpack
+import pytest
 
 from meshtui.proxy.h2frames import (
+    ACK,
     DATA,
     END_HEADERS,
     END_STREAM,
     HEADERS,
+    PING,
+    SETTINGS,
     FrameReader,
     frame,
+    may_be_server_preface,
 )
 
 
@@ -68,3 +73,16 @@ def test_data_passes_as_it_arrives_and_headers_wait_until_whole() -> None:
     assert b"".join(out) == data  # a partial header frame is held
     reader.feed(head[5:], out.append)
     assert b"".join(out) == data + head and sink.headers == [[(b":status", b"200")]]
+
+
+@pytest.mark.parametrize(("first", "h2"), [
+    (frame(SETTINGS, 0, 0, b"\x00\x03\x00\x00\x00\x64"), True),
+    (frame(SETTINGS, 0, 0), True),
+    (frame(SETTINGS, 0, 0)[:5], True),  # not all there yet
+    (frame(SETTINGS, ACK, 0), False),  # an answer, not a preface
+    (frame(PING, 0, 0, bytes(8)), False),
+    (b"220 mail.example ESMTP\r\n", False),
+    (b"\x4a\x00\x00\x00\x0a8.0.36\x00", False),  # a MySQL server's greeting
+])
+def test_a_servers_first_bytes_are_told_from_an_http2_preface(first: bytes, h2: bool) -> None:
+    assert may_be_server_preface(first) is h2

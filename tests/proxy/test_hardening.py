@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -407,7 +408,40 @@ async def test_every_spelling_of_the_proxy_itself_is_a_loop(spelling: str) -> No
             assert resp.header("meshtui-proxy-error") == "the request would loop back to this proxy"
         await asyncio.sleep(0.05)
         assert len(proxy.ctx.conns) == 0  # nothing kept
-        assert proxy.ctx.pool.hops == set()
+        assert not proxy.ctx.pool.hops
+
+
+async def test_a_client_sharing_a_local_port_with_the_proxys_own_connection_is_served() -> None:
+    """The kernel gives one local port to connections bound for different places, so
+    a client may come from the very address of one of the proxy's upstream
+    connections: only one that also arrives where that connection went is a loop."""
+    up = await Upstream().start()
+    async with proxied(up) as proxy:
+        assert proxy.inbound_address is not None and proxy.ctx is not None
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        here = sock.getsockname()
+        # One of the proxy's connections from this address, to the app: not here.
+        proxy.ctx.pool.hops[(here[0], here[1])] = ("127.0.0.1", up.port)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, proxy.inbound_address)
+        r, w = await asyncio.open_connection(sock=sock)
+        w.write(b"GET /hello HTTP/1.1\r\nhost: a\r\n\r\n")
+        assert (await asyncio.wait_for(read_response(r), 3)).status == 200
+        w.close()
+        assert "loop" not in failures(proxy)
+        # Had it gone to the same place, it would be the proxy's own connection.
+        sock2 = socket.socket()
+        sock2.bind(("127.0.0.1", 0))
+        there = sock2.getsockname()
+        proxy.ctx.pool.hops[(there[0], there[1])] = proxy.inbound_address
+        sock2.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock2, proxy.inbound_address)
+        r, w = await asyncio.open_connection(sock=sock2)
+        with contextlib.suppress(ConnectionError):
+            assert await asyncio.wait_for(r.read(), 3) == b""
+        w.close()
+        assert failures(proxy).get("loop") == 1
 
 
 async def test_an_app_address_that_is_the_proxy_itself_is_refused_at_start() -> None:

@@ -9,21 +9,38 @@ import contextlib
 import gc
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import grpc
+import hpack
 import pytest
 from grpckit import SERVICE, GrpcApp, channel, method
-from proxymesh import Mesh, free_port, meshed, proxy_config
+from proxymesh import FAST, Mesh, free_port, meshed, proxy_config
+from test_http2_limits import frames_of
 
 from meshtui.model.tap import GRPC_FAILURES
-from meshtui.proxy.h2frames import FrameReader
+from meshtui.proxy.config import Timeouts
+from meshtui.proxy.h2frames import (
+    END_HEADERS,
+    END_STREAM,
+    HEADERS,
+    PREFACE,
+    SETTINGS,
+    FrameReader,
+    frame,
+)
 from meshtui.proxy.http1_server import Http1Server
 from meshtui.proxy.http2 import H2Relay
 from meshtui.proxy.prom_metrics import metrics_text
 from meshtui.proxy.server import ProxyServer
 from meshtui.proxy.tap_hub import Subscriber
 from meshtui.v1 import common_pb2
+
+#: A client's first bytes in a tunnel may come late on a loaded machine: given the
+#: default detect timeout rather than the quick one, so a slow client is not relayed
+#: unread.
+PATIENT = replace(FAST, detect=Timeouts().detect)
 
 
 class GrpcMesh(Mesh[GrpcApp]):
@@ -250,7 +267,8 @@ def alive(kind: type) -> int:
 async def test_grpc_through_a_connect_tunnel_is_read_as_http2(gmesh: GrpcMesh) -> None:
     """gRPC told to use the proxy as its HTTP proxy opens a CONNECT tunnel and speaks
     HTTP/2 in it: the calls are counted one by one, beside the CONNECT itself."""
-    client = ProxyServer(proxy_config(None, pod="client-0", deployment="client"))
+    client = ProxyServer(proxy_config(None, pod="client-0", deployment="client",
+                                      timeouts=PATIENT))
     await client.start()
     assert client.outbound_address is not None
     gc.collect()
@@ -286,6 +304,53 @@ async def test_grpc_through_a_connect_tunnel_is_read_as_http2(gmesh: GrpcMesh) -
     finally:
         gc.enable()
         await client.stop(grace=0.2)
+
+
+async def test_a_tunnels_server_settings_ahead_of_the_clients_preface_wait_for_it() -> None:
+    """An HTTP/2 server sends its SETTINGS the moment it accepts, so behind a CONNECT
+    they may reach the proxy before the client's preface: the connection is still
+    read as HTTP/2 (its request counted) and the client gets the SETTINGS."""
+    got = asyncio.Event()
+
+    async def server(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(frame(SETTINGS, 0, 0, b"\x00\x03\x00\x00\x00\x64"))  # at once
+        await r.readexactly(len(PREFACE))
+        got.set()
+        w.write(frame(HEADERS, END_HEADERS | END_STREAM, 1,
+                      hpack.Encoder().encode([(b":status", b"200")])))
+        await w.drain()
+        await r.read()
+        w.close()
+
+    srv = await asyncio.start_server(server, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    client = ProxyServer(proxy_config(None, pod="client-0", deployment="client",
+                                      timeouts=PATIENT))
+    await client.start()
+    assert client.outbound_address is not None
+    try:
+        r, w = await asyncio.open_connection(*client.outbound_address)
+        w.write(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n"
+                .encode())
+        assert (await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 3)).startswith(
+            b"HTTP/1.1 200")
+        await asyncio.sleep(0.3)  # the server's SETTINGS are at the proxy by now
+        block = hpack.Encoder().encode([(b":method", b"GET"), (b":scheme", b"http"),
+                                        (b":path", b"/x"), (b":authority", b"app")])
+        w.write(PREFACE + frame(SETTINGS, 0, 0)
+                + frame(HEADERS, END_HEADERS | END_STREAM, 1, block))
+        await asyncio.wait_for(got.wait(), 3)
+        seen = b""
+        while HEADERS not in [f[0] for f in frames_of(seen)]:
+            seen += await asyncio.wait_for(r.read(4096), 3)
+        assert frames_of(seen)[0][:3] == (SETTINGS, 0, 0)
+        tel = client.telemetry
+        await wait_for(lambda: sum(r.requests for r in tel.routes()) == 2)  # CONNECT, GET
+        assert {k[0] for rt in tel.routes() for k in rt.responses} == {200}
+        w.close()
+    finally:
+        await client.stop(grace=0.2)
+        srv.close()
 
 
 async def test_closed_http2_connections_are_freed_at_once(gmesh: GrpcMesh) -> None:
