@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from meshtui.model.histogram import Histogram
 from meshtui.model.inventory import Workload
+from meshtui.model.redact import REDACTED, active
 from meshtui.model.sanitize import clean, clean_bytes, clean_http
 from meshtui.model.stats import StatRow
 from meshtui.model.tap import (
@@ -124,7 +125,10 @@ def step_headers(ev: common_pb2.TapEvent) -> tuple[tuple[str, str], ...]:
 def _headers(hs: Sequence[common_pb2.Header]) -> tuple[tuple[str, str], ...]:
     if not hs:
         return ()
-    return tuple((clean_http(h.name), clean_bytes(h.value)) for h in hs)
+    # Redacted again here, whatever the proxy did: an older or foreign proxy may not.
+    secret = active().secret
+    return tuple((clean_http(h.name), REDACTED if secret(h.name) else clean_bytes(h.value))
+                 for h in hs)
 
 
 DIRECTIONS = {common_pb2.INBOUND: Direction.INBOUND, common_pb2.OUTBOUND: Direction.OUTBOUND}
@@ -142,10 +146,12 @@ def tap_event(ev: common_pb2.TapEvent) -> TapEvent | None:
     tls = ev.tls
     if kind == "request_init":
         r = ev.request_init
+        redact = active()
         return RequestInit(source=src, destination=dst, direction=direction, stream=stream,
                            timestamp_us=ts, tls=tls, method=clean_http(r.method),
-                           scheme=clean_http(r.scheme), authority=clean_http(r.authority),
-                           path=clean_http(r.path), headers=_headers(r.headers))
+                           scheme=clean_http(r.scheme),
+                           authority=redact.authority(clean_http(r.authority)),
+                           path=redact.path(clean_http(r.path)), headers=_headers(r.headers))
     if kind == "response_init":
         s = ev.response_init
         return ResponseInit(source=src, destination=dst, direction=direction, stream=stream,
