@@ -13,8 +13,8 @@ import json
 from typing import Any
 
 from meshtui.model.inventory import Workload
-from meshtui.model.sanitize import clean
 from meshtui.model.redact import REDACTED, active
+from meshtui.model.sanitize import clean
 from meshtui.model.tap import (
     Direction,
     Endpoint,

@@ -57,7 +57,10 @@ def tap_line(ev: TapEvent, wide: bool = False) -> str:
         tail = ""
     if wide:
         tail += _res("src", ev.source.workload) + _res("dst", ev.destination.workload)
-        tail += _wide_headers(ev.trailers if isinstance(ev, ResponseEnd) else ev.headers)
+        if isinstance(ev, ResponseEnd):
+            tail += _wide_headers(ev.trailers)
+        elif isinstance(ev, RequestInit | ResponseInit):
+            tail += _wide_headers(ev.headers)
     return head + tail
 
 
