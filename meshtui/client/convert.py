@@ -131,6 +131,17 @@ def _headers(hs: Sequence[common_pb2.Header]) -> tuple[tuple[str, str], ...]:
                  for h in hs)
 
 
+def init_text(r: common_pb2.RequestInit, field: str) -> str:
+    """One text field of a wire request start, cleaned, and for the path and the
+    authority redacted (secret query values, userinfo) as :func:`tap_event` does."""
+    text = clean_http(getattr(r, field))
+    if field == "path":
+        return active().path(text)
+    if field == "authority":
+        return active().authority(text)
+    return text
+
+
 DIRECTIONS = {common_pb2.INBOUND: Direction.INBOUND, common_pb2.OUTBOUND: Direction.OUTBOUND}
 
 
@@ -146,12 +157,10 @@ def tap_event(ev: common_pb2.TapEvent) -> TapEvent | None:
     tls = ev.tls
     if kind == "request_init":
         r = ev.request_init
-        redact = active()
         return RequestInit(source=src, destination=dst, direction=direction, stream=stream,
                            timestamp_us=ts, tls=tls, method=clean_http(r.method),
-                           scheme=clean_http(r.scheme),
-                           authority=redact.authority(clean_http(r.authority)),
-                           path=redact.path(clean_http(r.path)), headers=_headers(r.headers))
+                           scheme=clean_http(r.scheme), authority=init_text(r, "authority"),
+                           path=init_text(r, "path"), headers=_headers(r.headers))
     if kind == "response_init":
         s = ev.response_init
         return ResponseInit(source=src, destination=dst, direction=direction, stream=stream,

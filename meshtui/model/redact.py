@@ -88,6 +88,10 @@ class Redactor:
         self._names = frozenset(names)
         self._globs = re.compile("|".join(fnmatch.translate(_norm(g)) for g in globs))
         self._cache: dict[str | bytes, bool] = {}
+        self._paths: dict[str, str] = {}
+        #: ``known(name)``: the cached decision, or None: one dict lookup, for hot loops
+        #: (the cache is cleared, never replaced, so this stays bound to it).
+        self.known = self._cache.get
 
     def secret(self, name: str | bytes) -> bool:
         """Whether values under this header or parameter name are withheld."""
@@ -114,6 +118,17 @@ class Redactor:
     def path(self, path: str) -> str:
         """``/x?token=abc&id=3`` → ``/x?token=<redacted>&id=3``; an absolute URL's
         userinfo too."""
+        if "?" not in path and "@" not in path:
+            return path
+        hit = self._paths.get(path)  # the same paths come again and again
+        if hit is None:
+            hit = self._path(path)
+            if len(self._paths) >= _CACHE_MAX:
+                self._paths.clear()
+            self._paths[path] = hit
+        return hit
+
+    def _path(self, path: str) -> str:
         if "@" in path and "://" in path:
             scheme, _, rest = path.partition("://")
             host, slash, tail = rest.partition("/")

@@ -396,11 +396,20 @@ class TapHub:
 def _add_headers(
     dst: Any, pairs: list[tuple[bytes, bytes]] | None, redact: Redactor | None
 ) -> None:
-    secret = redact.secret if redact is not None else None
+    if redact is None:
+        for name, value in pairs or ():
+            h = dst.add()
+            h.name = name.decode("latin-1")
+            h.value = value
+        return
+    known, secret = redact.known, redact.secret
     for name, value in pairs or ():
         h = dst.add()
         h.name = name.decode("latin-1")
-        h.value = REDACTED if secret is not None and secret(name) else value
+        hit = known(name)
+        if hit is None:
+            hit = secret(name)
+        h.value = REDACTED if hit else value
 
 
 def _template(req: TapRequest) -> common_pb2.TapEvent:

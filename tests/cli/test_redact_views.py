@@ -104,3 +104,32 @@ async def test_the_tui_detail_pane_shows_withheld_values_and_says_so(tmp_path: P
     assert "token=<redacted>&id=3" in shown and CURL_REDACTED_NOTE in shown
     for secret in SECRET_VALUES:
         assert secret not in shown
+
+
+def test_what_a_proxy_that_does_not_redact_sends_is_redacted_by_the_client() -> None:
+    """Wire events as an old or foreign proxy sends them (nothing withheld): the
+    converted events, and the feed's own fast reads of path and headers, withhold."""
+    from meshtui.client.convert import tap_event
+    from meshtui.client.tap_wire import StepTracker
+    from meshtui.proxy.tap_hub import TapHub
+    from meshtui.proxy.telemetry import Direction, Identity, Telemetry
+
+    hub = TapHub(lambda: 0.0, show_secrets=True)
+    tel = Telemetry(Identity("ns", "web", "web-0"), hub=hub)
+    sub = hub.subscribe()
+    obs = tel.request(Direction.INBOUND, ("10.0.0.9", 4000), ("10.0.0.1", 80), 1, "GET",
+                      "http", "bob:pw@web:80", "/vote?api_key=abc&id=3",
+                      [(b"host", b"web"), (b"X-Api-Key", b"k-123")])
+    obs.response_start(200, [(b"set-cookie", b"sess=1")])
+    obs.response_end(0)
+    wire = list(hub.take_batch(sub).events)
+    assert wire[0].request_init.path == "/vote?api_key=abc&id=3"  # the proxy let it through
+    req = tap_event(wire[0])
+    assert req.path == "/vote?api_key=<redacted>&id=3"  # type: ignore[union-attr]
+    assert req.authority == "<redacted>@web:80"  # type: ignore[union-attr]
+    assert ("X-Api-Key", "<redacted>") in req.headers  # type: ignore[union-attr]
+    recs, _ = StepTracker().join_wire(wire[:1])
+    steps = recs[0]
+    assert steps.path == "/vote?api_key=<redacted>&id=3"
+    assert steps.authority == "<redacted>@web:80"
+    assert steps.header_values("x-api-key") == ["<redacted>"]
