@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from meshtui.model.histogram import Histogram
 from meshtui.model.inventory import Workload
+from meshtui.model.redact import REDACTED, active
 from meshtui.model.sanitize import clean, clean_bytes, clean_http
 from meshtui.model.stats import StatRow
 from meshtui.model.tap import (
@@ -124,7 +125,21 @@ def step_headers(ev: common_pb2.TapEvent) -> tuple[tuple[str, str], ...]:
 def _headers(hs: Sequence[common_pb2.Header]) -> tuple[tuple[str, str], ...]:
     if not hs:
         return ()
-    return tuple((clean_http(h.name), clean_bytes(h.value)) for h in hs)
+    # Redacted again here, whatever the proxy did: an older or foreign proxy may not.
+    secret = active().secret
+    return tuple((clean_http(h.name), REDACTED if secret(h.name) else clean_bytes(h.value))
+                 for h in hs)
+
+
+def init_text(r: common_pb2.RequestInit, field: str) -> str:
+    """One text field of a wire request start, cleaned, and for the path and the
+    authority redacted (secret query values, userinfo) as :func:`tap_event` does."""
+    text = clean_http(getattr(r, field))
+    if field == "path":
+        return active().path(text)
+    if field == "authority":
+        return active().authority(text)
+    return text
 
 
 DIRECTIONS = {common_pb2.INBOUND: Direction.INBOUND, common_pb2.OUTBOUND: Direction.OUTBOUND}
@@ -144,8 +159,8 @@ def tap_event(ev: common_pb2.TapEvent) -> TapEvent | None:
         r = ev.request_init
         return RequestInit(source=src, destination=dst, direction=direction, stream=stream,
                            timestamp_us=ts, tls=tls, method=clean_http(r.method),
-                           scheme=clean_http(r.scheme), authority=clean_http(r.authority),
-                           path=clean_http(r.path), headers=_headers(r.headers))
+                           scheme=clean_http(r.scheme), authority=init_text(r, "authority"),
+                           path=init_text(r, "path"), headers=_headers(r.headers))
     if kind == "response_init":
         s = ev.response_init
         return ResponseInit(source=src, destination=dst, direction=direction, stream=stream,

@@ -19,8 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from meshtui.client.convert import DIRECTIONS, endpoint, step_headers, tap_event
-from meshtui.model.sanitize import clean_http
+from meshtui.client.convert import DIRECTIONS, endpoint, init_text, step_headers, tap_event
 from meshtui.model.tap import (
     Direction,
     Endpoint,
@@ -202,7 +201,7 @@ class Steps:
             return None
         if isinstance(init, TapEvent):
             return str(getattr(init, field))
-        return clean_http(getattr(init.request_init, field))
+        return init_text(init.request_init, field)
 
     @property
     def method(self) -> str | None:

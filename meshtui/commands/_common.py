@@ -75,6 +75,37 @@ def add_tap_filters(p: argparse.ArgumentParser) -> None:
         default=100.0,
         help="requests per second to show at most (default %(default)s; 0: unlimited)",
     )
+    add_redact(p, "shown and written")
+
+
+def add_redact(p: argparse.ArgumentParser, where: str) -> None:
+    """``--redact``: what the proxies (and this client, again) withhold besides the defaults."""
+    p.add_argument(
+        "--redact", metavar="NAME[,NAME...]",
+        help=f"header or query-parameter names, or globs such as '*pin*', whose values are "
+        f"{where} as <redacted>, besides the defaults (Authorization, Cookie, X-Api-Key, "
+        f"*token*, *secret*, *password*, *session*, ...; see the README) (env MESHTUI_REDACT)")
+
+
+def redact_names(args: argparse.Namespace) -> tuple[str, ...]:
+    """The names of ``--redact``, else of MESHTUI_REDACT; UsageError on a bad one."""
+    import os
+
+    from meshtui.errors import UsageError
+    from meshtui.model.redact import ENV, parse_names
+
+    text = getattr(args, "redact", None)
+    try:
+        return parse_names(os.environ.get(ENV, "") if text is None else text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def use_redact(args: argparse.Namespace) -> None:
+    """Makes this client redact the defaults plus the user's names, in every view."""
+    from meshtui.model.redact import use
+
+    use(redact_names(args))
 
 
 def add_replay(p: argparse.ArgumentParser) -> None:

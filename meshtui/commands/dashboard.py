@@ -9,6 +9,7 @@ from meshtui.commands._common import (
     add_time_range,
     open_source,
     time_range,
+    use_redact,
 )
 
 HELP = "full-screen dashboard: namespaces, deployments, pods, charts, tap and top"
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from meshtui.errors import UsageError
 
     open_source(args)  # checks --server and --prometheus before anything starts
+    use_redact(args)  # MESHTUI_REDACT: the dashboard's tap views redact those names too
     span, until = time_range(args, args.span, flag="--span", default="15m")
     if not 0.1 <= args.interval <= 60:
         raise UsageError("--interval must be between 0.1 and 60 seconds")

@@ -27,9 +27,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", choices=("controller", "prometheus"), default="controller",
                    help="what the dashboard reads its figures from: the controller (default, "
                    "the last 15 minutes) or the demo's Prometheus (6 hours)")
+    from meshtui.commands._common import add_redact
+
+    add_redact(p, "shown (by the demo's proxies, and by the dashboard again)")
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    from meshtui.commands._common import redact_names, use_redact
     from meshtui.demo.run import run_demo
     from meshtui.errors import UsageError
     from meshtui.model.inventory import InventoryError, parse_address
@@ -51,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
     if args.source == "prometheus" and prometheus is None:
         raise UsageError("--source prometheus needs the demo's Prometheus "
                          "(--prometheus-listen is none)")
+    names = redact_names(args)
+    if names:  # the demo's proxies inherit the environment (meshtui.demo.supervisor)
+        from meshtui.model.redact import ENV
+
+        os.environ[ENV] = ",".join(names)
+    use_redact(args)
     return run_demo(server, headless=args.headless, intercept=args.intercept, scale=args.scale,
                     prometheus=prometheus, source=args.source,
                     prometheus_interval=format_window(every))

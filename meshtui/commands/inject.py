@@ -61,6 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proxy-memory-request", default="64Mi", metavar="QUANTITY",
                    help="the memory the scheduler reserves for each proxy "
                    "(default %(default)s)")
+    p.add_argument("--redact", metavar="NAME[,NAME...]",
+                   help="header or query-parameter names, or globs such as '*pin*', whose "
+                   "values the proxies' tap shows as <redacted>, besides the defaults "
+                   "(written as the sidecar's MESHTUI_REDACT)")
 
 
 # The input is held whole (and twice, as text and as parsed YAML); manifests
@@ -101,8 +105,15 @@ def config_from(args: argparse.Namespace) -> InjectConfig:
     Raises:
         UsageError: a port, UID, image or quantity that cannot be.
     """
+    from meshtui.errors import UsageError
     from meshtui.inject import InjectConfig
+    from meshtui.model.redact import parse_names
     from meshtui.proxy.init import parse_ports
+
+    try:
+        redact = parse_names(args.redact or "")
+    except ValueError as e:
+        raise UsageError(f"inject: {e}") from None
 
     return InjectConfig(
         image=args.image, image_pull_policy=args.image_pull_policy, proxy_uid=args.proxy_uid,
@@ -111,7 +122,8 @@ def config_from(args: argparse.Namespace) -> InjectConfig:
         cpu_request=args.proxy_cpu_request, memory_request=args.proxy_memory_request,
         skip_inbound_ports=parse_ports(args.skip_inbound_ports, "inject: --skip-inbound-ports"),
         skip_outbound_ports=parse_ports(args.skip_outbound_ports,
-                                        "inject: --skip-outbound-ports"))
+                                        "inject: --skip-outbound-ports"),
+        redact=redact)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from meshtui.commands._common import (
     parse_filter,
     print_with,
     tap_source,
+    use_redact,
 )
 
 HELP = "live feed of the requests passing through a resource's proxies"
@@ -49,6 +50,7 @@ def tap_query(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from meshtui.model.selectors import SelectorError, parse_resource
 
     namespace_of("--to", args.to, args.to_namespace)
+    use_redact(args)
     if args.resource is None and not getattr(args, "replay", None):
         raise UsageError("RESOURCE is needed (such as deploy/web), or --replay FILE")
     try:

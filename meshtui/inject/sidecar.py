@@ -28,6 +28,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from meshtui import __version__
 from meshtui.errors import UsageError
+from meshtui.model.redact import ENV as REDACT_ENV
 from meshtui.proxy.init import (
     DEFAULT_ADMIN_PORT,
     DEFAULT_INBOUND_PORT,
@@ -69,6 +70,8 @@ class InjectConfig:
             ports are always among the inbound ones).
         cpu_request, memory_request: the proxy's resource requests (quantities).
         version: written to the ``meshtui.io/proxy-version`` annotation.
+        redact: header and query names (or globs) the proxies' tap redacts besides
+            the defaults; handed over as ``MESHTUI_REDACT``.
     """
 
     image: str = DEFAULT_IMAGE
@@ -83,6 +86,7 @@ class InjectConfig:
     cpu_request: str = DEFAULT_CPU_REQUEST
     memory_request: str = DEFAULT_MEMORY_REQUEST
     version: str = __version__
+    redact: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         ports = {"--inbound-port": self.inbound_port, "--outbound-port": self.outbound_port,
@@ -144,6 +148,7 @@ def proxy_container(c: InjectConfig, deployment: str) -> CommentedMap:
         _env_value("MESHTUI_OUTBOUND_ADDR", f"127.0.0.1:{c.outbound_port}"),
         _env_value("MESHTUI_TAP_ADDR", f"0.0.0.0:{c.tap_port}"),
         _env_value("MESHTUI_ADMIN_ADDR", f"0.0.0.0:{c.admin_port}"),
+        *([_env_value(REDACT_ENV, ",".join(c.redact))] if c.redact else []),
     ]
 
     def probe(path: str, delay: int) -> CommentedMap:

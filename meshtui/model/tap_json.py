@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from meshtui.model.inventory import Workload
+from meshtui.model.redact import REDACTED, active
 from meshtui.model.sanitize import clean
 from meshtui.model.tap import (
     Direction,
@@ -174,18 +175,21 @@ def _read_headers(v: object, what: str) -> Headers:
     if not isinstance(v, list):
         raise BadEvent(f"{what} is not a list")
     out = []
+    secret = active().secret  # a saved file may hold what a careless proxy let through
     for h in v:
         h = _obj(h, what)
-        value = h.get("valueStr", "")
-        out.append((_str(h.get("name"), f"{what} name"), _str(value, f"{what} value")))
+        name = _str(h.get("name"), f"{what} name")
+        value = _str(h.get("valueStr", ""), f"{what} value")
+        out.append((name, REDACTED if secret(name) else value))
     return tuple(out)
 
 
 def _request(ev: dict[str, Any], common: dict[str, Any]) -> RequestInit:
+    redact = active()
     return RequestInit(**common, method=_str(ev.get("method", ""), "method"),
                        scheme=_str(ev.get("scheme", ""), "scheme"),
-                       authority=_str(ev.get("authority", ""), "authority"),
-                       path=_str(ev.get("path", ""), "path"),
+                       authority=redact.authority(_str(ev.get("authority", ""), "authority")),
+                       path=redact.path(_str(ev.get("path", ""), "path")),
                        headers=_read_headers(ev.get("headers"), "headers"))
 
 

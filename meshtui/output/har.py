@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import meshtui
+from meshtui.model.redact import REDACTED
 from meshtui.model.tap import Request
 
 # Headers a curl line must not carry over: curl sets them itself, or they describe
@@ -31,9 +32,22 @@ def _url(r: Request) -> str:
     return f"{scheme}://{init.authority}{init.path}"
 
 
+#: What a HAR header or query parameter whose value tap withheld says, in its comment.
+REDACTED_COMMENT = "value withheld by tap (meshtui.model.redact); not the original"
+#: What the tap detail pane says under a curl line that holds a withheld value.
+CURL_REDACTED_NOTE = f"{REDACTED} marks values tap withheld: put the real ones in first"
+
+
+def _pair(n: str, v: str) -> dict[str, str]:
+    # HAR 1.2 lets every header and query parameter carry a comment.
+    if v == REDACTED:
+        return {"name": n, "value": v, "comment": REDACTED_COMMENT}
+    return {"name": n, "value": v}
+
+
 def _headers(hs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     # Pseudo-headers (:method, :path) are HTTP/2's request line, not headers.
-    return [{"name": n, "value": v} for n, v in hs if not n.startswith(":")]
+    return [_pair(n, v) for n, v in hs if not n.startswith(":")]
 
 
 def _header(hs: Iterable[tuple[str, str]], name: str) -> str:
@@ -68,7 +82,7 @@ def har_entry(r: Request) -> dict[str, Any]:
         "request": {
             "method": r.method or "", "url": _url(r), "httpVersion": "",
             "cookies": [], "headers": _headers(req_headers),
-            "queryString": [{"name": k, "value": v} for k, v in
+            "queryString": [_pair(k, v) for k, v in
                             parse_qsl(path.partition("?")[2], keep_blank_values=True)],
             "headersSize": -1, "bodySize": -1,
         },

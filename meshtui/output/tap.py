@@ -13,7 +13,7 @@ from meshtui.client.queries import TapQuery
 from meshtui.client.source import Source
 from meshtui.model.feed_filter import FeedFilter
 from meshtui.model.inventory import Workload
-from meshtui.model.tap import RequestInit, ResponseEnd, ResponseInit, TapEvent
+from meshtui.model.tap import Headers, RequestInit, ResponseEnd, ResponseInit, TapEvent
 from meshtui.model.tap_json import tap_json_line
 from meshtui.model.tap_sieve import TapSieve
 from meshtui.model.units import format_latency_us
@@ -57,7 +57,20 @@ def tap_line(ev: TapEvent, wide: bool = False) -> str:
         tail = ""
     if wide:
         tail += _res("src", ev.source.workload) + _res("dst", ev.destination.workload)
+        if isinstance(ev, ResponseEnd):
+            tail += _wide_headers(ev.trailers)
+        elif isinstance(ev, RequestInit | ResponseInit):
+            tail += _wide_headers(ev.headers)
     return head + tail
+
+
+def _wide_headers(hs: Headers) -> str:
+    """`` h.user-agent="curl/8" h.authorization="<redacted>"``: the step's headers
+    (a request's, a response's, or trailers), values quoted with ``"`` and ``\\``
+    escaped, so a value cannot pass for another field."""
+    return "".join(
+        f' h.{n}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for n, v in hs if not n.startswith(":"))
 
 
 async def print_tap(source: Source, q: TapQuery, output: str, limit: int | None,

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from meshtui.errors import UsageError
 from meshtui.model.inventory import Address, InventoryError, parse_address
+from meshtui.model.redact import ENV as REDACT_ENV
+from meshtui.model.redact import parse_names
 
 DEFAULT_INBOUND = Address("127.0.0.1", 4143)
 DEFAULT_OUTBOUND = Address("127.0.0.1", 4140)
@@ -72,6 +74,8 @@ class ProxyConfig:
     #: Connections open at once per listener; None: from the file descriptor limit
     #: (see :func:`connection_cap`).
     max_connections: int | None = None
+    #: Header and query names (or globs) tap redacts besides the model's defaults.
+    redact: tuple[str, ...] = ()
 
 
 # flag → environment variable (the Downward API's way of handing a pod its facts)
@@ -96,6 +100,7 @@ ENV = {
     "body_timeout": "MESHTUI_BODY_TIMEOUT",
     "min_body_rate": "MESHTUI_MIN_BODY_RATE",
     "mark": "MESHTUI_PROXY_MARK",
+    "redact": REDACT_ENV,
 }
 
 
@@ -141,6 +146,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default 20)", "S")
     opt("--min-body-rate", "min_body_rate",
         "bytes a second that extend the body timeout (default 500)", "N")
+    opt("--redact", "redact", "header or query-parameter names (or globs such as "
+        "'*pin*') whose values tap shows as <redacted>, besides the defaults, "
+        "comma-separated", "NAME[,NAME...]")
     opt("--mark", "mark", "socket mark (SO_MARK, needs CAP_NET_ADMIN) on the proxy's own "
         "connections, for iptables rules that let them through unredirected", "N")
 
@@ -216,6 +224,10 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         if not 0 < mark < 1 << 32:
             raise UsageError(f"proxy: --mark must be a number from 1 to 2^32-1 (0x.. too), "
                              f"not {raw_mark!r}")
+    try:
+        redact = parse_names(get("redact") or "")
+    except ValueError as e:
+        raise UsageError(f"proxy: {e}") from None
     cfg = ProxyConfig(
         inbound=addr("inbound", DEFAULT_INBOUND),
         outbound=addr("outbound", DEFAULT_OUTBOUND),
@@ -231,6 +243,7 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         max_in_flight=max_in_flight,
         mark=mark,
         max_connections=max_connections,
+        redact=redact,
     )
     for name in ("pod", "namespace", "deployment"):
         value = getattr(cfg, name)

@@ -19,13 +19,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from meshtui.model.inventory import Workload
+from meshtui.model.redact import DEFAULT as DEFAULT_REDACTOR
+from meshtui.model.redact import REDACTED as REDACTED_TEXT
+from meshtui.model.redact import Redactor
 from meshtui.model.tap import Direction, TapMatch
 from meshtui.v1 import common_pb2, proxy_pb2
 
-#: Header values tap shows as this unless secrets are shown.
-REDACTED = b"<redacted>"
-#: Header names (lower case) whose values are redacted by default.
-SECRET_HEADERS = frozenset({b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"})
+#: Header values tap shows as this unless secrets are shown (see meshtui.model.redact).
+REDACTED = REDACTED_TEXT.encode()
 
 # Event kinds, the first item of every queued tuple.
 REQUEST_INIT = 0
@@ -133,8 +134,10 @@ class TapHub:
 
     Args:
         clock: monotonic seconds, for the rate limits.
-        show_secrets: when False (the default), values of Authorization,
-            Proxy-Authorization, Cookie and Set-Cookie are replaced by ``<redacted>``.
+        show_secrets: when False (the default), what :mod:`meshtui.model.redact`
+            judges secret (credential headers and trailers, secret query parameters,
+            userinfo) is replaced by ``<redacted>``; True shows everything.
+        redactor: the names to redact (default: the model's defaults).
         queue_capacity: events a subscriber may have waiting before new requests
             are dropped for it: two seconds of what the CPU budget lets a stream
             send, and each held event keeps its request's headers in memory. The
@@ -152,11 +155,13 @@ class TapHub:
 
     def __init__(
         self, clock: Callable[[], float], *, show_secrets: bool = False,
+        redactor: Redactor = DEFAULT_REDACTOR,
         queue_capacity: int = 4_000, max_batch: int = 2_000, max_subscribers: int = 64,
         linger: float = 0.005, max_batch_bytes: int = 1 << 20, cpu_share: float = 0.02,
     ) -> None:
         self.clock = clock
         self.show_secrets = show_secrets
+        self.redactor: Redactor | None = None if show_secrets else redactor
         self.queue_capacity = max(3, queue_capacity)
         self.max_batch = max(1, max_batch)
         self.max_batch_bytes = max(1, max_batch_bytes)
@@ -368,7 +373,7 @@ class TapHub:
         q = sub.queue
         self.gen += 1  # the queue shrinks: all_full() must look again
         most = self.max_batch if limit is None else min(limit, self.max_batch)
-        redact = not self.show_secrets
+        redact = self.redactor
         batch = proxy_pb2.TapBatch()
         events = batch.events
         n = size = 0
@@ -389,12 +394,22 @@ class TapHub:
 
 
 def _add_headers(
-    dst: Any, pairs: list[tuple[bytes, bytes]] | None, redact: bool
+    dst: Any, pairs: list[tuple[bytes, bytes]] | None, redact: Redactor | None
 ) -> None:
+    if redact is None:
+        for name, value in pairs or ():
+            h = dst.add()
+            h.name = name.decode("latin-1")
+            h.value = value
+        return
+    known, secret = redact.known, redact.secret
     for name, value in pairs or ():
         h = dst.add()
         h.name = name.decode("latin-1")
-        h.value = REDACTED if redact and name.lower() in SECRET_HEADERS else value
+        hit = known(name)
+        if hit is None:
+            hit = secret(name)
+        h.value = REDACTED if hit else value
 
 
 def _template(req: TapRequest) -> common_pb2.TapEvent:
@@ -412,7 +427,8 @@ def _template(req: TapRequest) -> common_pb2.TapEvent:
     return t
 
 
-def fill_event(out: common_pb2.TapEvent, ev: tuple[Any, ...], redact: bool = True) -> None:
+def fill_event(out: common_pb2.TapEvent, ev: tuple[Any, ...],
+               redact: Redactor | None = DEFAULT_REDACTOR) -> None:
     """Writes one queued event tuple into a TapEvent message."""
     kind, ts_us, req = ev[0], ev[1], ev[2]
     if req.template is None:
@@ -423,8 +439,12 @@ def fill_event(out: common_pb2.TapEvent, ev: tuple[Any, ...], redact: bool = Tru
         init = out.request_init
         init.method = req.method
         init.scheme = req.scheme
-        init.authority = req.authority
-        init.path = req.path
+        if redact is None:
+            init.authority = req.authority
+            init.path = req.path
+        else:
+            init.authority = redact.authority(req.authority)
+            init.path = redact.path(req.path)
         _add_headers(init.headers, req.headers, redact)
     elif kind == RESPONSE_INIT:
         _, _, _, since_req, status, headers = ev
@@ -445,7 +465,8 @@ def fill_event(out: common_pb2.TapEvent, ev: tuple[Any, ...], redact: bool = Tru
         _add_headers(end.trailers, trailers, redact)
 
 
-def build_event(ev: tuple[Any, ...], redact: bool = True) -> common_pb2.TapEvent:
+def build_event(ev: tuple[Any, ...],
+                redact: Redactor | None = DEFAULT_REDACTOR) -> common_pb2.TapEvent:
     """One queued event tuple → its TapEvent message."""
     out = common_pb2.TapEvent()
     fill_event(out, ev, redact)

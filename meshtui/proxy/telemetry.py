@@ -27,6 +27,7 @@ from typing import cast
 from meshtui import __version__
 from meshtui.model.histogram import MAX_US, NUM_BUCKETS, Histogram, bucket_upper
 from meshtui.model.inventory import Workload
+from meshtui.model.redact import Redactor
 from meshtui.model.tap import GRPC_FAILURES
 from meshtui.proxy.http1 import ERROR_HEADER, grpc_status_code
 from meshtui.proxy.tap_hub import RESPONSE_END, RESPONSE_INIT, Subscriber, TapHub, TapRequest
@@ -290,7 +291,9 @@ class Telemetry:
             inventory); None or a falsy result means unknown. Called once per new
             destination, not per request.
         clock: monotonic seconds (latencies, rate limits).
-        show_secrets: tap shows Authorization / Cookie values instead of redacting them.
+        show_secrets: tap shows credential headers and secret query values instead
+            of redacting them (tests only; no command offers it).
+        redact: names and globs the tap redacts besides the defaults (``--redact``).
         max_routes: most (direction, authority, destination) series kept; later
             new ones fold into the ``(other)`` route.
         max_tcp: most (direction, destination) TCP series kept, likewise.
@@ -304,6 +307,7 @@ class Telemetry:
         clock: Callable[[], float] = time.monotonic,
         *,
         show_secrets: bool = False,
+        redact: tuple[str, ...] = (),
         max_routes: int = 1_000,
         max_tcp: int = 1_000,
         wall: Callable[[], float] = time.time,
@@ -316,7 +320,8 @@ class Telemetry:
         self._wall = wall
         self.max_routes = max_routes
         self.max_tcp = max_tcp
-        self.hub = hub if hub is not None else TapHub(clock, show_secrets=show_secrets)
+        self.hub = hub if hub is not None else TapHub(
+            clock, show_secrets=show_secrets, redactor=Redactor(redact))
         self.start_time_ms = int(wall() * 1000)
         #: Random per process start: a scraper seeing a new one knows counters restarted.
         self.run_id = os.urandom(8).hex()

@@ -31,9 +31,10 @@ from meshtui.client.source import Source
 from meshtui.client.tap_wire import Steps, StepTracker
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.feed_filter import FeedFilter, FilterError
+from meshtui.model.redact import REDACTED
 from meshtui.model.tap import Request, RequestInit, ResponseEnd, ResponseInit, TapEvent
 from meshtui.model.units import format_bytes, format_latency_us
-from meshtui.output.har import curl_line, write_har
+from meshtui.output.har import CURL_REDACTED_NOTE, curl_line, write_har
 from meshtui.output.tap import write_jsonl
 from meshtui.tui.feed import FeedView
 from meshtui.tui.save_prompt import SavePrompt
@@ -140,6 +141,8 @@ class RequestDetail(ModalScreen[None]):
         if self.curl:
             t.append("\nas curl (c copies)\n", style="bold underline")
             t.append(self.curl + "\n")
+            if REDACTED in self.curl:
+                t.append(CURL_REDACTED_NOTE + "\n", style="dim")
         t.append("\nEscape closes", style="dim")
         return t
 

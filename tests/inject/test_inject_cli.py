@@ -48,6 +48,16 @@ def test_a_file_with_options(tmp_path: Path) -> None:
     assert args[args.index("--outbound-ports-to-ignore") + 1] == "25,3306,6379"
 
 
+def test_redact_names_reach_the_sidecar_as_its_environment() -> None:
+    out = inject("-", "--redact", "x-tenant, *pin*", stdin=POD)
+    assert out.returncode == 0, out.stderr
+    env = {e["name"]: e.get("value") for e in
+           container(load_all(out.stdout)[0], "meshtui-proxy")["env"]}
+    assert env["MESHTUI_REDACT"] == "x-tenant,*pin*"
+    plain = inject("-", stdin=POD)
+    assert "MESHTUI_REDACT" not in plain.stdout
+
+
 def test_no_workload_says_so_and_passes_the_yaml_through() -> None:
     text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}   # keep\n"
     out = inject("-", stdin=text)
@@ -73,6 +83,8 @@ def test_no_workload_says_so_and_passes_the_yaml_through() -> None:
     (["-", "--image-pull-policy", "Sometimes"], POD, "meshtui inject: argument"),
     (["-", "--proxy-memory-request", "lots"], POD,
      "meshtui: inject: --proxy-memory-request 'lots' is not a Kubernetes quantity"),
+    (["-", "--redact", "x tenant"], POD,
+     "meshtui: inject: --redact: 'x tenant' is not a header or parameter name or glob"),
     (["-", "--proxy-image", "my image"], POD,
      "meshtui: inject: --proxy-image 'my image' is not an image reference"),
 ])

@@ -36,6 +36,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     ["--opaque-idle-timeout", "forever"],
     ["--min-body-rate", "\u0661"],  # a digit, but not an ASCII one
     ["--inventory", "/nonexistent/inventory.yaml"],
+    ["--redact", "x tenant"],
     ["--bogus"],
 ])
 def test_bad_options_exit_2_with_one_line(args: list[str]) -> None:

@@ -1,0 +1,177 @@
+"""What tap never shows: credential headers, secret query parameters, URL userinfo.
+
+One definition that the proxy (before a tap event leaves it) and every client
+(again, on whatever a proxy sends, old or foreign) apply. A value judged secret
+is replaced by :data:`REDACTED`, literally, so a saved file, a HAR export or a
+curl line shows that something was there and was withheld.
+
+A name is secret when it is one of :data:`DEFAULT_NAMES`, or matches one of
+:data:`DEFAULT_PATTERNS` (shell-style globs), or one of the user's additions
+(``--redact``, ``MESHTUI_REDACT``). Names are compared in lower case with ``_``
+read as ``-``, so ``X-API-Key``, ``x_api_key`` and ``api_key`` are judged alike.
+The same rule covers header (and trailer) names and query-parameter names.
+
+The patterns are narrow on purpose: ``*auth*`` would hide ``author`` and
+``*key*`` would hide ``monkey`` or ``idempotency-key``; a pattern here names
+what only a credential is called.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+from urllib.parse import unquote_plus
+
+#: What a withheld value reads as, in every output.
+REDACTED = "<redacted>"
+#: The environment variable that adds names, as ``--redact`` does.
+ENV = "MESHTUI_REDACT"
+
+#: Header and query names that hold credentials, whole names.
+DEFAULT_NAMES: tuple[str, ...] = (
+    "authorization", "proxy-authorization", "cookie", "set-cookie", "cookie2",
+    "set-cookie2", "x-api-key", "x-auth-token", "x-access-token", "x-csrf-token",
+    "x-xsrf-token", "x-amz-security-token", "private-token", "dpop", "sig",
+)
+#: Globs over names: any name holding one of these words is a credential's.
+DEFAULT_PATTERNS: tuple[str, ...] = (
+    "*token*", "*secret*", "*api-key*", "*apikey*", "*password*", "*passwd*",
+    "*session*", "*credential*", "*authorization*", "*private-key*", "*signature*",
+)
+
+_GLOB = frozenset("*?[")
+_NAME_OK = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~?\[\]-]+\Z")
+_CACHE_MAX = 4096  # distinct names remembered; a peer inventing names cannot grow it past this
+
+N = TypeVar("N", str, bytes)
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """``"x-tenant, *pin*"`` → its names; ValueError naming a bad one."""
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not _NAME_OK.match(part):
+            raise ValueError(f"--redact: {part!r} is not a header or parameter name or glob")
+        out.append(part)
+    return tuple(out)
+
+
+class Redactor:
+    """Judges names and rewrites headers, paths and authorities.
+
+    Decisions are cached per name as it was seen (bytes or text, any case):
+    a proxy's traffic repeats the same few header names, so after the first
+    request a header costs one dict lookup.
+
+    Args:
+        extra: the user's names and globs, added to the defaults.
+    """
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        self.extra = tuple(extra)
+        names = set(DEFAULT_NAMES)
+        globs = list(DEFAULT_PATTERNS)
+        for e in self.extra:
+            if _GLOB & set(e):
+                globs.append(e)
+            else:
+                names.add(_norm(e))
+        self._names = frozenset(names)
+        self._globs = re.compile("|".join(fnmatch.translate(_norm(g)) for g in globs))
+        self._cache: dict[str | bytes, bool] = {}
+        self._paths: dict[str, str] = {}
+        #: ``known(name)``: the cached decision, or None: one dict lookup, for hot loops
+        #: (the cache is cleared, never replaced, so this stays bound to it).
+        self.known = self._cache.get
+
+    def secret(self, name: str | bytes) -> bool:
+        """Whether values under this header or parameter name are withheld."""
+        hit = self._cache.get(name)
+        if hit is None:
+            text = _norm(name.decode("latin-1") if isinstance(name, bytes) else name)
+            hit = text in self._names or self._globs.match(text) is not None
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[name] = hit
+        return hit
+
+    def headers(self, pairs: Sequence[tuple[N, N]], redacted: N) -> Sequence[tuple[N, N]]:
+        """``pairs`` with secret values replaced by ``redacted`` (the same object
+        back when nothing is secret, the common case)."""
+        secret = self.secret
+        for name, _ in pairs:
+            if secret(name):
+                break
+        else:
+            return pairs
+        return tuple((n, redacted if secret(n) else v) for n, v in pairs)
+
+    def path(self, path: str) -> str:
+        """``/x?token=abc&id=3`` → ``/x?token=<redacted>&id=3``; an absolute URL's
+        userinfo too."""
+        if "?" not in path and "@" not in path:
+            return path
+        hit = self._paths.get(path)  # the same paths come again and again
+        if hit is None:
+            hit = self._path(path)
+            if len(self._paths) >= _CACHE_MAX:
+                self._paths.clear()
+            self._paths[path] = hit
+        return hit
+
+    def _path(self, path: str) -> str:
+        if "@" in path and "://" in path:
+            scheme, _, rest = path.partition("://")
+            host, slash, tail = rest.partition("/")
+            path = f"{scheme}://{self.authority(host)}{slash}{tail}"
+        q = path.find("?")
+        if q < 0:
+            return path
+        query, hash_, frag = path[q + 1:].partition("#")
+        parts = query.split("&")
+        changed = False
+        for i, p in enumerate(parts):
+            name, eq, _ = p.partition("=")
+            if eq and self.secret(unquote_plus(name) if "%" in name or "+" in name else name):
+                parts[i] = f"{name}={REDACTED}"
+                changed = True
+        if not changed:
+            return path
+        return f"{path[:q + 1]}{'&'.join(parts)}{hash_}{frag}"
+
+    def authority(self, authority: str) -> str:
+        """``user:pass@host:80`` → ``<redacted>@host:80`` (a user name may be a token)."""
+        at = authority.rfind("@")
+        if at < 0:
+            return authority
+        return f"{REDACTED}@{authority[at + 1:]}"
+
+
+#: The defaults alone, for callers the user gave no names to.
+DEFAULT = Redactor()
+_active = DEFAULT
+
+
+def use(extra: Iterable[str]) -> Redactor:
+    """Makes the defaults plus ``extra`` what this process's clients redact with.
+
+    Process-wide on purpose: the user's names are one setting of the command,
+    and every way an event enters the client (wire, replay file) must apply it.
+    """
+    global _active
+    _active = Redactor(extra) if extra else DEFAULT
+    return _active
+
+
+def active() -> Redactor:
+    """What the client redacts with (see :func:`use`)."""
+    return _active
