@@ -22,6 +22,7 @@ import resource
 import signal
 import socket
 import sys
+import time
 from typing import Any
 
 from meshtui.errors import UsageError
@@ -31,6 +32,7 @@ from meshtui.proxy.context import ProxyContext
 from meshtui.proxy.listeners import Listener
 from meshtui.proxy.pool import Pool, is_own
 from meshtui.proxy.routing import Router
+from meshtui.proxy.tap_hub import TapHub
 from meshtui.proxy.telemetry import Direction, Identity, Telemetry
 
 log = logging.getLogger("meshtui.proxy")
@@ -64,7 +66,8 @@ class ProxyServer:
         self.router = Router(app, self.inventory)
         self.telemetry = telemetry if telemetry is not None else Telemetry(
             Identity(config.namespace, config.deployment, config.pod, config.pod_ip),
-            resolve=self.router.workload)
+            resolve=self.router.workload,
+            hub=TapHub(time.monotonic, max_capture_body=config.max_capture_body))
         self.mark = mark if mark is not None else config.mark
         self.ctx: ProxyContext | None = None
         self.inbound: Listener | None = None

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from meshtui.model.inventory import Workload
-from meshtui.model.tap import Direction, TapMatch
+from meshtui.model.tap import MAX_CAPTURE_BODY, Direction, TapMatch
 from meshtui.v1 import common_pb2, proxy_pb2
 
 #: Header values tap shows as this unless secrets are shown.
@@ -96,12 +96,15 @@ class Subscriber:
     """
 
     __slots__ = (
-        "burst", "capacity", "closed", "delivered", "dropped", "filter", "last", "limited",
-        "queue", "rate", "reported", "tokens", "wake",
+        "burst", "capacity", "capture", "closed", "delivered", "dropped", "filter", "last",
+        "limited", "queue", "rate", "reported", "tokens", "wake",
     )
 
-    def __init__(self, filt: TapMatch, max_rps: float, capacity: int, now: float) -> None:
+    def __init__(self, filt: TapMatch, max_rps: float, capacity: int, now: float,
+                 capture: int = 0) -> None:
         self.filter = filt
+        #: Bytes of each body this subscriber sees (0: none), already within the ceiling.
+        self.capture = capture
         self.rate = max_rps
         # A one-second burst lets a subscriber see the start of a spike at all.
         self.burst = max(1.0, max_rps)
@@ -148,13 +151,17 @@ class TapHub:
             busy proxy sends fewer, fuller batches.
         cpu_share: most of the wall clock that building (and encoding) batches may
             take, all streams together; 0 for no bound.
+        max_capture_body: the most bytes of a body any subscriber may capture; a
+            subscriber asking more gets this much (and sees the limit in its events).
     """
 
     def __init__(
         self, clock: Callable[[], float], *, show_secrets: bool = False,
         queue_capacity: int = 4_000, max_batch: int = 2_000, max_subscribers: int = 64,
         linger: float = 0.005, max_batch_bytes: int = 1 << 20, cpu_share: float = 0.02,
+        max_capture_body: int = MAX_CAPTURE_BODY,
     ) -> None:
+        self.max_capture_body = max(0, max_capture_body)
         self.clock = clock
         self.show_secrets = show_secrets
         self.queue_capacity = max(3, queue_capacity)
@@ -185,15 +192,18 @@ class TapHub:
     # --- subscription ------------------------------------------------------
 
     def subscribe(
-        self, match: common_pb2.TapMatch | None = None, max_rps: float = 0.0
+        self, match: common_pb2.TapMatch | None = None, max_rps: float = 0.0,
+        capture_body: int = 0,
     ) -> Subscriber:
         """Opens a subscriber; raises TapLimitError when too many are open,
-        ValueError for a negative or non-finite ``max_rps``."""
+        ValueError for a negative or non-finite ``max_rps``. ``capture_body`` is
+        clamped to the hub's ceiling."""
         if not math.isfinite(max_rps) or max_rps < 0:
             raise ValueError(f"max_rps must be a finite number >= 0, got {max_rps}")
         if len(self.subscribers) >= self.max_subscribers:
             raise TapLimitError(f"{self.max_subscribers} tap streams are open already")
-        sub = Subscriber(match_of(match), max_rps, self.queue_capacity, self.clock())
+        sub = Subscriber(match_of(match), max_rps, self.queue_capacity, self.clock(),
+                         min(max(0, capture_body), self.max_capture_body))
         self.subscribers = (*self.subscribers, sub)
         self.gen += 1
         return sub
@@ -376,7 +386,7 @@ class TapHub:
         # message well under gRPC's default 4 MiB receive limit.
         while q and n < most and size < self.max_batch_bytes:
             ev = events.add()  # filled in place: nested keyword messages would be copied
-            fill_event(ev, q.popleft(), redact)
+            fill_event(ev, q.popleft(), redact, sub.capture)
             size += ev.ByteSize()
             n += 1
         sub.delivered += n
@@ -412,8 +422,16 @@ def _template(req: TapRequest) -> common_pb2.TapEvent:
     return t
 
 
-def fill_event(out: common_pb2.TapEvent, ev: tuple[Any, ...], redact: bool = True) -> None:
-    """Writes one queued event tuple into a TapEvent message."""
+def _add_body(out: common_pb2.CapturedBody, data: bytearray, total: int, limit: int) -> None:
+    out.data = bytes(data[:limit])
+    out.truncated = total > limit
+    out.limit = limit
+
+
+def fill_event(out: common_pb2.TapEvent, ev: tuple[Any, ...], redact: bool = True,
+               capture: int = 0) -> None:
+    """Writes one queued event tuple into a TapEvent message; ``capture``: bytes of
+    each body the subscriber asked for (the request captured at least as many)."""
     kind, ts_us, req = ev[0], ev[1], ev[2]
     if req.template is None:
         req.template = _template(req)
@@ -433,8 +451,12 @@ def fill_event(out: common_pb2.TapEvent, ev: tuple[Any, ...], redact: bool = Tru
         resp.http_status = status
         _add_headers(resp.headers, headers, redact)
     else:
-        _, _, _, since_req, since_resp, nbytes, grpc_status, reset_code, trailers = ev
+        _, _, _, since_req, since_resp, nbytes, grpc_status, reset_code, trailers, bodies = ev
         end = out.response_end
+        if capture and bodies is not None:
+            req_data, req_total, resp_data = bodies
+            _add_body(end.request_body, req_data, req_total, capture)
+            _add_body(end.response_body, resp_data, nbytes, capture)
         end.since_request_init_us = since_req
         end.since_response_init_us = since_resp
         end.response_bytes = nbytes

@@ -140,8 +140,8 @@ class RequestObs:
     """
 
     __slots__ = (
-        "_grpc", "_lost", "_refused", "_route", "_t0", "_t1", "_taking", "_tap", "_tel", "done",
-        "started", "status",
+        "_grpc", "_lost", "_refused", "_route", "_t0", "_t1", "_taking", "_tap", "_tel", "cap",
+        "done", "req_body", "req_total", "resp_body", "started", "status",
     )
 
     def __init__(self, tel: Telemetry, route: Route, t0: float) -> None:
@@ -158,6 +158,37 @@ class RequestObs:
         self._lost: Sequence[Subscriber] = ()
         self._grpc: int | None = None
         self._refused = False  # the proxy answered itself (400, 431, 502, 504, ...)
+        #: Bytes of each body to copy for tap (0: none). The data path tests this
+        #: before calling capture_*, so untapped bodies cost one attribute read.
+        self.cap = 0
+        self.req_total = 0
+        self.req_body: bytearray | None = None
+        self.resp_body: bytearray | None = None
+
+    def capture_request(self, data: bytes) -> None:
+        """A piece of the request body passed (only called while ``cap``): its first
+        bytes are copied, up to ``cap`` in all; nothing is held back."""
+        self.req_total += len(data)
+        buf = self.req_body
+        assert buf is not None
+        room = self.cap - len(buf)
+        if room > 0:
+            buf += data[:room]
+
+    def capture_response(self, data: bytes) -> None:
+        """As :meth:`capture_request`, for the response body (its total is counted
+        by the data path already)."""
+        buf = self.resp_body
+        assert buf is not None
+        room = self.cap - len(buf)
+        if room > 0:
+            buf += data[:room]
+
+    def _bodies(self) -> tuple[bytearray, int, bytearray] | None:
+        if not self.cap:
+            return None
+        assert self.req_body is not None and self.resp_body is not None
+        return self.req_body, self.req_total, self.resp_body
 
     def response_start(self, status: int, headers: list[tuple[bytes, bytes]],
                        grpc_status: int | object | None = _SCAN) -> None:
@@ -206,7 +237,7 @@ class RequestObs:
             now = self._tel._clock()
             TapHub.emit(self._taking, (
                 RESPONSE_END, self._wall_us(now), self._tap, _us(now - self._t0),
-                _us(now - self._t1), response_bytes, grpc, None, trailers,
+                _us(now - self._t1), response_bytes, grpc, None, trailers, self._bodies(),
             ))
 
     def reset(self, error_code: int = 1, response_bytes: int = 0) -> None:
@@ -222,7 +253,7 @@ class RequestObs:
             since_resp = _us(now - self._t1) if self.started else 0
             TapHub.emit(self._taking, (
                 RESPONSE_END, self._wall_us(now), self._tap, _us(now - self._t0),
-                since_resp, response_bytes, None, error_code, None,
+                since_resp, response_bytes, None, error_code, None, self._bodies(),
             ))
 
     # --- internals ---------------------------------------------------------
@@ -522,6 +553,11 @@ class Telemetry:
         obs._tap = req
         if taking:
             obs._taking = taking
+            cap = max(s.capture for s in taking)
+            if cap:
+                obs.cap = cap
+                obs.req_body = bytearray()
+                obs.resp_body = bytearray()
         if losing:
             obs._lost = losing
 
