@@ -32,6 +32,7 @@ import grpc
 from meshtui.controller.dial import Dialer
 from meshtui.controller.stats import DEPLOY, NS, Sel
 from meshtui.controller.store import MeshStore, PodKey, PodState
+from meshtui.model.tap import MAX_CAPTURE_BODY
 from meshtui.v1 import common_pb2, controller_pb2, proxy_pb2, proxy_pb2_grpc
 
 log = logging.getLogger("meshtui.controller")
@@ -82,11 +83,15 @@ class TapFanIn:
         to: only requests to this destination (outbound of the target's pods).
         match: the client's filters (method, path prefix, authority).
         max_rps: requests a second to pass at most; 0 means unlimited.
+        capture_body: bytes of each body the proxies copy (0: none); passed on
+            clamped to :data:`~meshtui.model.tap.MAX_CAPTURE_BODY` (each proxy
+            clamps again to its own ceiling).
     """
 
     def __init__(self, store: MeshStore, target: Sel, to: Sel | None,
                  match: common_pb2.TapMatch, max_rps: float,
-                 retry_s: float = 1.0, dialer: Dialer | None = None) -> None:
+                 retry_s: float = 1.0, dialer: Dialer | None = None,
+                 capture_body: int = 0) -> None:
         self.store = store
         self.dialer = dialer or Dialer()
         self.target = target
@@ -102,7 +107,8 @@ class TapFanIn:
         else:
             up.ClearField("destination")
         # Upstream unlimited: what max_rps skips must be counted, so it is skipped here.
-        self.request = proxy_pb2.ObserveRequest(match=up, max_rps=0.0)
+        self.request = proxy_pb2.ObserveRequest(
+            match=up, max_rps=0.0, capture_body=min(capture_body, MAX_CAPTURE_BODY))
         self.limiter = _Limiter(max_rps) if max_rps > 0 else None
         self.retry_s = retry_s
         self._pending: list = []
