@@ -50,11 +50,12 @@ def grpc_messages(data: bytes) -> tuple[list[GrpcMessage], bytes]:
 def text_of(data: bytes, truncated: bool = False) -> str | None:
     """The body as text, control characters escaped; None when it is binary (not
     UTF-8, or more than one in ten characters a control character)."""
-    text = _decode(data, truncated)
+    text = decoded(data, truncated)
     return None if text is None else clean(text)
 
 
-def _decode(data: bytes, truncated: bool) -> str | None:
+def decoded(data: bytes, truncated: bool) -> str | None:
+    """The body as text, raw (unescaped: for files, not terminals); None when binary."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -104,7 +105,7 @@ def body_lines(body: CapturedBody, grpc: bool) -> list[str]:
 
 
 def _payload(data: bytes, truncated: bool) -> list[str]:
-    text = _decode(data, truncated)
+    text = decoded(data, truncated)
     if text is None:
         return hex_lines(data)
     return [clean(line) for line in text.split("\n")]
