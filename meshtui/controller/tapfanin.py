@@ -110,6 +110,13 @@ class TapFanIn:
         self.request = proxy_pb2.ObserveRequest(
             match=up, max_rps=0.0, capture_body=min(capture_body, MAX_CAPTURE_BODY))
         self.limiter = _Limiter(max_rps) if max_rps > 0 else None
+        # With bodies an event may carry 128 KiB: events per message and held are
+        # bounded so that a message stays ~8 MiB and what waits ~32 MiB.
+        per_request = 2 * self.request.capture_body
+        self.max_batch = min(MAX_BATCH, 3 * max(1, (8 << 20) // per_request)) \
+            if per_request else MAX_BATCH
+        self.max_pending = min(MAX_PENDING, 3 * max(1, (32 << 20) // per_request)) \
+            if per_request else MAX_PENDING
         self.retry_s = retry_s
         self._pending: list = []
         self._drops: dict[PodKey, int] = {}
@@ -144,7 +151,7 @@ class TapFanIn:
                             broken = False
                             log.info("tap: %s/%s streams again", key[0], key[1])
                         self._take(key, batch)
-                        while len(self._pending) >= MAX_PENDING:
+                        while len(self._pending) >= self.max_pending:
                             self._space.clear()
                             await self._space.wait()
                 except grpc.aio.AioRpcError as e:
@@ -226,8 +233,8 @@ class TapFanIn:
     def _drain(self) -> controller_pb2.TapByResourceBatch:
         out = controller_pb2.TapByResourceBatch()
         pending = self._pending
-        if len(pending) > MAX_BATCH:
-            take, self._pending = pending[:MAX_BATCH], pending[MAX_BATCH:]
+        if len(pending) > self.max_batch:
+            take, self._pending = pending[:self.max_batch], pending[self.max_batch:]
         else:
             take, self._pending = pending, []
             self._ready.clear()
@@ -242,7 +249,7 @@ class TapFanIn:
         if self._rate_limited:
             out.rate_limited = self._rate_limited
             self._rate_limited = 0
-        if len(self._pending) < MAX_PENDING:
+        if len(self._pending) < self.max_pending:
             self._space.set()
         return out
 
