@@ -450,8 +450,10 @@ def _template(req: TapRequest) -> common_pb2.TapEvent:
     return t
 
 
-def _add_body(out: common_pb2.CapturedBody, data: bytearray, total: int, limit: int) -> None:
-    out.data = bytes(data[:limit])
+def _add_body(out: common_pb2.CapturedBody, pieces: list[bytes], total: int, limit: int
+              ) -> None:
+    data = b"".join(pieces)
+    out.data = data[:limit]
     out.truncated = total > limit
     out.limit = limit
 

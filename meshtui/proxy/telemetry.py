@@ -141,7 +141,7 @@ class RequestObs:
 
     __slots__ = (
         "_grpc", "_lost", "_refused", "_route", "_t0", "_t1", "_taking", "_tap", "_tel", "cap",
-        "done", "req_body", "req_total", "resp_body", "started", "status",
+        "done", "req_body", "req_len", "req_total", "resp_body", "resp_len", "started", "status",
     )
 
     def __init__(self, tel: Telemetry, route: Route, t0: float) -> None:
@@ -162,29 +162,28 @@ class RequestObs:
         #: before calling capture_*, so untapped bodies cost one attribute read.
         self.cap = 0
         self.req_total = 0
-        self.req_body: bytearray | None = None
-        self.resp_body: bytearray | None = None
+        self.req_len = self.resp_len = 0
+        # The pieces kept of each body (no more than ``cap`` bytes in all).
+        self.req_body: list[bytes] | None = None
+        self.resp_body: list[bytes] | None = None
 
     def capture_request(self, data: bytes) -> None:
         """A piece of the request body passed (only called while ``cap``): its first
-        bytes are copied, up to ``cap`` in all; nothing is held back."""
+        bytes are kept, up to ``cap`` in all; nothing is held back. (The lists
+        exist whenever ``cap`` is set.)"""
         self.req_total += len(data)
-        buf = self.req_body
-        assert buf is not None
-        room = self.cap - len(buf)
+        room = self.cap - self.req_len
         if room > 0:
-            buf += data[:room]
+            self.req_len += _keep(self.req_body, data, room)  # type: ignore[arg-type]
 
     def capture_response(self, data: bytes) -> None:
         """As :meth:`capture_request`, for the response body (its total is counted
         by the data path already)."""
-        buf = self.resp_body
-        assert buf is not None
-        room = self.cap - len(buf)
+        room = self.cap - self.resp_len
         if room > 0:
-            buf += data[:room]
+            self.resp_len += _keep(self.resp_body, data, room)  # type: ignore[arg-type]
 
-    def _bodies(self) -> tuple[bytearray, int, bytearray] | None:
+    def _bodies(self) -> tuple[list[bytes], int, list[bytes]] | None:
         if not self.cap:
             return None
         assert self.req_body is not None and self.resp_body is not None
@@ -293,6 +292,18 @@ class RequestObs:
     def _wall_us(self, t: float) -> int:
         assert self._tap is not None
         return self._tap.wall0_us + _us(t - self._t0)
+
+
+def _keep(pieces: list[bytes], data: bytes, room: int) -> int:
+    """Keeps what fits of ``data`` in ``room`` bytes; how many bytes it kept. A piece
+    that fits whole is kept as it is, not copied (bytes are immutable, and exactly
+    those bytes are held); a piece cut, or a mutable buffer, is copied."""
+    if len(data) <= room and type(data) is bytes:
+        pieces.append(data)
+        return len(data)
+    piece = bytes(data[:room])
+    pieces.append(piece)
+    return len(piece)
 
 
 # Upper bounds of the histogram's buckets: bisecting them buckets a latency in C,
@@ -556,8 +567,8 @@ class Telemetry:
             cap = max(s.capture for s in taking)
             if cap:
                 obs.cap = cap
-                obs.req_body = bytearray()
-                obs.resp_body = bytearray()
+                obs.req_body = []
+                obs.resp_body = []
         if losing:
             obs._lost = losing
 
