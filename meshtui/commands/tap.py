@@ -27,6 +27,7 @@ examples:
   meshtui tap deploy/web -n emojivoto
   meshtui tap deploy/web -n emojivoto --to deploy/voting --path /api/vote
   meshtui tap ns/emojivoto --method GET -o json --limit 100 > saved.jsonl
+  meshtui tap deploy/web -n emojivoto --path /api/vote --capture-body 4096
   meshtui tap --replay saved.jsonl --filter 'status>=500'"""
 
 

@@ -3,6 +3,7 @@ clients, the first N bytes of each body copied as they pass, never more held."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import http.client
 import struct
@@ -11,11 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+import pytest
 from grpckit import SERVICE, GrpcApp, channel, method
 from proxykit import Upstream
 from proxymesh import Mesh, meshed, proxy_config
 
+from meshtui.errors import UsageError
 from meshtui.model.inventory import Address
+from meshtui.proxy.config import add_arguments, from_args
 from meshtui.proxy.grpc_service import bound_port
 from meshtui.proxy.server import ProxyServer
 from meshtui.proxy.tap_hub import RESPONSE_END, Subscriber
@@ -142,3 +146,15 @@ async def test_the_proxy_ceiling_clamps_what_a_tap_stream_asks() -> None:
     finally:
         await proxy.stop(grace=0.2)
         await app.close()
+
+
+def test_max_capture_body_flag_and_env() -> None:
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert from_args(p.parse_args([]), {}).max_capture_body == 65536
+    assert from_args(p.parse_args(["--max-capture-body", "0"]), {}).max_capture_body == 0
+    assert from_args(p.parse_args([]), {"MESHTUI_MAX_CAPTURE_BODY": "512"}
+                     ).max_capture_body == 512
+    for bad in ("65537", "-1", "1k"):
+        with pytest.raises(UsageError, match="--max-capture-body"):
+            from_args(p.parse_args([f"--max-capture-body={bad}"]), {})
