@@ -125,6 +125,19 @@ async def test_grpc_messages_are_captured_with_their_length_prefixes() -> None:
         assert streamed.response_body.truncated
 
 
+async def test_grpc_data_frames_split_across_reads_are_copied_in_order() -> None:
+    big = bytes(range(256)) * 800  # 200 KiB: many DATA frames, each read in pieces
+    async with meshed(await GrpcApp().start()) as m:
+        sub = m.proxy.telemetry.hub.subscribe(capture_body=65536)
+        async with channel(m.inbound) as ch:
+            assert await method(ch, "Unary")(big, timeout=5) == big.upper()
+        await wait_for(lambda: held(sub))
+        assert held(sub) == [(65536, 5 + len(big), 65536)]
+        [end] = ends(m, sub)
+        assert end.request_body.data == grpc_message(big)[:65536]
+        assert end.response_body.data == grpc_message(big.upper())[:65536]
+
+
 async def test_the_proxy_ceiling_clamps_what_a_tap_stream_asks() -> None:
     app = await Upstream().start()
     proxy = ProxyServer(proxy_config(app.port, tap=Address("127.0.0.1", 0), max_capture_body=8))
