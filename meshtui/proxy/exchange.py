@@ -115,9 +115,10 @@ class Exchange:
             return
         obs = self.obs
         if obs is None:
-            if self.early is None:
-                self.early = []
-            self.early.append(data)
+            if self.down.ctx.telemetry.hub.subscribers:  # someone might want bodies
+                if self.early is None:
+                    self.early = []
+                self.early.append(data)
         elif obs.cap:  # tap asked for bodies: a copy, not a hold
             obs.capture_request(data)
         framed = http1.chunk(data) if self.body_kind == CHUNKED else data

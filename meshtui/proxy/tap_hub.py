@@ -39,10 +39,11 @@ BODY_QUEUE_BYTES = 16 << 20
 
 
 def _keep_freed_memory() -> None:
-    """Lets the allocator reuse freed body buffers instead of returning them to the
-    system: a fresh 64 KiB buffer for every request otherwise costs its page faults,
-    more than copying into it (glibc only; elsewhere nothing changes). Called with
-    the first subscriber that asks for bodies, so a proxy nobody asks is untouched."""
+    """Lets the allocator reuse freed body copies instead of returning them to the
+    system: the pieces copied (a cut piece, HTTP/2 frames' data) are fresh buffers of
+    up to 64 KiB, whose page faults otherwise cost more than the copy (glibc only;
+    elsewhere nothing changes). Called with the first subscriber that asks for
+    bodies, so a proxy nobody asks is untouched."""
     try:
         import ctypes
 
