@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from meshtui.model.histogram import Histogram
 from meshtui.model.inventory import Workload
@@ -17,6 +18,7 @@ from meshtui.model.redact import REDACTED, active
 from meshtui.model.sanitize import clean, clean_bytes, clean_http
 from meshtui.model.stats import StatRow
 from meshtui.model.tap import (
+    CapturedBody,
     Direction,
     Endpoint,
     RequestInit,
@@ -175,5 +177,14 @@ def tap_event(ev: common_pb2.TapEvent) -> TapEvent | None:
             duration_us=e.since_response_init_us, response_bytes=e.response_bytes,
             grpc_status=e.grpc_status_code if eos == "grpc_status_code" else None,
             reset_code=e.reset_error_code if eos == "reset_error_code" else None,
-            trailers=_headers(e.trailers))
+            trailers=_headers(e.trailers),
+            request_body=_body(e, "request_body"), response_body=_body(e, "response_body"))
     return None
+
+
+def _body(end: Any, name: str) -> CapturedBody | None:
+    """A captured body of a wire response end (raw bytes: shown only escaped)."""
+    if not end.HasField(name):
+        return None
+    b = getattr(end, name)
+    return CapturedBody(bytes(b.data), b.truncated, b.limit)

@@ -78,6 +78,7 @@ class TapQuery:
     path_prefix: str = ""
     authority: str = ""
     max_rps: float = 100.0
+    capture_body: int = 0  # bytes of each body the proxies copy (0: none)
 
 
 @dataclass

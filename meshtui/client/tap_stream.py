@@ -23,7 +23,7 @@ def request_for(q: TapQuery):  # type: ignore[no-untyped-def]
         target=selector(q.kind, q.namespace, q.name),
         match=common_pb2.TapMatch(method=q.method, path_prefix=q.path_prefix,
                                   authority=q.authority),
-        max_rps=q.max_rps)
+        max_rps=q.max_rps, capture_body=q.capture_body)
     if q.to:
         req.to.CopyFrom(selector(*q.to))
     return req

@@ -28,6 +28,7 @@ examples:
   meshtui tap deploy/web -n emojivoto
   meshtui tap deploy/web -n emojivoto --to deploy/voting --path /api/vote
   meshtui tap ns/emojivoto --method GET -o json --limit 100 > saved.jsonl
+  meshtui tap deploy/web -n emojivoto --path /api/vote --capture-body 4096
   meshtui tap --replay saved.jsonl --filter 'status>=500'"""
 
 
@@ -38,6 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, metavar="N",
                    help="stop after N events (the live feed then keeps them to browse)")
     p.add_argument("-o", "--output", choices=("text", "wide", "json"), help="plain output")
+    p.add_argument("--capture-body", type=int, metavar="N", default=0,
+                   help="ask the proxies for the first N bytes (at most 65536) of each "
+                        "request and response body: escaped text, hex or gRPC messages in "
+                        "the feed, base64 in -o json. Off by default; the proxies copy the "
+                        "bytes as they pass, and their --max-capture-body may lower N")
     p.add_argument("--buffer", type=int,
                    help="events the feed keeps (default 100000; with --replay 1000000)")
 
@@ -48,6 +54,7 @@ def tap_query(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from meshtui.errors import UsageError
     from meshtui.model.feed_filter import proxy_match
     from meshtui.model.selectors import SelectorError, parse_resource
+    from meshtui.model.tap import MAX_CAPTURE_BODY
 
     namespace_of("--to", args.to, args.to_namespace)
     use_redact(args)
@@ -63,12 +70,17 @@ def tap_query(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise UsageError(str(e)) from None
     if getattr(args, "limit", None) is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
+    capture = getattr(args, "capture_body", 0) or 0
+    if not 0 <= capture <= MAX_CAPTURE_BODY:
+        raise UsageError(f"--capture-body must be from 0 to {MAX_CAPTURE_BODY} bytes, "
+                         f"not {capture}")
     # What of --filter the proxies can check, unless the flags already ask.
     pushed = proxy_match(parse_filter(args.filter))
     return TapQuery(sel.kind, sel.namespace, sel.name, to,
                     (args.method or pushed.get("method", "")).upper(),
                     args.path or pushed.get("path_prefix", ""),
-                    args.authority or pushed.get("authority", ""), args.max_rps)
+                    args.authority or pushed.get("authority", ""), args.max_rps,
+                    capture_body=capture)
 
 
 def run(args: argparse.Namespace) -> int:

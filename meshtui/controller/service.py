@@ -94,7 +94,7 @@ class ResourceTapService(controller_pb2_grpc.ResourceTapServicer):
             return
         assert target is not None
         fan = TapFanIn(self.store, target, to, request.match, request.max_rps,
-                       dialer=self.dialer)
+                       dialer=self.dialer, capture_body=request.capture_body)
         if not fan.sources():
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"{target.describe()} has no meshed pods to tap")

@@ -32,6 +32,7 @@ import grpc
 from meshtui.controller.dial import Dialer
 from meshtui.controller.stats import DEPLOY, NS, Sel
 from meshtui.controller.store import MeshStore, PodKey, PodState
+from meshtui.model.tap import MAX_CAPTURE_BODY
 from meshtui.v1 import common_pb2, controller_pb2, proxy_pb2, proxy_pb2_grpc
 
 log = logging.getLogger("meshtui.controller")
@@ -82,11 +83,15 @@ class TapFanIn:
         to: only requests to this destination (outbound of the target's pods).
         match: the client's filters (method, path prefix, authority).
         max_rps: requests a second to pass at most; 0 means unlimited.
+        capture_body: bytes of each body the proxies copy (0: none); passed on
+            clamped to :data:`~meshtui.model.tap.MAX_CAPTURE_BODY` (each proxy
+            clamps again to its own ceiling).
     """
 
     def __init__(self, store: MeshStore, target: Sel, to: Sel | None,
                  match: common_pb2.TapMatch, max_rps: float,
-                 retry_s: float = 1.0, dialer: Dialer | None = None) -> None:
+                 retry_s: float = 1.0, dialer: Dialer | None = None,
+                 capture_body: int = 0) -> None:
         self.store = store
         self.dialer = dialer or Dialer()
         self.target = target
@@ -102,8 +107,16 @@ class TapFanIn:
         else:
             up.ClearField("destination")
         # Upstream unlimited: what max_rps skips must be counted, so it is skipped here.
-        self.request = proxy_pb2.ObserveRequest(match=up, max_rps=0.0)
+        self.request = proxy_pb2.ObserveRequest(
+            match=up, max_rps=0.0, capture_body=min(capture_body, MAX_CAPTURE_BODY))
         self.limiter = _Limiter(max_rps) if max_rps > 0 else None
+        # With bodies an event may carry 128 KiB: events per message and held are
+        # bounded so that a message stays ~8 MiB and what waits ~32 MiB.
+        per_request = 2 * self.request.capture_body
+        self.max_batch = min(MAX_BATCH, 3 * max(1, (8 << 20) // per_request)) \
+            if per_request else MAX_BATCH
+        self.max_pending = min(MAX_PENDING, 3 * max(1, (32 << 20) // per_request)) \
+            if per_request else MAX_PENDING
         self.retry_s = retry_s
         self._pending: list = []
         self._drops: dict[PodKey, int] = {}
@@ -138,7 +151,7 @@ class TapFanIn:
                             broken = False
                             log.info("tap: %s/%s streams again", key[0], key[1])
                         self._take(key, batch)
-                        while len(self._pending) >= MAX_PENDING:
+                        while len(self._pending) >= self.max_pending:
                             self._space.clear()
                             await self._space.wait()
                 except grpc.aio.AioRpcError as e:
@@ -220,8 +233,8 @@ class TapFanIn:
     def _drain(self) -> controller_pb2.TapByResourceBatch:
         out = controller_pb2.TapByResourceBatch()
         pending = self._pending
-        if len(pending) > MAX_BATCH:
-            take, self._pending = pending[:MAX_BATCH], pending[MAX_BATCH:]
+        if len(pending) > self.max_batch:
+            take, self._pending = pending[:self.max_batch], pending[self.max_batch:]
         else:
             take, self._pending = pending, []
             self._ready.clear()
@@ -236,7 +249,7 @@ class TapFanIn:
         if self._rate_limited:
             out.rate_limited = self._rate_limited
             self._rate_limited = 0
-        if len(self._pending) < MAX_PENDING:
+        if len(self._pending) < self.max_pending:
             self._space.set()
         return out
 

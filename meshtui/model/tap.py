@@ -32,6 +32,24 @@ NOWHERE = Workload()  # a workload the mesh does not know
 #: Unknown, DeadlineExceeded, Internal, Unavailable, DataLoss. Any other status
 #: (NotFound, InvalidArgument, ...) is the server answering as designed.
 GRPC_FAILURES = frozenset({2, 4, 13, 14, 15})
+#: Most bytes of one body tap may capture (``--capture-body``), and the proxies'
+#: default ceiling (``--max-capture-body``), which no subscriber passes.
+MAX_CAPTURE_BODY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedBody:
+    """The first bytes of a request's or response's body, as a proxy copied them.
+
+    Attributes:
+        data: the bytes, raw (shown escaped, hex or base64, never as they are).
+        truncated: the body went on past ``data``.
+        limit: bytes per body the proxy captured at, after its ceiling.
+    """
+
+    data: bytes
+    truncated: bool = False
+    limit: int = 0
 
 
 class Direction(StrEnum):
@@ -181,6 +199,8 @@ class ResponseEnd(TapEvent):
     grpc_status: int | None = None
     reset_code: int | None = None
     trailers: Headers = ()
+    request_body: CapturedBody | None = None
+    response_body: CapturedBody | None = None
 
 
 AnyEvent = RequestInit | ResponseInit | ResponseEnd

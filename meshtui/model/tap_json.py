@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from meshtui.model.bodies import body_json, read_body_json
 from meshtui.model.inventory import Workload
 from meshtui.model.redact import REDACTED, active
 from meshtui.model.sanitize import clean
 from meshtui.model.tap import (
+    CapturedBody,
     Direction,
     Endpoint,
     Headers,
@@ -78,6 +80,11 @@ def tap_json(ev: TapEvent) -> dict[str, Any]:
             end["grpcStatusCode"] = ev.grpc_status
         if ev.reset_code is not None:
             end["resetErrorCode"] = ev.reset_code
+        # Not Linkerd's (its tap has no bodies): meshtui's, base64 always.
+        if ev.request_body is not None:
+            end["capturedRequestBody"] = body_json(ev.request_body)
+        if ev.response_body is not None:
+            end["capturedResponseBody"] = body_json(ev.response_body)
         out["responseEndEvent"] = end
     return out
 
@@ -208,7 +215,18 @@ def _end(ev: dict[str, Any], common: dict[str, Any]) -> ResponseEnd:
         response_bytes=_int(ev.get("responseBytes", 0), "responseBytes"),
         grpc_status=None if grpc is None else _int(grpc, "grpcStatusCode", 0, 2**32 - 1),
         reset_code=None if reset is None else _int(reset, "resetErrorCode", 0, 2**32 - 1),
-        trailers=_read_headers(ev.get("trailers"), "trailers"))
+        trailers=_read_headers(ev.get("trailers"), "trailers"),
+        request_body=_read_body(ev, "capturedRequestBody"),
+        response_body=_read_body(ev, "capturedResponseBody"))
+
+
+def _read_body(ev: dict[str, Any], name: str) -> CapturedBody | None:
+    if name not in ev:
+        return None
+    try:
+        return read_body_json(ev[name], name)
+    except ValueError as e:
+        raise BadEvent(str(e)) from None
 
 
 _KINDS = {"requestInitEvent": _request, "responseInitEvent": _response,

@@ -1,12 +1,15 @@
 """Requests as HAR 1.2 (what browsers' developer tools import) and as a curl command line.
 
-Tap sees heads, not bodies, and not the HTTP version: HAR's sizes it cannot
-know are -1, as the format says for unknown sizes, the version is left empty,
-and ``content.size`` is the response length the proxy counted.
+Tap sees heads, and bodies only when asked (``--capture-body``), and not the HTTP
+version: HAR's sizes it cannot know are -1, as the format says for unknown sizes,
+the version is left empty, and ``content.size`` is the response length the proxy
+counted. A captured body goes into ``postData.text`` / ``content.text``, as text
+when it is, else base64 with ``encoding: base64``; a cut one says so in ``comment``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 from collections.abc import Iterable
@@ -16,8 +19,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import meshtui
+from meshtui.model.bodies import decoded
 from meshtui.model.redact import REDACTED
-from meshtui.model.tap import Request
+from meshtui.model.tap import CapturedBody, Request
 
 # Headers a curl line must not carry over: curl sets them itself, or they describe
 # a body the line does not send.
@@ -64,6 +68,18 @@ def _ms(us: int | None) -> float:
     return max(0, us or 0) / 1000
 
 
+def _body(body: CapturedBody, out: dict[str, Any]) -> dict[str, Any]:
+    text = decoded(body.data, body.truncated)
+    if text is None:
+        out["text"] = base64.b64encode(body.data).decode("ascii")
+        out["encoding"] = "base64"
+    else:
+        out["text"] = text
+    if body.truncated:
+        out["comment"] = f"the first {len(body.data)} bytes (tap --capture-body)"
+    return out
+
+
 def har_entry(r: Request) -> dict[str, Any]:
     """One request as a HAR 1.2 entry."""
     init, rsp, end = r.init, r.response, r.end
@@ -75,7 +91,7 @@ def har_entry(r: Request) -> dict[str, Any]:
     size = end.response_bytes if end else -1
     wait = _ms(r.latency_us)
     receive = _ms(end.duration_us) if end else 0.0
-    return {
+    entry: dict[str, Any] = {
         "startedDateTime": datetime.fromtimestamp((r.started_us or 0) / 1e6, UTC)
         .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "time": wait + receive,
@@ -98,6 +114,12 @@ def har_entry(r: Request) -> dict[str, Any]:
         "timings": {"send": 0, "wait": wait, "receive": receive},
         "comment": f"{r.source.label} -> {r.destination.label} ({r.direction.value or '?'})",
     }
+    if end is not None and end.request_body is not None:
+        entry["request"]["postData"] = _body(end.request_body, {
+            "mimeType": _header(req_headers, "content-type"), "params": []})
+    if end is not None and end.response_body is not None:
+        _body(end.response_body, entry["response"]["content"])
+    return entry
 
 
 def har(requests: Iterable[Request]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from meshtui.client.queries import TapQuery
 from meshtui.client.source import Source
+from meshtui.model.bodies import BodyClamp, body_summary
 from meshtui.model.feed_filter import FeedFilter
 from meshtui.model.inventory import Workload
 from meshtui.model.tap import Headers, RequestInit, ResponseEnd, ResponseInit, TapEvent
@@ -53,6 +54,11 @@ def tap_line(ev: TapEvent, wide: bool = False) -> str:
             tail = ""
         tail += (f" duration={format_latency_us(ev.duration_us)}"
                  f" response-length={ev.response_bytes}B")
+        grpc = ev.grpc_status is not None
+        if ev.request_body is not None:
+            tail += f" request-body={body_summary(ev.request_body, grpc)}"
+        if ev.response_body is not None:
+            tail += f" response-body={body_summary(ev.response_body, grpc)}"
     else:  # pragma: no cover - every kind is above
         tail = ""
     if wide:
@@ -80,8 +86,12 @@ async def print_tap(source: Source, q: TapQuery, output: str, limit: int | None,
     out = sys.stdout
     n = 0
     sieve = TapSieve(flt) if flt else None
+    clamp = BodyClamp(q.capture_body)
     async for batch in source.tap(q):
         events = batch.events if sieve is None else sieve.feed(list(batch.events))
+        note = clamp.check(events)
+        if note:
+            print(f"meshtui: {note}", file=sys.stderr)
         if limit is not None:
             events = events[: max(0, limit - n)]
         if output == "json":

@@ -13,6 +13,7 @@ from meshtui.errors import UsageError
 from meshtui.model.inventory import Address, InventoryError, parse_address
 from meshtui.model.redact import ENV as REDACT_ENV
 from meshtui.model.redact import parse_names
+from meshtui.model.tap import MAX_CAPTURE_BODY
 
 DEFAULT_INBOUND = Address("127.0.0.1", 4143)
 DEFAULT_OUTBOUND = Address("127.0.0.1", 4140)
@@ -56,6 +57,8 @@ class ProxyConfig:
         inventory: the controller's inventory file, to name peers and route
             explicit-mode requests to the peer pod's proxy.
         max_in_flight: requests under way at once before new ones get 503.
+        max_capture_body: the most bytes of a body tap may copy, whatever a
+            subscriber asks (0: no bodies at all).
     """
 
     inbound: Address | None = DEFAULT_INBOUND
@@ -70,6 +73,7 @@ class ProxyConfig:
     inventory: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_in_flight: int = 10_000
+    max_capture_body: int = MAX_CAPTURE_BODY
     mark: int | None = None  # SO_MARK on the proxy's own connections (iptables skips them)
     #: Connections open at once per listener; None: from the file descriptor limit
     #: (see :func:`connection_cap`).
@@ -95,6 +99,7 @@ ENV = {
     "connect_timeout": "MESHTUI_CONNECT_TIMEOUT",
     "response_timeout": "MESHTUI_RESPONSE_TIMEOUT",
     "max_in_flight": "MESHTUI_MAX_IN_FLIGHT",
+    "max_capture_body": "MESHTUI_MAX_CAPTURE_BODY",
     "max_connections": "MESHTUI_MAX_CONNECTIONS",
     "opaque_idle_timeout": "MESHTUI_OPAQUE_IDLE_TIMEOUT",
     "body_timeout": "MESHTUI_BODY_TIMEOUT",
@@ -134,6 +139,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "seconds to wait for an upstream's response head before 504 (default 30)", "S")
     opt("--max-in-flight", "max_in_flight",
         "requests under way at once before new ones get 503 (default 10000)", "N")
+    opt("--max-capture-body", "max_capture_body",
+        f"the most bytes of each body tap --capture-body may copy; asking more gets this "
+        f"(default and most {MAX_CAPTURE_BODY}; 0: no bodies)", "N")
     opt("--max-connections", "max_connections",
         "connections open at once per listener; more are refused, after the longest-idle "
         "one is closed to make room (default: what the file descriptor limit allows, "
@@ -214,6 +222,13 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
     )
     max_in_flight = whole("max_in_flight") or 10_000
     max_connections = whole("max_connections")
+    raw_cap = get("max_capture_body")
+    max_capture_body = MAX_CAPTURE_BODY
+    if raw_cap is not None:
+        if not (raw_cap.isascii() and raw_cap.isdigit()) or int(raw_cap) > MAX_CAPTURE_BODY:
+            raise UsageError(f"proxy: --max-capture-body must be a whole number from 0 to "
+                             f"{MAX_CAPTURE_BODY}, not {raw_cap!r}")
+        max_capture_body = int(raw_cap)
     raw_mark = get("mark")
     mark = None
     if raw_mark is not None:
@@ -241,6 +256,7 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         inventory=get("inventory"),
         timeouts=timeouts,
         max_in_flight=max_in_flight,
+        max_capture_body=max_capture_body,
         mark=mark,
         max_connections=max_connections,
         redact=redact,

@@ -83,6 +83,9 @@ class Exchange:
     req_head: bytes | None = None  # kept: a retry on a fresh connection sends it again
     req_done = False
     pending: list[bytes] | None = None  # body framed for upstream, not yet sent
+    # Body read before the request started (and so before tap could say it wants
+    # bodies): the same pieces ``pending`` holds, unframed; dropped at the start.
+    early: list[bytes] | None = None
     reject: tuple[int, str] | None = None
     started = False
     counted = False  # holds one of the proxy's in-flight slots
@@ -110,6 +113,14 @@ class Exchange:
     def request_body(self, data: bytes) -> None:
         if self.done:
             return
+        obs = self.obs
+        if obs is None:
+            if self.down.ctx.telemetry.hub.subscribers:  # someone might want bodies
+                if self.early is None:
+                    self.early = []
+                self.early.append(data)
+        elif obs.cap:  # tap asked for bodies: a copy, not a hold
+            obs.capture_request(data)
         framed = http1.chunk(data) if self.body_kind == CHUNKED else data
         up = self.up
         if up is not None and self.pending is None and up.transport is not None:
@@ -189,6 +200,10 @@ class Exchange:
             c.direction, c.peer, self.dst, c.conn_id,
             _METHODS.get(method) or method.decode("latin-1"), "http",
             self.authority, self.path, self.headers, d.streams)
+        early, self.early = self.early, None
+        if early and self.obs.cap:
+            for piece in early:
+                self.obs.capture_request(piece)
 
     async def _open(self, key: tuple[str, int]) -> Upstream | None:
         """A new upstream connection, or None after answering 502/504 for it."""
@@ -326,7 +341,10 @@ class Exchange:
         self.resp_bytes += len(data)
         if self.tunnel:
             self.conn.tunnel_data(data)
-        elif self.resp_chunked:
+            return
+        if self.obs.cap:
+            self.obs.capture_response(data)
+        if self.resp_chunked:
             self.conn.write(http1.chunk(data))
         else:
             d = self.conn

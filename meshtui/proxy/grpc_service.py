@@ -39,7 +39,7 @@ class TapService(proxy_pb2_grpc.TapServicer):
         self, request: proxy_pb2.ObserveRequest, context: grpc.aio.ServicerContext
     ) -> None:
         try:
-            sub = self._hub.subscribe(request.match, request.max_rps)
+            sub = self._hub.subscribe(request.match, request.max_rps, request.capture_body)
         except ValueError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
             return

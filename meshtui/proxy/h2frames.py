@@ -81,6 +81,9 @@ class FrameSink(Protocol):
     def on_headers(self, sid: int, end_stream: bool, headers: list[tuple[bytes, bytes]],
                    push: bool) -> None: ...
     def on_data(self, sid: int, end_stream: bool, size: int) -> None: ...
+    def body_sink(self, sid: int) -> Callable[[bytes], None] | None:
+        """Where a copy of stream ``sid``'s DATA goes (asked only while the reader's
+        ``capturing`` is set; None: nowhere)."""
     def on_rst(self, sid: int, code: int) -> None: ...
     def on_settings(self, reader: FrameReader, ack: bool, values: list[tuple[int, int]]
                     ) -> bool:
@@ -121,8 +124,9 @@ class FrameReader:
         preface: bytes to pass before the first frame (the client's connection preface).
     """
 
-    __slots__ = ("_block", "_block_n", "_block_sid", "_decoded", "_flags", "_gen", "_held",
-                 "_oversized", "_push", "_scan", "decoder", "frames", "max_frame", "sink", "skip")
+    __slots__ = ("_block", "_block_n", "_block_sid", "_copy", "_copy_left", "_decoded",
+                 "_flags", "_gen", "_held", "_oversized", "_push", "_scan", "capturing",
+                 "decoder", "frames", "max_frame", "sink", "skip")
 
     def __init__(self, sink: FrameSink, preface: int = 0) -> None:
         # Imported with the first HTTP/2 connection: hpack is half a MiB of resident
@@ -152,6 +156,13 @@ class FrameReader:
         # pure Python, and this spares it most blocks of a steady connection.
         self._decoded: dict[bytes, tuple[int, list[tuple[bytes, bytes]]]] = {}
         self._gen = 0  # changes whenever a block changes the dynamic table
+        #: Set once some stream wants copies of its DATA (tap's bodies): only then is
+        #: the sink asked, so an untapped connection pays one test per DATA frame.
+        self.capturing = False
+        # The DATA payload passing now that is copied: where to, and how many of its
+        # bytes still to copy (its padding is not).
+        self._copy: Callable[[bytes], None] | None = None
+        self._copy_left = 0
 
     @property
     def at_boundary(self) -> bool:
@@ -179,6 +190,13 @@ class FrameReader:
         skip = self.skip
         if skip:
             k = min(skip, n - pos)
+            if self._copy is not None:
+                c = min(k, self._copy_left)
+                if c > 0:
+                    self._copy(buf[pos:pos + c])
+                self._copy_left -= c
+                if k == skip:
+                    self._copy = None
             pos += k
             self.skip = skip - k
             fwd = pos
@@ -200,6 +218,8 @@ class FrameReader:
                         size = length
                         if flags & PADDED and length and pos + 9 < n:
                             size = max(0, length - 1 - buf[pos + 9])
+                        if self.capturing:
+                            self._copy_data(buf, pos, n, sid, flags, length, size)
                         self.sink.on_data(sid, bool(flags & END_STREAM), size)
                     if end > n:  # the rest of the payload passes as it arrives
                         self.skip = end - n
@@ -228,6 +248,22 @@ class FrameReader:
             write(buf if fwd == n and start == 0 else buf[start:fwd])
         self._held = buf[fwd:] if fwd < n else b""
         self._scan = pos - fwd
+
+    def _copy_data(self, buf: bytes, pos: int, n: int, sid: int, flags: int, length: int,
+                   size: int) -> None:
+        """Copies what has arrived of a DATA frame's data to its stream's body sink,
+        and arranges for the rest to be copied as it passes."""
+        self._copy = None
+        out = self.sink.body_sink(sid)
+        if out is None or size == 0:
+            return
+        start = pos + 9 + (1 if flags & PADDED else 0)
+        c = min(size, n - start)
+        if c > 0:
+            out(buf[start:start + c])
+        if pos + 9 + length > n:
+            self._copy = out
+            self._copy_left = size - max(c, 0)
 
     # --- frames read ---------------------------------------------------------------
 

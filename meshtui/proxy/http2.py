@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from meshtui.proxy.codec import R_WAIT, Connection
@@ -145,6 +146,10 @@ class _ClientSide(_Side):
     def on_data(self, sid: int, end_stream: bool, size: int) -> None:
         pass
 
+    def body_sink(self, sid: int) -> Callable[[bytes], None] | None:
+        st = self.relay.streams.get(sid)
+        return st.obs.capture_request if st is not None and st.obs.cap else None
+
     def on_settings(self, reader: FrameReader, ack: bool, values: list[tuple[int, int]]
                     ) -> bool:
         r = self.relay
@@ -179,6 +184,10 @@ class _ServerSide(_Side):
 
     def on_goaway(self, last_sid: int, code: int) -> None:
         self.relay.server_goaway(last_sid)
+
+    def body_sink(self, sid: int) -> Callable[[bytes], None] | None:
+        st = self.relay.streams.get(sid)
+        return st.obs.capture_response if st is not None and st.obs.cap else None
 
 
 def _pseudo(headers: list[tuple[bytes, bytes]]) -> tuple[dict[bytes, bytes],
@@ -321,11 +330,14 @@ class H2Relay:
             return
         self.counter += 1
         conn = self.conn
-        self.streams[sid] = Stream(self.tel.request(
+        obs = self.tel.request(
             conn.direction, conn.peer, self.route[1], conn.conn_id,
             pseudo.get(b":method", b"").decode("latin-1"),
             pseudo.get(b":scheme", b"http").decode("latin-1"), authority,
-            pseudo.get(b":path", b"").decode("latin-1"), fields, self.counter))
+            pseudo.get(b":path", b"").decode("latin-1"), fields, self.counter)
+        self.streams[sid] = Stream(obs)
+        if obs.cap:  # tap wants bodies: both readers now copy DATA of such streams
+            self.from_client.capturing = self.from_server.capturing = True
 
     def response_headers(self, sid: int, end_stream: bool, headers: list[tuple[bytes, bytes]]
                          ) -> None:

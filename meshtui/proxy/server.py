@@ -64,7 +64,8 @@ class ProxyServer:
         self.router = Router(app, self.inventory)
         self.telemetry = telemetry if telemetry is not None else Telemetry(
             Identity(config.namespace, config.deployment, config.pod, config.pod_ip),
-            resolve=self.router.workload, redact=config.redact)
+            resolve=self.router.workload, redact=config.redact,
+            max_capture_body=config.max_capture_body)
         self.mark = mark if mark is not None else config.mark
         self.ctx: ProxyContext | None = None
         self.inbound: Listener | None = None

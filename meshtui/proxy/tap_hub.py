@@ -22,7 +22,7 @@ from meshtui.model.inventory import Workload
 from meshtui.model.redact import DEFAULT as DEFAULT_REDACTOR
 from meshtui.model.redact import REDACTED as REDACTED_TEXT
 from meshtui.model.redact import Redactor
-from meshtui.model.tap import Direction, TapMatch
+from meshtui.model.tap import MAX_CAPTURE_BODY, Direction, TapMatch
 from meshtui.v1 import common_pb2, proxy_pb2
 
 #: Header values tap shows as this unless secrets are shown (see meshtui.model.redact).
@@ -32,6 +32,27 @@ REDACTED = REDACTED_TEXT.encode()
 REQUEST_INIT = 0
 RESPONSE_INIT = 1
 RESPONSE_END = 2
+
+
+#: Most bytes of captured bodies one subscriber's queue holds (its queue admits
+#: fewer requests when it captures bodies): 128 requests at 64 KiB each way.
+BODY_QUEUE_BYTES = 16 << 20
+
+
+def _keep_freed_memory() -> None:
+    """Lets the allocator reuse freed body copies instead of returning them to the
+    system: the pieces copied (a cut piece, HTTP/2 frames' data) are fresh buffers of
+    up to 64 KiB, whose page faults otherwise cost more than the copy (glibc only;
+    elsewhere nothing changes). Called with the first subscriber that asks for
+    bodies, so a proxy nobody asks is untouched."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: body buffers from the heap
+        libc.mallopt(-1, 2 * BODY_QUEUE_BYTES)  # M_TRIM_THRESHOLD: kept for reuse
+    except (OSError, AttributeError):
+        pass
 
 
 class TapLimitError(Exception):
@@ -97,12 +118,15 @@ class Subscriber:
     """
 
     __slots__ = (
-        "burst", "capacity", "closed", "delivered", "dropped", "filter", "last", "limited",
-        "queue", "rate", "reported", "tokens", "wake",
+        "burst", "capacity", "capture", "closed", "delivered", "dropped", "filter", "last",
+        "limited", "queue", "rate", "reported", "tokens", "wake",
     )
 
-    def __init__(self, filt: TapMatch, max_rps: float, capacity: int, now: float) -> None:
+    def __init__(self, filt: TapMatch, max_rps: float, capacity: int, now: float,
+                 capture: int = 0) -> None:
         self.filter = filt
+        #: Bytes of each body this subscriber sees (0: none), already within the ceiling.
+        self.capture = capture
         self.rate = max_rps
         # A one-second burst lets a subscriber see the start of a spike at all.
         self.burst = max(1.0, max_rps)
@@ -151,6 +175,8 @@ class TapHub:
             busy proxy sends fewer, fuller batches.
         cpu_share: most of the wall clock that building (and encoding) batches may
             take, all streams together; 0 for no bound.
+        max_capture_body: the most bytes of a body any subscriber may capture; a
+            subscriber asking more gets this much (and sees the limit in its events).
     """
 
     def __init__(
@@ -158,7 +184,10 @@ class TapHub:
         redactor: Redactor = DEFAULT_REDACTOR,
         queue_capacity: int = 4_000, max_batch: int = 2_000, max_subscribers: int = 64,
         linger: float = 0.005, max_batch_bytes: int = 1 << 20, cpu_share: float = 0.02,
+        max_capture_body: int = MAX_CAPTURE_BODY,
     ) -> None:
+        self.max_capture_body = max(0, max_capture_body)
+        self._malloc_tuned = False
         self.clock = clock
         self.show_secrets = show_secrets
         self.redactor: Redactor | None = None if show_secrets else redactor
@@ -190,15 +219,25 @@ class TapHub:
     # --- subscription ------------------------------------------------------
 
     def subscribe(
-        self, match: common_pb2.TapMatch | None = None, max_rps: float = 0.0
+        self, match: common_pb2.TapMatch | None = None, max_rps: float = 0.0,
+        capture_body: int = 0,
     ) -> Subscriber:
         """Opens a subscriber; raises TapLimitError when too many are open,
-        ValueError for a negative or non-finite ``max_rps``."""
+        ValueError for a negative or non-finite ``max_rps``. ``capture_body`` is
+        clamped to the hub's ceiling."""
         if not math.isfinite(max_rps) or max_rps < 0:
             raise ValueError(f"max_rps must be a finite number >= 0, got {max_rps}")
         if len(self.subscribers) >= self.max_subscribers:
             raise TapLimitError(f"{self.max_subscribers} tap streams are open already")
-        sub = Subscriber(match_of(match), max_rps, self.queue_capacity, self.clock())
+        capture = min(max(0, capture_body), self.max_capture_body)
+        capacity = self.queue_capacity
+        if capture:
+            # Each queued request may hold two bodies: bound the bytes, not just events.
+            capacity = min(capacity, 3 * max(1, BODY_QUEUE_BYTES // (2 * capture)))
+            if not self._malloc_tuned:
+                self._malloc_tuned = True
+                _keep_freed_memory()
+        sub = Subscriber(match_of(match), max_rps, capacity, self.clock(), capture)
         self.subscribers = (*self.subscribers, sub)
         self.gen += 1
         return sub
@@ -381,7 +420,7 @@ class TapHub:
         # message well under gRPC's default 4 MiB receive limit.
         while q and n < most and size < self.max_batch_bytes:
             ev = events.add()  # filled in place: nested keyword messages would be copied
-            fill_event(ev, q.popleft(), redact)
+            fill_event(ev, q.popleft(), redact, sub.capture)
             size += ev.ByteSize()
             n += 1
         sub.delivered += n
@@ -427,9 +466,18 @@ def _template(req: TapRequest) -> common_pb2.TapEvent:
     return t
 
 
+def _add_body(out: common_pb2.CapturedBody, pieces: list[bytes], total: int, limit: int
+              ) -> None:
+    data = b"".join(pieces)
+    out.data = data[:limit]
+    out.truncated = total > limit
+    out.limit = limit
+
+
 def fill_event(out: common_pb2.TapEvent, ev: tuple[Any, ...],
-               redact: Redactor | None = DEFAULT_REDACTOR) -> None:
-    """Writes one queued event tuple into a TapEvent message."""
+               redact: Redactor | None = DEFAULT_REDACTOR, capture: int = 0) -> None:
+    """Writes one queued event tuple into a TapEvent message; ``capture``: bytes of
+    each body the subscriber asked for (the request captured at least as many)."""
     kind, ts_us, req = ev[0], ev[1], ev[2]
     if req.template is None:
         req.template = _template(req)
@@ -453,8 +501,12 @@ def fill_event(out: common_pb2.TapEvent, ev: tuple[Any, ...],
         resp.http_status = status
         _add_headers(resp.headers, headers, redact)
     else:
-        _, _, _, since_req, since_resp, nbytes, grpc_status, reset_code, trailers = ev
+        _, _, _, since_req, since_resp, nbytes, grpc_status, reset_code, trailers, bodies = ev
         end = out.response_end
+        if capture and bodies is not None:
+            req_data, req_total, resp_data = bodies
+            _add_body(end.request_body, req_data, req_total, capture)
+            _add_body(end.response_body, resp_data, nbytes, capture)
         end.since_request_init_us = since_req
         end.since_response_init_us = since_resp
         end.response_bytes = nbytes

@@ -28,7 +28,7 @@ from meshtui import __version__
 from meshtui.model.histogram import MAX_US, NUM_BUCKETS, Histogram, bucket_upper
 from meshtui.model.inventory import Workload
 from meshtui.model.redact import Redactor
-from meshtui.model.tap import GRPC_FAILURES
+from meshtui.model.tap import GRPC_FAILURES, MAX_CAPTURE_BODY
 from meshtui.proxy.http1 import ERROR_HEADER, grpc_status_code
 from meshtui.proxy.tap_hub import RESPONSE_END, RESPONSE_INIT, Subscriber, TapHub, TapRequest
 from meshtui.v1 import common_pb2, proxy_pb2
@@ -141,8 +141,8 @@ class RequestObs:
     """
 
     __slots__ = (
-        "_grpc", "_lost", "_refused", "_route", "_t0", "_t1", "_taking", "_tap", "_tel", "done",
-        "started", "status",
+        "_grpc", "_lost", "_refused", "_route", "_t0", "_t1", "_taking", "_tap", "_tel", "cap",
+        "done", "req_body", "req_len", "req_total", "resp_body", "resp_len", "started", "status",
     )
 
     def __init__(self, tel: Telemetry, route: Route, t0: float) -> None:
@@ -159,6 +159,36 @@ class RequestObs:
         self._lost: Sequence[Subscriber] = ()
         self._grpc: int | None = None
         self._refused = False  # the proxy answered itself (400, 431, 502, 504, ...)
+        #: Bytes of each body to copy for tap (0: none). The data path tests this
+        #: before calling capture_*, so untapped bodies cost one attribute read.
+        self.cap = 0
+        self.req_total = 0
+        self.req_len = self.resp_len = 0
+        # The pieces kept of each body (no more than ``cap`` bytes in all).
+        self.req_body: list[bytes] | None = None
+        self.resp_body: list[bytes] | None = None
+
+    def capture_request(self, data: bytes) -> None:
+        """A piece of the request body passed (only called while ``cap``): its first
+        bytes are kept, up to ``cap`` in all; nothing is held back. (The lists
+        exist whenever ``cap`` is set.)"""
+        self.req_total += len(data)
+        room = self.cap - self.req_len
+        if room > 0:
+            self.req_len += _keep(self.req_body, data, room)  # type: ignore[arg-type]
+
+    def capture_response(self, data: bytes) -> None:
+        """As :meth:`capture_request`, for the response body (its total is counted
+        by the data path already)."""
+        room = self.cap - self.resp_len
+        if room > 0:
+            self.resp_len += _keep(self.resp_body, data, room)  # type: ignore[arg-type]
+
+    def _bodies(self) -> tuple[list[bytes], int, list[bytes]] | None:
+        if not self.cap:
+            return None
+        assert self.req_body is not None and self.resp_body is not None
+        return self.req_body, self.req_total, self.resp_body
 
     def response_start(self, status: int, headers: list[tuple[bytes, bytes]],
                        grpc_status: int | object | None = _SCAN) -> None:
@@ -207,7 +237,7 @@ class RequestObs:
             now = self._tel._clock()
             TapHub.emit(self._taking, (
                 RESPONSE_END, self._wall_us(now), self._tap, _us(now - self._t0),
-                _us(now - self._t1), response_bytes, grpc, None, trailers,
+                _us(now - self._t1), response_bytes, grpc, None, trailers, self._bodies(),
             ))
 
     def reset(self, error_code: int = 1, response_bytes: int = 0) -> None:
@@ -223,7 +253,7 @@ class RequestObs:
             since_resp = _us(now - self._t1) if self.started else 0
             TapHub.emit(self._taking, (
                 RESPONSE_END, self._wall_us(now), self._tap, _us(now - self._t0),
-                since_resp, response_bytes, None, error_code, None,
+                since_resp, response_bytes, None, error_code, None, self._bodies(),
             ))
 
     # --- internals ---------------------------------------------------------
@@ -263,6 +293,18 @@ class RequestObs:
     def _wall_us(self, t: float) -> int:
         assert self._tap is not None
         return self._tap.wall0_us + _us(t - self._t0)
+
+
+def _keep(pieces: list[bytes], data: bytes, room: int) -> int:
+    """Keeps what fits of ``data`` in ``room`` bytes; how many bytes it kept. A piece
+    that fits whole is kept as it is, not copied (bytes are immutable, and exactly
+    those bytes are held); a piece cut, or a mutable buffer, is copied."""
+    if len(data) <= room and type(data) is bytes:
+        pieces.append(data)
+        return len(data)
+    piece = bytes(data[:room])
+    pieces.append(piece)
+    return len(piece)
 
 
 # Upper bounds of the histogram's buckets: bisecting them buckets a latency in C,
@@ -308,6 +350,7 @@ class Telemetry:
         *,
         show_secrets: bool = False,
         redact: tuple[str, ...] = (),
+        max_capture_body: int = MAX_CAPTURE_BODY,
         max_routes: int = 1_000,
         max_tcp: int = 1_000,
         wall: Callable[[], float] = time.time,
@@ -321,7 +364,8 @@ class Telemetry:
         self.max_routes = max_routes
         self.max_tcp = max_tcp
         self.hub = hub if hub is not None else TapHub(
-            clock, show_secrets=show_secrets, redactor=Redactor(redact))
+            clock, show_secrets=show_secrets, redactor=Redactor(redact),
+            max_capture_body=max_capture_body)
         self.start_time_ms = int(wall() * 1000)
         #: Random per process start: a scraper seeing a new one knows counters restarted.
         self.run_id = os.urandom(8).hex()
@@ -527,6 +571,11 @@ class Telemetry:
         obs._tap = req
         if taking:
             obs._taking = taking
+            cap = max(s.capture for s in taking)
+            if cap:
+                obs.cap = cap
+                obs.req_body = []
+                obs.resp_body = []
         if losing:
             obs._lost = losing
 

@@ -30,6 +30,7 @@ from meshtui.client.queries import TapBatch, TapQuery
 from meshtui.client.source import Source
 from meshtui.client.tap_wire import Steps, StepTracker
 from meshtui.errors import RuntimeFailure, UsageError
+from meshtui.model.bodies import body_lines, is_grpc
 from meshtui.model.feed_filter import FeedFilter, FilterError
 from meshtui.model.redact import REDACTED
 from meshtui.model.tap import Request, RequestInit, ResponseEnd, ResponseInit, TapEvent
@@ -138,6 +139,13 @@ class RequestDetail(ModalScreen[None]):
                 for name, value in headers:
                     t.append(f"  {name}: ", style="cyan")
                     t.append(value + "\n")
+        grpc = is_grpc(_content_type(r))
+        for title, body in (("request body", r.end.request_body if r.end else None),
+                            ("response body", r.end.response_body if r.end else None)):
+            if body is not None:
+                t.append(f"\n{title}\n", style="bold underline")
+                for line in body_lines(body, grpc):
+                    t.append(f"  {line}\n")
         if self.curl:
             t.append("\nas curl (c copies)\n", style="bold underline")
             t.append(self.curl + "\n")
@@ -264,6 +272,8 @@ class TapScreen(Screen[None]):
         parts.extend(self.notes[-1:])
         rps = self.tap_query.max_rps
         parts.append(f"max-rps {rps:g}" if rps else "max-rps unlimited")
+        if self.tap_query.capture_body:
+            parts.append(f"capturing bodies (first {self.tap_query.capture_body:,} bytes)")
         parts.append(f"from {self.source.tap_label}")
         style = "bold yellow" if self.state.startswith("error") else ""
         self.query_one("#status", Static).update(Text("  │  ".join(parts), style=style))
@@ -357,6 +367,14 @@ class TapScreen(Screen[None]):
     def on_feed_view_selected(self, event: FeedView.Selected) -> None:
         steps: Steps = event.item  # type: ignore[assignment]
         self.app.push_screen(RequestDetail(steps.request()))
+
+
+def _content_type(r: Request) -> str | None:
+    for hs in (r.init.headers if r.init else (), r.response.headers if r.response else ()):
+        for name, value in hs:
+            if name.lower() == "content-type":
+                return value
+    return None
 
 
 def _version(steps: Steps) -> int:

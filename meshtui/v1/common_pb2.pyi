@@ -338,6 +338,8 @@ class ResponseEnd(_message.Message):
     GRPC_STATUS_CODE_FIELD_NUMBER: _builtins.int
     RESET_ERROR_CODE_FIELD_NUMBER: _builtins.int
     TRAILERS_FIELD_NUMBER: _builtins.int
+    REQUEST_BODY_FIELD_NUMBER: _builtins.int
+    RESPONSE_BODY_FIELD_NUMBER: _builtins.int
     since_request_init_us: _builtins.int
     since_response_init_us: _builtins.int
     response_bytes: _builtins.int
@@ -347,6 +349,12 @@ class ResponseEnd(_message.Message):
     """the stream was reset / the connection broke"""
     @_builtins.property
     def trailers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Header]: ...
+    @_builtins.property
+    def request_body(self) -> Global___CapturedBody:
+        """Only when the subscriber asked for bodies (capture_body): their first bytes."""
+
+    @_builtins.property
+    def response_body(self) -> Global___CapturedBody: ...
     def __init__(
         self,
         *,
@@ -356,16 +364,47 @@ class ResponseEnd(_message.Message):
         grpc_status_code: _builtins.int = ...,
         reset_error_code: _builtins.int = ...,
         trailers: _abc.Iterable[Global___Header] | None = ...,
+        request_body: Global___CapturedBody | None = ...,
+        response_body: Global___CapturedBody | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["eos", b"eos", "grpc_status_code", b"grpc_status_code", "reset_error_code", b"reset_error_code"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["eos", b"eos", "grpc_status_code", b"grpc_status_code", "request_body", b"request_body", "reset_error_code", b"reset_error_code", "response_body", b"response_body"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["eos", b"eos", "grpc_status_code", b"grpc_status_code", "reset_error_code", b"reset_error_code", "response_bytes", b"response_bytes", "since_request_init_us", b"since_request_init_us", "since_response_init_us", b"since_response_init_us", "trailers", b"trailers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["eos", b"eos", "grpc_status_code", b"grpc_status_code", "request_body", b"request_body", "reset_error_code", b"reset_error_code", "response_body", b"response_body", "response_bytes", b"response_bytes", "since_request_init_us", b"since_request_init_us", "since_response_init_us", b"since_response_init_us", "trailers", b"trailers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_eos: _TypeAlias = _typing.Literal["grpc_status_code", "reset_error_code"]  # noqa: Y015
     _WhichOneofArgType_eos: _TypeAlias = _typing.Literal["eos", b"eos"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_eos) -> _WhichOneofReturnType_eos | None: ...
 
 Global___ResponseEnd: _TypeAlias = ResponseEnd  # noqa: Y015
+
+@_typing.final
+class CapturedBody(_message.Message):
+    """The first bytes of one body, copied as they passed (never held back for this)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    truncated: _builtins.bool
+    """the body went on past `data`"""
+    limit: _builtins.int
+    """bytes per body this proxy captured at (after its ceiling)"""
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        truncated: _builtins.bool = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "limit", b"limit", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CapturedBody: _TypeAlias = CapturedBody  # noqa: Y015
 
 @_typing.final
 class TapEvent(_message.Message):

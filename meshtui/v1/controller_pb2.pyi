@@ -418,8 +418,11 @@ class TapByResourceRequest(_message.Message):
     TO_FIELD_NUMBER: _builtins.int
     MATCH_FIELD_NUMBER: _builtins.int
     MAX_RPS_FIELD_NUMBER: _builtins.int
+    CAPTURE_BODY_FIELD_NUMBER: _builtins.int
     max_rps: _builtins.float
     """0: unlimited; the CLI sends 100 unless told"""
+    capture_body: _builtins.int
+    """bytes of each body to capture (0: none), see ObserveRequest"""
     @_builtins.property
     def target(self) -> _common_pb2.ResourceSelector: ...
     @_builtins.property
@@ -435,10 +438,11 @@ class TapByResourceRequest(_message.Message):
         to: _common_pb2.ResourceSelector | None = ...,
         match: _common_pb2.TapMatch | None = ...,
         max_rps: _builtins.float = ...,
+        capture_body: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["match", b"match", "target", b"target", "to", b"to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["match", b"match", "max_rps", b"max_rps", "target", b"target", "to", b"to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capture_body", b"capture_body", "match", b"match", "max_rps", b"max_rps", "target", b"target", "to", b"to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

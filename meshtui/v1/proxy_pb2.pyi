@@ -27,9 +27,14 @@ class ObserveRequest(_message.Message):
 
     MATCH_FIELD_NUMBER: _builtins.int
     MAX_RPS_FIELD_NUMBER: _builtins.int
+    CAPTURE_BODY_FIELD_NUMBER: _builtins.int
     max_rps: _builtins.float
     """Requests per second to report (each request's three events count as one);
     0 means unlimited.
+    """
+    capture_body: _builtins.int
+    """Bytes of each request and response body to copy into response_end
+    (0: none); the proxy clamps it to its --max-capture-body.
     """
     @_builtins.property
     def match(self) -> _common_pb2.TapMatch: ...
@@ -38,10 +43,11 @@ class ObserveRequest(_message.Message):
         *,
         match: _common_pb2.TapMatch | None = ...,
         max_rps: _builtins.float = ...,
+        capture_body: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["match", b"match"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["match", b"match", "max_rps", b"max_rps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capture_body", b"capture_body", "match", b"match", "max_rps", b"max_rps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -113,8 +113,9 @@ def controller(tmp_path: Path, pods: list[dict[str, str]],
 
 
 @contextmanager
-def one_pod_mesh(tmp_path: Path, pod: Pod) -> Iterator[Mesh]:
-    """The app (Python's http.server), its proxy and a controller that knows the pod."""
+def one_pod_mesh(tmp_path: Path, pod: Pod, proxy_args: tuple[str, ...] = ()) -> Iterator[Mesh]:
+    """The app (Python's http.server), its proxy (with ``proxy_args`` too) and a
+    controller that knows the pod."""
     with ExitStack() as stack:
         app_log = tmp_path / "app.log"
         stack.enter_context(process(
@@ -127,7 +128,7 @@ def one_pod_mesh(tmp_path: Path, pod: Pod) -> Iterator[Mesh]:
             [*MESHTUI, "proxy", "--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0",
              "--tap", "127.0.0.1:0", "--admin", "off", "--app", app,
              "--namespace", _printable(pod.namespace), "--deployment",
-             _printable(pod.deployment), "--pod", _printable(pod.name)],
+             _printable(pod.deployment), "--pod", _printable(pod.name), *proxy_args],
             stderr=_log(stack, proxy_log)))
         line = announced(proxy_log, r"inbound .*\n").group(0)
         found = {k: (h, int(p)) for k, h, p in re.findall(r"(\w+) ([\d.]+):(\d+)", line)}

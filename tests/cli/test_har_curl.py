@@ -86,3 +86,24 @@ def test_the_curl_line_reproduces_the_request(tmp_path: Path) -> None:
         assert got.stdout == "found me\n"
         assert "-X GET" in line and "'X-Quote: a '\"'\"'b'\"'\"' $HOME'" in line
         assert line.count("Host:") == 1
+
+
+def test_captured_bodies_go_into_har_as_text_or_base64() -> None:
+    from meshtui.model.tap import CapturedBody
+
+    r = joined()
+    assert r.init is not None and r.end is not None
+    r.init = replace(r.init, headers=(("content-type", "application/json"),))
+    r.end = replace(r.end, request_body=CapturedBody(b'{"a": "\xc3\xa9\x1b"}', False, 64),
+                    response_body=CapturedBody(b"\x89PNG\r\n\x1a\n\x00\x00", True, 10))
+    e = har([r])["log"]["entries"][0]
+    post = e["request"]["postData"]
+    assert post["text"] == '{"a": "\u00e9\x1b"}' and "encoding" not in post
+    assert post["mimeType"] == "application/json" and post["params"] == []
+    content = e["response"]["content"]
+    assert REQUIRED["content"] <= content.keys()
+    assert (content["text"], content["encoding"]) == ("iVBORw0KGgoAAA==", "base64")
+    assert "first 10 bytes" in content["comment"]
+    # Without bodies captured, neither field appears.
+    plain = har([joined()])["log"]["entries"][0]
+    assert "postData" not in plain["request"] and "text" not in plain["response"]["content"]
