@@ -8,6 +8,7 @@ travels as one character per byte and is read back as UTF-8 (clean_http).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -111,17 +112,28 @@ def endpoint(e: common_pb2.Endpoint) -> Endpoint:
     return hit
 
 
-def step_headers(ev: common_pb2.TapEvent) -> tuple[tuple[str, str], ...]:
-    """The headers (or trailers) one wire step carries, cleaned as :func:`tap_event`
-    cleans them, without converting the rest (a filter on a header reads only these)."""
+def step_header_values(ev: common_pb2.TapEvent, name: str) -> list[str]:
+    """The values of the headers (or trailers) called ``name`` (lower case) one wire step
+    carries, cleaned as :func:`tap_event` cleans them; only those values are decoded (a filter
+    on one header reads every step, and most of a step's headers are other names)."""
     kind = ev.WhichOneof("event")
     if kind == "request_init":
-        return _headers(ev.request_init.headers)
-    if kind == "response_init":
-        return _headers(ev.response_init.headers)
-    if kind == "response_end":
-        return _headers(ev.response_end.trailers)
-    return ()
+        hs = ev.request_init.headers
+    elif kind == "response_init":
+        hs = ev.response_init.headers
+    elif kind == "response_end":
+        hs = ev.response_end.trailers
+    else:
+        return []
+    if not hs:
+        return []
+    return [v for _, v in _headers([h for h in hs if _lower_name(h.name) == name])]
+
+
+@functools.lru_cache(maxsize=4096)
+def _lower_name(raw: str) -> str:
+    """A header's name as a filter compares it; names repeat, so each is cleaned once."""
+    return clean_http(raw).lower()
 
 
 def _headers(hs: Sequence[common_pb2.Header]) -> tuple[tuple[str, str], ...]:

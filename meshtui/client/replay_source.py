@@ -89,7 +89,7 @@ class ReplaySource:
                         first_bad = f"line {number}: {e}"
                     continue
                 self.read += 1
-                if keep(ev):
+                if keep is None or keep(ev):
                     batch.append(ev)
                 if len(batch) >= BATCH:
                     yield TapBatch(batch, {}, {})
@@ -104,7 +104,8 @@ class ReplaySource:
 
 def _matcher(q: TapQuery):  # type: ignore[no-untyped-def]
     """The query as a test of one event: its resource on either side, and the request
-    match (an event whose request start is not in the file passes the latter)."""
+    match (an event whose request start is not in the file passes the latter); None
+    when the query asks for everything (most replays: the test is then skipped)."""
     from meshtui.model.inventory import Workload
     from meshtui.model.tap import RequestInit, ResponseEnd
 
@@ -119,6 +120,8 @@ def _matcher(q: TapQuery):  # type: ignore[no-untyped-def]
                 and (not want.deployment or want.deployment == w.deployment)
                 and (not want.pod or want.pod == w.pod))
 
+    if not want and not match:
+        return None
     refused: set[object] = set()  # requests whose start did not match: their later steps go too
 
     def keep(ev: TapEvent) -> bool:

@@ -19,7 +19,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from meshtui.client.convert import DIRECTIONS, endpoint, init_text, step_headers, tap_event
+from meshtui.client.convert import (
+    DIRECTIONS,
+    endpoint,
+    init_text,
+    step_header_values,
+    tap_event,
+)
 from meshtui.model.tap import (
     Direction,
     Endpoint,
@@ -188,9 +194,9 @@ class Steps:
                 continue
             if isinstance(step, TapEvent):
                 hs = getattr(step, "trailers" if type(step) is ResponseEnd else "headers")
+                out.extend(v for n, v in hs if n.lower() == name)
             else:
-                hs = step_headers(step)
-            out.extend(v for n, v in hs if n.lower() == name)
+                out.extend(step_header_values(step, name))
         return out
 
     def _init_text(self, field: str) -> str | None:

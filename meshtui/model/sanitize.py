@@ -17,17 +17,18 @@ import re
 
 # C0 controls, DEL and the C1 range; Unicode's bidirectional controls (the
 # characters of its Bidi_Control property: the embeddings, overrides and
-# isolates, and the three marks); the bytes that were not UTF-8; and the
+# isolates, and the three marks); the bytes that were not UTF-8 and any other lone
+# surrogate (JSON's \ud800 reads as one; no terminal encoding can write it); and the
 # backslash that starts our escapes.
 _UNSAFE = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\\\udc80-\udcff]")
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\\\ud800-\udfff]")
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\\": "\\\\"}
 
 
 def _escape(m: re.Match[str]) -> str:
     ch = m.group()
     code = ord(ch)
-    if code >= 0xDC80:  # a byte that was not UTF-8 (surrogateescape): show the byte
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape): the byte
         code -= 0xDC00
     return _NAMED.get(ch) or (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
 

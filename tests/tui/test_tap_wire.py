@@ -224,3 +224,20 @@ def test_the_budget_does_not_charge_a_garbage_collection_to_intake() -> None:
     charged = Budget.clock() - budget_start
     assert collected > 0.005  # the collection took real time...
     assert charged < collected / 5  # ...that intake is not charged for
+
+
+def test_header_values_read_from_wire_steps_as_the_converted_events_hold_them() -> None:
+    req = wire(0)
+    req.request_init.headers.extend([
+        common_pb2.Header(name="User-Agent", value=b"curl/8.5"),
+        common_pb2.Header(name="x-\xe2\x80\xaeid", value=b"\xff\x00"),  # UTF-8 as Latin-1
+        common_pb2.Header(name="accept", value=b"*/*")])
+    recs, _ = StepTracker().join_wire([req, wire(1), wire(2)])
+    model = RequestTracker()
+    for ev in (req, wire(1), wire(2)):
+        done = model.observe(tap_event(ev))  # type: ignore[arg-type]
+    headers = done.init.headers if done.init else ()
+    for name in ("user-agent", "x-\\u202eid", "accept", "missing"):
+        want = [v for n, v in headers if n.lower() == name]
+        assert recs[0].header_values(name) == want
+    assert recs[0].header_values("user-agent") == ["\\x1b[31mbot", "curl/8.5"]
