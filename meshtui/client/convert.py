@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from meshtui.model.edges import EdgeRow
 from meshtui.model.histogram import Histogram
 from meshtui.model.inventory import Workload
 from meshtui.model.sanitize import clean, clean_bytes, clean_http
@@ -162,3 +163,25 @@ def tap_event(ev: common_pb2.TapEvent) -> TapEvent | None:
             reset_code=e.reset_error_code if eos == "reset_error_code" else None,
             trailers=_headers(e.trailers))
     return None
+
+
+# ---- edges -----------------------------------------------------------------------
+
+
+def edge_row(edge: controller_pb2.Edge) -> EdgeRow:
+    """One wire edge, its names cleaned for display and its figures as rates."""
+    st = edge.stats
+    total = st.success_count + st.failure_count
+    window = st.window_s or 0.0
+    has = total > 0 and window > 0
+    return EdgeRow(
+        kind=KIND_NAMES.get(edge.src.type, "pod"),
+        src_namespace=clean(edge.src.namespace), src=clean(edge.src.name),
+        dst_namespace=clean(edge.dst.namespace), dst=clean(edge.dst.name),
+        secured=edge.tls,
+        success=(st.success_count / total) if has else None,
+        rps=(total / window) if has else None,
+        p50_ms=_nan_none(st.latency_ms_p50) if has else None,
+        p95_ms=_nan_none(st.latency_ms_p95) if has else None,
+        p99_ms=_nan_none(st.latency_ms_p99) if has else None,
+    )
