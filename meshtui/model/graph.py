@@ -17,7 +17,7 @@ from itertools import pairwise
 
 BOX_HEIGHT = 3  # a border line, the name, a border line
 ROW_GAP = 1
-COL_GAP = 8  # wide enough for each layer's arrows to turn apart
+COL_GAP = 14  # room for each layer's arrows to turn apart and a success rate by each head
 
 
 @dataclass(frozen=True, slots=True)

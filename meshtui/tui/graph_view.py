@@ -76,6 +76,7 @@ class GraphView(Widget, can_focus=True):
         if not g.boxes:
             return Text("No workloads in this namespace.", style="dim")
         grid = [[(" ", "")] * (g.width + 1) for _ in range(g.height + 1)]
+        drawn = []
         for (src, dst), e in self.edges.items():
             route = next((r for r in g.routes if (r.src, r.dst) == (src, dst)), None)
             if route is None:
@@ -84,14 +85,16 @@ class GraphView(Widget, can_focus=True):
             for x, y, ch in cells(route):
                 if 0 <= y < len(grid) and 0 <= x < len(grid[y]):
                     grid[y][x] = (ch, style)
-            # The success rate beside the arrow's first turn, where there is room.
-            label = format_success(e.success)
-            (x0, y0) = route.points[0]
-            for i, ch in enumerate(label):
-                x = x0 + 1 + i
-                if y0 - 1 >= 0 and x < len(grid[0]) and g.box_at(x, y0 - 1) is None \
-                        and grid[y0 - 1][x][0] == " ":
-                    grid[y0 - 1][x] = (ch, style)
+            drawn.append((route, format_success(e.success), style))
+        for route, label, style in drawn:
+            # The success rate above the arrow: by its head, where calls from one caller
+            # part, or else by its tail; whole or not at all (labels must not mix).
+            (x1, y1), (x0, y0) = route.points[-1], route.points[0]
+            for x, y in ((x1 - len(label), y1 - 1), (x0 + 1, y0 - 1)):
+                if self._free(grid, x, y, len(label)):
+                    for i, ch in enumerate(label):
+                        grid[y][x + i] = (ch, style)
+                    break
         for i, b in enumerate(g.boxes):
             style = "reverse bold" if i == self.selected and self.has_focus else (
                 "bold" if i == self.selected else "")
@@ -107,6 +110,11 @@ class GraphView(Widget, can_focus=True):
                 out.append(ch, style)
             out.append("\n")
         return out
+
+    def _free(self, grid: list[list[tuple[str, str]]], x: int, y: int, n: int) -> bool:
+        return 0 <= y and 0 <= x and x + n <= len(grid[0]) and all(
+            grid[y][x + i][0] == " " and self.graph.box_at(x + i, y) is None
+            for i in range(n))
 
     def action_move(self, step: int) -> None:
         n = len(self.graph.boxes)
@@ -159,7 +167,9 @@ class GraphScreen(Screen[None]):
                 snap = await self.source.stats(StatQuery("deployment", self.namespace))
                 edges = await self.source.edges(EdgeQuery("deployment", self.namespace))
                 self._show(snap.rows, edges)
-                status.update(f"{len(edges)} calls between {len(snap.rows)} deployments; "
+                calls = "1 call" if len(edges) == 1 else f"{len(edges)} calls"
+                deps = "1 deployment" if len(snap.rows) == 1 else f"{len(snap.rows)} deployments"
+                status.update(f"{calls} between {deps}; "
                               "arrows: green ≥ 99 % success, yellow ≥ 95 %, red below")
             except (RuntimeFailure, UsageError, OSError) as e:
                 status.update(f"cannot read the graph: {e}")
