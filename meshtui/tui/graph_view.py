@@ -112,7 +112,7 @@ class GraphView(Widget, can_focus=True):
         return out
 
     def _free(self, grid: list[list[tuple[str, str]]], x: int, y: int, n: int) -> bool:
-        return 0 <= y and 0 <= x and x + n <= len(grid[0]) and all(
+        return y >= 0 and x >= 0 and x + n <= len(grid[0]) and all(
             grid[y][x + i][0] == " " and self.graph.box_at(x + i, y) is None
             for i in range(n))
 
