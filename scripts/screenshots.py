@@ -98,7 +98,7 @@ async def capture(server: str, prometheus: str | None, span_s: int, only: str,
             await pilot.pause(wait)
         return go
 
-    if prometheus is not None:
+    if prometheus is not None and only != "graph":
         def over_prometheus() -> MeshApp:
             return MeshApp(open_source(server, prometheus), StatQuery("namespace"),
                            dashboard=True, chart_range=ChartRange(span_s))
@@ -108,6 +108,9 @@ async def capture(server: str, prometheus: str | None, span_s: int, only: str,
         await shot(over_prometheus(), f"prometheus-charts{suffix}",
                    to(["emojivoto"], "voting", "c", wait=5.0))
     if only == "prometheus":
+        return saved
+    await shot(dashboard(), "dashboard-graph", to([], "emojivoto", "g", wait=3.0))
+    if only == "graph":
         return saved
     await shot(dashboard(), "overview", to([], "emojivoto", wait=3.0))
     await shot(dashboard(), "dashboard-deployments", to(["emojivoto"], "voting", wait=1.0))
@@ -151,7 +154,7 @@ def main() -> int:
                     "(with --prometheus, its Prometheus: for charts over a longer run)")
     ap.add_argument("--prometheus", metavar="URL", help="the attached demo's Prometheus")
     ap.add_argument("--span", default="15m", help="what the Prometheus charts cover")
-    ap.add_argument("--only", choices=("all", "prometheus"), default="all")
+    ap.add_argument("--only", choices=("all", "prometheus", "graph"), default="all")
     ap.add_argument("--suffix", default="", help="added to the Prometheus captures' names")
     args = ap.parse_args()
     from meshtui.model.units import MAX_PROMETHEUS_WINDOW_S, parse_window

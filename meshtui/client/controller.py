@@ -173,6 +173,9 @@ class ControllerClient:
     async def history(self, req: controller_pb2.HistoryRequest) -> controller_pb2.HistoryResponse:
         return await self._unary(self.stats.History, req)
 
+    async def edges(self, req: controller_pb2.EdgesRequest) -> controller_pb2.EdgesResponse:
+        return await self._unary(self.stats.Edges, req)
+
     def watch(self, req: controller_pb2.WatchStatRequest
               ) -> AsyncIterator[controller_pb2.StatResponse]:
         return self._stream(lambda: self.stats.Watch(req))

@@ -10,8 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator
 
-from meshtui.client.queries import HistoryPoint, StatQuery, StatSnapshot, TapBatch, TapQuery
+from meshtui.client.queries import (
+    EdgeQuery,
+    HistoryPoint,
+    StatQuery,
+    StatSnapshot,
+    TapBatch,
+    TapQuery,
+)
 from meshtui.errors import UsageError
+from meshtui.model.edges import EdgeRow
 
 
 class SourceRangeError(UsageError):
@@ -116,6 +124,16 @@ class ControllerSource:
                                      opt(p.latency_ms_p50), opt(p.latency_ms_p95),
                                      opt(p.latency_ms_p99)) for p in series.points]
         return out
+
+    async def edges(self, query: EdgeQuery) -> list[EdgeRow]:
+        from meshtui.client.convert import edge_row, selector
+        from meshtui.v1 import controller_pb2
+
+        self._check_range(StatQuery(query.kind, until=query.until), query.window_s)
+        resp = await self.client.edges(controller_pb2.EdgesRequest(
+            selector=selector(query.kind, query.namespace, None), window_s=query.window_s,
+            end_ms=round(query.until * 1000) if query.until is not None else 0))
+        return [edge_row(e) for e in resp.edges]
 
     async def tap(self, query: TapQuery) -> AsyncGenerator[TapBatch, None]:
         from meshtui.client.budget import Budget

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from meshtui.model.edges import EdgeRow
 from meshtui.model.histogram import Histogram
 from meshtui.model.inventory import Workload
 from meshtui.model.redact import REDACTED, active
@@ -200,3 +201,25 @@ def _body(end: Any, name: str) -> CapturedBody | None:
         return None
     b = getattr(end, name)
     return CapturedBody(bytes(b.data), b.truncated, b.limit)
+
+
+# ---- edges -----------------------------------------------------------------------
+
+
+def edge_row(edge: controller_pb2.Edge) -> EdgeRow:
+    """One wire edge, its names cleaned for display and its figures as rates."""
+    st = edge.stats
+    total = st.success_count + st.failure_count
+    window = st.window_s or 0.0
+    has = total > 0 and window > 0
+    return EdgeRow(
+        kind=KIND_NAMES.get(edge.src.type, "pod"),
+        src_namespace=clean(edge.src.namespace), src=clean(edge.src.name),
+        dst_namespace=clean(edge.dst.namespace), dst=clean(edge.dst.name),
+        secured=edge.tls,
+        success=(st.success_count / total) if has else None,
+        rps=(total / window) if has else None,
+        p50_ms=_nan_none(st.latency_ms_p50) if has else None,
+        p95_ms=_nan_none(st.latency_ms_p95) if has else None,
+        p99_ms=_nan_none(st.latency_ms_p99) if has else None,
+    )

@@ -17,7 +17,15 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
 from typing import Any
 
-from meshtui.client.queries import HistoryPoint, StatQuery, StatSnapshot, TapBatch, TapQuery
+from meshtui.client.queries import (
+    EdgeQuery,
+    HistoryPoint,
+    StatQuery,
+    StatSnapshot,
+    TapBatch,
+    TapQuery,
+)
+from meshtui.model.edges import EdgeRow
 from meshtui.model.histogram import Histogram
 from meshtui.model.inventory import Workload
 from meshtui.model.sanitize import clean
@@ -41,6 +49,15 @@ WORKLOADS = [
     ("kube-system", "kube-dns", 1, 1, 1.0, 1.0, 0.4),
     ("meshtui", "controller", 1, 1, 0.0, 1.0, 0.0),
     ("default", "legacy-app", 1, 0, 0.0, 1.0, 0.0),
+]
+
+# Deployment calls: (namespace, caller, callee namespace, callee, share of the
+# callee's rps, success).
+CALLS = [
+    ("emojivoto", "vote-bot", "emojivoto", "web", 1.0, 0.92),
+    ("emojivoto", "web", "emojivoto", "emoji", 0.8, 1.0),
+    ("emojivoto", "web", "emojivoto", "voting", 1.0, 0.83),
+    ("emojivoto", "web", "kube-system", "kube-dns", 0.5, 0.97),
 ]
 
 
@@ -157,6 +174,22 @@ class FakeSource:
                             proxies_reachable=sum(1 for p in pods if p[3]),
                             proxies_total=sum(1 for p in pods if p[3]),
                             last_scrape=at - 0.4)
+
+    async def edges(self, query: EdgeQuery) -> list[EdgeRow]:
+        """Deployment calls as CALLS says, their figures moving as the stats' do."""
+        if query.kind != "deployment":
+            return []
+        at = self.clock()
+        rows = []
+        for ns, src, dst_ns, dst, share, success in CALLS:
+            if query.namespace not in (None, ns):
+                continue
+            base = next(w for w in WORKLOADS if w[1] == dst)
+            r, s, p50, p95, p99 = self._point(base[4] * share, success, base[6], at,
+                                              f"{src}>{dst}")
+            rows.append(EdgeRow("deployment", ns, src, dst_ns, dst, success=s, rps=r,
+                                p50_ms=p50, p95_ms=p95, p99_ms=p99))
+        return rows
 
     async def history(self, query: StatQuery, span_s: int, step_s: int
                       ) -> dict[tuple[str, str, str], list[HistoryPoint]]:

@@ -22,9 +22,17 @@ from urllib.parse import urlsplit
 
 from meshtui.client.controller_source import SourceRangeError
 from meshtui.client.promql import PROXY_JOB, group_by, history_queries, stat_queries
-from meshtui.client.queries import HistoryPoint, StatQuery, StatSnapshot, TapBatch, TapQuery
+from meshtui.client.queries import (
+    EdgeQuery,
+    HistoryPoint,
+    StatQuery,
+    StatSnapshot,
+    TapBatch,
+    TapQuery,
+)
 from meshtui.client.source import Source
 from meshtui.errors import RuntimeFailure, UsageError
+from meshtui.model.edges import EdgeRow
 from meshtui.model.histogram import Histogram
 from meshtui.model.sanitize import clean
 from meshtui.model.stats import StatRow
@@ -265,6 +273,19 @@ class PrometheusSource:
                                      f.get("p95"), f.get("p99"))
                         for t, f in sorted(per_t.items())]
         return out
+
+    async def edges(self, query: EdgeQuery) -> list[EdgeRow]:
+        from meshtui.client.prom_edges import edge_queries, edge_rows
+
+        await self._check_range(StatQuery(query.kind, until=query.until), query.window_s)
+        queries, _ = edge_queries(query)
+        at = query.until if query.until is not None else time.time()
+        names = list(queries)
+        answers = await self._all(self.instant(queries[n], at) for n in names)
+        rows = edge_rows(query, dict(zip(names, answers, strict=True)))
+        if not rows:
+            await self._check_scrapes_proxies(at)
+        return rows
 
     async def tap(self, query: TapQuery) -> AsyncGenerator[TapBatch, None]:
         if self._tap is None:

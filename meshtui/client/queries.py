@@ -34,6 +34,16 @@ class StatQuery:
 
 
 @dataclass(frozen=True)
+class EdgeQuery:
+    """Edges from the resources of a kind (in a namespace, or all) to any destination."""
+
+    kind: str  # namespace | deployment | pod
+    namespace: str | None = None  # None: every namespace
+    window_s: int = 60
+    until: float | None = None
+
+
+@dataclass(frozen=True)
 class StatSnapshot:
     rows: tuple[StatRow, ...]
     taken_at: float = field(default_factory=time.time)  # wall clock, seconds

@@ -18,8 +18,16 @@ import os
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
-from meshtui.client.queries import HistoryPoint, StatQuery, StatSnapshot, TapBatch, TapQuery
+from meshtui.client.queries import (
+    EdgeQuery,
+    HistoryPoint,
+    StatQuery,
+    StatSnapshot,
+    TapBatch,
+    TapQuery,
+)
 from meshtui.errors import RuntimeFailure, UsageError
+from meshtui.model.edges import EdgeRow
 from meshtui.model.sanitize import clean
 from meshtui.model.tap import TapEvent, TapMatch
 from meshtui.model.tap_json import BadEvent, Reader
@@ -57,6 +65,9 @@ class ReplaySource:
 
     async def stats(self, query: StatQuery) -> StatSnapshot:
         raise RuntimeFailure("a replayed tap file holds no metrics: stat needs a mesh")
+
+    async def edges(self, query: EdgeQuery) -> list[EdgeRow]:
+        raise RuntimeFailure("a replayed tap file holds no metrics: edges needs a mesh")
 
     async def history(self, query: StatQuery, span_s: int, step_s: int
                       ) -> dict[tuple[str, str, str], list[HistoryPoint]]:

@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Protocol
 
-from meshtui.client.queries import HistoryPoint, StatQuery, StatSnapshot, TapBatch, TapQuery
+from meshtui.client.queries import (
+    EdgeQuery,
+    HistoryPoint,
+    StatQuery,
+    StatSnapshot,
+    TapBatch,
+    TapQuery,
+)
+from meshtui.model.edges import EdgeRow
 
 
 class Source(Protocol):
@@ -48,6 +56,10 @@ class Source(Protocol):
     async def history(self, query: StatQuery, span_s: int, step_s: int
                       ) -> dict[tuple[str, str, str], list[HistoryPoint]]:
         """Per row key, points over the ``span_s`` seconds up to ``query.until`` (or now)."""
+        ...
+
+    async def edges(self, query: EdgeQuery) -> list[EdgeRow]:
+        """Who calls whom over the window, sorted by source then destination."""
         ...
 
     def tap(self, query: TapQuery) -> AsyncGenerator[TapBatch, None]:

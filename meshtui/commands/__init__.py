@@ -7,6 +7,7 @@ COMMANDS = (
     "stat",
     "tap",
     "top",
+    "edges",
     "dashboard",
     "demo",
     "controller",

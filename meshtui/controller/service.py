@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import grpc
 
-from meshtui.controller import stats
+from meshtui.controller import edges, stats
 from meshtui.controller.dial import Dialer
 from meshtui.controller.stats import BadRequest
 from meshtui.controller.store import MeshStore
@@ -74,6 +74,10 @@ class StatsService(controller_pb2_grpc.StatsServicer):
     async def History(self, request: controller_pb2.HistoryRequest,
                       context: grpc.aio.ServicerContext) -> controller_pb2.HistoryResponse:
         return await _answer(context, lambda: stats.history(request, self.store))
+
+    async def Edges(self, request: controller_pb2.EdgesRequest,
+                    context: grpc.aio.ServicerContext) -> controller_pb2.EdgesResponse:
+        return await _answer(context, lambda: edges.edges(request, self.store))
 
 
 class ResourceTapService(controller_pb2_grpc.ResourceTapServicer):

@@ -469,6 +469,7 @@ class Telemetry:
                 out.responses.append(proxy_pb2.ResponseSeries(
                     direction=_dir(r.direction), authority=r.authority, dst=dst, status_code=status,
                     success=success, count=st.count, dst_addr=r.dst_addr,
+                    tls=False,  # the proxies do not speak mTLS yet
                     latency=common_pb2.Histogram(
                         count=h.count, sum_us=h.sum_us, indexes=[i for i, _ in pairs],
                         counts=[c for _, c in pairs],

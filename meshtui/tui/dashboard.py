@@ -4,7 +4,8 @@ The overview lists every namespace with how much of it is meshed and its
 live golden metrics, under a line on the controller's and the proxies'
 health. Enter drills namespace → deployments → pods (the live stat table,
 breadcrumbs on top, Escape back up); on any row ``c``, ``t`` and ``o`` open
-that resource's charts, tap feed and top routes (:mod:`.resource_views`).
+that resource's charts, tap feed and top routes (:mod:`.resource_views`); ``g``
+on a namespace draws its call graph (:mod:`.graph_view`).
 The command palette (Ctrl+P) jumps to any namespace, deployment or pod.
 """
 
@@ -166,7 +167,8 @@ class OverviewScreen(DashStatScreen):
 
     # The top of the dashboard: nothing to go back to, so the footer does not offer it.
     BINDINGS = [Binding("escape", "back", "Back", show=False),
-                Binding("z", "app.zoom", "Span")]
+                Binding("z", "app.zoom", "Span"),
+                Binding("g", "graph", "Graph")]
 
     def __init__(self, source: Source, *, interval: float = 1.0, clock=time.time) -> None:  # type: ignore[no-untyped-def]
         super().__init__(source, StatQuery("namespace"), interval=interval,
@@ -247,6 +249,15 @@ class OverviewScreen(DashStatScreen):
     def child_screen(self, query: StatQuery, crumbs: tuple[str, ...]) -> StatScreen:
         return DashStatScreen(self.source, query, interval=self.interval, wide=self.wide,
                               crumbs=crumbs, clock=self.clock)
+
+    def action_graph(self) -> None:
+        """The selected namespace's call graph."""
+        from meshtui.tui.graph_view import GraphScreen
+
+        row = self.table.selected_row
+        if row is not None:
+            self.app.push_screen(GraphScreen(self.source, row.query_name, row.name,
+                                             interval=self.interval, clock=self.clock))
 
 
 # ---- command palette -----------------------------------------------------------

@@ -508,3 +508,88 @@ class TapByResourceBatch(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TapByResourceBatch: _TypeAlias = TapByResourceBatch  # noqa: Y015
+
+@_typing.final
+class EdgesRequest(_message.Message):
+    """Edges from the resources a selector names to any destination of the same type."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SELECTOR_FIELD_NUMBER: _builtins.int
+    WINDOW_S_FIELD_NUMBER: _builtins.int
+    END_MS_FIELD_NUMBER: _builtins.int
+    window_s: _builtins.int
+    """0: the default of one minute"""
+    end_ms: _builtins.int
+    """wall clock the window ends at; 0: now"""
+    @_builtins.property
+    def selector(self) -> _common_pb2.ResourceSelector: ...
+    def __init__(
+        self,
+        *,
+        selector: _common_pb2.ResourceSelector | None = ...,
+        window_s: _builtins.int = ...,
+        end_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["selector", b"selector"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_ms", b"end_ms", "selector", b"selector", "window_s", b"window_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EdgesRequest: _TypeAlias = EdgesRequest  # noqa: Y015
+
+@_typing.final
+class Edge(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SRC_FIELD_NUMBER: _builtins.int
+    DST_FIELD_NUMBER: _builtins.int
+    TLS_FIELD_NUMBER: _builtins.int
+    STATS_FIELD_NUMBER: _builtins.int
+    tls: _builtins.bool
+    """Every response series of the edge in its sources' last scrapes was mTLS."""
+    @_builtins.property
+    def src(self) -> Global___Resource: ...
+    @_builtins.property
+    def dst(self) -> Global___Resource: ...
+    @_builtins.property
+    def stats(self) -> Global___BasicStats: ...
+    def __init__(
+        self,
+        *,
+        src: Global___Resource | None = ...,
+        dst: Global___Resource | None = ...,
+        tls: _builtins.bool = ...,
+        stats: Global___BasicStats | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dst", b"dst", "src", b"src", "stats", b"stats"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dst", b"dst", "src", b"src", "stats", b"stats", "tls", b"tls"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Edge: _TypeAlias = Edge  # noqa: Y015
+
+@_typing.final
+class EdgesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EDGES_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_MS_FIELD_NUMBER: _builtins.int
+    timestamp_ms: _builtins.int
+    @_builtins.property
+    def edges(self) -> _containers.RepeatedCompositeFieldContainer[Global___Edge]: ...
+    def __init__(
+        self,
+        *,
+        edges: _abc.Iterable[Global___Edge] | None = ...,
+        timestamp_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["edges", b"edges", "timestamp_ms", b"timestamp_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EdgesResponse: _TypeAlias = EdgesResponse  # noqa: Y015

@@ -125,6 +125,11 @@ class StatsStub:
                 request_serializer=meshtui_dot_v1_dot_controller__pb2.HistoryRequest.SerializeToString,
                 response_deserializer=meshtui_dot_v1_dot_controller__pb2.HistoryResponse.FromString,
                 _registered_method=True)
+        self.Edges = channel.unary_unary(
+                '/meshtui.v1.Stats/Edges',
+                request_serializer=meshtui_dot_v1_dot_controller__pb2.EdgesRequest.SerializeToString,
+                response_deserializer=meshtui_dot_v1_dot_controller__pb2.EdgesResponse.FromString,
+                _registered_method=True)
 
 
 class StatsServicer:
@@ -151,6 +156,13 @@ class StatsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Edges(self, request, context):
+        """Who calls whom: one edge per (source, destination) resource pair.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StatsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -168,6 +180,11 @@ def add_StatsServicer_to_server(servicer, server):
                     servicer.History,
                     request_deserializer=meshtui_dot_v1_dot_controller__pb2.HistoryRequest.FromString,
                     response_serializer=meshtui_dot_v1_dot_controller__pb2.HistoryResponse.SerializeToString,
+            ),
+            'Edges': grpc.unary_unary_rpc_method_handler(
+                    servicer.Edges,
+                    request_deserializer=meshtui_dot_v1_dot_controller__pb2.EdgesRequest.FromString,
+                    response_serializer=meshtui_dot_v1_dot_controller__pb2.EdgesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -252,6 +269,33 @@ class Stats:
             '/meshtui.v1.Stats/History',
             meshtui_dot_v1_dot_controller__pb2.HistoryRequest.SerializeToString,
             meshtui_dot_v1_dot_controller__pb2.HistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Edges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshtui.v1.Stats/Edges',
+            meshtui_dot_v1_dot_controller__pb2.EdgesRequest.SerializeToString,
+            meshtui_dot_v1_dot_controller__pb2.EdgesResponse.FromString,
             options,
             channel_credentials,
             insecure,

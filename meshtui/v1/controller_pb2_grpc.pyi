@@ -66,6 +66,8 @@ class StatsStub:
     """The same summary, sent again every `interval_ms`."""
     History: _grpc.UnaryUnaryMultiCallable[_controller_pb2.HistoryRequest, _controller_pb2.HistoryResponse]
     """Per-step series over the controller's history (up to 15 minutes)."""
+    Edges: _grpc.UnaryUnaryMultiCallable[_controller_pb2.EdgesRequest, _controller_pb2.EdgesResponse]
+    """Who calls whom: one edge per (source, destination) resource pair."""
 
 @_typing.type_check_only
 class StatsAsyncStub(StatsStub):
@@ -77,6 +79,8 @@ class StatsAsyncStub(StatsStub):
     """The same summary, sent again every `interval_ms`."""
     History: _aio.UnaryUnaryMultiCallable[_controller_pb2.HistoryRequest, _controller_pb2.HistoryResponse]  # type: ignore[assignment]
     """Per-step series over the controller's history (up to 15 minutes)."""
+    Edges: _aio.UnaryUnaryMultiCallable[_controller_pb2.EdgesRequest, _controller_pb2.EdgesResponse]  # type: ignore[assignment]
+    """Who calls whom: one edge per (source, destination) resource pair."""
 
 class StatsServicer(metaclass=_abc_1.ABCMeta):
     """Golden metrics per resource."""
@@ -103,6 +107,14 @@ class StatsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.HistoryResponse, _abc.Awaitable[_controller_pb2.HistoryResponse]]:
         """Per-step series over the controller's history (up to 15 minutes)."""
+
+    @_abc_1.abstractmethod
+    def Edges(
+        self,
+        request: _controller_pb2.EdgesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.EdgesResponse, _abc.Awaitable[_controller_pb2.EdgesResponse]]:
+        """Who calls whom: one edge per (source, destination) resource pair."""
 
 def add_StatsServicer_to_server(servicer: StatsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

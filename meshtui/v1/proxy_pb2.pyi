@@ -182,6 +182,7 @@ class ResponseSeries(_message.Message):
     COUNT_FIELD_NUMBER: _builtins.int
     LATENCY_FIELD_NUMBER: _builtins.int
     DST_ADDR_FIELD_NUMBER: _builtins.int
+    TLS_FIELD_NUMBER: _builtins.int
     direction: _common_pb2.Direction.ValueType
     authority: _builtins.str
     status_code: _builtins.int
@@ -190,6 +191,10 @@ class ResponseSeries(_message.Message):
     """classification: not 5xx and no gRPC error"""
     count: _builtins.int
     dst_addr: _builtins.str
+    tls: _builtins.bool
+    """Whether this traffic travelled over mTLS (an edge's SECURED); false until
+    the proxies speak it.
+    """
     @_builtins.property
     def dst(self) -> _common_pb2.Workload: ...
     @_builtins.property
@@ -207,10 +212,11 @@ class ResponseSeries(_message.Message):
         count: _builtins.int = ...,
         latency: _common_pb2.Histogram | None = ...,
         dst_addr: _builtins.str = ...,
+        tls: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dst", b"dst", "latency", b"latency"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["authority", b"authority", "count", b"count", "direction", b"direction", "dst", b"dst", "dst_addr", b"dst_addr", "latency", b"latency", "status_code", b"status_code", "success", b"success"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authority", b"authority", "count", b"count", "direction", b"direction", "dst", b"dst", "dst_addr", b"dst_addr", "latency", b"latency", "status_code", b"status_code", "success", b"success", "tls", b"tls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -11,11 +11,12 @@ from promkit import WINDOW, Exporter, Prometheus, Route, free_port
 
 @pytest.fixture(scope="session")
 def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    """web (2 pods: 8+2 and 10 rps at 4 ms, web-1 also calling voting at 5 rps) and
+    """web (2 pods: 8+2 and 10 rps at 4 ms, web-1 also calling voting at 5 rps over mTLS) and
     voting (one pod answering at 5 rps in 30 ms, one whose proxy is gone)."""
     exporters = [
         Exporter([Route(8, 2, 4.0), Route(5, 0, 30.0, 1, {"dst_namespace": "emojivoto",
-                                                           "dst_deployment": "voting"})]),
+                                                           "dst_deployment": "voting",
+                                                           "tls": "true"})]),
         Exporter([Route(10, 0, 4.0)]),
         Exporter([Route(5, 0, 30.0)]),
     ]

@@ -40,6 +40,7 @@ class FakeProxy(proxy_pb2_grpc.MetricsServicer, proxy_pb2_grpc.TapServicer):
         self.requests: dict[tuple, int] = {}
         self.responses: dict[tuple, _Resp] = {}
         self.tcp: dict[tuple, _Tcp] = {}
+        self.tls: set[tuple] = set()  # request keys whose traffic went over mTLS
         self.hang_s = 0.0
         self.scrapes = 0
         self.server: grpc.aio.Server | None = None
@@ -53,8 +54,10 @@ class FakeProxy(proxy_pb2_grpc.MetricsServicer, proxy_pb2_grpc.TapServicer):
     # -- what the test does ------------------------------------------------------
 
     def record(self, direction: int, dst: Dst, status: int, latency_us: float, n: int = 1,
-               *, authority: str = "svc", dst_addr: str = "") -> None:
+               *, authority: str = "svc", dst_addr: str = "", tls: bool = False) -> None:
         rk = (direction, authority, dst, dst_addr)
+        if tls:
+            self.tls.add(rk)
         self.requests[rk] = self.requests.get(rk, 0) + n
         r = self.responses.setdefault((*rk, status, status < 500), _Resp())
         r.count += n
@@ -113,6 +116,7 @@ class FakeProxy(proxy_pb2_grpc.MetricsServicer, proxy_pb2_grpc.TapServicer):
         for (direction, authority, dst, addr, status, ok), r in self.responses.items():
             s = out.responses.add(direction=direction, authority=authority, count=r.count,
                                   status_code=status, success=ok, dst_addr=addr,
+                                  tls=(direction, authority, dst, addr) in self.tls,
                                   dst=common_pb2.Workload(namespace=dst[0], deployment=dst[1],
                                                           pod=dst[2]))
             s.latency.count = r.latency.count

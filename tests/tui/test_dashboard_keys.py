@@ -16,6 +16,7 @@ from meshtui.client.queries import StatQuery
 from meshtui.tui.app import MeshApp
 from meshtui.tui.dashboard import DashStatScreen, OverviewScreen
 from meshtui.tui.feed import FeedView
+from meshtui.tui.graph_view import GraphScreen, GraphView
 from meshtui.tui.resource_views import ChartsScreen, DashTapScreen, DashTopScreen
 from meshtui.tui.table import VirtualTable
 
@@ -25,7 +26,7 @@ APP_KEYS = {"q", "question_mark", "ctrl+p"}
 TABLE_KEYS = {"up", "down", "pageup", "pagedown", "home", "end", "enter"}
 VIEW_KEYS = {"c", "t", "o", "escape"}
 EXPECTED = {
-    "overview": APP_KEYS | TABLE_KEYS | VIEW_KEYS | {"s", "r", "z", "ctrl+s"},
+    "overview": APP_KEYS | TABLE_KEYS | VIEW_KEYS | {"s", "r", "z", "g", "ctrl+s"},
     "deployments": APP_KEYS | TABLE_KEYS | VIEW_KEYS | {"s", "r", "ctrl+s"},
     "charts": APP_KEYS | VIEW_KEYS | {"z"},
     "tap": APP_KEYS | VIEW_KEYS | {"space", "slash", "end", "home", "up", "down", "pageup",
@@ -187,6 +188,45 @@ async def test_overview_and_deployments_keys() -> None:
         await pilot.pause(0.1)
     assert app.return_code in (0, None)
     assert not app.is_running
+
+
+async def test_g_draws_the_namespace_graph_and_enter_drills_into_a_box() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        overview = app.screen
+        overview.table.set_sort("NAME")  # type: ignore[attr-defined]
+        overview.table.select_index(  # type: ignore[attr-defined]
+            overview.table.row_names().index("emojivoto"))  # type: ignore[attr-defined]
+        await pilot.press("g")
+        graph = app.screen
+        assert isinstance(graph, GraphScreen)
+        view = graph.query_one(GraphView)
+        await until(lambda: bool(view.graph.boxes))
+        labels = [b.label for b in view.graph.boxes]
+        assert {"web", "emoji", "voting", "vote-bot", "kube-system/kube-dns"} <= set(labels)
+        # Callers left of callees, and web's failing calls to voting drawn red.
+        box = {b.label: b for b in view.graph.boxes}
+        assert box["vote-bot"].x < box["web"].x < box["voting"].x
+        text = view.render()
+        styles = {text.plain[s.start:s.end] for s in text.spans if "red" in str(s.style)}
+        assert "▶" in "".join(styles)
+        # Arrows move the selection; Enter opens the selected deployment's pods.
+        while view.selected_key != ("emojivoto", "voting"):
+            await pilot.press("right")
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        pods = app.screen
+        assert isinstance(pods, DashStatScreen)
+        assert (pods.stat_query.kind, pods.stat_query.owner) == ("pod", "voting")
+        await until(lambda: bool(pods.table.rows))
+        assert all(r.name.startswith("voting-") for r in pods.table.rows)
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert app.screen is graph
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert app.screen is overview
 
 
 async def test_charts_keys() -> None:
