@@ -24,17 +24,20 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from meshtui.controller.dial import Dialer
+from meshtui.controller.identity_service import IdentityService
 from meshtui.controller.scraper import Scraper
 from meshtui.controller.service import MeshService, ResourceTapService, StatsService
 from meshtui.controller.store import MeshStore
+from meshtui.identity.authority import Authority
 from meshtui.inventory_watch import InventoryWatcher
-from meshtui.v1 import controller_pb2, controller_pb2_grpc
+from meshtui.v1 import controller_pb2, controller_pb2_grpc, identity_pb2, identity_pb2_grpc
 
 log = logging.getLogger("meshtui.controller")
 
-SERVICE_NAMES = tuple(
-    controller_pb2.DESCRIPTOR.services_by_name[n].full_name
-    for n in ("Mesh", "Stats", "ResourceTap")
+SERVICE_NAMES = (
+    *(controller_pb2.DESCRIPTOR.services_by_name[n].full_name
+      for n in ("Mesh", "Stats", "ResourceTap")),
+    identity_pb2.DESCRIPTOR.services_by_name["Identity"].full_name,
 )
 
 
@@ -55,12 +58,15 @@ class Controller:
         scrape_slices: phases each scrape interval is spread over (1: all at once).
         via: an outbound proxy's HOST:PORT to reach the proxies through (see
             :mod:`meshtui.controller.dial`); None: directly.
+        identity: the certificate authority the Identity service signs with (see
+            :meth:`Authority.in_state_dir`); None: no identity service.
     """
 
     def __init__(self, inventory: str | Path, listen: str = "127.0.0.1:8086", *,
                  scrape_interval_s: float = 1.0, scrape_timeout_s: float = 0.8,
                  stale_after_s: float = 2.5, inventory_poll_s: float = 0.5,
-                 scrape_slices: int = 10, via: str | None = None) -> None:
+                 scrape_slices: int = 10, via: str | None = None,
+                 identity: Authority | None = None) -> None:
         self.listen = listen
         self.watcher = InventoryWatcher(inventory, interval_s=inventory_poll_s)
         self.store = MeshStore(self.watcher.inventory, stale_after_s=stale_after_s)
@@ -68,6 +74,8 @@ class Controller:
         self.dialer = Dialer(via)
         self.scraper = Scraper(self.store, scrape_interval_s, scrape_timeout_s, scrape_slices,
                                self.dialer)
+        self.identity = (IdentityService(self.store, identity)
+                         if identity is not None else None)
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -87,6 +95,8 @@ class Controller:
         controller_pb2_grpc.add_StatsServicer_to_server(StatsService(self.store), server)
         controller_pb2_grpc.add_ResourceTapServicer_to_server(
             ResourceTapService(self.store, self.dialer), server)
+        if self.identity is not None:
+            identity_pb2_grpc.add_IdentityServicer_to_server(self.identity, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
