@@ -188,7 +188,7 @@ class Exchange:
         self.obs = d.ctx.telemetry.request(
             c.direction, c.peer, self.dst, c.conn_id,
             _METHODS.get(method) or method.decode("latin-1"), "http",
-            self.authority, self.path, self.headers, d.streams)
+            self.authority, self.path, self.headers, d.streams, c.tls_id)
 
     async def _open(self, key: tuple[str, int]) -> Upstream | None:
         """A new upstream connection, or None after answering 502/504 for it."""

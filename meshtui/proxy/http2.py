@@ -325,7 +325,7 @@ class H2Relay:
             conn.direction, conn.peer, self.route[1], conn.conn_id,
             pseudo.get(b":method", b"").decode("latin-1"),
             pseudo.get(b":scheme", b"http").decode("latin-1"), authority,
-            pseudo.get(b":path", b"").decode("latin-1"), fields, self.counter))
+            pseudo.get(b":path", b"").decode("latin-1"), fields, self.counter, conn.tls_id))
 
     def response_headers(self, sid: int, end_stream: bool, headers: list[tuple[bytes, bytes]]
                          ) -> None:
@@ -423,7 +423,8 @@ class H2Relay:
         try:
             pool = ctx.pool
             up = await asyncio.wait_for(
-                open_upstream(key, None, pool.mark, pool.source_ip, pool.hops, pool.own),
+                open_upstream(key, None, pool.mark, pool.source_ip, pool.hops, pool.own,
+                              pool.tls(key)),
                 ctx.timeouts.connect)
         except LoopDetected:
             ctx.failures += 1

@@ -71,6 +71,7 @@ class ProxyServer:
         self.outbound: Listener | None = None
         self.grpc: Any = None
         self.admin: Any = None
+        self.identity: Any = None  # a WorkloadIdentity when identity is on
         self._started = False
         self._stopping = False
 
@@ -119,6 +120,8 @@ class ProxyServer:
         self.ctx = ctx = ProxyContext(self.telemetry, cfg.timeouts, pool, cfg.max_in_flight)
         cap = cfg.max_connections or connection_cap(_raise_nofile())
         try:
+            if cfg.identity is not None:
+                pool.mesh_tls = await self._identity(cfg.identity)
             if cfg.inbound is not None:
                 self.inbound = Listener(ctx, Direction.INBOUND, True, self.router)
                 await self.inbound.start(cfg.inbound.host, cfg.inbound.port)
@@ -148,6 +151,25 @@ class ProxyServer:
             self._watch_task = asyncio.get_running_loop().create_task(self._watcher.run())
         ctx.start_sweeper()
         self._started = True
+
+    async def _identity(self, controller: Any) -> Any:
+        """Gets the pod's first certificate (RuntimeFailure if refused or unreachable)."""
+        from meshtui.errors import RuntimeFailure
+        from meshtui.identity import identity_name
+        from meshtui.identity.workload import IdentityError, WorkloadIdentity, grpc_asker
+        from meshtui.proxy.mtls import MeshTls
+
+        cfg = self.config
+        sa = cfg.serviceaccount or cfg.deployment or "default"
+        ident = WorkloadIdentity(identity_name(sa, cfg.namespace), grpc_asker(
+            f"{controller.host}:{controller.port}", cfg.namespace, cfg.pod,
+            cfg.identity_token))
+        try:
+            await ident.start()
+        except IdentityError as e:
+            raise RuntimeFailure(f"proxy: {e}") from None
+        self.identity = ident
+        return MeshTls(ident, self.inventory)
 
     def _refuse_self_as_app(self) -> None:
         """An ``--app`` that is one of the proxy's own listeners would have it relay
@@ -191,6 +213,9 @@ class ProxyServer:
         await self._close_endpoints()
 
     async def _close_endpoints(self) -> None:
+        if self.identity is not None:
+            await self.identity.stop()
+            self.identity = None
         for lst in (self.inbound, self.outbound):
             if lst is not None:
                 lst.close()
