@@ -43,6 +43,12 @@ class TlsMesh:
 
 @pytest.fixture
 async def tls_mesh(tmp_path: Path) -> AsyncIterator[TlsMesh]:
+    async with started(tmp_path) as m:
+        yield m
+
+
+@contextlib.asynccontextmanager
+async def started(tmp_path: Path, lifetime_s: float = 24 * 3600.0) -> AsyncIterator[TlsMesh]:
     app = await Upstream().start()
     app_addr = f"127.0.0.1:{app.port}"
     emoji_in = free_port()
@@ -53,7 +59,7 @@ async def tls_mesh(tmp_path: Path) -> AsyncIterator[TlsMesh]:
         {"name": "emoji-0", "namespace": "ns", "deployment": "emoji", "address": app_addr,
          "proxy": "127.0.0.1:2", "inbound": f"127.0.0.1:{emoji_in}"},
     ]}))
-    auth = Authority.in_state_dir(tmp_path / "state")
+    auth = Authority.in_state_dir(tmp_path / "state", leaf_lifetime_s=lifetime_s)
     ctl = Controller(inv, "127.0.0.1:0", identity=auth)
     await ctl.start()
     ident = Address("127.0.0.1", ctl.port)
@@ -77,6 +83,7 @@ async def tls_mesh(tmp_path: Path) -> AsyncIterator[TlsMesh]:
 async def test_http_and_upgraded_streams_travel_over_mutual_tls(tls_mesh: TlsMesh) -> None:
     m = tls_mesh
     assert m.web.outbound_address is not None
+    taps = [p.telemetry.hub.subscribe() for p in (m.web, m.emoji)]
     c = await Client.connect(m.web.outbound_address)
     try:
         for _ in range(3):  # keep-alive: one TLS connection carries them all
@@ -91,6 +98,9 @@ async def test_http_and_upgraded_streams_travel_over_mutual_tls(tls_mesh: TlsMes
         await c.close()
     inbound = m.metrics(m.emoji)
     outbound = m.metrics(m.web)
+    for proxy, sub in zip((m.web, m.emoji), taps, strict=True):
+        batch = proxy.telemetry.hub.take_batch(sub)
+        assert batch.events and all(ev.tls for ev in batch.events)
     for text, who in ((inbound, f'client_id="{WEB}"'), (outbound, f'server_id="{EMOJI}"')):
         for family in ("request_total{", "tcp_open_total{"):
             line = next(x for x in text.splitlines() if x.startswith(family))
@@ -102,12 +112,15 @@ async def test_plain_client_still_served_and_counted_without_identity(
         tls_mesh: TlsMesh) -> None:
     m = tls_mesh
     assert m.emoji.inbound_address is not None
+    sub = m.emoji.telemetry.hub.subscribe()
     c = await Client.connect(m.emoji.inbound_address)
     try:
         r = await c.request("GET", "/hello")
         assert (r.status, r.body) == (200, b"hello")
     finally:
         await c.close()
+    batch = m.emoji.telemetry.hub.take_batch(sub)
+    assert batch.events and not any(ev.tls for ev in batch.events)
     text = m.metrics(m.emoji)
     line = next(x for x in text.splitlines() if x.startswith("request_total{"))
     assert 'tls="no_identity"' in line and "client_id" not in line
@@ -137,3 +150,51 @@ async def test_certificate_from_another_anchor_is_refused_at_handshake(
     finally:
         with contextlib.suppress(Exception):
             await ctl2.stop(None)
+
+
+async def test_renewal_under_load_fails_no_request(tmp_path: Path) -> None:
+    # Certificates of 2 s: both proxies renew at ~1.4 s while requests keep coming,
+    # on a kept-alive connection and on new ones.
+    async with started(tmp_path, lifetime_s=2.0) as m:
+        assert m.web.outbound_address is not None and m.web.identity is not None
+        first = m.web.identity.bundle.leaf.serial_number
+        kept = await Client.connect(m.web.outbound_address)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 2.5
+        n = 0
+        try:
+            while loop.time() < end:
+                r = await kept.request("GET", "/hello", {"host": m.app_addr})
+                assert r.status == 200
+                c = await Client.connect(m.web.outbound_address)
+                r = await c.request("GET", "/hello", {"host": m.app_addr,
+                                                      "connection": "close"})
+                assert r.status == 200
+                await c.close()
+                n += 2
+        finally:
+            await kept.close()
+        assert m.web.identity.renewals >= 1 and m.emoji.identity is not None
+        assert m.emoji.identity.renewals >= 1
+        assert m.web.identity.bundle.leaf.serial_number != first
+        assert n > 20
+        for proxy in (m.web, m.emoji):
+            assert "failure" not in "".join(
+                x for x in m.metrics(proxy).splitlines() if x.startswith("response_total{"))
+
+
+def test_identity_without_a_token_is_bad_usage(tmp_path: Path) -> None:
+    import argparse
+
+    from meshtui.errors import UsageError
+    from meshtui.proxy.config import add_arguments, from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    with pytest.raises(UsageError, match="needs the pod's token"):
+        from_args(p.parse_args(["--identity", "127.0.0.1:8086"]), {})
+    tok = tmp_path / "token"
+    tok.write_text("abc\n")
+    cfg = from_args(p.parse_args(["--identity", "127.0.0.1:8086"]),
+                    {"MESHTUI_IDENTITY_TOKEN_FILE": str(tok)})
+    assert cfg.identity_token == "abc"
