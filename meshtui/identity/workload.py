@@ -32,7 +32,13 @@ RETRY_S = 2.0
 
 
 class IdentityError(RuntimeError):
-    """No certificate could be had; the message says why (refused, unreachable)."""
+    """No certificate could be had; the message says why (refused, unreachable).
+    ``retry``: the controller could not be reached (it may be starting), as opposed
+    to a refusal."""
+
+    def __init__(self, message: str, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,10 @@ def grpc_asker(controller: str, namespace: str, pod: str, token: str,
                     namespace=namespace, pod=pod, token=token, csr_der=csr_der),
                     timeout=timeout_s)
             except grpc.aio.AioRpcError as e:
-                raise IdentityError(f"identity from {controller}: {e.details()}") from None
+                retry = e.code() in (grpc.StatusCode.UNAVAILABLE,
+                                     grpc.StatusCode.DEADLINE_EXCEEDED)
+                raise IdentityError(f"identity from {controller}: {e.details()}",
+                                    retry) from None
     return ask
 
 
@@ -84,9 +93,19 @@ class WorkloadIdentity:
         self.client_ctx: ssl.SSLContext | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> Bundle:
-        """Gets the first certificate (IdentityError if refused) and starts renewing."""
-        b = await self.refresh()
+    async def start(self, wait_s: float = 0.0) -> Bundle:
+        """Gets the first certificate and starts renewing. IdentityError if refused, or
+        if the controller cannot be reached within ``wait_s`` seconds."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + wait_s
+        while True:
+            try:
+                b = await self.refresh()
+                break
+            except IdentityError as e:
+                if not e.retry or loop.time() >= end:
+                    raise
+                await asyncio.sleep(0.2)
         self._task = asyncio.create_task(self._renew_loop())
         return b
 

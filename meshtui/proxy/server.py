@@ -34,6 +34,9 @@ from meshtui.proxy.routing import Router
 from meshtui.proxy.telemetry import Direction, Identity, Telemetry
 
 log = logging.getLogger("meshtui.proxy")
+# How long a proxy waits at start for a controller it cannot reach yet (starting
+# together with it) before giving up; a refusal ends the wait at once.
+FIRST_CERT_WAIT_S = 30.0
 
 
 class ProxyServer:
@@ -165,7 +168,7 @@ class ProxyServer:
             f"{controller.host}:{controller.port}", cfg.namespace, cfg.pod,
             cfg.identity_token))
         try:
-            await ident.start()
+            await ident.start(wait_s=FIRST_CERT_WAIT_S)
         except IdentityError as e:
             raise RuntimeFailure(f"proxy: {e}") from None
         self.identity = ident
