@@ -23,7 +23,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from meshtui.controller.dial import Dialer
+from meshtui.controller.dial import Dialer, DialTls
 from meshtui.controller.identity_service import IdentityService
 from meshtui.controller.scraper import Scraper
 from meshtui.controller.service import MeshService, ResourceTapService, StatsService
@@ -71,7 +71,7 @@ class Controller:
         self.watcher = InventoryWatcher(inventory, interval_s=inventory_poll_s)
         self.store = MeshStore(self.watcher.inventory, stale_after_s=stale_after_s)
         self.watcher.on_change = self.store.set_inventory
-        self.dialer = Dialer(via)
+        self.dialer = Dialer(via, _dial_tls(identity, self.store) if identity else None)
         self.scraper = Scraper(self.store, scrape_interval_s, scrape_timeout_s, scrape_slices,
                                self.dialer)
         self.identity = (IdentityService(self.store, identity)
@@ -135,6 +135,28 @@ class Controller:
     async def wait(self) -> None:
         if self._server is not None:
             await self._server.wait_for_termination()
+
+
+def _dial_tls(authority: Authority, store: MeshStore) -> DialTls:
+    """The controller's own certificate, signed by its issuer, for the tap ports."""
+    from meshtui.identity import certs, identity_name
+    from meshtui.identity.names import CONTROLLER_IDENTITY
+
+    key = certs.new_key()
+    got = authority.issue(CONTROLLER_IDENTITY, key.public_key())
+
+    def server_identity(addr: str) -> str | None:
+        host, _, port = addr.rpartition(":")
+        for st in store.pods.values():
+            p = st.pod.proxy
+            if p is not None and p.host == host and str(p.port) == port:
+                return identity_name(st.pod.service_account, st.pod.namespace)
+        return None
+
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=certs.cert_pem(got.anchor), private_key=certs.key_pem(key),
+        certificate_chain=certs.cert_pem(got.leaf) + certs.cert_pem(got.issuer))
+    return DialTls(creds, server_identity)
 
 
 def _probe(listen: str) -> None:

@@ -11,3 +11,7 @@ RENEW_AT = 0.7
 def identity_name(serviceaccount: str, namespace: str, domain: str = TRUST_DOMAIN) -> str:
     """The DNS name a pod's certificate carries, as Linkerd spells it."""
     return f"{serviceaccount}.{namespace}.serviceaccount.identity.{domain}"
+
+#: The controller's own identity: the only one a proxy's tap/metrics port serves.
+CONTROLLER_SERVICEACCOUNT, CONTROLLER_NAMESPACE = "controller", "meshtui"
+CONTROLLER_IDENTITY = identity_name(CONTROLLER_SERVICEACCOUNT, CONTROLLER_NAMESPACE)

@@ -162,6 +162,8 @@ def contexts(key: certs.PrivateKey, b: Bundle) -> tuple[ssl.SSLContext, ssl.SSLC
             ctx.verify_mode = ssl.CERT_REQUIRED
     # Peers are named by identity, not host: the caller checks the name it expects.
     client.check_hostname = False
+    # gRPC clients (the controller at a tap port) insist on ALPN; proxies offer none.
+    server.set_alpn_protocols(["h2", "http/1.1"])
     return server, client
 
 

@@ -62,9 +62,12 @@ class MeshTls:
         inv = self.inventory()
         if inv is not self._seen:  # a new inventory: its meshed pods' inbound ports
             self._seen = inv
+            # A meshed pod's tap port is behind TLS too (only the controller's
+            # identity gets through it: see meshtui.proxy.tapgate).
             self._names = {} if inv is None else {
-                (p.inbound.host, p.inbound.port): identity_name(p.service_account, p.namespace)
-                for p in inv.pods if p.inbound is not None and p.meshed}
+                (a.host, a.port): identity_name(p.service_account, p.namespace)
+                for p in inv.pods if p.meshed
+                for a in (p.inbound, p.proxy) if a is not None}
         return self._names.get(key)
 
     def client(self, key: Key) -> tuple[ssl.SSLContext, str] | None:

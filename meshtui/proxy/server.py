@@ -75,6 +75,8 @@ class ProxyServer:
         self.grpc: Any = None
         self.admin: Any = None
         self.identity: Any = None  # a WorkloadIdentity when identity is on
+        self.tap_gate: Any = None  # the tap port's mutual-TLS gate when identity is on
+        self._private: str | None = None  # the directory of the gRPC server's socket
         self._started = False
         self._stopping = False
 
@@ -96,6 +98,8 @@ class ProxyServer:
     def tap_address(self) -> tuple[str, int] | None:
         if self.grpc is None or self.config.tap is None:
             return None
+        if self.tap_gate is not None:
+            return self.config.tap.host, self.tap_gate.port
         from meshtui.proxy.grpc_service import bound_port
 
         return self.config.tap.host, bound_port(self.grpc)
@@ -141,7 +145,10 @@ class ProxyServer:
             if cfg.tap is not None:
                 from meshtui.proxy.grpc_service import start_grpc
 
-                self.grpc = await start_grpc(self.telemetry, cfg.tap.host, cfg.tap.port)
+                if self.identity is not None:
+                    await self._gated_grpc(cfg.tap.host, cfg.tap.port)
+                else:
+                    self.grpc = await start_grpc(self.telemetry, cfg.tap.host, cfg.tap.port)
             if cfg.admin is not None:
                 from meshtui.proxy.admin import start_admin
 
@@ -173,6 +180,22 @@ class ProxyServer:
             raise RuntimeFailure(f"proxy: {e}") from None
         self.identity = ident
         return MeshTls(ident, self.inventory)
+
+    async def _gated_grpc(self, host: str, port: int) -> None:
+        """The tap/metrics server on a private Unix socket, the gate on the tap port."""
+        import tempfile
+
+        from meshtui.identity.names import CONTROLLER_IDENTITY
+        from meshtui.proxy.grpc_service import start_grpc
+        from meshtui.proxy.tapgate import TapGate
+
+        self._private = tempfile.mkdtemp(prefix="meshtui-tap-")  # 0700
+        sock = f"{self._private}/grpc.sock"
+        self.grpc = await start_grpc(self.telemetry, host, port, unix=sock)
+        tel = self.telemetry
+        self.tap_gate = TapGate(self.identity, CONTROLLER_IDENTITY, sock, lambda why: (
+            tel.count_connection_failure(Direction.INBOUND, why)))
+        await self.tap_gate.start(host, port)
 
     def _refuse_self_as_app(self) -> None:
         """An ``--app`` that is one of the proxy's own listeners would have it relay
@@ -216,6 +239,9 @@ class ProxyServer:
         await self._close_endpoints()
 
     async def _close_endpoints(self) -> None:
+        if self.tap_gate is not None:
+            await self.tap_gate.close()
+            self.tap_gate = None
         if self.identity is not None:
             await self.identity.stop()
             self.identity = None
@@ -225,6 +251,11 @@ class ProxyServer:
         if self.grpc is not None:
             await self.grpc.stop(0)
             self.grpc = None
+        if self._private is not None:
+            import shutil
+
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
         if self.admin is not None:
             self.admin.close()
             await self.admin.wait_closed()
