@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the proxies' certificates")
     p.add_argument("--pod-token", metavar="NAMESPACE/POD", default=None,
                    help="print the identity token of a pod's proxy (from --state-dir) and exit")
+    p.add_argument("--credential-file", metavar="FILE", default=None,
+                   help="where to write the API credential clients must send (0600; default: "
+                        "where the CLI looks for --listen's address)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every change, not only faults")
 
 
@@ -89,9 +92,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.via:
             parse_address(args.via, what="--via address")
+        from pathlib import Path
+
+        from meshtui.identity import credential
+
+        cred = Path(args.credential_file) if args.credential_file else \
+            credential.path_for(listen)
+        try:
+            token = credential.create(cred)
+        except OSError as e:
+            raise RuntimeFailure(f"controller: cannot write the credential {cred}: "
+                                 f"{(e.strerror or str(e)).lower()}") from None
         ctl = Controller(args.inventory, listen, scrape_interval_s=args.scrape_interval,
                          scrape_timeout_s=args.scrape_timeout, via=args.via,
-                         identity=authority)
+                         identity=authority, api_token=token)
     except InventoryError as e:
         raise UsageError(str(e)) from None
 

@@ -60,13 +60,15 @@ class Controller:
             :mod:`meshtui.controller.dial`); None: directly.
         identity: the certificate authority the Identity service signs with (see
             :meth:`Authority.in_state_dir`); None: no identity service.
+        api_token: the bearer credential clients must send (None: none needed).
     """
 
     def __init__(self, inventory: str | Path, listen: str = "127.0.0.1:8086", *,
                  scrape_interval_s: float = 1.0, scrape_timeout_s: float = 0.8,
                  stale_after_s: float = 2.5, inventory_poll_s: float = 0.5,
                  scrape_slices: int = 10, via: str | None = None,
-                 identity: Authority | None = None) -> None:
+                 identity: Authority | None = None, api_token: str | None = None) -> None:
+        self.api_token = api_token
         self.listen = listen
         self.watcher = InventoryWatcher(inventory, interval_s=inventory_poll_s)
         self.store = MeshStore(self.watcher.inventory, stale_after_s=stale_after_s)
@@ -83,7 +85,10 @@ class Controller:
     async def start(self) -> int:
         """Binds, starts serving and scraping; returns the bound port."""
         _probe(self.listen)
-        server = grpc.aio.server(options=[
+        from meshtui.controller.auth import BearerCheck
+
+        checks = [BearerCheck(self.api_token)] if self.api_token else []
+        server = grpc.aio.server(interceptors=checks, options=[
             ("grpc.so_reuseport", 0),  # a taken port must fail, not be shared
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
             # Clients ping a quiet stream every few seconds to notice a frozen

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshtui.demo import prometheus as prom
+from meshtui.identity import credential
 from meshtui.identity.authority import Authority
 from meshtui.identity.certs import write_private
 from meshtui.model.inventory import Address, Inventory, Pod, Service
@@ -174,7 +175,8 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
     outbound = procs[-1].env["HTTP_PROXY"].split("://", 1)[-1]
     procs[-1].argv = _meshtui("controller", "--listen", str(ctl.address),
                               "--inventory", str(inventory_path), "--via", outbound,
-                              "--state-dir", str(ctl_state))
+                              "--state-dir", str(ctl_state),
+                              "--credential-file", str(credential.path_for(str(server))))
     procs[-1].ready_tcp = ctl.address
 
     prom_pod = None
