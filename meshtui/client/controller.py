@@ -142,6 +142,18 @@ class ControllerClient:
         self.stats = controller_pb2_grpc.StatsStub(self.channel)
         self.tap_stub = controller_pb2_grpc.ResourceTapStub(self.channel)
 
+    async def identity_status(self) -> Any:
+        """The controller's identity (an ``IdentityStatus``); None if identity is off."""
+        from meshtui.v1 import identity_pb2, identity_pb2_grpc
+
+        try:
+            return await identity_pb2_grpc.IdentityStub(self.channel).Status(
+                identity_pb2.IdentityStatusRequest(), timeout=self.deadline_s)
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return None
+            raise translate(e, self.server) from None
+
     async def __aenter__(self) -> ControllerClient:
         return self
 

@@ -11,7 +11,7 @@ import grpc
 
 from meshtui.identity.credential import METADATA_KEY, bearer
 
-OPEN = ("/grpc.health.v1.", "/grpc.reflection.", "/meshtui.v1.Identity/")
+OPEN = ("/grpc.health.v1.", "/grpc.reflection.", "/meshtui.v1.Identity/Certify")
 
 
 class BearerCheck(grpc.aio.ServerInterceptor):

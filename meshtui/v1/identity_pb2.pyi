@@ -21,6 +21,75 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class IdentityStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IdentityStatusRequest: _TypeAlias = IdentityStatusRequest  # noqa: Y015
+
+@_typing.final
+class CertifiedPod(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    POD_FIELD_NUMBER: _builtins.int
+    ISSUED_MS_FIELD_NUMBER: _builtins.int
+    NOT_AFTER_MS_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    pod: _builtins.str
+    issued_ms: _builtins.int
+    not_after_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        pod: _builtins.str = ...,
+        issued_ms: _builtins.int = ...,
+        not_after_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issued_ms", b"issued_ms", "namespace", b"namespace", "not_after_ms", b"not_after_ms", "pod", b"pod"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CertifiedPod: _TypeAlias = CertifiedPod  # noqa: Y015
+
+@_typing.final
+class IdentityStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANCHOR_NOT_AFTER_MS_FIELD_NUMBER: _builtins.int
+    ISSUER_NOT_AFTER_MS_FIELD_NUMBER: _builtins.int
+    PODS_FIELD_NUMBER: _builtins.int
+    anchor_not_after_ms: _builtins.int
+    issuer_not_after_ms: _builtins.int
+    @_builtins.property
+    def pods(self) -> _containers.RepeatedCompositeFieldContainer[Global___CertifiedPod]: ...
+    def __init__(
+        self,
+        *,
+        anchor_not_after_ms: _builtins.int = ...,
+        issuer_not_after_ms: _builtins.int = ...,
+        pods: _abc.Iterable[Global___CertifiedPod] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchor_not_after_ms", b"anchor_not_after_ms", "issuer_not_after_ms", b"issuer_not_after_ms", "pods", b"pods"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IdentityStatus: _TypeAlias = IdentityStatus  # noqa: Y015
+
+@_typing.final
 class CertifyRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -39,6 +39,11 @@ class IdentityStub:
                 request_serializer=meshtui_dot_v1_dot_identity__pb2.CertifyRequest.SerializeToString,
                 response_deserializer=meshtui_dot_v1_dot_identity__pb2.CertifyResponse.FromString,
                 _registered_method=True)
+        self.Status = channel.unary_unary(
+                '/meshtui.v1.Identity/Status',
+                request_serializer=meshtui_dot_v1_dot_identity__pb2.IdentityStatusRequest.SerializeToString,
+                response_deserializer=meshtui_dot_v1_dot_identity__pb2.IdentityStatus.FromString,
+                _registered_method=True)
 
 
 class IdentityServicer:
@@ -52,6 +57,14 @@ class IdentityServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Status(self, request, context):
+        """The trust anchor's and issuer's expiry and every certificate issued since the
+        controller started (`meshtui check`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +72,11 @@ def add_IdentityServicer_to_server(servicer, server):
                     servicer.Certify,
                     request_deserializer=meshtui_dot_v1_dot_identity__pb2.CertifyRequest.FromString,
                     response_serializer=meshtui_dot_v1_dot_identity__pb2.CertifyResponse.SerializeToString,
+            ),
+            'Status': grpc.unary_unary_rpc_method_handler(
+                    servicer.Status,
+                    request_deserializer=meshtui_dot_v1_dot_identity__pb2.IdentityStatusRequest.FromString,
+                    response_serializer=meshtui_dot_v1_dot_identity__pb2.IdentityStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -88,6 +106,33 @@ class Identity:
             '/meshtui.v1.Identity/Certify',
             meshtui_dot_v1_dot_identity__pb2.CertifyRequest.SerializeToString,
             meshtui_dot_v1_dot_identity__pb2.CertifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Status(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshtui.v1.Identity/Status',
+            meshtui_dot_v1_dot_identity__pb2.IdentityStatusRequest.SerializeToString,
+            meshtui_dot_v1_dot_identity__pb2.IdentityStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,10 @@ class IdentityStub:
     """Signs the CSR if its single DNS name is the identity the inventory gives
     the asking pod and the token is that pod's; PERMISSION_DENIED otherwise.
     """
+    Status: _grpc.UnaryUnaryMultiCallable[_identity_pb2.IdentityStatusRequest, _identity_pb2.IdentityStatus]
+    """The trust anchor's and issuer's expiry and every certificate issued since the
+    controller started (`meshtui check`).
+    """
 
 @_typing.type_check_only
 class IdentityAsyncStub(IdentityStub):
@@ -44,6 +48,10 @@ class IdentityAsyncStub(IdentityStub):
     Certify: _aio.UnaryUnaryMultiCallable[_identity_pb2.CertifyRequest, _identity_pb2.CertifyResponse]  # type: ignore[assignment]
     """Signs the CSR if its single DNS name is the identity the inventory gives
     the asking pod and the token is that pod's; PERMISSION_DENIED otherwise.
+    """
+    Status: _aio.UnaryUnaryMultiCallable[_identity_pb2.IdentityStatusRequest, _identity_pb2.IdentityStatus]  # type: ignore[assignment]
+    """The trust anchor's and issuer's expiry and every certificate issued since the
+    controller started (`meshtui check`).
     """
 
 class IdentityServicer(metaclass=_abc_1.ABCMeta):
@@ -55,6 +63,16 @@ class IdentityServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_identity_pb2.CertifyResponse, _abc.Awaitable[_identity_pb2.CertifyResponse]]:
         """Signs the CSR if its single DNS name is the identity the inventory gives
         the asking pod and the token is that pod's; PERMISSION_DENIED otherwise.
+        """
+
+    @_abc_1.abstractmethod
+    def Status(
+        self,
+        request: _identity_pb2.IdentityStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.IdentityStatus, _abc.Awaitable[_identity_pb2.IdentityStatus]]:
+        """The trust anchor's and issuer's expiry and every certificate issued since the
+        controller started (`meshtui check`).
         """
 
 def add_IdentityServicer_to_server(servicer: IdentityServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

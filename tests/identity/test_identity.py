@@ -6,6 +6,7 @@ import asyncio
 import json
 import ssl
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,31 @@ async def test_foreign_anchor_is_refused_at_handshake(ctl, tmp_path: Path) -> No
         srv.close()
         await emoji.stop()
         await other.stop(None)
+
+
+async def test_check_reports_the_identity(ctl, capsys) -> None:
+    from meshtui.checks import identity_results, run_checks
+
+    c, auth = ctl
+    await workload(c, auth, "web-0", WEB).refresh()
+    assert await run_checks(f"127.0.0.1:{c.port}") == 1  # emoji-0 holds no certificate
+    out = capsys.readouterr().out
+    assert "√ trust anchor is valid for at least 60 days" in out
+    assert "√ issuer certificate is valid for at least 60 days" in out
+    assert "× every meshed proxy holds a current certificate" in out
+    assert "emojivoto/emoji-0" in out and "web-0" not in out.split("certificate", 2)[-1]
+    await workload(c, auth, "emoji-0", EMOJI).refresh()
+    results = identity_results(await _status(c), [("emojivoto", "web-0"),
+                                                  ("emojivoto", "emoji-0")], time.time())
+    assert all(r.ok for r in results)
+    # Near expiry: 30 days before the issuer's end.
+    later = auth.issuer.not_valid_after_utc.timestamp() - 30 * 86400
+    results = identity_results(await _status(c), [], later)
+    assert [r.ok for r in results] == [False, False, True]
+
+
+async def _status(c: Controller):  # type: ignore[no-untyped-def]
+    from meshtui.client.controller import ControllerClient
+
+    async with ControllerClient(f"127.0.0.1:{c.port}") as client:
+        return await client.identity_status()
