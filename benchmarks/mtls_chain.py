@@ -80,3 +80,21 @@ def new_connection_ms(port: int, host: str, n: int = 300) -> float:
             while s.recv(65536):
                 pass
     return (time.perf_counter() - t0) / n * 1000
+
+
+def wait_ready(port: int, host: str, timeout: float = 30.0) -> None:
+    """Waits until a request through the chain is answered 200 (both proxies up, the
+    mTLS chain's certificates issued)."""
+    req = f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(req)
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the meshed chain at port {port} never answered 200")
+        time.sleep(0.2)

@@ -54,7 +54,7 @@ from typing import Any
 
 from grpc_echo import METHOD
 from h2_load import GRPC_BODY, grpc_fixed_rate, h2load, h2load_fixed_rate, when_due
-from mtls_chain import new_connection_ms, start_chains
+from mtls_chain import new_connection_ms, start_chains, wait_ready
 
 NGINX_BODY = "hello world\n"
 
@@ -455,7 +455,7 @@ def main() -> int:
             procs += chain_procs
             host = f"127.0.0.1:{origin}"
             for port in chain_ports.values():
-                wait_listening(port, 30)
+                wait_ready(port, host)
                 wrk_rps(port, 1, host)
             cloop = new_loop()
             print(f"meshed to meshed (two proxies), HTTP/1.1 latency at {args.rate:g} "
