@@ -18,14 +18,18 @@ nghttpd, each directly and through a ``meshtui proxy`` of its own. It prints
    answering as a gRPC server does (the message, then a ``grpc-status`` trailer:
    grpcio's server is too slow to load the proxy), and for GETs to nghttpd
    (``-c 32 -m 10``); rounds interleaved, medians kept;
-3. the HTTP/1.1 proxy's resident memory (now and peak).
+3. meshed to meshed: a request through the caller pod's proxy and the callee's, in
+   plain TCP and over mutual TLS — latency at the fixed rate, keep-alive
+   throughput, and a request on a new connection (the handshake's cost);
+4. the HTTP/1.1 proxy's resident memory (now and peak).
 
 Targets (this machine's kind, 2 cores): throughput at least half of nginx's,
 added p99 at most 1 ms at 1,000 requests/s, resident memory at most 40 MB; the
 proxy's CPU per unary gRPC call at most 2.5x its CPU per HTTP/1.1 request, added
 p99 at most 1 ms at 500 calls/s; with ``--compare-with DIR`` (another revision's
 source tree, run side by side), HTTP/1.1 CPU per request at most 3 % above that
-revision's and throughput at least 0.97 of it.
+revision's and throughput at least 0.97 of it; over mutual TLS, keep-alive throughput
+at least 0.8 of plain meshed-to-meshed and added p99 at most 0.5 ms at 1,000/s.
 
 Run: ``.venv/bin/python benchmarks/proxy_overhead.py [--seconds 5] [--rounds 3]
 [--compare-with DIR]`` (needs nginx and wrk, and for the HTTP/2 rows h2load and
@@ -50,6 +54,7 @@ from typing import Any
 
 from grpc_echo import METHOD
 from h2_load import GRPC_BODY, grpc_fixed_rate, h2load, h2load_fixed_rate, when_due
+from mtls_chain import new_connection_ms, start_chains, wait_ready
 
 NGINX_BODY = "hello world\n"
 
@@ -161,8 +166,8 @@ class _Conn(asyncio.Protocol):
             self.done.set_exception(ConnectionError("connection lost"))
 
 
-async def fixed_rate(port: int, rate: float, seconds: float, conns: int = 10
-                     ) -> tuple[list[float], int]:
+async def fixed_rate(port: int, rate: float, seconds: float, conns: int = 10,
+                     host: str = "bench") -> tuple[list[float], int]:
     """Latencies (seconds, send to full response) of ``rate*seconds`` requests sent on
     a fixed schedule, and how many were sent over 1 ms late (the generator's own lag)."""
     loop = asyncio.get_running_loop()
@@ -170,7 +175,7 @@ async def fixed_rate(port: int, rate: float, seconds: float, conns: int = 10
     for _ in range(conns):
         _, proto = await loop.create_connection(_Conn, "127.0.0.1", port)
         clients.append(proto)
-    request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    request = f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     total = int(rate * seconds)
     lat: list[float] = []
     late = 0
@@ -204,13 +209,15 @@ def quantiles_ms(lat: list[float]) -> dict[str, float]:
     return {"p50": q(0.50), "p99": q(0.99), "p99.9": q(0.999)}
 
 
-def wrk_rps(port: int, seconds: float) -> float:
-    return wrk_run(port, seconds)[0]
+def wrk_rps(port: int, seconds: float, host: str | None = None) -> float:
+    return wrk_run(port, seconds, host)[0]
 
 
-def wrk_run(port: int, seconds: float) -> tuple[float, int]:
-    """(requests/s, requests) of one wrk run."""
-    out = subprocess.run(["wrk", "-t1", "-c32", f"-d{seconds:g}s", f"http://127.0.0.1:{port}/"],
+def wrk_run(port: int, seconds: float, host: str | None = None) -> tuple[float, int]:
+    """(requests/s, requests) of one wrk run (``host``: the Host header to send)."""
+    hdr = ["-H", f"Host: {host}"] if host else []
+    out = subprocess.run(["wrk", "-t1", "-c32", f"-d{seconds:g}s", *hdr,
+                          f"http://127.0.0.1:{port}/"],
                          capture_output=True, text=True, timeout=seconds + 30).stdout
     n = re.search(r"(\d+) requests in", out)
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -443,6 +450,35 @@ def main() -> int:
                 grpc_cpu = statistics.median(h2cpu["ngh-grpc meshtui"])
                 grpcio_cpu = statistics.median(h2cpu["grpcio meshtui"])
 
+            # Meshed to meshed: caller's proxy → callee's proxy → app, plain and mTLS.
+            chain_ports, chain_procs, chain_pids = start_chains(tmp, origin)
+            procs += chain_procs
+            host = f"127.0.0.1:{origin}"
+            for port in chain_ports.values():
+                wait_ready(port, host)
+                wrk_rps(port, 1, host)
+            cloop = new_loop()
+            print(f"meshed to meshed (two proxies), HTTP/1.1 latency at {args.rate:g} "
+                  f"requests/s, {args.latency_rounds} interleaved rounds (ms):")
+            cbest, _ = latency_rounds(
+                chain_ports, args.latency_rounds,
+                lambda port: cloop.run_until_complete(
+                    fixed_rate(port, args.rate, args.latency_seconds, host=host)),
+                {n: p[0] for n, p in chain_pids.items()})
+            cloop.close()
+            print(f"meshed to meshed, max throughput: wrk -t1 -c32 keep-alive, {args.rounds} "
+                  "rounds (median requests/s):")
+            crps, _ = throughput_rounds(
+                {n: (lambda p=p: wrk_run(p, args.seconds, host)) for n, p in chain_ports.items()},
+                args.rounds, chain_pids)
+            conn_ms = {n: new_connection_ms(p, host) for n, p in chain_ports.items()}
+            tls_ratio = statistics.median(crps["chain mTLS"]) / statistics.median(
+                crps["chain plain"])
+            tls_added = cbest["chain mTLS"]["p99"] - cbest["chain plain"]["p99"]
+            handshake = conn_ms["chain mTLS"] - conn_ms["chain plain"]
+            print(f"  a request on a new connection: {conn_ms['chain plain']:.3f} ms plain, "
+                  f"{conn_ms['chain mTLS']:.3f} ms over mTLS (handshake {handshake:+.3f} ms)")
+
             rss, hwm = rss_kib(proxy.pid)
             print(f"meshtui proxy resident memory: {rss / 1024:.1f} MiB now, "
                   f"{hwm / 1024:.1f} MiB peak (PSS now {pss_kib(proxy.pid) / 1024:.1f} MiB)")
@@ -456,6 +492,12 @@ def main() -> int:
                  "(target <= 1 ms)", added["meshtui"]["p99"] <= 1.0),
                 (f"peak RSS {hwm / 1024:.1f} MiB (target <= 40 MB = 38.1 MiB)",
                  hwm * 1024 <= 40_000_000),
+            ]
+            checks += [
+                (f"mTLS throughput {tls_ratio:.2f} of plain meshed-to-meshed on keep-alive "
+                 "(target >= 0.80)", tls_ratio >= 0.8),
+                (f"mTLS added p99 {tls_added:.3f} ms over plain at {args.rate:g}/s "
+                 "(target <= 0.5 ms)", tls_added <= 0.5),
             ]
             if grpc_cpu is not None and grpcio_cpu is not None and grpc_added is not None \
                     and grpcio_added is not None and grpc_fixed_cpu is not None:

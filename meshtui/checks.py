@@ -6,6 +6,7 @@ import asyncio
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 OK, FAIL = "√", "×"
 
@@ -58,6 +59,38 @@ async def _once(server: str) -> list[Result]:
                               f"unreachable: {names}{more}"))
         else:
             out.append(Result(True, "every proxy is reachable"))
+        try:
+            status = await client.identity_status()
+        except RuntimeFailure as e:
+            out.append(Result(False, "controller reports its identity", clean(str(e))))
+            return out
+        if status is not None:
+            meshed_pods = [(r.namespace, r.name) for r in pods.resources if r.proxied_pods]
+            out.extend(identity_results(status, meshed_pods, time.time()))
+    return out
+
+
+# Linkerd's check warns 60 days before the anchor or the issuer expires.
+NEAR_EXPIRY_S = 60 * 86400
+
+
+def identity_results(status: Any, meshed: list[tuple[str, str]], now: float) -> list[Result]:
+    """The identity checks: anchor and issuer valid and not near expiry, and a current
+    certificate for every meshed pod (``status``: an ``IdentityStatus``)."""
+    from meshtui.model.sanitize import clean
+
+    out = []
+    for what, until_ms in (("trust anchor", status.anchor_not_after_ms),
+                           ("issuer certificate", status.issuer_not_after_ms)):
+        left = until_ms / 1000 - now
+        out.append(Result(left > NEAR_EXPIRY_S, f"{what} is valid for at least 60 days",
+                          "expired" if left <= 0 else f"expires in {left / 86400:.0f} days"))
+    certified = {(p.namespace, p.pod): p.not_after_ms / 1000 for p in status.pods}
+    stale = [f"{clean(ns)}/{clean(pod)}" for ns, pod in meshed
+             if certified.get((ns, pod), 0.0) <= now]
+    more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
+    out.append(Result(not stale, "every meshed proxy holds a current certificate",
+                      f"none issued or expired: {', '.join(stale[:5])}{more}"))
     return out
 
 

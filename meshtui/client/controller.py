@@ -70,9 +70,51 @@ def translate(err: grpc.aio.AioRpcError | grpc.RpcError, server: str) -> Excepti
         return UsageError(detail or "the controller rejected the request")
     if code == grpc.StatusCode.UNAVAILABLE:
         return RuntimeFailure(_hint(server))
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        from meshtui.identity.credential import path_for
+
+        return RuntimeFailure(f"the controller at {server} needs its credential, expected "
+                              f"in {path_for(server)} (written by `meshtui controller`)")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return RuntimeFailure(f"the controller at {server} did not answer in time")
     return RuntimeFailure(f"controller at {server}: {code.name if code else 'error'}: {detail}")
+
+
+class _Bearer:
+    """Sends the controller's credential with every call."""
+
+    def __init__(self, token: str) -> None:
+        from meshtui.identity.credential import METADATA_KEY, bearer
+
+        self._md = (METADATA_KEY, bearer(token))
+
+    def _details(self, d: Any) -> Any:
+        return grpc.aio.ClientCallDetails(d.method, d.timeout, [*(d.metadata or ()), self._md],
+                                          d.credentials, d.wait_for_ready)
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any
+                                    ) -> Any:
+        return await continuation(self._details(details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any
+                                     ) -> Any:
+        return await continuation(self._details(details), request)
+
+
+# A channel files each interceptor under the first kind it is an instance of: one apiece.
+class _BearerUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
+    pass
+
+
+class _BearerStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
+    pass
+
+
+def _credential(server: str) -> list[Any]:
+    from meshtui.identity.credential import read
+
+    token = read(server)
+    return [_BearerUnary(token), _BearerStream(token)] if token else []
 
 
 class ControllerClient:
@@ -94,10 +136,23 @@ class ControllerClient:
                      ("grpc.keepalive_timeout_ms", int(KEEPALIVE_S * 1000)),
                      ("grpc.http2.ping_timeout_ms", int(KEEPALIVE_S * 1000)),
                      ("grpc.http2.max_pings_without_data", 0)],
+            interceptors=_credential(server),
         )
         self.mesh = controller_pb2_grpc.MeshStub(self.channel)
         self.stats = controller_pb2_grpc.StatsStub(self.channel)
         self.tap_stub = controller_pb2_grpc.ResourceTapStub(self.channel)
+
+    async def identity_status(self) -> Any:
+        """The controller's identity (an ``IdentityStatus``); None if identity is off."""
+        from meshtui.v1 import identity_pb2, identity_pb2_grpc
+
+        try:
+            return await identity_pb2_grpc.IdentityStub(self.channel).Status(
+                identity_pb2.IdentityStatusRequest(), timeout=self.deadline_s)
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return None
+            raise translate(e, self.server) from None
 
     async def __aenter__(self) -> ControllerClient:
         return self

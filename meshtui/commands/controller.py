@@ -24,6 +24,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--via", metavar="HOST:PORT", default=None,
                    help="reach the proxies through this outbound proxy, naming each as the "
                         "authority (a controller behind its own proxy without iptables)")
+    p.add_argument("--state-dir", metavar="DIR", default=None,
+                   help="where the identity's trust anchor, issuer and pod-token secret are "
+                        "kept (created 0600 at first start): with it the controller issues "
+                        "the proxies' certificates")
+    p.add_argument("--pod-token", metavar="NAMESPACE/POD", default=None,
+                   help="print the identity token of a pod's proxy (from --state-dir) and exit")
+    p.add_argument("--credential-file", metavar="FILE", default=None,
+                   help="where to write the API credential clients must send (0600; default: "
+                        "where the CLI looks for --listen's address)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every change, not only faults")
 
 
@@ -36,6 +45,20 @@ def run(args: argparse.Namespace) -> int:
     from meshtui.errors import RuntimeFailure, UsageError
     from meshtui.model.inventory import InventoryError
 
+    authority = None
+    if args.state_dir:
+        from meshtui.identity.authority import Authority
+
+        try:
+            authority = Authority.in_state_dir(args.state_dir)
+        except (OSError, ValueError) as e:
+            raise RuntimeFailure(f"controller: identity in {args.state_dir}: {e}") from None
+    if args.pod_token:
+        ns, _, pod = args.pod_token.partition("/")
+        if authority is None or not ns or not pod:
+            raise UsageError("controller: --pod-token NAMESPACE/POD needs --state-dir")
+        print(authority.pod_token(ns, pod))
+        return 0
     if not args.inventory:
         raise UsageError("controller: --inventory FILE is required")
     if not 0.05 <= args.scrape_interval <= 60 or not args.scrape_timeout > 0:
@@ -69,8 +92,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.via:
             parse_address(args.via, what="--via address")
+        from pathlib import Path
+
+        from meshtui.identity import credential
+
+        cred = Path(args.credential_file) if args.credential_file else \
+            credential.path_for(listen)
+        try:
+            token = credential.create(cred)
+        except OSError as e:
+            raise RuntimeFailure(f"controller: cannot write the credential {cred}: "
+                                 f"{(e.strerror or str(e)).lower()}") from None
         ctl = Controller(args.inventory, listen, scrape_interval_s=args.scrape_interval,
-                         scrape_timeout_s=args.scrape_timeout, via=args.via)
+                         scrape_timeout_s=args.scrape_timeout, via=args.via,
+                         identity=authority, api_token=token)
     except InventoryError as e:
         raise UsageError(str(e)) from None
 

@@ -15,7 +15,8 @@ its own listeners, and iptables leaves loopback traffic alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import grpc
 
@@ -28,11 +29,25 @@ CHANNEL_OPTIONS: Sequence[tuple[str, int]] = (
 )
 
 
-class Dialer:
-    """Opens channels to proxies, through ``via`` (an outbound proxy's HOST:PORT) if set."""
+@dataclass
+class DialTls:
+    """With identity on: the controller's credentials for the proxies' tap ports, and
+    the identity each proxy at an address must present (None: not a meshed pod's)."""
 
-    def __init__(self, via: str | None = None) -> None:
+    credentials: grpc.ChannelCredentials
+    server_identity: Callable[[str], str | None]
+
+
+class Dialer:
+    """Opens channels to proxies, through ``via`` (an outbound proxy's HOST:PORT) if set.
+
+    With ``tls``, a direct channel is mutual TLS with the controller's identity; through
+    ``via`` the outbound proxy (the controller pod's own, holding that identity) wraps it.
+    """
+
+    def __init__(self, via: str | None = None, tls: DialTls | None = None) -> None:
         self.via = via
+        self.tls = tls
         self._own_host = via.rpartition(":")[0] if via else None
 
     def through_proxy(self, addr: str) -> bool:
@@ -41,6 +56,10 @@ class Dialer:
 
     def channel(self, addr: str) -> grpc.aio.Channel:
         if self.via is None or not self.through_proxy(addr):
+            name = self.tls.server_identity(addr) if self.tls is not None else None
+            if self.tls is not None and name:
+                return grpc.aio.secure_channel(addr, self.tls.credentials, options=[
+                    *CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", name)])
             return grpc.aio.insecure_channel(addr, options=list(CHANNEL_OPTIONS))
         return grpc.aio.insecure_channel(self.via, options=[
             *CHANNEL_OPTIONS,

@@ -23,18 +23,21 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from meshtui.controller.dial import Dialer
+from meshtui.controller.dial import Dialer, DialTls
+from meshtui.controller.identity_service import IdentityService
 from meshtui.controller.scraper import Scraper
 from meshtui.controller.service import MeshService, ResourceTapService, StatsService
 from meshtui.controller.store import MeshStore
+from meshtui.identity.authority import Authority
 from meshtui.inventory_watch import InventoryWatcher
-from meshtui.v1 import controller_pb2, controller_pb2_grpc
+from meshtui.v1 import controller_pb2, controller_pb2_grpc, identity_pb2, identity_pb2_grpc
 
 log = logging.getLogger("meshtui.controller")
 
-SERVICE_NAMES = tuple(
-    controller_pb2.DESCRIPTOR.services_by_name[n].full_name
-    for n in ("Mesh", "Stats", "ResourceTap")
+SERVICE_NAMES = (
+    *(controller_pb2.DESCRIPTOR.services_by_name[n].full_name
+      for n in ("Mesh", "Stats", "ResourceTap")),
+    identity_pb2.DESCRIPTOR.services_by_name["Identity"].full_name,
 )
 
 
@@ -55,19 +58,26 @@ class Controller:
         scrape_slices: phases each scrape interval is spread over (1: all at once).
         via: an outbound proxy's HOST:PORT to reach the proxies through (see
             :mod:`meshtui.controller.dial`); None: directly.
+        identity: the certificate authority the Identity service signs with (see
+            :meth:`Authority.in_state_dir`); None: no identity service.
+        api_token: the bearer credential clients must send (None: none needed).
     """
 
     def __init__(self, inventory: str | Path, listen: str = "127.0.0.1:8086", *,
                  scrape_interval_s: float = 1.0, scrape_timeout_s: float = 0.8,
                  stale_after_s: float = 2.5, inventory_poll_s: float = 0.5,
-                 scrape_slices: int = 10, via: str | None = None) -> None:
+                 scrape_slices: int = 10, via: str | None = None,
+                 identity: Authority | None = None, api_token: str | None = None) -> None:
+        self.api_token = api_token
         self.listen = listen
         self.watcher = InventoryWatcher(inventory, interval_s=inventory_poll_s)
         self.store = MeshStore(self.watcher.inventory, stale_after_s=stale_after_s)
         self.watcher.on_change = self.store.set_inventory
-        self.dialer = Dialer(via)
+        self.dialer = Dialer(via, _dial_tls(identity, self.store) if identity else None)
         self.scraper = Scraper(self.store, scrape_interval_s, scrape_timeout_s, scrape_slices,
                                self.dialer)
+        self.identity = (IdentityService(self.store, identity)
+                         if identity is not None else None)
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -75,7 +85,10 @@ class Controller:
     async def start(self) -> int:
         """Binds, starts serving and scraping; returns the bound port."""
         _probe(self.listen)
-        server = grpc.aio.server(options=[
+        from meshtui.controller.auth import BearerCheck
+
+        checks = [BearerCheck(self.api_token)] if self.api_token else []
+        server = grpc.aio.server(interceptors=checks, options=[
             ("grpc.so_reuseport", 0),  # a taken port must fail, not be shared
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
             # Clients ping a quiet stream every few seconds to notice a frozen
@@ -87,6 +100,8 @@ class Controller:
         controller_pb2_grpc.add_StatsServicer_to_server(StatsService(self.store), server)
         controller_pb2_grpc.add_ResourceTapServicer_to_server(
             ResourceTapService(self.store, self.dialer), server)
+        if self.identity is not None:
+            identity_pb2_grpc.add_IdentityServicer_to_server(self.identity, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
@@ -125,6 +140,28 @@ class Controller:
     async def wait(self) -> None:
         if self._server is not None:
             await self._server.wait_for_termination()
+
+
+def _dial_tls(authority: Authority, store: MeshStore) -> DialTls:
+    """The controller's own certificate, signed by its issuer, for the tap ports."""
+    from meshtui.identity import certs, identity_name
+    from meshtui.identity.names import CONTROLLER_IDENTITY
+
+    key = certs.new_key()
+    got = authority.issue(CONTROLLER_IDENTITY, key.public_key())
+
+    def server_identity(addr: str) -> str | None:
+        host, _, port = addr.rpartition(":")
+        for st in store.pods.values():
+            p = st.pod.proxy
+            if p is not None and p.host == host and str(p.port) == port:
+                return identity_name(st.pod.service_account, st.pod.namespace)
+        return None
+
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=certs.cert_pem(got.anchor), private_key=certs.key_pem(key),
+        certificate_chain=certs.cert_pem(got.leaf) + certs.cert_pem(got.issuer))
+    return DialTls(creds, server_identity)
 
 
 def _probe(listen: str) -> None:

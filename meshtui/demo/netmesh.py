@@ -22,6 +22,7 @@ from meshtui.demo import prometheus as prom
 from meshtui.demo.netns import PodNetwork
 from meshtui.demo.topology import EMOJIVOTO, Plan, ProcessSpec, pod_name
 from meshtui.errors import RuntimeFailure
+from meshtui.identity.credential import path_for
 from meshtui.model.inventory import Address, Inventory, Pod, Service
 
 MARK = "0x4d54"  # "MT": the proxies' own connections, passed by proxy-init's rules
@@ -70,7 +71,8 @@ def plan_iptables(net: PodNetwork, server: Address, state_dir: Path, scale: int 
                 "--deployment", deploy, "--pod-ip", ip, "--mark", MARK,
                 "--inventory", str(inventory_path))], ready_http=pod.admin))
         argv = ([*enter, *_py("-m", "meshtui", "controller", "--listen", f"0.0.0.0:{port}",
-                              "--inventory", str(inventory_path))] if app == "controller"
+                              "--inventory", str(inventory_path), "--credential-file",
+                              str(path_for(str(server))))] if app == "controller"
                 else [*enter, *_py("-m", "meshtui.demo.apps", app)])
         procs.append(ProcessSpec(name, "app", argv, {"MESHTUI_APP_LISTEN": f"0.0.0.0:{port}",
                                                      **env}))

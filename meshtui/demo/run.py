@@ -128,6 +128,9 @@ def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
         yield plan, sup
     finally:
         sup.stop()
+        from meshtui.identity.credential import path_for
+
+        path_for(str(server)).unlink(missing_ok=True)  # the controller's, now gone
         if net is not None:
             net.teardown()
         if ok:

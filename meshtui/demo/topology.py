@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshtui.demo import prometheus as prom
+from meshtui.identity import credential
+from meshtui.identity.authority import Authority
+from meshtui.identity.certs import write_private
 from meshtui.model.inventory import Address, Inventory, Pod, Service
 
 EMOJIVOTO = ("web", "emoji", "voting", "vote-bot")
@@ -114,6 +117,10 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
     rng = random.Random(seed)
     ports = PortAllocator()
     inventory_path = state_dir / "inventory.json"
+    # Identity is on: the controller's anchor and issuer are made now, so that each
+    # proxy can be handed its pod's token before anything starts.
+    ctl_state = state_dir / "controller"
+    authority = Authority.in_state_dir(ctl_state)
     report = state_dir / "vote-bot.json"
     pods: list[Pod] = []
     procs: list[ProcessSpec] = []
@@ -127,11 +134,14 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
                   proxy=ports.take(ip), inbound=inbound or ports.take(ip), admin=ports.take(ip))
         outbound = ports.take(ip)
         assert pod.proxy and pod.inbound and pod.admin
+        token = state_dir / "identity-tokens" / name
+        write_private(token, authority.pod_token(ns, name).encode())
         procs.append(ProcessSpec(name, "proxy", _meshtui(
             "proxy", "--inbound", str(pod.inbound), "--outbound", str(outbound),
             "--app", str(app), "--tap", str(pod.proxy), "--admin", str(pod.admin),
             "--pod", name, "--namespace", ns, "--deployment", deploy, "--pod-ip", ip,
-            "--inventory", str(inventory_path)), ready_http=pod.admin))
+            "--inventory", str(inventory_path)), {"MESHTUI_IDENTITY_TOKEN_FILE": str(token)},
+            ready_http=pod.admin))
         procs.append(ProcessSpec(name, "app", app_argv, {
             "MESHTUI_APP_LISTEN": str(app), "HTTP_PROXY": f"http://{outbound}", **app_env}))
         pods.append(pod)
@@ -164,7 +174,9 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
     assert ctl.address is not None
     outbound = procs[-1].env["HTTP_PROXY"].split("://", 1)[-1]
     procs[-1].argv = _meshtui("controller", "--listen", str(ctl.address),
-                              "--inventory", str(inventory_path), "--via", outbound)
+                              "--inventory", str(inventory_path), "--via", outbound,
+                              "--state-dir", str(ctl_state),
+                              "--credential-file", str(credential.path_for(str(server))))
     procs[-1].ready_tcp = ctl.address
 
     prom_pod = None
@@ -197,6 +209,9 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
     for proc in procs:
         if proc.argv[-1] == "kube-dns":
             proc.env["MESHTUI_DEMO_DNS_RECORDS"] = json.dumps(dns_records)
+    for proc in procs:
+        if proc.role == "proxy":  # every meshed pod's certificate comes from the controller
+            proc.argv += ["--identity", str(ctl.address)]
     inventory_path.write_text(json.dumps(inventory.to_data(), indent=2))
     if prom_pod is not None and prometheus is not None:
         # Prometheus reads no HTTP_PROXY: its scrape configuration names the

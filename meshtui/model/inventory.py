@@ -11,6 +11,7 @@ a proxy may read the same file to name its peers. The file holds::
         proxy: 127.0.0.1:14190      # the proxy's gRPC (tap/metrics) port; absent: unmeshed
         inbound: 127.0.0.1:14143    # optional: the proxy's inbound listener
         admin: 127.0.0.1:14191      # optional: the proxy's /metrics
+        serviceaccount: web         # optional: the identity it is issued (default: deployment)
     services:                       # optional: names apps call, as Kubernetes Services
       - name: emoji-svc
         namespace: emojivoto
@@ -78,6 +79,12 @@ class Pod:
     proxy: Address | None = None
     inbound: Address | None = None
     admin: Address | None = None
+    serviceaccount: str = ""
+
+    @property
+    def service_account(self) -> str:
+        """The service account its identity names: given, else the deployment's name."""
+        return self.serviceaccount or self.deployment or "default"
 
     @property
     def meshed(self) -> bool:
@@ -188,6 +195,7 @@ class Inventory:
                     proxy=addr("proxy"),
                     inbound=addr("inbound"),
                     admin=addr("admin"),
+                    serviceaccount=str(raw.get("serviceaccount") or "").strip(),
                 )
             )
         return cls(tuple(pods), _services_from_data(data.get("services") or []))
@@ -203,6 +211,8 @@ class Inventory:
                 v = getattr(p, key)
                 if v is not None:
                     d[key] = str(v)
+            if p.serviceaccount:
+                d["serviceaccount"] = p.serviceaccount
             out.append(d)
         doc: dict[str, Any] = {"pods": out}
         if self.services:

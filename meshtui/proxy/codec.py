@@ -66,6 +66,7 @@ class Connection(Protocol):
     closed: bool
     active: float  # the last byte from the client
     out: list[bytes] | None  # writes held by an open batch
+    tls_id: str  # the peer's identity over mutual TLS ('' when plain)
 
     @property
     def inbound(self) -> bool: ...

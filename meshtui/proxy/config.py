@@ -80,6 +80,13 @@ class ProxyConfig:
     max_connections: int | None = None
     #: Header and query names (or globs) tap redacts besides the model's defaults.
     redact: tuple[str, ...] = ()
+    #: The controller's HOST:PORT to get this pod's certificate from; None: identity
+    #: off (every connection plain, as an unmeshed pod's).
+    identity: Address | None = None
+    #: The pod's token, given at start, that the controller checks the CSR against.
+    identity_token: str = ""
+    #: The service account the pod's identity names; '' : its deployment's name.
+    serviceaccount: str = ""
 
 
 # flag → environment variable (the Downward API's way of handing a pod its facts)
@@ -106,6 +113,10 @@ ENV = {
     "min_body_rate": "MESHTUI_MIN_BODY_RATE",
     "mark": "MESHTUI_PROXY_MARK",
     "redact": REDACT_ENV,
+    "identity": "MESHTUI_IDENTITY_ADDR",
+    "identity_token": "MESHTUI_IDENTITY_TOKEN",
+    "identity_token_file": "MESHTUI_IDENTITY_TOKEN_FILE",
+    "serviceaccount": "MESHTUI_SERVICEACCOUNT",
 }
 
 
@@ -159,6 +170,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "comma-separated", "NAME[,NAME...]")
     opt("--mark", "mark", "socket mark (SO_MARK, needs CAP_NET_ADMIN) on the proxy's own "
         "connections, for iptables rules that let them through unredirected", "N")
+    opt("--identity", "identity", "the controller to get this pod's certificate from: "
+        "with it, meshed peers are spoken to over mutual TLS", "HOST:PORT")
+    opt("--identity-token", "identity_token", "the pod's identity token (prefer the file "
+        "or the environment: a flag shows in ps)", "TOKEN")
+    opt("--identity-token-file", "identity_token_file", "a file holding the pod's identity "
+        "token", "FILE")
+    opt("--serviceaccount", "serviceaccount", "the service account the pod's identity "
+        "names (default: its deployment)", "NAME")
 
 
 def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
@@ -260,12 +279,31 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         mark=mark,
         max_connections=max_connections,
         redact=redact,
+        identity=addr("identity", None),
+        identity_token=_token(get("identity_token"), get("identity_token_file")),
+        serviceaccount=get("serviceaccount") or "",
     )
-    for name in ("pod", "namespace", "deployment"):
+    if cfg.identity is not None and not cfg.identity_token:
+        raise UsageError("proxy: --identity needs the pod's token (--identity-token-file, "
+                         f"{ENV['identity_token_file']} or {ENV['identity_token']})")
+    for name in ("pod", "namespace", "deployment", "serviceaccount"):
         value = getattr(cfg, name)
         if any(c.isspace() or not c.isprintable() for c in value):
             raise UsageError(f"proxy: --{name} {value!r} has spaces or control characters")
     return cfg
+
+
+def _token(given: str | None, path: str | None) -> str:
+    if given:
+        return given.strip()
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError as e:
+        raise UsageError(f"proxy: cannot read the identity token {path!r}: "
+                         f"{(e.strerror or str(e)).lower()}") from None
 
 
 #: Descriptors kept for everything but client connections and their upstreams

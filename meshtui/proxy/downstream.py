@@ -21,6 +21,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
+from meshtui.identity.workload import peer_identity
 from meshtui.proxy import http1
 from meshtui.proxy.codec import R_UPSTREAM, R_WAIT, Codec
 from meshtui.proxy.h2frames import (
@@ -32,6 +33,7 @@ from meshtui.proxy.h2frames import (
 )
 from meshtui.proxy.http1_server import Http1Server
 from meshtui.proxy.http2 import H2Relay
+from meshtui.proxy.mtls import looks_like_tls, terminate
 from meshtui.proxy.origdst import original_dst
 from meshtui.proxy.pool import LoopDetected, Upstream, open_upstream
 from meshtui.proxy.routing import NoRoute, Router
@@ -122,6 +124,9 @@ class Downstream(asyncio.Protocol):
         self.out: list[bytes] | None = None  # writes held by an open batch
         self._route: tuple[tuple[str, int], tuple[str, int]] | None = None
         self._tunnel_dst: tuple[str, int] = _UNKNOWN
+        #: The peer's identity when the connection is mutual TLS ('' when plain): the
+        #: client's inbound (from its certificate), the server's outbound.
+        self.tls_id = ""
 
     @property
     def inbound(self) -> bool:
@@ -150,6 +155,13 @@ class Downstream(asyncio.Protocol):
         lst.open_conns += 1
         self.counted = True
         ctx.conns.add(self)
+        tls = transport.get_extra_info("ssl_object")
+        if tls is not None:
+            self.tls_id = peer_identity(tls)
+        # With identity on, an inbound connection may turn out to be TLS: its series
+        # is opened once that is known.
+        elif lst.inbound and ctx.pool.mesh_tls is not None:
+            return
         dst = self._known_dst()
         if dst is not None:
             self._open_tcp(dst)
@@ -186,7 +198,8 @@ class Downstream(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         try:
-            return self._eof()
+            # TLS has no half-close: over it the connection ends with the client's side.
+            return self._eof() and self.transport.get_extra_info("ssl_object") is None
         except Exception:
             self._crashed("eof")
             return False
@@ -344,6 +357,7 @@ class Downstream(asyncio.Protocol):
             route = lst.router.inbound(self.orig)
         else:
             route = lst.router.outbound(self.orig, authority)
+            self.tls_id = self.ctx.pool.server_id(route[0])
         if isinstance(self.tcp, _Unopened):
             self._open_tcp(route[1])
         if lst.inbound or self.orig is not None:
@@ -514,7 +528,7 @@ class Downstream(asyncio.Protocol):
 
     def _open_tcp(self, dst: tuple[str, int]) -> None:
         prev = self.tcp
-        self.tcp = self.ctx.telemetry.tcp_open(self.direction, self.peer, dst)
+        self.tcp = self.ctx.telemetry.tcp_open(self.direction, self.peer, dst, self.tls_id)
         self.conn_id = getattr(self.tcp, "conn_id", 0) or self.ctx.next_conn_id()
         if prev.rd:
             self.tcp.read(prev.rd)
@@ -522,6 +536,18 @@ class Downstream(asyncio.Protocol):
             self.tcp.write(prev.wr)
 
     def _detect(self, timed_out: bool) -> None:
+        mesh = self.ctx.pool.mesh_tls
+        if mesh is not None and self.inbound and not self.tls_id:
+            tls = looks_like_tls(self.buf)
+            if tls is None and not timed_out:
+                return
+            if tls and mesh.identity.server_ctx is not None:
+                self._terminate_tls(mesh.identity.server_ctx)
+                return
+            if isinstance(self.tcp, _Unopened):
+                dst = self._known_dst()
+                if dst is not None:
+                    self._open_tcp(dst)
         kind = http1.detect(self.buf, timed_out=timed_out)
         if kind == http1.NEED_MORE:
             return
@@ -537,6 +563,19 @@ class Downstream(asyncio.Protocol):
         else:
             self.silent = not self.buf
             self._start_opaque()
+
+    def _terminate_tls(self, server_ctx: Any) -> None:
+        """Hands the connection to a TLS server side whose decrypted stream a new
+        Downstream serves; this one gives up its slot and its place in the sweep."""
+        first = bytes(self.buf)
+        self.buf = bytearray()
+        self.state = CLOSED
+        self.closed = True
+        self.ctx.conns.discard(self)
+        self._uncount()
+        lst, ctx = self.listener, self.ctx
+        terminate(ctx.loop, self.transport, Downstream(lst), server_ctx, first,
+                  lambda: ctx.count_failure(lst.direction, "tls_handshake"))
 
     def _detect_tunnel(self, timed_out: bool) -> None:
         kind = http1.detect(self.buf, timed_out=timed_out)
@@ -572,6 +611,7 @@ class Downstream(asyncio.Protocol):
                 connect = lst.router.inbound(self.orig)[0]
             else:
                 connect = lst.router.outbound(self.orig, None)[0]
+                self.tls_id = self.ctx.pool.server_id(connect)
         except NoRoute:
             self.ctx.count_failure(self.direction, "no_route")
             self.close()
@@ -583,7 +623,8 @@ class Downstream(asyncio.Protocol):
         pool = ctx.pool
         try:
             up = await asyncio.wait_for(
-                open_upstream(key, None, pool.mark, pool.source_ip, pool.hops, pool.own),
+                open_upstream(key, None, pool.mark, pool.source_ip, pool.hops, pool.own,
+                              pool.tls(key)),
                 ctx.timeouts.connect)
         except LoopDetected:
             ctx.count_failure(self.direction, "loop")

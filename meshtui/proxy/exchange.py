@@ -199,7 +199,7 @@ class Exchange:
         self.obs = d.ctx.telemetry.request(
             c.direction, c.peer, self.dst, c.conn_id,
             _METHODS.get(method) or method.decode("latin-1"), "http",
-            self.authority, self.path, self.headers, d.streams)
+            self.authority, self.path, self.headers, d.streams, c.tls_id)
         early, self.early = self.early, None
         if early and self.obs.cap:
             for piece in early:

@@ -86,7 +86,8 @@ def _add_tap(service: TapService, server: grpc.aio.Server) -> None:
     server.add_registered_method_handlers(name, handlers)
 
 
-async def start_grpc(telemetry: Telemetry, host: str, port: int) -> grpc.aio.Server:
+async def start_grpc(telemetry: Telemetry, host: str, port: int,
+                     unix: str | None = None) -> grpc.aio.Server:
     """Starts the tap/metrics gRPC server on ``host:port`` (0: any free port).
 
     Returns the started server; :func:`bound_port` tells the port it got. Stop
@@ -104,6 +105,8 @@ async def start_grpc(telemetry: Telemetry, host: str, port: int) -> grpc.aio.Ser
         (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if unix is not None:  # behind the identity gate (meshtui.proxy.tapgate)
+        target = f"unix:{unix}"
     try:
         bound = server.add_insecure_port(target)
     except RuntimeError as e:

@@ -334,7 +334,7 @@ class H2Relay:
             conn.direction, conn.peer, self.route[1], conn.conn_id,
             pseudo.get(b":method", b"").decode("latin-1"),
             pseudo.get(b":scheme", b"http").decode("latin-1"), authority,
-            pseudo.get(b":path", b"").decode("latin-1"), fields, self.counter)
+            pseudo.get(b":path", b"").decode("latin-1"), fields, self.counter, conn.tls_id)
         self.streams[sid] = Stream(obs)
         if obs.cap:  # tap wants bodies: both readers now copy DATA of such streams
             self.from_client.capturing = self.from_server.capturing = True
@@ -435,7 +435,8 @@ class H2Relay:
         try:
             pool = ctx.pool
             up = await asyncio.wait_for(
-                open_upstream(key, None, pool.mark, pool.source_ip, pool.hops, pool.own),
+                open_upstream(key, None, pool.mark, pool.source_ip, pool.hops, pool.own,
+                              pool.tls(key)),
                 ctx.timeouts.connect)
         except LoopDetected:
             ctx.failures += 1

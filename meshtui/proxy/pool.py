@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from typing import Any, Protocol
 
 import httptools
 
 from meshtui.proxy.http1 import serialize
+from meshtui.proxy.mtls import HANDSHAKE_TIMEOUT, MeshTls, check_server
 
 Key = tuple[str, int]
 
@@ -208,7 +210,9 @@ class Upstream(asyncio.Protocol):
         tunnel = self.tunnel
         if tunnel is not None:
             tunnel.tunnel_eof()
-            return True  # keep sending the other way until it ends too
+            # Keep sending the other way until it ends too; TLS has no half-close.
+            t = self.transport
+            return t is None or t.get_extra_info("ssl_object") is None
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -283,7 +287,8 @@ class Upstream(asyncio.Protocol):
 
 async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = None,
                         source_ip: str | None = None, hops: dict[Key, Key] | None = None,
-                        own: set[Key] | None = None) -> Upstream:
+                        own: set[Key] | None = None,
+                        tls: tuple[ssl.SSLContext, str] | None = None) -> Upstream:
     """Connects to ``key``; OSError (refused, unreachable, unresolvable) if it cannot,
     LoopDetected if ``key`` turned out to be one of the listeners in ``own``.
 
@@ -295,13 +300,17 @@ async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = N
             127.0.0.0/8, the peer's proxy then knows which pod is calling.
         hops: where the connection's own address is kept, with the address it
             reached, while it is open.
+        tls: (client context, the server identity it must present): mutual TLS to a
+            meshed peer's proxy; OSError if the server is someone else.
     """
     loop = asyncio.get_running_loop()
     local = (source_ip, 0) if source_ip and key[0].startswith("127.") else None
+    wrap: dict[str, Any] = {} if tls is None else {
+        "ssl": tls[0], "server_hostname": tls[1], "ssl_handshake_timeout": HANDSHAKE_TIMEOUT}
     if mark is None:
         _, proto = await loop.create_connection(lambda: Upstream(pool, key), key[0], key[1],
-                                                local_addr=local)
-        return _checked(proto, hops, own)
+                                                local_addr=local, **wrap)
+        return _checked(proto, hops, own, tls)
     infos = await loop.getaddrinfo(key[0], key[1], type=socket.SOCK_STREAM)
     if not infos:
         raise OSError(f"cannot resolve {key[0]}")
@@ -316,14 +325,17 @@ async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = N
     except BaseException:
         sock.close()
         raise
-    _, proto = await loop.create_connection(lambda: Upstream(pool, key), sock=sock)
-    return _checked(proto, hops, own)
+    _, proto = await loop.create_connection(lambda: Upstream(pool, key), sock=sock, **wrap)
+    return _checked(proto, hops, own, tls)
 
 
-def _checked(up: Upstream, hops: dict[Key, Key] | None, own: set[Key] | None) -> Upstream:
+def _checked(up: Upstream, hops: dict[Key, Key] | None, own: set[Key] | None,
+             tls: tuple[ssl.SSLContext, str] | None = None) -> Upstream:
     t = up.transport
     if t is None:
         return up
+    if tls is not None:
+        check_server(t, tls[1])
     name = t.get_extra_info("sockname")
     peer = t.get_extra_info("peername")
     if own and name and peer and is_own((peer[0], peer[1]), name[0], own):
@@ -351,6 +363,8 @@ class Pool:
         self.idle_timeout = idle_timeout
         self.mark = mark
         self.source_ip = source_ip
+        #: This proxy's identity and its peers' (None: identity off, everything plain).
+        self.mesh_tls: MeshTls | None = None
         self._idle: dict[Key, list[Upstream]] = {}
         #: The proxy's open upstream connections, local address to the address
         #: reached: a client coming from one of them to that same address is the
@@ -374,8 +388,18 @@ class Pool:
                 return up
         return None
 
+    def tls(self, key: Key) -> tuple[ssl.SSLContext, str] | None:
+        """How to wrap a new connection to ``key`` (None: plain)."""
+        return self.mesh_tls.client(key) if self.mesh_tls is not None else None
+
+    def server_id(self, key: Key) -> str:
+        """The identity a connection to ``key`` is checked against ('' when plain)."""
+        m = self.mesh_tls
+        return (m.server_identity(key) or "") if m is not None else ""
+
     async def connect(self, key: Key) -> Upstream:
-        up = await open_upstream(key, self, self.mark, self.source_ip, self.hops, self.own)
+        up = await open_upstream(key, self, self.mark, self.source_ip, self.hops, self.own,
+                                 self.tls(key))
         self.opened += 1
         return up
 

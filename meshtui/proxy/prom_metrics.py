@@ -26,15 +26,24 @@ from meshtui.proxy.telemetry import Direction, Telemetry
 #: The ``Content-Type`` of the ``/metrics`` body.
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
+# As Linkerd's: `tls="true"` and the peer's identity (the client's inbound, the
+# server's outbound) on a mutual-TLS connection, `tls="no_identity"` on a plain one.
+TLS_LABELS = ("tls", "client_id", "server_id")
 HTTP_LABELS = ("direction", "authority", "namespace", "deployment", "pod",
-               "dst_namespace", "dst_deployment", "dst_pod")
+               "dst_namespace", "dst_deployment", "dst_pod", *TLS_LABELS)
 TCP_LABELS = ("direction", "peer", "namespace", "deployment", "pod",
-              "dst_namespace", "dst_deployment", "dst_pod")
+              "dst_namespace", "dst_deployment", "dst_pod", *TLS_LABELS)
 _DIRECTION: dict[int, str] = {Direction.INBOUND: "inbound", Direction.OUTBOUND: "outbound"}
 # Which end of the proxy a TCP series counts, as Linkerd's `peer` label says: inbound,
 # the connections clients make to it; outbound, those it holds to their destinations.
 # Linkerd viz's byte-rate queries select on it.
 _PEER: dict[int, str] = {Direction.INBOUND: "src", Direction.OUTBOUND: "dst"}
+
+
+def _tls(direction: int, tls_id: str) -> tuple[str, str, str]:
+    if not tls_id:
+        return ("no_identity", "", "")
+    return ("true", tls_id, "") if direction == Direction.INBOUND else ("true", "", tls_id)
 
 
 class TelemetryCollector(Collector):
@@ -48,6 +57,15 @@ class TelemetryCollector(Collector):
         self.telemetry = telemetry
 
     def collect(self) -> Iterator[Metric]:
+        for fam in self._families():
+            for i, sample in enumerate(fam.samples):
+                if "tls" in sample.labels:
+                    # A series names only the identities it has, as Linkerd's do.
+                    fam.samples[i] = sample._replace(labels={
+                        k: v for k, v in sample.labels.items() if v or k not in TLS_LABELS})
+            yield fam
+
+    def _families(self) -> Iterator[Metric]:
         tel = self.telemetry
         ident = tel.identity
         own = (ident.namespace, ident.deployment, ident.pod)
@@ -59,7 +77,7 @@ class TelemetryCollector(Collector):
             w = route.dst_wl
             labels: tuple[str, ...] = (
                 _DIRECTION.get(route.direction, "unknown"), route.authority, *own,
-                w.namespace, w.deployment, w.pod)
+                w.namespace, w.deployment, w.pod, *_tls(route.direction, route.tls_id))
             requests[labels] = requests.get(labels, 0) + route.requests
             for (status, success), st in list(route.responses.items()):
                 code = str(status)
@@ -115,7 +133,8 @@ class TelemetryCollector(Collector):
             w = t.dst_wl
             labels: tuple[str, ...] = (_DIRECTION.get(t.direction, "unknown"),
                                        _PEER.get(t.direction, ""), *own,
-                                       w.namespace, w.deployment, w.pod)
+                                       w.namespace, w.deployment, w.pod,
+                                       *_tls(t.direction, t.tls_id))
             acc = sums.setdefault(labels, [0, 0, 0, 0])
             acc[0] += t.open_total
             acc[1] += t.close_total

@@ -34,6 +34,9 @@ from meshtui.proxy.routing import Router
 from meshtui.proxy.telemetry import Direction, Identity, Telemetry
 
 log = logging.getLogger("meshtui.proxy")
+# How long a proxy waits at start for a controller it cannot reach yet (starting
+# together with it) before giving up; a refusal ends the wait at once.
+FIRST_CERT_WAIT_S = 30.0
 
 
 class ProxyServer:
@@ -72,6 +75,9 @@ class ProxyServer:
         self.outbound: Listener | None = None
         self.grpc: Any = None
         self.admin: Any = None
+        self.identity: Any = None  # a WorkloadIdentity when identity is on
+        self.tap_gate: Any = None  # the tap port's mutual-TLS gate when identity is on
+        self._private: str | None = None  # the directory of the gRPC server's socket
         self._started = False
         self._stopping = False
 
@@ -93,6 +99,8 @@ class ProxyServer:
     def tap_address(self) -> tuple[str, int] | None:
         if self.grpc is None or self.config.tap is None:
             return None
+        if self.tap_gate is not None:
+            return self.config.tap.host, self.tap_gate.port
         from meshtui.proxy.grpc_service import bound_port
 
         return self.config.tap.host, bound_port(self.grpc)
@@ -120,6 +128,8 @@ class ProxyServer:
         self.ctx = ctx = ProxyContext(self.telemetry, cfg.timeouts, pool, cfg.max_in_flight)
         cap = cfg.max_connections or connection_cap(_raise_nofile())
         try:
+            if cfg.identity is not None:
+                pool.mesh_tls = await self._identity(cfg.identity)
             if cfg.inbound is not None:
                 self.inbound = Listener(ctx, Direction.INBOUND, True, self.router)
                 await self.inbound.start(cfg.inbound.host, cfg.inbound.port)
@@ -136,7 +146,10 @@ class ProxyServer:
             if cfg.tap is not None:
                 from meshtui.proxy.grpc_service import start_grpc
 
-                self.grpc = await start_grpc(self.telemetry, cfg.tap.host, cfg.tap.port)
+                if self.identity is not None:
+                    await self._gated_grpc(cfg.tap.host, cfg.tap.port)
+                else:
+                    self.grpc = await start_grpc(self.telemetry, cfg.tap.host, cfg.tap.port)
             if cfg.admin is not None:
                 from meshtui.proxy.admin import start_admin
 
@@ -149,6 +162,41 @@ class ProxyServer:
             self._watch_task = asyncio.get_running_loop().create_task(self._watcher.run())
         ctx.start_sweeper()
         self._started = True
+
+    async def _identity(self, controller: Any) -> Any:
+        """Gets the pod's first certificate (RuntimeFailure if refused or unreachable)."""
+        from meshtui.errors import RuntimeFailure
+        from meshtui.identity import identity_name
+        from meshtui.identity.workload import IdentityError, WorkloadIdentity, grpc_asker
+        from meshtui.proxy.mtls import MeshTls
+
+        cfg = self.config
+        sa = cfg.serviceaccount or cfg.deployment or "default"
+        ident = WorkloadIdentity(identity_name(sa, cfg.namespace), grpc_asker(
+            f"{controller.host}:{controller.port}", cfg.namespace, cfg.pod,
+            cfg.identity_token))
+        try:
+            await ident.start(wait_s=FIRST_CERT_WAIT_S)
+        except IdentityError as e:
+            raise RuntimeFailure(f"proxy: {e}") from None
+        self.identity = ident
+        return MeshTls(ident, self.inventory)
+
+    async def _gated_grpc(self, host: str, port: int) -> None:
+        """The tap/metrics server on a private Unix socket, the gate on the tap port."""
+        import tempfile
+
+        from meshtui.identity.names import CONTROLLER_IDENTITY
+        from meshtui.proxy.grpc_service import start_grpc
+        from meshtui.proxy.tapgate import TapGate
+
+        self._private = tempfile.mkdtemp(prefix="meshtui-tap-")  # 0700
+        sock = f"{self._private}/grpc.sock"
+        self.grpc = await start_grpc(self.telemetry, host, port, unix=sock)
+        tel = self.telemetry
+        self.tap_gate = TapGate(self.identity, CONTROLLER_IDENTITY, sock, lambda why: (
+            tel.count_connection_failure(Direction.INBOUND, why)))
+        await self.tap_gate.start(host, port)
 
     def _refuse_self_as_app(self) -> None:
         """An ``--app`` that is one of the proxy's own listeners would have it relay
@@ -192,12 +240,23 @@ class ProxyServer:
         await self._close_endpoints()
 
     async def _close_endpoints(self) -> None:
+        if self.tap_gate is not None:
+            await self.tap_gate.close()
+            self.tap_gate = None
+        if self.identity is not None:
+            await self.identity.stop()
+            self.identity = None
         for lst in (self.inbound, self.outbound):
             if lst is not None:
                 lst.close()
         if self.grpc is not None:
             await self.grpc.stop(0)
             self.grpc = None
+        if self._private is not None:
+            import shutil
+
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
         if self.admin is not None:
             self.admin.close()
             await self.admin.wait_closed()

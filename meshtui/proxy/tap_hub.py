@@ -64,16 +64,17 @@ class TapRequest:
 
     __slots__ = (
         "authority", "conn_id", "direction", "dst", "dst_wl", "headers", "method",
-        "path", "scheme", "src", "src_wl", "stream", "template", "wall0_us",
+        "path", "scheme", "src", "src_wl", "stream", "template", "tls", "wall0_us",
     )
 
     def __init__(
         self, direction: int, src: tuple[str, int], src_wl: Workload,
         dst: tuple[str, int], dst_wl: Workload, conn_id: int, stream: int, method: str,
         scheme: str, authority: str, path: str, headers: list[tuple[bytes, bytes]],
-        wall0_us: int,
+        wall0_us: int, tls: bool = False,
     ) -> None:
         self.direction = direction
+        self.tls = tls  # the connection it came over was mutual TLS
         self.src = src
         self.src_wl = src_wl
         self.dst = dst
@@ -453,7 +454,7 @@ def _add_headers(
 
 def _template(req: TapRequest) -> common_pb2.TapEvent:
     """The fields every event of a request shares, built once per tapped request."""
-    t = common_pb2.TapEvent(proxy_direction=req.direction, tls=False)  # type: ignore[arg-type]
+    t = common_pb2.TapEvent(proxy_direction=req.direction, tls=req.tls)  # type: ignore[arg-type]
     for ep, (ip, port), wl in ((t.source, req.src, req.src_wl),
                                (t.destination, req.dst, req.dst_wl)):
         ep.ip = ip

@@ -66,10 +66,15 @@ class Identity:
 class Route:
     """Request counts of one (direction, authority, destination) and its responses."""
 
-    __slots__ = ("authority", "direction", "dst_addr", "dst_wl", "requests", "responses")
+    __slots__ = ("authority", "direction", "dst_addr", "dst_wl", "requests", "responses",
+                 "tls_id")
 
-    def __init__(self, direction: int, authority: str, dst_addr: str, dst_wl: Workload) -> None:
+    def __init__(self, direction: int, authority: str, dst_addr: str, dst_wl: Workload,
+                 tls_id: str = "") -> None:
         self.direction = direction
+        #: The peer's identity when the connection was mutual TLS ('' when plain):
+        #: the client's for inbound traffic, the server's for outbound.
+        self.tls_id = tls_id
         self.authority = authority
         self.dst_addr = dst_addr
         self.dst_wl = dst_wl
@@ -95,11 +100,13 @@ class TcpStats:
 
     __slots__ = (
         "close_total", "direction", "dst_addr", "dst_wl", "open_total", "read_bytes",
-        "write_bytes",
+        "tls_id", "write_bytes",
     )
 
-    def __init__(self, direction: int, dst_addr: str, dst_wl: Workload) -> None:
+    def __init__(self, direction: int, dst_addr: str, dst_wl: Workload,
+                 tls_id: str = "") -> None:
         self.direction = direction
+        self.tls_id = tls_id  # as Route.tls_id
         self.dst_addr = dst_addr
         self.dst_wl = dst_wl
         self.open_total = 0
@@ -369,8 +376,8 @@ class Telemetry:
         self.start_time_ms = int(wall() * 1000)
         #: Random per process start: a scraper seeing a new one knows counters restarted.
         self.run_id = os.urandom(8).hex()
-        self._routes: dict[tuple[int, str, tuple[str, int]], Route] = {}
-        self._tcp: dict[tuple[int, tuple[str, int]], TcpStats] = {}
+        self._routes: dict[tuple[int, str, tuple[str, int], str], Route] = {}
+        self._tcp: dict[tuple[int, tuple[str, int], str], TcpStats] = {}
         self._peers: dict[tuple[int, str, int], tuple[str, Workload]] = {}
         self._streams: dict[int, int] = {}
         self._conn_seq = 0
@@ -390,10 +397,11 @@ class Telemetry:
     # --- the data path -----------------------------------------------------
 
     def tcp_open(
-        self, direction: Direction, peer: tuple[str, int], dst: tuple[str, int]
+        self, direction: Direction, peer: tuple[str, int], dst: tuple[str, int],
+        tls_id: str = "",
     ) -> TcpObs:
-        """One accepted connection (HTTP or opaque)."""
-        key = (direction, dst)
+        """One accepted connection (HTTP or opaque); ``tls_id``: see :attr:`Route.tls_id`."""
+        key = (direction, dst, tls_id)
         stats = self._tcp.get(key)
         if stats is None:
             stats = self._new_tcp(key)
@@ -404,7 +412,7 @@ class Telemetry:
     def request(
         self, direction: Direction, src: tuple[str, int], dst: tuple[str, int], conn_id: int,
         method: str, scheme: str, authority: str, path: str,
-        headers: list[tuple[bytes, bytes]], stream: int | None = None,
+        headers: list[tuple[bytes, bytes]], stream: int | None = None, tls_id: str = "",
     ) -> RequestObs:
         """One HTTP request on connection ``conn_id``.
 
@@ -413,9 +421,9 @@ class Telemetry:
         someone taps, the header list is kept, so do not change it afterwards.
         """
         t0 = self._clock()
-        route = self._routes.get((direction, authority, dst))
+        route = self._routes.get((direction, authority, dst, tls_id))
         if route is None:
-            route = self._new_route(direction, authority, dst)
+            route = self._new_route(direction, authority, dst, tls_id)
         route.requests += 1
         if stream is None:
             streams = self._streams
@@ -435,7 +443,7 @@ class Telemetry:
                     obs._lost = lost
             else:
                 self._tap(obs, direction, src, dst, conn_id, stream, method, scheme,
-                          authority, path, headers)
+                          authority, path, headers, tls_id)
         return obs
 
     def count_http2_error(self, kind: str) -> None:
@@ -457,7 +465,7 @@ class Telemetry:
             ),
             timestamp_ms=int(self._wall() * 1000),
         )
-        for r in list(self._routes.values()):
+        for r in _merged_routes(list(self._routes.values())):
             dst = _wl_pb(r.dst_wl)
             out.requests.append(proxy_pb2.RequestSeries(
                 direction=_dir(r.direction), authority=r.authority, dst=dst, count=r.requests,
@@ -469,13 +477,13 @@ class Telemetry:
                 out.responses.append(proxy_pb2.ResponseSeries(
                     direction=_dir(r.direction), authority=r.authority, dst=dst, status_code=status,
                     success=success, count=st.count, dst_addr=r.dst_addr,
-                    tls=False,  # the proxies do not speak mTLS yet
+                    tls=bool(r.tls_id),
                     latency=common_pb2.Histogram(
                         count=h.count, sum_us=h.sum_us, indexes=[i for i, _ in pairs],
                         counts=[c for _, c in pairs],
                     ),
                 ))
-        for t in list(self._tcp.values()):
+        for t in _merged_tcp(list(self._tcp.values())):
             out.tcp.append(proxy_pb2.TcpSeries(
                 direction=_dir(t.direction), dst=_wl_pb(t.dst_wl), open_total=t.open_total,
                 close_total=t.close_total, open_connections=t.open_total - t.close_total,
@@ -510,11 +518,12 @@ class Telemetry:
             hit = self._peers[key] = (text, wl)
         return hit
 
-    def _new_route(self, direction: int, authority: str, dst: tuple[str, int]) -> Route:
-        key = (direction, authority, dst)
+    def _new_route(self, direction: int, authority: str, dst: tuple[str, int],
+                   tls_id: str) -> Route:
+        key = (direction, authority, dst, tls_id)
         if len(self._routes) >= self.max_routes:
             self.overflow_requests += 1
-            okey = (direction, OTHER, ("", 0))
+            okey = (direction, OTHER, ("", 0), "")
             route = self._routes.get(okey)
             if route is None:
                 # The overflow route is the one allowed past the cap (one per direction).
@@ -522,7 +531,7 @@ class Telemetry:
             return route
         addr, wl = self._peer(direction, dst)
         label = authority if len(authority) <= MAX_AUTHORITY else authority[:MAX_AUTHORITY]
-        route = self._routes[key] = Route(direction, label, addr, wl)
+        route = self._routes[key] = Route(direction, label, addr, wl, tls_id)
         return route
 
     def _new_response(self, route: Route, key: tuple[int, bool]) -> ResponseStats:
@@ -536,23 +545,23 @@ class Telemetry:
         stats = route.responses[key] = ResponseStats()
         return stats
 
-    def _new_tcp(self, key: tuple[int, tuple[str, int]]) -> TcpStats:
-        direction, dst = key
+    def _new_tcp(self, key: tuple[int, tuple[str, int], str]) -> TcpStats:
+        direction, dst, tls_id = key
         if len(self._tcp) >= self.max_tcp:
             self.overflow_connections += 1
-            okey = (direction, ("", 0))
+            okey = (direction, ("", 0), "")
             stats = self._tcp.get(okey)
             if stats is None:
                 stats = self._tcp[okey] = TcpStats(direction, OTHER, _NO_WORKLOAD)
             return stats
         addr, wl = self._peer(direction, dst)
-        stats = self._tcp[key] = TcpStats(direction, addr, wl)
+        stats = self._tcp[key] = TcpStats(direction, addr, wl, tls_id)
         return stats
 
     def _tap(
         self, obs: RequestObs, direction: int, src: tuple[str, int], dst: tuple[str, int],
         conn_id: int, stream: int, method: str, scheme: str, authority: str, path: str,
-        headers: list[tuple[bytes, bytes]],
+        headers: list[tuple[bytes, bytes]], tls_id: str,
     ) -> None:
         hub = self.hub
         candidates = hub.candidates(direction, method, path, authority)
@@ -566,7 +575,8 @@ class Telemetry:
             dst_wl = self._peer(direction, dst)[1]
         def build() -> TapRequest:
             return TapRequest(direction, src, src_wl, dst, dst_wl, conn_id, stream, method,
-                              scheme, authority, path, headers, int(self._wall() * 1e6))
+                              scheme, authority, path, headers, int(self._wall() * 1e6),
+                              tls=bool(tls_id))
 
         req, taking, losing = self.hub.admit(build, candidates, (src_wl, dst_wl))
         obs._tap = req
@@ -593,3 +603,67 @@ def _dir(d: int) -> common_pb2.Direction.ValueType:
 
 def _wl_pb(w: Workload) -> common_pb2.Workload:
     return common_pb2.Workload(namespace=w.namespace, deployment=w.deployment, pod=w.pod)
+
+
+def _merged_routes(routes: list[Route]) -> list[Route]:
+    """The routes as the wire keys them (no TLS in the key yet): the plain and the
+    mutual-TLS series of one destination summed, so that no wire series repeats."""
+    out: dict[tuple[int, str, str], Route] = {}
+    copies: set[int] = set()  # the entries of out that are sums, not live routes
+    for r in routes:
+        key = (r.direction, r.authority, r.dst_addr)
+        acc = out.get(key)
+        if acc is None:
+            out[key] = r
+            continue
+        if id(acc) not in copies:
+            first = acc
+            # Over mutual TLS (an edge's SECURED) only while every part of it was.
+            acc = out[key] = Route(r.direction, r.authority, r.dst_addr, r.dst_wl,
+                                   first.tls_id)
+            copies.add(id(acc))
+            _route_add(acc, first)
+        _route_add(acc, r)
+        if not r.tls_id:
+            acc.tls_id = ""
+    return list(out.values())
+
+
+def _route_add(acc: Route, r: Route) -> None:
+    acc.requests += r.requests
+    for code, st in list(r.responses.items()):
+        have = acc.responses.get(code)
+        if have is None:
+            have = acc.responses[code] = ResponseStats()
+        have.count += st.count
+        have.latency.merge(st.latency)
+        if st.grpc:
+            g = have.grpc = have.grpc or {}
+            for k, n in st.grpc.items():
+                g[k] = g.get(k, 0) + n
+
+
+def _merged_tcp(series: list[TcpStats]) -> list[TcpStats]:
+    """The TCP series as the wire keys them (see :func:`_merged_routes`)."""
+    out: dict[tuple[int, str], TcpStats] = {}
+    copies: set[int] = set()
+    for t in series:
+        key = (t.direction, t.dst_addr)
+        acc = out.get(key)
+        if acc is None:
+            out[key] = t
+            continue
+        if id(acc) not in copies:
+            first = acc
+            acc = out[key] = TcpStats(t.direction, t.dst_addr, t.dst_wl)
+            copies.add(id(acc))
+            _tcp_add(acc, first)
+        _tcp_add(acc, t)
+    return list(out.values())
+
+
+def _tcp_add(acc: TcpStats, t: TcpStats) -> None:
+    acc.open_total += t.open_total
+    acc.close_total += t.close_total
+    acc.read_bytes += t.read_bytes
+    acc.write_bytes += t.write_bytes

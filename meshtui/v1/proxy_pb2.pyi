@@ -192,8 +192,8 @@ class ResponseSeries(_message.Message):
     count: _builtins.int
     dst_addr: _builtins.str
     tls: _builtins.bool
-    """Whether this traffic travelled over mTLS (an edge's SECURED); false until
-    the proxies speak it.
+    """Whether this traffic travelled over mutual TLS (an edge's SECURED): true
+    only when all of it did.
     """
     @_builtins.property
     def dst(self) -> _common_pb2.Workload: ...

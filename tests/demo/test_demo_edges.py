@@ -54,7 +54,8 @@ def test_edges_show_emojivotos_calls_from_the_controller_and_prometheus(demo) ->
     assert 0.5 < by["web", "voting"]["success"] < 1.0
     for c in CALLS:
         assert by[c]["rps"] > 0 and by[c]["latency_ms_p99"] is not None, by[c]
-    assert not any(e["secured"] for e in doc)  # no mTLS in the demo yet
+    # Meshed to meshed: mutual TLS, all of it.
+    assert all(by[c]["secured"] for c in CALLS), doc
     table = _edges(server)
     assert table.returncode == 0 and table.stderr == ""
     print(table.stdout)  # what the README shows
@@ -63,3 +64,5 @@ def test_edges_show_emojivotos_calls_from_the_controller_and_prometheus(demo) ->
 
     prom = _until_calls(server, "--prometheus", PROMETHEUS["url"])
     assert {(e["src"], e["dst"]) for e in prom} >= CALLS
+    # The series' tls label, as Linkerd's proxies write it.
+    assert all(e["secured"] for e in prom if (e["src"], e["dst"]) in CALLS), prom

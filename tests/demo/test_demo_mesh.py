@@ -155,3 +155,30 @@ def test_check_reports_a_healthy_mesh_and_a_missing_controller(demo) -> None:
     down = _cli("127.0.0.1:1", "check")
     assert down.returncode == 1
     assert "× controller is reachable at 127.0.0.1:1" in down.stdout
+
+
+def test_meshed_pods_talk_mutual_tls_and_the_unmeshed_cli_plain(demo) -> None:
+    server, _proc, _, _state = demo
+    # voting is called only by web, through web's proxy: mutual TLS both ways.
+    out = _cli(server, "tap", "deploy/voting", "-n", "emojivoto", "--limit", "20")
+    assert out.returncode == 0, out.stderr
+    lines = [x for x in out.stdout.splitlines() if x.startswith("req ")]
+    assert lines and all(" tls=true " in x for x in lines), out.stdout
+    # The controller is called by this test's CLI, which has no proxy: plain.
+    tap = subprocess.Popen([*MESHTUI, "--server", server, "tap", "deploy/controller", "-n",
+                            "meshtui", "--path", "/meshtui.v1.Stats/", "-o", "json",
+                            "--limit", "3"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while tap.poll() is None and time.monotonic() < deadline:
+            _cli(server, "stat", "ns")
+        stdout, stderr = tap.communicate(timeout=10)
+    finally:
+        if tap.poll() is None:
+            tap.kill()
+    events = [json.loads(x) for x in stdout.splitlines()]
+    inbound = [e for e in events if e["proxyDirection"] == "INBOUND"]
+    assert inbound, stderr or stdout
+    assert all(e["tls"] is False for e in inbound), stdout

@@ -76,7 +76,7 @@ def test_request_and_response_totals_with_linkerds_labels() -> None:
     assert labels == {
         "direction": "outbound", "authority": "emoji-svc:8080", "namespace": "emojivoto",
         "deployment": "web", "pod": "web-0", "dst_namespace": "emojivoto",
-        "dst_deployment": "emoji", "dst_pod": "emoji-0",
+        "dst_deployment": "emoji", "dst_pod": "emoji-0", "tls": "no_identity",
     }
     resp = s["response_total"]
     assert pick(resp, authority="emoji-svc:8080", classification="success",

@@ -1,0 +1,17 @@
+"""Identity names and lifetimes: the one definition every layer reads."""
+
+from __future__ import annotations
+
+TRUST_DOMAIN = "meshtui.local"
+LEAF_LIFETIME_S = 24 * 3600.0
+# A proxy asks for a new certificate once this share of the current one's life has passed.
+RENEW_AT = 0.7
+
+
+def identity_name(serviceaccount: str, namespace: str, domain: str = TRUST_DOMAIN) -> str:
+    """The DNS name a pod's certificate carries, as Linkerd spells it."""
+    return f"{serviceaccount}.{namespace}.serviceaccount.identity.{domain}"
+
+#: The controller's own identity: the only one a proxy's tap/metrics port serves.
+CONTROLLER_SERVICEACCOUNT, CONTROLLER_NAMESPACE = "controller", "meshtui"
+CONTROLLER_IDENTITY = identity_name(CONTROLLER_SERVICEACCOUNT, CONTROLLER_NAMESPACE)

@@ -1,0 +1,176 @@
+"""A workload's side of identity: its key, its certificate, its TLS contexts, renewal.
+
+The key is made in memory and never leaves the process. The certificate is asked for
+at start and again once :data:`RENEW_AT` of its life has passed; each renewal builds new
+TLS contexts that new connections use, while connections already up keep the session
+they negotiated — renewal drops nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import ssl
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+
+from meshtui.identity import certs
+from meshtui.identity.names import RENEW_AT
+from meshtui.v1 import identity_pb2, identity_pb2_grpc
+
+log = logging.getLogger("meshtui.identity")
+# A failed request for a certificate is tried again this soon (the old one still serves).
+RETRY_S = 2.0
+
+
+class IdentityError(RuntimeError):
+    """No certificate could be had; the message says why (refused, unreachable).
+    ``retry``: the controller could not be reached (it may be starting), as opposed
+    to a refusal."""
+
+    def __init__(self, message: str, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One issued certificate with what a TLS context is built from."""
+
+    leaf: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    anchor: x509.Certificate
+
+    @property
+    def name(self) -> str:
+        return certs.dns_names(self.leaf)[0]
+
+    @property
+    def renew_at(self) -> dt.datetime:
+        start, end = self.leaf.not_valid_before_utc, self.leaf.not_valid_after_utc
+        return start + (end - start) * RENEW_AT
+
+
+Ask = Callable[[bytes], Awaitable[identity_pb2.CertifyResponse]]
+
+
+def grpc_asker(controller: str, namespace: str, pod: str, token: str,
+               timeout_s: float = 5.0) -> Ask:
+    """Asks the controller's Identity service at ``controller`` (HOST:PORT)."""
+    async def ask(csr_der: bytes) -> identity_pb2.CertifyResponse:
+        async with grpc.aio.insecure_channel(controller) as ch:
+            stub = identity_pb2_grpc.IdentityStub(ch)
+            try:
+                return await stub.Certify(identity_pb2.CertifyRequest(
+                    namespace=namespace, pod=pod, token=token, csr_der=csr_der),
+                    timeout=timeout_s)
+            except grpc.aio.AioRpcError as e:
+                retry = e.code() in (grpc.StatusCode.UNAVAILABLE,
+                                     grpc.StatusCode.DEADLINE_EXCEEDED)
+                raise IdentityError(f"identity from {controller}: {e.details()}",
+                                    retry) from None
+    return ask
+
+
+class WorkloadIdentity:
+    """Holds ``name``'s certificate, asks ``ask`` for it, and renews it until stopped."""
+
+    def __init__(self, name: str, ask: Ask) -> None:
+        self.name = name
+        self._ask = ask
+        self._key = certs.new_key()
+        self.bundle: Bundle | None = None
+        self.renewals = 0
+        self.server_ctx: ssl.SSLContext | None = None
+        self.client_ctx: ssl.SSLContext | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, wait_s: float = 0.0) -> Bundle:
+        """Gets the first certificate and starts renewing. IdentityError if refused, or
+        if the controller cannot be reached within ``wait_s`` seconds."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + wait_s
+        while True:
+            try:
+                b = await self.refresh()
+                break
+            except IdentityError as e:
+                if not e.retry or loop.time() >= end:
+                    raise
+                await asyncio.sleep(0.2)
+        self._task = asyncio.create_task(self._renew_loop())
+        return b
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def refresh(self) -> Bundle:
+        resp = await self._ask(certs.make_csr(self._key, self.name))
+        leaf = x509.load_der_x509_certificate(resp.leaf_der)
+        chain = tuple(x509.load_der_x509_certificate(d) for d in resp.intermediates_der)
+        anchor = x509.load_der_x509_certificate(resp.trust_anchor_der)
+        if certs.dns_names(leaf) != [self.name] or leaf.public_key() != self._key.public_key():
+            raise IdentityError(f"the controller issued a certificate that is not {self.name}'s")
+        b = Bundle(leaf, chain, anchor)
+        self.server_ctx, self.client_ctx = contexts(self._key, b)
+        self.bundle = b
+        return b
+
+    async def _renew_loop(self) -> None:
+        while True:
+            assert self.bundle is not None
+            wait = (self.bundle.renew_at - certs.now()).total_seconds()
+            await asyncio.sleep(max(0.0, wait))
+            try:
+                await self.refresh()
+            except (IdentityError, ValueError, OSError) as e:
+                log.warning("identity: renewal failed, retrying in %.0f s: %s", RETRY_S, e)
+                await asyncio.sleep(RETRY_S)
+                continue
+            self.renewals += 1
+            log.info("identity: renewed %s, valid until %s", self.name,
+                     self.bundle.leaf.not_valid_after_utc.isoformat())
+
+
+def contexts(key: certs.PrivateKey, b: Bundle) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts presenting ``b``'s certificate, trusting only its anchor,
+    and each requiring the other side's certificate (mutual TLS)."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # ssl loads keys only from files: a private directory, gone once they are read.
+    with tempfile.TemporaryDirectory(prefix="meshtui-id-") as d:
+        crt, pem_key, ca = (os.path.join(d, n) for n in ("crt.pem", "key.pem", "ca.pem"))
+        certs.write_private(Path(crt), b"".join(certs.cert_pem(c) for c in (b.leaf, *b.chain)))
+        certs.write_private(Path(pem_key), certs.key_pem(key))
+        certs.write_private(Path(ca), certs.cert_pem(b.anchor))
+        for ctx in (server, client):
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            ctx.load_cert_chain(crt, pem_key)
+            ctx.load_verify_locations(ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+    # Peers are named by identity, not host: the caller checks the name it expects.
+    client.check_hostname = False
+    # gRPC clients (the controller at a tap port) insist on ALPN; proxies offer none.
+    server.set_alpn_protocols(["h2", "http/1.1"])
+    return server, client
+
+
+def peer_identity(obj: ssl.SSLObject | ssl.SSLSocket) -> str:
+    """The DNS name of a verified peer's certificate ('' if none)."""
+    cert = obj.getpeercert() or {}
+    for entry in cert.get("subjectAltName", ()):
+        if isinstance(entry, tuple) and entry[0] == "DNS":
+            return str(entry[1])
+    return ""

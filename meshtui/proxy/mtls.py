@@ -1,0 +1,128 @@
+"""Mutual TLS between meshed pods: the proxy's side of workload identity.
+
+Inbound, a connection whose first bytes are a TLS ClientHello is terminated here
+with the proxy's certificate (the client's must chain to the trust anchor) and
+what it carries is then detected and proxied like a plain connection; anything
+else is served plain as before. Outbound, a connection to a meshed pod's inbound
+proxy is wrapped in TLS and the server's certificate must name the identity the
+inventory gives that pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from meshtui.identity import identity_name
+from meshtui.identity.workload import WorkloadIdentity, peer_identity
+from meshtui.model.inventory import Inventory
+
+Key = tuple[str, int]
+# Seconds a TLS handshake may take before the connection is dropped.
+HANDSHAKE_TIMEOUT = 10.0
+# A TLS record carrying a handshake (0x16) of TLS 1.0..1.3 (0x03 0x01..0x04).
+_HANDSHAKE, _MAJOR = 0x16, 0x03
+
+
+def looks_like_tls(buf: bytes | bytearray) -> bool | None:
+    """Whether a connection's first bytes are a TLS ClientHello (None: too few yet)."""
+    if not buf:
+        return None
+    if buf[0] != _HANDSHAKE:
+        return False
+    if len(buf) < 3:
+        return None
+    return buf[1] == _MAJOR and 1 <= buf[2] <= 4
+
+
+class MeshTls:
+    """The proxy's identity and what it expects of its peers.
+
+    Args:
+        identity: this proxy's certificate, renewed in the background.
+        inventory: the inventory in force (names each meshed pod's identity).
+    """
+
+    def __init__(self, identity: WorkloadIdentity,
+                 inventory: Callable[[], Inventory | None]) -> None:
+        self.identity = identity
+        self.inventory = inventory
+        self._seen: Inventory | None = None
+        self._names: dict[Key, str] = {}
+
+    @property
+    def name(self) -> str:
+        return self.identity.name
+
+    def server_identity(self, key: Key) -> str | None:
+        """The identity of the meshed pod whose inbound proxy listens at ``key``
+        (None: not a meshed peer's proxy, spoken to in plain)."""
+        inv = self.inventory()
+        if inv is not self._seen:  # a new inventory: its meshed pods' inbound ports
+            self._seen = inv
+            # A meshed pod's tap port is behind TLS too (only the controller's
+            # identity gets through it: see meshtui.proxy.tapgate).
+            self._names = {} if inv is None else {
+                (a.host, a.port): identity_name(p.service_account, p.namespace)
+                for p in inv.pods if p.meshed
+                for a in (p.inbound, p.proxy) if a is not None}
+        return self._names.get(key)
+
+    def client(self, key: Key) -> tuple[ssl.SSLContext, str] | None:
+        """(context, expected server identity) for an upstream connection to ``key``."""
+        want = self.server_identity(key)
+        ctx = self.identity.client_ctx
+        if want is None or ctx is None:
+            return None
+        return ctx, want
+
+
+def check_server(transport: Any, want: str) -> None:
+    """Raises OSError if the TLS peer of ``transport`` is not ``want``."""
+    obj = transport.get_extra_info("ssl_object")
+    got = peer_identity(obj) if obj is not None else ""
+    if got != want:
+        transport.abort()
+        raise OSError(f"peer identity {got or '(none)'} is not the expected {want}")
+
+
+def _ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> Any:
+    """The TLS protocol of the loop in use (uvloop's own, or asyncio's)."""
+    try:
+        import uvloop
+        import uvloop.loop
+
+        if isinstance(loop, uvloop.Loop):
+            return uvloop.loop.SSLProtocol  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        pass
+    from asyncio.sslproto import SSLProtocol
+
+    return SSLProtocol
+
+
+def terminate(loop: asyncio.AbstractEventLoop, transport: Any, app: asyncio.Protocol,
+              ctx: ssl.SSLContext, first: bytes, on_fail: Callable[[], None]) -> None:
+    """Continues a plain transport, whose first bytes ``first`` were already read, as the
+    server side of TLS: ``app`` gets ``connection_made`` once the handshake succeeds and
+    the decrypted bytes after it. ``on_fail`` is called if the handshake fails."""
+    waiter = loop.create_future()
+
+    def done(f: asyncio.Future[None]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            on_fail()
+
+    waiter.add_done_callback(done)
+    proto = _ssl_protocol_class(loop)(loop, app, ctx, waiter, server_side=True,
+                                      ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+    transport.set_protocol(proto)
+    proto.connection_made(transport)
+    view = memoryview(first)
+    while view:
+        buf = proto.get_buffer(len(view))
+        n = min(len(buf), len(view))
+        buf[:n] = view[:n]
+        proto.buffer_updated(n)
+        view = view[n:]

@@ -1,0 +1,180 @@
+"""The identity service end to end: a real controller signs, real TLS handshakes check."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from meshtui.controller.server import Controller
+from meshtui.identity import identity_name
+from meshtui.identity.authority import Authority
+from meshtui.identity.workload import IdentityError, WorkloadIdentity, grpc_asker, peer_identity
+
+PODS = [
+    {"name": "web-0", "namespace": "emojivoto", "deployment": "web",
+     "address": "127.0.0.1:18080", "proxy": "127.0.0.1:14190"},
+    {"name": "emoji-0", "namespace": "emojivoto", "deployment": "emoji",
+     "serviceaccount": "emoji-sa", "address": "127.0.0.1:18082", "proxy": "127.0.0.1:14192"},
+    {"name": "lonely-0", "namespace": "default", "deployment": "lonely",
+     "address": "127.0.0.1:18084"},
+]
+WEB = identity_name("web", "emojivoto")
+EMOJI = identity_name("emoji-sa", "emojivoto")
+
+
+@pytest.fixture
+async def ctl(tmp_path: Path):
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps({"pods": PODS}))
+    auth = Authority.in_state_dir(tmp_path / "state", leaf_lifetime_s=3.0)
+    c = Controller(inv, "127.0.0.1:0", identity=auth)
+    await c.start()
+    yield c, auth
+    await c.stop(None)
+
+
+def workload(c: Controller, auth: Authority, pod: str, name: str,
+             token: str | None = None) -> WorkloadIdentity:
+    ns = next(p["namespace"] for p in PODS if p["name"] == pod)
+    tok = auth.pod_token(ns, pod) if token is None else token
+    return WorkloadIdentity(name, grpc_asker(f"127.0.0.1:{c.port}", ns, pod, tok))
+
+
+def test_state_dir_files_are_private_and_reused(tmp_path: Path) -> None:
+    a = Authority.in_state_dir(tmp_path)
+    files = sorted((tmp_path / "identity").iterdir())
+    assert len(files) == 5
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    b = Authority.in_state_dir(tmp_path)
+    assert a.anchor == b.anchor and a.issuer == b.issuer
+    assert a.pod_token("ns", "p") == b.pod_token("ns", "p") != a.pod_token("ns", "q")
+
+
+async def test_csr_for_another_pod_and_wrong_token_are_refused(ctl) -> None:
+    c, auth = ctl
+    with pytest.raises(IdentityError, match="may only ask for"):
+        await workload(c, auth, "web-0", EMOJI).refresh()
+    with pytest.raises(IdentityError, match="bad token"):
+        await workload(c, auth, "web-0", WEB, token=auth.pod_token("emojivoto", "emoji-0")
+                       ).refresh()
+    # An unmeshed pod has no identity to hand out.
+    with pytest.raises(IdentityError, match="no pod"):
+        await workload(c, auth, "lonely-0", identity_name("lonely", "default")).refresh()
+    assert c.identity is not None and c.identity.refused == 3 and c.identity.issued == 0
+
+
+async def echo_server(ident: WorkloadIdentity, seen: list[str]):
+    """A plain listener that upgrades each connection with the context current then."""
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        assert ident.server_ctx is not None
+        try:
+            await w.start_tls(ident.server_ctx)
+        except (ssl.SSLError, ConnectionError):
+            w.close()
+            return
+        seen.append(peer_identity(w.get_extra_info("ssl_object")))
+        while data := await r.read(1024):
+            w.write(data)
+            await w.drain()
+        w.close()
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def dial(port: int, ident: WorkloadIdentity, expect: str):
+    r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ident.client_ctx,
+                                         server_hostname=expect)
+    return r, w, peer_identity(w.get_extra_info("ssl_object"))
+
+
+async def test_mutual_tls_and_renewal_without_dropping_a_connection(ctl) -> None:
+    c, auth = ctl
+    web, emoji = workload(c, auth, "web-0", WEB), workload(c, auth, "emoji-0", EMOJI)
+    first = await web.start()
+    await emoji.start()
+    assert first.name == WEB
+    seen: list[str] = []
+    srv = await echo_server(emoji, seen)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        r, w, server_id = await dial(port, web, EMOJI)
+        assert server_id == EMOJI
+        # Keep talking over one connection while both sides renew (3 s life: at ~2.1 s).
+        deadline = asyncio.get_running_loop().time() + 4.0
+        n = 0
+        while asyncio.get_running_loop().time() < deadline:
+            w.write(b"ping %d\n" % n)
+            assert await r.readline() == b"ping %d\n" % n
+            n += 1
+            await asyncio.sleep(0.01)
+        assert web.renewals >= 1 and emoji.renewals >= 1
+        assert web.bundle is not None and web.bundle.leaf.serial_number != first.leaf.serial_number
+        # New connections present the renewed certificates.
+        r2, w2, _ = await dial(port, web, EMOJI)
+        w2.write(b"again\n")
+        assert await r2.readline() == b"again\n"
+        assert seen == [WEB, WEB]
+        for x in (w, w2):
+            x.close()
+    finally:
+        srv.close()
+        await web.stop()
+        await emoji.stop()
+
+
+async def test_foreign_anchor_is_refused_at_handshake(ctl, tmp_path: Path) -> None:
+    c, auth = ctl
+    emoji = workload(c, auth, "emoji-0", EMOJI)
+    await emoji.start()
+    # Another controller's mesh: its own anchor, same names.
+    other_auth = Authority.in_state_dir(tmp_path / "other")
+    inv = tmp_path / "inventory.json"
+    other = Controller(inv, "127.0.0.1:0", identity=other_auth)
+    await other.start()
+    seen: list[str] = []
+    srv = await echo_server(emoji, seen)
+    try:
+        intruder = workload(other, other_auth, "web-0", WEB)
+        await intruder.refresh()
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            r, _w, _ = await dial(srv.sockets[0].getsockname()[1], intruder, EMOJI)
+            await r.read(1)
+        assert seen == []
+    finally:
+        srv.close()
+        await emoji.stop()
+        await other.stop(None)
+
+
+async def test_check_reports_the_identity(ctl, capsys) -> None:
+    from meshtui.checks import identity_results, run_checks
+
+    c, auth = ctl
+    await workload(c, auth, "web-0", WEB).refresh()
+    assert await run_checks(f"127.0.0.1:{c.port}") == 1  # emoji-0 holds no certificate
+    out = capsys.readouterr().out
+    assert "√ trust anchor is valid for at least 60 days" in out
+    assert "√ issuer certificate is valid for at least 60 days" in out
+    assert "× every meshed proxy holds a current certificate" in out
+    assert "emojivoto/emoji-0" in out and "web-0" not in out.split("certificate", 2)[-1]
+    await workload(c, auth, "emoji-0", EMOJI).refresh()
+    results = identity_results(await _status(c), [("emojivoto", "web-0"),
+                                                  ("emojivoto", "emoji-0")], time.time())
+    assert all(r.ok for r in results)
+    # Near expiry: 30 days before the issuer's end.
+    later = auth.issuer.not_valid_after_utc.timestamp() - 30 * 86400
+    results = identity_results(await _status(c), [], later)
+    assert [r.ok for r in results] == [False, False, True]
+
+
+async def _status(c: Controller):  # type: ignore[no-untyped-def]
+    from meshtui.client.controller import ControllerClient
+
+    async with ControllerClient(f"127.0.0.1:{c.port}") as client:
+        return await client.identity_status()

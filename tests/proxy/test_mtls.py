@@ -1,0 +1,200 @@
+"""Mutual TLS between two meshed proxies, with a real controller issuing their
+certificates: what the apps send travels inside, plain clients still get through,
+and a stranger's certificate is refused at the handshake."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from proxykit import Client, Upstream, read_response
+from proxymesh import free_port, proxy_config
+
+from meshtui.controller.server import Controller
+from meshtui.identity import identity_name
+from meshtui.identity.authority import Authority
+from meshtui.identity.workload import WorkloadIdentity, grpc_asker
+from meshtui.model.inventory import Address
+from meshtui.proxy.prom_metrics import metrics_text
+from meshtui.proxy.server import ProxyServer
+
+WEB = identity_name("web", "ns")
+EMOJI = identity_name("emoji", "ns")
+
+
+@dataclass
+class TlsMesh:
+    auth: Authority
+    ctl: Controller
+    web: ProxyServer  # the calling pod's proxy (its outbound is used)
+    emoji: ProxyServer  # the called pod's proxy (its inbound is the peer)
+    app: Upstream
+    app_addr: str
+
+    def metrics(self, proxy: ProxyServer) -> str:
+        return metrics_text(proxy.telemetry).decode()
+
+
+@pytest.fixture
+async def tls_mesh(tmp_path: Path) -> AsyncIterator[TlsMesh]:
+    async with started(tmp_path) as m:
+        yield m
+
+
+@contextlib.asynccontextmanager
+async def started(tmp_path: Path, lifetime_s: float = 24 * 3600.0) -> AsyncIterator[TlsMesh]:
+    app = await Upstream().start()
+    app_addr = f"127.0.0.1:{app.port}"
+    emoji_in = free_port()
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps({"pods": [
+        {"name": "web-0", "namespace": "ns", "deployment": "web",
+         "address": "127.0.0.2:1", "proxy": "127.0.0.1:1"},
+        {"name": "emoji-0", "namespace": "ns", "deployment": "emoji", "address": app_addr,
+         "proxy": "127.0.0.1:2", "inbound": f"127.0.0.1:{emoji_in}"},
+    ]}))
+    auth = Authority.in_state_dir(tmp_path / "state", leaf_lifetime_s=lifetime_s)
+    ctl = Controller(inv, "127.0.0.1:0", identity=auth)
+    await ctl.start()
+    ident = Address("127.0.0.1", ctl.port)
+    emoji = ProxyServer(proxy_config(
+        app.port, inbound=Address("127.0.0.1", emoji_in), pod="emoji-0", deployment="emoji",
+        inventory=str(inv), identity=ident, identity_token=auth.pod_token("ns", "emoji-0")))
+    web = ProxyServer(proxy_config(
+        None, inventory=str(inv), identity=ident,
+        identity_token=auth.pod_token("ns", "web-0")))
+    await emoji.start()
+    await web.start()
+    try:
+        yield TlsMesh(auth, ctl, web, emoji, app, app_addr)
+    finally:
+        for p in (web, emoji):
+            await p.stop(grace=0.2)
+        await app.close()
+        await ctl.stop(None)
+
+
+async def test_http_and_upgraded_streams_travel_over_mutual_tls(tls_mesh: TlsMesh) -> None:
+    m = tls_mesh
+    assert m.web.outbound_address is not None
+    taps = [p.telemetry.hub.subscribe() for p in (m.web, m.emoji)]
+    c = await Client.connect(m.web.outbound_address)
+    try:
+        for _ in range(3):  # keep-alive: one TLS connection carries them all
+            r = await c.request("GET", "/hello", {"host": m.app_addr})
+            assert (r.status, r.body) == (200, b"hello")
+        r = await c.request("GET", "/ws", {"host": m.app_addr, "connection": "upgrade",
+                                           "upgrade": "websocket"})
+        assert r.status == 101
+        await c.send_raw(b"opaque bytes")
+        assert await c.reader.readexactly(12) == b"OPAQUE BYTES"
+    finally:
+        await c.close()
+    inbound = m.metrics(m.emoji)
+    outbound = m.metrics(m.web)
+    for proxy, sub in zip((m.web, m.emoji), taps, strict=True):
+        batch = proxy.telemetry.hub.take_batch(sub)
+        assert batch.events and all(ev.tls for ev in batch.events)
+    for text, who in ((inbound, f'client_id="{WEB}"'), (outbound, f'server_id="{EMOJI}"')):
+        for family in ("request_total{", "tcp_open_total{"):
+            line = next(x for x in text.splitlines() if x.startswith(family))
+            assert 'tls="true"' in line and who in line, line
+    assert m.app.seen.connections >= 1
+
+
+async def test_plain_client_still_served_and_counted_without_identity(
+        tls_mesh: TlsMesh) -> None:
+    m = tls_mesh
+    assert m.emoji.inbound_address is not None
+    sub = m.emoji.telemetry.hub.subscribe()
+    c = await Client.connect(m.emoji.inbound_address)
+    try:
+        r = await c.request("GET", "/hello")
+        assert (r.status, r.body) == (200, b"hello")
+    finally:
+        await c.close()
+    batch = m.emoji.telemetry.hub.take_batch(sub)
+    assert batch.events and not any(ev.tls for ev in batch.events)
+    text = m.metrics(m.emoji)
+    line = next(x for x in text.splitlines() if x.startswith("request_total{"))
+    assert 'tls="no_identity"' in line and "client_id" not in line
+
+
+async def test_certificate_from_another_anchor_is_refused_at_handshake(
+        tls_mesh: TlsMesh, tmp_path: Path) -> None:
+    m = tls_mesh
+    other = Authority.in_state_dir(tmp_path / "other")
+    inv = tmp_path / "inventory.json"
+    ctl2 = Controller(inv, "127.0.0.1:0", identity=other)
+    await ctl2.start()
+    try:
+        stranger = WorkloadIdentity(WEB, grpc_asker(
+            f"127.0.0.1:{ctl2.port}", "ns", "web-0", other.pod_token("ns", "web-0")))
+        await stranger.refresh()
+        assert m.emoji.inbound_address is not None
+        host, port = m.emoji.inbound_address
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            r, w = await asyncio.open_connection(host, port, ssl=stranger.client_ctx,
+                                                 server_hostname=EMOJI)
+            w.write(b"GET /hello HTTP/1.1\r\nhost: x\r\n\r\n")
+            await read_response(r)
+        assert m.app.seen.requests == []
+        await asyncio.sleep(0.05)
+        assert 'reason="tls_handshake"' in m.metrics(m.emoji)
+    finally:
+        with contextlib.suppress(Exception):
+            await ctl2.stop(None)
+
+
+async def test_renewal_under_load_fails_no_request(tmp_path: Path) -> None:
+    # Certificates of 2 s: both proxies renew at ~1.4 s while requests keep coming,
+    # on a kept-alive connection and on new ones.
+    async with started(tmp_path, lifetime_s=2.0) as m:
+        assert m.web.outbound_address is not None and m.web.identity is not None
+        first = m.web.identity.bundle.leaf.serial_number
+        kept = await Client.connect(m.web.outbound_address)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 2.5
+        n = 0
+        try:
+            while loop.time() < end:
+                r = await kept.request("GET", "/hello", {"host": m.app_addr})
+                assert r.status == 200
+                c = await Client.connect(m.web.outbound_address)
+                r = await c.request("GET", "/hello", {"host": m.app_addr,
+                                                      "connection": "close"})
+                assert r.status == 200
+                await c.close()
+                n += 2
+        finally:
+            await kept.close()
+        assert m.web.identity.renewals >= 1 and m.emoji.identity is not None
+        assert m.emoji.identity.renewals >= 1
+        assert m.web.identity.bundle.leaf.serial_number != first
+        assert n > 20
+        for proxy in (m.web, m.emoji):
+            assert "failure" not in "".join(
+                x for x in m.metrics(proxy).splitlines() if x.startswith("response_total{"))
+
+
+def test_identity_without_a_token_is_bad_usage(tmp_path: Path) -> None:
+    import argparse
+
+    from meshtui.errors import UsageError
+    from meshtui.proxy.config import add_arguments, from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    with pytest.raises(UsageError, match="needs the pod's token"):
+        from_args(p.parse_args(["--identity", "127.0.0.1:8086"]), {})
+    tok = tmp_path / "token"
+    tok.write_text("abc\n")
+    cfg = from_args(p.parse_args(["--identity", "127.0.0.1:8086"]),
+                    {"MESHTUI_IDENTITY_TOKEN_FILE": str(tok)})
+    assert cfg.identity_token == "abc"
