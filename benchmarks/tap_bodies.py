@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 
 from proxy_overhead import cpu_seconds, free_port, nginx, wait_listening
-from tap_slow_subscriber import HEADERS
+from tap_slow_subscriber import HEADERS, stop
 
 from meshtui.proxy.tap_hub import TapHub
 from meshtui.proxy.telemetry import Direction, Identity, Telemetry
@@ -139,16 +139,6 @@ def start_proxy(inbound: int, app: int, tap: int, source: str | None = None
         stderr=subprocess.DEVNULL, env=env, cwd=source or None)
 
 
-def stop(p: subprocess.Popen[bytes]) -> None:
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--seconds", type=float, default=4.0)
@@ -211,7 +201,7 @@ def main() -> int:
                             got.setdefault(f"{kind}, {mode}", []).append(out.strip())
         finally:
             for p in reversed(procs):
-                stop(p)
+                stop([p])
     ok = True
     print(f"wrk -t1 -c32, {args.rounds} rounds of {args.seconds:g}s, nginx upstream (medians)")
     for kind in kinds:

@@ -22,7 +22,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, TypeVar, cast
 
 from meshtui import __version__
 from meshtui.model.histogram import MAX_US, NUM_BUCKETS, Histogram, bucket_upper
@@ -35,6 +35,7 @@ from meshtui.v1 import common_pb2, proxy_pb2
 
 # response_start's default: look for grpc-status in the headers.
 _SCAN = object()
+_S = TypeVar("_S")  # a series, summed by _summed
 #: The authority (and address) overflowing routes are folded into.
 OTHER = "(other)"
 #: Longest authority kept as a label; longer ones are cut (tap still shows them whole).
@@ -608,25 +609,9 @@ def _wl_pb(w: Workload) -> common_pb2.Workload:
 def _merged_routes(routes: list[Route]) -> list[Route]:
     """The routes as the wire keys them (no TLS in the key yet): the plain and the
     mutual-TLS series of one destination summed, so that no wire series repeats."""
-    out: dict[tuple[int, str, str], Route] = {}
-    copies: set[int] = set()  # the entries of out that are sums, not live routes
-    for r in routes:
-        key = (r.direction, r.authority, r.dst_addr)
-        acc = out.get(key)
-        if acc is None:
-            out[key] = r
-            continue
-        if id(acc) not in copies:
-            first = acc
-            # Over mutual TLS (an edge's SECURED) only while every part of it was.
-            acc = out[key] = Route(r.direction, r.authority, r.dst_addr, r.dst_wl,
-                                   first.tls_id)
-            copies.add(id(acc))
-            _route_add(acc, first)
-        _route_add(acc, r)
-        if not r.tls_id:
-            acc.tls_id = ""
-    return list(out.values())
+    return _summed(routes, lambda r: (r.direction, r.authority, r.dst_addr),
+                   lambda r: Route(r.direction, r.authority, r.dst_addr, r.dst_wl, r.tls_id),
+                   _route_add)
 
 
 def _route_add(acc: Route, r: Route) -> None:
@@ -641,24 +626,34 @@ def _route_add(acc: Route, r: Route) -> None:
             g = have.grpc = have.grpc or {}
             for k, n in st.grpc.items():
                 g[k] = g.get(k, 0) + n
+    if not r.tls_id:
+        acc.tls_id = ""  # over mutual TLS (an edge's SECURED) only while all of it was
 
 
 def _merged_tcp(series: list[TcpStats]) -> list[TcpStats]:
     """The TCP series as the wire keys them (see :func:`_merged_routes`)."""
-    out: dict[tuple[int, str], TcpStats] = {}
-    copies: set[int] = set()
-    for t in series:
-        key = (t.direction, t.dst_addr)
+    return _summed(series, lambda t: (t.direction, t.dst_addr),
+                   lambda t: TcpStats(t.direction, t.dst_addr, t.dst_wl), _tcp_add)
+
+
+def _summed(items: list[_S], key_of: Callable[[_S], tuple[Any, ...]],
+            fresh: Callable[[_S], _S], add: Callable[[_S, _S], None]) -> list[_S]:
+    """``items`` with those of one key summed into a new item (the live ones are left
+    as they are: they go on counting)."""
+    out: dict[tuple[Any, ...], _S] = {}
+    copies: set[int] = set()  # the entries of out that are sums, not live items
+    for it in items:
+        key = key_of(it)
         acc = out.get(key)
         if acc is None:
-            out[key] = t
+            out[key] = it
             continue
         if id(acc) not in copies:
             first = acc
-            acc = out[key] = TcpStats(t.direction, t.dst_addr, t.dst_wl)
+            acc = out[key] = fresh(first)
             copies.add(id(acc))
-            _tcp_add(acc, first)
-        _tcp_add(acc, t)
+            add(acc, first)
+        add(acc, it)
     return list(out.values())
 
 

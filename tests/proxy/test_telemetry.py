@@ -244,3 +244,28 @@ def test_latencies_land_in_the_buckets_the_histogram_itself_picks() -> None:
     assert got.counts == expected.counts
     assert got.count == expected.count == len(values_us)
     assert abs(got.sum_us - expected.sum_us) <= 1e-6 * expected.sum_us
+
+
+def test_a_destination_is_secured_on_the_wire_only_when_all_its_traffic_was_mtls() -> None:
+    """The scrape sums the plain and mutual-TLS series of one destination; the sum says
+    tls only when every part did (an edge's SECURED), and the counts add up."""
+    tel = make()
+    server = "emoji.emojivoto.serviceaccount.identity.meshtui.local"
+
+    def call(dst: tuple[str, int], tls_id: str) -> None:
+        obs = tel.request(Direction.OUTBOUND, ("10.0.0.5", 40000), dst, 1, "GET", "http",
+                          "emoji-svc:8080", "/x", [], tls_id=tls_id)
+        obs.response_start(200, [])
+        obs.response_end(10, None)
+
+    for _ in range(2):
+        call(("10.0.0.7", 8080), server)
+    call(("10.0.0.9", 8080), server)
+    call(("10.0.0.9", 8080), "")  # one plain call to the second destination
+    s = tel.scrape()
+    tls = {(r.dst_addr, r.tls): r.count for r in s.responses}
+    assert tls == {("10.0.0.7:8080", True): 2, ("10.0.0.9:8080", False): 2}
+    # The live series go on counting apart: a second scrape sums them again.
+    call(("10.0.0.9", 8080), server)
+    assert {(r.dst_addr, r.tls): r.count for r in tel.scrape().responses} == {
+        ("10.0.0.7:8080", True): 2, ("10.0.0.9:8080", False): 3}
