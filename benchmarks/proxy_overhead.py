@@ -249,10 +249,12 @@ def start_proxy(inbound: int, app: int, source: str | None = None) -> subprocess
         stderr=subprocess.DEVNULL, env=env, cwd=source or None)
 
 
-def latency_rounds(targets: dict[str, int], rounds: int, run: Any, pids: dict[str, int]
+def latency_rounds(targets: dict[str, int], rounds: int, run: Any, pids: dict[str, int],
+                   baseline: str = "direct"
                    ) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
     """Interleaved fixed-rate rounds: the best round's quantiles per target (printed
-    with the median p99 and the generator's lag), and each proxy's CPU per request."""
+    with the median p99 and the generator's lag, and what each adds to ``baseline``'s),
+    and each proxy's CPU per request."""
     per: dict[str, list[dict[str, float]]] = {n: [] for n in targets}
     late: dict[str, int | None] = dict.fromkeys(targets, 0)
     cpu: dict[str, list[float]] = {n: [] for n in pids}
@@ -277,10 +279,11 @@ def latency_rounds(targets: dict[str, int], rounds: int, run: Any, pids: dict[st
             extra += f"; CPU per request {statistics.median(cpu[name]):.1f} µs"
         print(f"  {name:16s} p50 {q['p50']:6.3f}  p99 {q['p99']:6.3f}  "
               f"p99.9 {q['p99.9']:6.3f}   (best round; median p99 {med:.3f}{extra})")
+    base = best[baseline]
     for n in targets:
-        if n != "direct":
-            print(f"  added by {n:16s} p50 {best[n]['p50'] - best['direct']['p50']:+6.3f}  "
-                  f"p99 {best[n]['p99'] - best['direct']['p99']:+6.3f}")
+        if n != baseline:
+            print(f"  added by {n:16s} p50 {best[n]['p50'] - base['p50']:+6.3f}  "
+                  f"p99 {best[n]['p99'] - base['p99']:+6.3f}")
     return best, cpu
 
 
@@ -464,7 +467,7 @@ def main() -> int:
                 chain_ports, args.latency_rounds,
                 lambda port: cloop.run_until_complete(
                     fixed_rate(port, args.rate, args.latency_seconds, host=host)),
-                {n: p[0] for n, p in chain_pids.items()})
+                {n: p[0] for n, p in chain_pids.items()}, baseline="chain plain")
             cloop.close()
             print(f"meshed to meshed, max throughput: wrk -t1 -c32 keep-alive, {args.rounds} "
                   "rounds (median requests/s):")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 TRUST_DOMAIN = "meshtui.local"
 LEAF_LIFETIME_S = 24 * 3600.0
 # A proxy asks for a new certificate once this share of the current one's life has passed.
@@ -15,3 +17,12 @@ def identity_name(serviceaccount: str, namespace: str, domain: str = TRUST_DOMAI
 #: The controller's own identity: the only one a proxy's tap/metrics port serves.
 CONTROLLER_SERVICEACCOUNT, CONTROLLER_NAMESPACE = "controller", "meshtui"
 CONTROLLER_IDENTITY = identity_name(CONTROLLER_SERVICEACCOUNT, CONTROLLER_NAMESPACE)
+
+
+def peer_identity(obj: ssl.SSLObject | ssl.SSLSocket) -> str:
+    """The DNS name of a verified peer's certificate ('' if none)."""
+    cert = obj.getpeercert() or {}
+    for entry in cert.get("subjectAltName", ()):
+        if isinstance(entry, tuple) and entry[0] == "DNS":
+            return str(entry[1])
+    return ""

@@ -165,12 +165,3 @@ def contexts(key: certs.PrivateKey, b: Bundle) -> tuple[ssl.SSLContext, ssl.SSLC
     # gRPC clients (the controller at a tap port) insist on ALPN; proxies offer none.
     server.set_alpn_protocols(["h2", "http/1.1"])
     return server, client
-
-
-def peer_identity(obj: ssl.SSLObject | ssl.SSLSocket) -> str:
-    """The DNS name of a verified peer's certificate ('' if none)."""
-    cert = obj.getpeercert() or {}
-    for entry in cert.get("subjectAltName", ()):
-        if isinstance(entry, tuple) and entry[0] == "DNS":
-            return str(entry[1])
-    return ""

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from meshtui.identity.workload import peer_identity
+from meshtui.identity.names import peer_identity
 from meshtui.proxy import http1
 from meshtui.proxy.codec import R_UPSTREAM, R_WAIT, Codec
 from meshtui.proxy.h2frames import (

@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshtui.identity import identity_name
-from meshtui.identity.workload import WorkloadIdentity, peer_identity
+from meshtui.identity.names import peer_identity
 from meshtui.model.inventory import Inventory
+
+if TYPE_CHECKING:  # the certificates' side (cryptography) is loaded only with identity on
+    from meshtui.identity.workload import WorkloadIdentity
 
 Key = tuple[str, int]
 # Seconds a TLS handshake may take before the connection is dropped.

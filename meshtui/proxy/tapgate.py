@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from meshtui.errors import RuntimeFailure
-from meshtui.identity.workload import WorkloadIdentity, peer_identity
+from meshtui.identity.names import peer_identity
+from meshtui.identity.workload import WorkloadIdentity
 from meshtui.proxy.mtls import terminate
 
 

@@ -14,7 +14,8 @@ import pytest
 from meshtui.controller.server import Controller
 from meshtui.identity import identity_name
 from meshtui.identity.authority import Authority
-from meshtui.identity.workload import IdentityError, WorkloadIdentity, grpc_asker, peer_identity
+from meshtui.identity.names import peer_identity
+from meshtui.identity.workload import IdentityError, WorkloadIdentity, grpc_asker
 
 PODS = [
     {"name": "web-0", "namespace": "emojivoto", "deployment": "web",

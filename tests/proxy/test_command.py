@@ -238,3 +238,13 @@ async def test_grpc_call_of_100_mb_each_way_with_flat_proxy_memory() -> None:
     print(f"gRPC: proxy RSS {base / 1024:.1f} MiB at start, {peak / 1024:.1f} MiB at peak")
     grew_mib = (peak - base) / 1024
     assert grew_mib < 16, f"proxy RSS grew by {grew_mib:.1f} MiB (from {base / 1024:.1f} MiB)"
+
+
+def test_a_proxy_without_identity_does_not_load_the_certificate_libraries() -> None:
+    """cryptography and grpc's certificate side cost a proxy about 20 MB resident:
+    they are loaded only when --identity asks for them."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, meshtui.commands.proxy, meshtui.proxy.server; "
+         "print(sorted(m for m in ('cryptography', 'meshtui.identity.workload') "
+         "if m in sys.modules))"], capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.strip() == "[]"
