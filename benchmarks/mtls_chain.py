@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from meshtui.identity import identity_name
 from meshtui.identity.authority import Authority
-from meshtui.identity.certs import write_private
+from meshtui.identity.certs import new_key, write_private
+from meshtui.identity.workload import Bundle, contexts
 
 
 def free_port() -> int:
@@ -24,8 +27,9 @@ def free_port() -> int:
 
 def start_chains(tmp: Path, origin: int) -> tuple[dict[str, int], list[subprocess.Popen[bytes]],
                                                   dict[str, list[int]]]:
-    """({"chain plain": port, "chain mTLS": port} of the callers' outbound ports, the
-    processes, their pids per chain). Requests must name ``127.0.0.1:origin`` as Host."""
+    """({"chain plain": port, "chain mTLS": port} of the callers' outbound ports and, as
+    "chain plain callee" and "chain mTLS callee", the called pods' inbound ports; the
+    processes; their pids per chain). Requests must name ``127.0.0.1:origin`` as Host."""
     procs: list[subprocess.Popen[bytes]] = []
     ports: dict[str, int] = {}
     pids: dict[str, list[int]] = {}
@@ -65,6 +69,7 @@ def start_chains(tmp: Path, origin: int) -> tuple[dict[str, int], list[subproces
             procs.append(p)
             chain.append(p.pid)
         ports[name] = caller_out
+        ports[f"{name} callee"] = callee_in
         pids[name] = chain
     return ports, procs, pids
 
@@ -98,3 +103,28 @@ def wait_ready(port: int, host: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the meshed chain at port {port} never answered 200")
         time.sleep(0.2)
+
+
+def caller_context(state: Path) -> ssl.SSLContext:
+    """A client context holding the caller pod's identity, as its proxy would, issued by
+    the chain's authority (its state directory)."""
+    auth = Authority.in_state_dir(state)
+    key = new_key()
+    issued = auth.issue(identity_name("caller", "bench"), key.public_key())
+    _, client = contexts(key, Bundle(issued.leaf, (issued.issuer,), issued.anchor))
+    return client
+
+
+def handshake_ms(port: int, host: str, ctx: ssl.SSLContext | None, n: int = 300) -> float:
+    """Mean milliseconds of a request on a connection of its own to a called pod's
+    inbound proxy (connect, TLS handshake when ``ctx``, request, response, close)."""
+    req = f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    want = identity_name("callee", "bench")
+    t0 = time.perf_counter()
+    for _ in range(n):
+        raw = socket.create_connection(("127.0.0.1", port))
+        with ctx.wrap_socket(raw, server_hostname=want) if ctx is not None else raw as s:
+            s.sendall(req)
+            while s.recv(65536):
+                pass
+    return (time.perf_counter() - t0) / n * 1000
