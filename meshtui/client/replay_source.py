@@ -19,10 +19,12 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from meshtui.client.queries import HistoryPoint, StatQuery, StatSnapshot, TapBatch, TapQuery
+from meshtui.client.tap_wire import LineEvents
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.sanitize import clean
 from meshtui.model.tap import TapEvent, TapMatch
 from meshtui.model.tap_json import BadEvent, Reader
+from meshtui.model.tap_lines import Line
 
 #: Lines longer than this are skipped unread (a tap event is a few hundred bytes;
 #: a header block at the proxy's limit, 60 KiB, fits with room to spare).
@@ -68,9 +70,11 @@ class ReplaySource:
     async def tap(self, query: TapQuery) -> AsyncGenerator[TapBatch, None]:
         keep = _matcher(query)
         reader = Reader()
+        # Without a test, lines stay as read until a view looks at them (LineEvents).
+        read = reader.read_step if keep is None else reader.read_line
         self.bad = self.read = 0
         first_bad = ""
-        batch: list[TapEvent] = []
+        batch: list[TapEvent | Line] = []
         try:
             f = self.path.open("rb")
         except OSError as e:
@@ -82,24 +86,24 @@ class ReplaySource:
                 try:
                     if len(line) > MAX_LINE:
                         raise BadEvent(f"longer than {MAX_LINE:,} bytes")
-                    ev = reader.read_line(line)
+                    ev = read(line)
                 except BadEvent as e:
                     self.bad += 1
                     if not first_bad:
                         first_bad = f"line {number}: {e}"
                     continue
                 self.read += 1
-                if keep is None or keep(ev):
+                if keep is None or keep(ev):  # type: ignore[arg-type]  # a model event here
                     batch.append(ev)
                 if len(batch) >= BATCH:
-                    yield TapBatch(batch, {}, {})
+                    yield TapBatch(LineEvents(batch), {}, {})
                     batch = []
                     await asyncio.sleep(0)  # keys and frames between batches
         notes: tuple[str, ...] = ()
         if self.bad:
             notes = (f"{self.bad:,} bad line{'s' if self.bad != 1 else ''} skipped in "
                      f"{clean(self.path.name)} (first at {first_bad})",)
-        yield TapBatch(batch, {}, {}, notes=notes)
+        yield TapBatch(LineEvents(batch), {}, {}, notes=notes)
 
 
 def _matcher(q: TapQuery):  # type: ignore[no-untyped-def]
