@@ -165,7 +165,7 @@ class Reader:
         before and says why a line is bad."""
         fast = self._lines.decode(line)
         if fast is not None:
-            if not fast.has_bodies:
+            if fast.slot != 2 or not fast.has_bodies:
                 return fast
             try:
                 return fast.event()

@@ -32,6 +32,7 @@ from meshtui.model.inventory import Workload
 from meshtui.model.redact import REDACTED, active
 from meshtui.model.sanitize import clean
 from meshtui.model.tap import (
+    CapturedBody,
     Direction,
     Endpoint,
     Headers,
@@ -235,19 +236,25 @@ class Line(msgspec.Struct, gc=False):
         """The model event, as the general reader makes it of the same line.
         ValueError when a captured body is not one (checked as the line is read)."""
         d = self.detail
-        common: dict[str, Any] = {
-            "source": self.source, "destination": self.destination,
-            "direction": self.direction, "timestamp_us": self.timestamp_us, "tls": self.tls,
-            "stream": StreamId(d.id.base, d.id.stream)}
+        stream = StreamId(d.id.base, d.id.stream)
         if type(d) is _JRequest:
-            return RequestInit(**common, method=self.text("method"),
-                               scheme=self.text("scheme"), authority=self.text("authority"),
-                               path=self.text("path"), headers=decode_headers(_pairs(d.headers)))
+            return RequestInit(source=self.source, destination=self.destination,
+                               direction=self.direction, stream=stream,
+                               timestamp_us=self.timestamp_us, tls=self.tls,
+                               method=self.text("method"), scheme=self.text("scheme"),
+                               authority=self.text("authority"), path=self.text("path"),
+                               headers=decode_headers(_pairs(d.headers)))
         if type(d) is _JResponse:
-            return ResponseInit(**common, status=d.httpStatus, latency_us=d.sinceRequestInit.us,
+            return ResponseInit(source=self.source, destination=self.destination,
+                                direction=self.direction, stream=stream,
+                                timestamp_us=self.timestamp_us, tls=self.tls,
+                                status=d.httpStatus, latency_us=d.sinceRequestInit.us,
                                 headers=decode_headers(_pairs(d.headers)))
         assert type(d) is _JEnd
-        return ResponseEnd(**common, since_request_us=d.sinceRequestInit.us,
+        return ResponseEnd(source=self.source, destination=self.destination,
+                           direction=self.direction, stream=stream,
+                           timestamp_us=self.timestamp_us, tls=self.tls,
+                           since_request_us=d.sinceRequestInit.us,
                            duration_us=d.sinceResponseInit.us, response_bytes=d.responseBytes,
                            grpc_status=d.grpcStatusCode, reset_code=d.resetErrorCode,
                            trailers=decode_headers(_pairs(d.trailers)),
@@ -255,7 +262,7 @@ class Line(msgspec.Struct, gc=False):
                            response_body=_body(d.capturedResponseBody, "capturedResponseBody"))
 
 
-def _body(v: Any, name: str) -> Any:
+def _body(v: Any, name: str) -> CapturedBody | None:
     return None if v is msgspec.UNSET else read_body_json(v, name)
 
 
