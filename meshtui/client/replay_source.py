@@ -2,9 +2,10 @@
 
 ``tap --replay FILE`` and ``top --replay FILE`` open the views they always open,
 on this source: the views read it as they read a live mesh, and need no
-special case. The file is read once, in batches, as fast as it parses; what
-the query asks (resource, --method, --path, --authority) is applied here, as
-a proxy would.
+special case. The file is read once, in batches, as fast as it parses, each
+line kept as msgspec decoded it until a view looks at it
+(:mod:`meshtui.model.tap_lines`); what the query asks (resource, --method,
+--path, --authority) is applied here, as a proxy would.
 
 The file is untrusted: a line that is not a tap event is skipped and counted,
 and the stream ends with one note saying how many and why the first was bad.
@@ -71,7 +72,7 @@ class ReplaySource:
         keep = _matcher(query)
         reader = Reader()
         # Without a test, lines stay as read until a view looks at them (LineEvents).
-        read = reader.read_step if keep is None else reader.read_line
+        read = reader.read_line if keep else reader.read_step
         self.bad = self.read = 0
         first_bad = ""
         batch: list[TapEvent | Line] = []
@@ -93,7 +94,7 @@ class ReplaySource:
                         first_bad = f"line {number}: {e}"
                     continue
                 self.read += 1
-                if keep is None or keep(ev):  # type: ignore[arg-type]  # a model event here
+                if keep is None or (isinstance(ev, TapEvent) and keep(ev)):
                     batch.append(ev)
                 if len(batch) >= BATCH:
                     yield TapBatch(LineEvents(batch), {}, {})
