@@ -145,3 +145,15 @@ def test_a_request_joins_across_the_fast_and_the_general_reader() -> None:
     recs, slots = StepTracker().join_events(kept)
     assert recs[0] is recs[1] is recs[2] and list(slots) == [0, 1, 2]
     assert recs[0].request().end == end and recs[0].path == "/\\ud800"
+
+
+def test_a_query_reads_model_events_and_keeps_what_it_asks_for(tmp_path: Path) -> None:
+    events = traffic(12)
+    path = tmp_path / "saved.jsonl"
+    path.write_text("".join(tap_json_line(ev) + "\n" for ev in events))
+    batches = read_all(ReplaySource(path), TapQuery("namespace", None, None, method="POST"))
+    kept = [s for b in batches for s in b.events.lines]  # type: ignore[attr-defined]
+    general = Reader()
+    posts = {ev.request_key for ev in events if getattr(ev, "method", "") == "POST"}
+    assert posts and kept == [general.read_event(tap_json(ev)) for ev in events
+                              if ev.request_key in posts]
