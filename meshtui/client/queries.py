@@ -95,7 +95,7 @@ class TapQuery:
 class TapBatch:
     """What one wire batch brings the UI: events, and what was lost where."""
 
-    events: Sequence[TapEvent]  # from a lazy stream: WireEvents (meshtui.client.tap_wire)
+    events: Sequence[TapEvent]  # lazy: WireEvents, a replay's LineEvents (client.tap_wire)
     drops: dict[str, int]  # "namespace/pod" → events lost since the last batch
     errors: dict[str, str]  # "namespace/pod" → why its stream broke
     rate_limited: int = 0

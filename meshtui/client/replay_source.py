@@ -2,9 +2,10 @@
 
 ``tap --replay FILE`` and ``top --replay FILE`` open the views they always open,
 on this source: the views read it as they read a live mesh, and need no
-special case. The file is read once, in batches, as fast as it parses; what
-the query asks (resource, --method, --path, --authority) is applied here, as
-a proxy would.
+special case. The file is read once, in batches, as fast as it parses, each
+line kept as msgspec decoded it until a view looks at it
+(:mod:`meshtui.model.tap_lines`); what the query asks (resource, --method,
+--path, --authority) is applied here, as a proxy would.
 
 The file is untrusted: a line that is not a tap event is skipped and counted,
 and the stream ends with one note saying how many and why the first was bad.
@@ -26,11 +27,13 @@ from meshtui.client.queries import (
     TapBatch,
     TapQuery,
 )
+from meshtui.client.tap_wire import LineEvents
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.edges import EdgeRow
 from meshtui.model.sanitize import clean
 from meshtui.model.tap import TapEvent, TapMatch
 from meshtui.model.tap_json import BadEvent, Reader
+from meshtui.model.tap_lines import Line
 
 #: Lines longer than this are skipped unread (a tap event is a few hundred bytes;
 #: a header block at the proxy's limit, 60 KiB, fits with room to spare).
@@ -79,9 +82,11 @@ class ReplaySource:
     async def tap(self, query: TapQuery) -> AsyncGenerator[TapBatch, None]:
         keep = _matcher(query)
         reader = Reader()
+        # Without a test, lines stay as read until a view looks at them (LineEvents).
+        read = reader.read_line if keep else reader.read_step
         self.bad = self.read = 0
         first_bad = ""
-        batch: list[TapEvent] = []
+        batch: list[TapEvent | Line] = []
         try:
             f = self.path.open("rb")
         except OSError as e:
@@ -93,24 +98,24 @@ class ReplaySource:
                 try:
                     if len(line) > MAX_LINE:
                         raise BadEvent(f"longer than {MAX_LINE:,} bytes")
-                    ev = reader.read_line(line)
+                    ev = read(line)
                 except BadEvent as e:
                     self.bad += 1
                     if not first_bad:
                         first_bad = f"line {number}: {e}"
                     continue
                 self.read += 1
-                if keep is None or keep(ev):
+                if keep is None or (isinstance(ev, TapEvent) and keep(ev)):
                     batch.append(ev)
                 if len(batch) >= BATCH:
-                    yield TapBatch(batch, {}, {})
+                    yield TapBatch(LineEvents(batch), {}, {})
                     batch = []
                     await asyncio.sleep(0)  # keys and frames between batches
         notes: tuple[str, ...] = ()
         if self.bad:
             notes = (f"{self.bad:,} bad line{'s' if self.bad != 1 else ''} skipped in "
                      f"{clean(self.path.name)} (first at {first_bad})",)
-        yield TapBatch(batch, {}, {}, notes=notes)
+        yield TapBatch(LineEvents(batch), {}, {}, notes=notes)
 
 
 def _matcher(q: TapQuery):  # type: ignore[no-untyped-def]

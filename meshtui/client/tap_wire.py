@@ -9,7 +9,8 @@ converted, and cleaned for display, only when it is drawn, filtered or opened.
 
 :class:`WireEvents` carries a slice of a wire batch to whoever iterates it as
 model events (``top``), converting on the way and charging the time to the
-stream's :class:`~meshtui.client.budget.Budget`.
+stream's :class:`~meshtui.client.budget.Budget`. :class:`LineEvents` does the same
+for a replayed file's lines (:mod:`meshtui.model.tap_lines`), kept as msgspec read them.
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ from meshtui.model.tap import (
     ResponseInit,
     TapEvent,
 )
+from meshtui.model.tap_lines import Line
 from meshtui.v1 import common_pb2
 
 if TYPE_CHECKING:
     from meshtui.client.budget import Budget
 
-# A step is either a model event (from a source that makes them, such as the
-# fake one) or a wire event, still as protobuf; both turn into model events
-# with :func:`as_event`.
+# A step is a model event (from a source that makes them, such as the fake one),
+# a wire event, still as protobuf, or a line of a replayed file as msgspec decoded
+# it (meshtui.model.tap_lines.Line); each turns into a model event with :func:`as_event`.
 Step = Any
 
 _WIRE_SLOTS = {"request_init": 0, "response_init": 1, "response_end": 2}
@@ -53,6 +55,8 @@ def as_event(step: Step) -> TapEvent | None:
     """The model event a step is; None for a wire event of a kind this client does not know."""
     if isinstance(step, TapEvent):
         return step
+    if type(step) is Line:
+        return step.event()
     return tap_event(step)
 
 
@@ -118,7 +122,7 @@ class Steps:
             events = self._events = [None, None, None]
         ev = events[slot]
         if ev is None:
-            ev = events[slot] = tap_event(step)
+            ev = events[slot] = as_event(step)
         return ev
 
     def request(self) -> Request:
@@ -156,7 +160,9 @@ class Steps:
         rsp = self.response
         if rsp is None:
             return None
-        return rsp.status if type(rsp) is ResponseInit else rsp.response_init.http_status
+        if type(rsp) is ResponseInit or type(rsp) is Line:
+            return rsp.status
+        return rsp.response_init.http_status
 
     @property
     def latency_us(self) -> int | None:
@@ -164,14 +170,15 @@ class Steps:
         rsp = self.response
         if rsp is None:
             return None
-        return (rsp.latency_us if type(rsp) is ResponseInit
-                else rsp.response_init.since_request_init_us)
+        if type(rsp) is ResponseInit or type(rsp) is Line:
+            return rsp.latency_us
+        return rsp.response_init.since_request_init_us
 
     @property
     def grpc_status(self) -> int | None:
         """The gRPC status the response ended with, when it was gRPC."""
         end = self.end
-        if end is None or type(end) is ResponseEnd:
+        if end is None or type(end) is ResponseEnd or type(end) is Line:
             return end.grpc_status if end is not None else None
         e = end.response_end
         return e.grpc_status_code if e.WhichOneof("eos") == "grpc_status_code" else None
@@ -180,7 +187,7 @@ class Steps:
     def response_bytes(self) -> int | None:
         """The response body's length, once it ended."""
         end = self.end
-        if end is None or type(end) is ResponseEnd:
+        if end is None or type(end) is ResponseEnd or type(end) is Line:
             return end.response_bytes if end is not None else None
         return int(end.response_end.response_bytes)
 
@@ -195,6 +202,8 @@ class Steps:
             if isinstance(step, TapEvent):
                 hs = getattr(step, "trailers" if type(step) is ResponseEnd else "headers")
                 out.extend(v for n, v in hs if n.lower() == name)
+            elif type(step) is Line:
+                out.extend(step.header_values(name))
             else:
                 out.extend(step_header_values(step, name))
         return out
@@ -207,6 +216,8 @@ class Steps:
             return None
         if isinstance(init, TapEvent):
             return str(getattr(init, field))
+        if type(init) is Line:
+            return init.text(field)
         return init_text(init.request_init, field)
 
     @property
@@ -227,19 +238,23 @@ class Steps:
     @property
     def direction(self) -> Direction:
         first = self._first()
-        if isinstance(first, TapEvent):
+        if isinstance(first, TapEvent) or type(first) is Line:
             return first.direction
         return DIRECTIONS.get(first.proxy_direction, Direction.UNKNOWN)
 
     @property
     def source(self) -> Endpoint:
         first = self._first()
-        return first.source if isinstance(first, TapEvent) else endpoint(first.source)
+        if isinstance(first, TapEvent) or type(first) is Line:
+            return first.source
+        return endpoint(first.source)
 
     @property
     def destination(self) -> Endpoint:
         first = self._first()
-        return first.destination if isinstance(first, TapEvent) else endpoint(first.destination)
+        if isinstance(first, TapEvent) or type(first) is Line:
+            return first.destination
+        return endpoint(first.destination)
 
 
 _SLOT_NAMES = ("init", "response", "end")
@@ -286,24 +301,40 @@ class StepTracker:
         request, its key): a live feed keeps these for every event it holds, and
         each object Python's collector tracks costs time in every collection.
         """
+        slots = _WIRE_SLOTS
+
+        def keyed() -> Iterator[tuple[object, int, Step]]:
+            for ev in wire:
+                slot = slots.get(ev.WhichOneof("event"))
+                if slot is None:
+                    continue
+                sid = ev.id
+                direction = ev.proxy_direction
+                proxy = ev.destination if direction == _INBOUND else ev.source
+                yield (sid.base, sid.stream, direction, proxy.ip, proxy.port), slot, ev
+
+        return self._join(keyed())
+
+    def join_events(self, events: Iterable[TapEvent | Line]) -> Joined:
+        """Model events, or a replay's lines (some of which may be model events),
+        joined to their requests, as :meth:`join_wire` does; a replay's batch
+        (:class:`LineEvents`) is joined as it was read, nothing converted."""
+        if isinstance(events, LineEvents):
+            events = events.lines
+        return self._join((ev.request_key, ev.slot if isinstance(ev, Line) else _model_slot(ev), ev)
+                          for ev in events)
+
+    def _join(self, keyed: Iterable[tuple[object, int, Step]]) -> Joined:
         recs: list[Steps] = []
         add = recs.append
         kinds = bytearray()
         kind = kinds.append
-        slots = _WIRE_SLOTS
         place = self._place
         open_ = self._open
         capacity = self.capacity
         opened = self._opened.append
         seen = self._seen
-        for ev in wire:
-            slot = slots.get(ev.WhichOneof("event"))
-            if slot is None:
-                continue
-            sid = ev.id
-            direction = ev.proxy_direction
-            proxy = ev.destination if direction == _INBOUND else ev.source
-            key = (sid.base, sid.stream, direction, proxy.ip, proxy.port)
+        for key, slot, ev in keyed:
             # The usual cases inline (this runs for every event of the stream):
             # a request's first step, and a later step of an open one.
             rec = open_.get(key)
@@ -326,16 +357,6 @@ class StepTracker:
                 rec = place(key, slot, ev)
             add(rec)
             kind(slot)
-        self._seen += len(recs)
-        self._expire()
-        return recs, kinds
-
-    def join_events(self, events: Iterable[TapEvent]) -> Joined:
-        """Model events joined to their requests, as :meth:`join_wire` does."""
-        place = self._place
-        events = list(events)
-        kinds = bytearray(_model_slot(ev) for ev in events)
-        recs = [place(ev.request_key, slot, ev) for ev, slot in zip(events, kinds, strict=True)]
         self._seen += len(recs)
         self._expire()
         return recs, kinds
@@ -416,3 +437,36 @@ class WireEvents(Sequence[TapEvent]):
         events = [e for e in map(tap_event, self.wire) if e is not None]
         self.spend(clock() - t0)
         return iter(events)
+
+
+class LineEvents(Sequence[TapEvent]):
+    """A batch of a replay: its steps as read (``lines``: each a
+    :class:`~meshtui.model.tap_lines.Line`, or a model event where a line took the
+    general reader), read as model events by whoever iterates it (``top``, printed
+    output). The feed joins the lines themselves (:meth:`StepTracker.join_events`)
+    and converts one only when it is looked at.
+    """
+
+    def __init__(self, lines: list[TapEvent | Line]) -> None:
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    @overload
+    def __getitem__(self, index: int) -> TapEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[TapEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> TapEvent | Sequence[TapEvent]:
+        if isinstance(index, slice):
+            return [_event(s) for s in self.lines[index]]
+        return _event(self.lines[index])
+
+    def __iter__(self) -> Iterator[TapEvent]:
+        return map(_event, self.lines)
+
+
+def _event(step: TapEvent | Line) -> TapEvent:
+    return step if isinstance(step, TapEvent) else step.event()

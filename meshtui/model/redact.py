@@ -89,6 +89,7 @@ class Redactor:
         self._globs = re.compile("|".join(fnmatch.translate(_norm(g)) for g in globs))
         self._cache: dict[str | bytes, bool] = {}
         self._paths: dict[str, str] = {}
+        self._queries: dict[str, str | None] = {}
         #: ``known(name)``: the cached decision, or None: one dict lookup, for hot loops
         #: (the cache is cleared, never replaced, so this stays bound to it).
         self.known = self._cache.get
@@ -118,26 +119,44 @@ class Redactor:
     def path(self, path: str) -> str:
         """``/x?token=abc&id=3`` → ``/x?token=<redacted>&id=3``; an absolute URL's
         userinfo too."""
-        if "?" not in path and "@" not in path:
-            return path
-        hit = self._paths.get(path)  # the same paths come again and again
-        if hit is None:
-            hit = self._path(path)
-            if len(self._paths) >= _CACHE_MAX:
-                self._paths.clear()
-            self._paths[path] = hit
-        return hit
-
-    def _path(self, path: str) -> str:
-        if "@" in path and "://" in path:
-            scheme, _, rest = path.partition("://")
-            host, slash, tail = rest.partition("/")
-            path = f"{scheme}://{self.authority(host)}{slash}{tail}"
         q = path.find("?")
+        if "@" in path and "://" in path:  # rare: the whole path is remembered
+            hit = self._paths.get(path)
+            if hit is None:
+                hit = self._path(path)
+                if len(self._paths) >= _CACHE_MAX:
+                    self._paths.clear()
+                self._paths[path] = hit
+            return hit
         if q < 0:
             return path
-        query, hash_, frag = path[q + 1:].partition("#")
-        parts = query.split("&")
+        query = self._query(path[q:])
+        return path if query is None else path[:q] + query
+
+    def _path(self, path: str) -> str:
+        scheme, _, rest = path.partition("://")
+        host, slash, tail = rest.partition("/")
+        path = f"{scheme}://{self.authority(host)}{slash}{tail}"
+        q = path.find("?")
+        query = None if q < 0 else self._query(path[q:])
+        return path if query is None else path[:q] + query
+
+    def _query(self, query: str) -> str | None:
+        """``?token=abc&id=3#top`` with secret values withheld; None when none is.
+        Paths differ, their queries repeat (``?page=2``): each is judged once."""
+        try:
+            return self._queries[query]
+        except KeyError:
+            pass
+        hit = self._judge_query(query)
+        if len(self._queries) >= _CACHE_MAX:
+            self._queries.clear()
+        self._queries[query] = hit
+        return hit
+
+    def _judge_query(self, query: str) -> str | None:
+        params, hash_, frag = query[1:].partition("#")
+        parts = params.split("&")
         changed = False
         for i, p in enumerate(parts):
             name, eq, _ = p.partition("=")
@@ -145,8 +164,8 @@ class Redactor:
                 parts[i] = f"{name}={REDACTED}"
                 changed = True
         if not changed:
-            return path
-        return f"{path[:q + 1]}{'&'.join(parts)}{hash_}{frag}"
+            return None
+        return f"?{'&'.join(parts)}{hash_}{frag}"
 
     def authority(self, authority: str) -> str:
         """``user:pass@host:80`` → ``<redacted>@host:80`` (a user name may be a token)."""

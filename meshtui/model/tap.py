@@ -96,6 +96,14 @@ class Endpoint:
         return self.ip
 
 
+def proxy_name(ep: Endpoint, inbound: bool) -> str:
+    """What :attr:`TapEvent.proxy` calls the proxy at ``ep`` (the event's destination
+    when ``inbound``, its source otherwise)."""
+    if ep.workload.pod:
+        return f"{ep.workload.namespace}/{ep.workload.pod}"
+    return str(ep) if inbound else ep.ip
+
+
 class StreamId(NamedTuple):
     """One request on one proxy: ``base`` is the connection, ``stream`` the request on it.
 
@@ -134,10 +142,7 @@ class TapEvent:
         is the app's, so it tells apart pods that share one IP).
         """
         inbound = self.direction is Direction.INBOUND
-        ep = self.destination if inbound else self.source
-        if ep.workload.pod:
-            return f"{ep.workload.namespace}/{ep.workload.pod}"
-        return str(ep) if inbound else ep.ip
+        return proxy_name(self.destination if inbound else self.source, inbound)
 
     @property
     def request_key(self) -> tuple[str, Direction, StreamId]:

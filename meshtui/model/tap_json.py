@@ -10,17 +10,14 @@ wrong; it never trusts a type, a range or a length it did not check.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
-
-import msgspec
+from typing import Any
 
 from meshtui.model.bodies import body_json, read_body_json
 from meshtui.model.inventory import Workload
-from meshtui.model.redact import REDACTED, active
+from meshtui.model.redact import active
 from meshtui.model.sanitize import clean
 from meshtui.model.tap import (
     CapturedBody,
-    Direction,
     Endpoint,
     Headers,
     RequestInit,
@@ -28,6 +25,14 @@ from meshtui.model.tap import (
     ResponseInit,
     StreamId,
     TapEvent,
+)
+from meshtui.model.tap_lines import (
+    DIRECTIONS,
+    MAX_ENDPOINTS,
+    MAX_INT,
+    Line,
+    LineDecoder,
+    decode_headers,
 )
 
 
@@ -97,12 +102,8 @@ def tap_json_line(ev: TapEvent) -> str:
 
 # ---- reading ----------------------------------------------------------------------
 
-_DIRECTIONS = {"INBOUND": Direction.INBOUND, "OUTBOUND": Direction.OUTBOUND,
-               "UNKNOWN": Direction.UNKNOWN}
-_MAX_INT = 2**63 - 1
 
-
-def _int(v: object, what: str, low: int = 0, high: int = _MAX_INT) -> int:
+def _int(v: object, what: str, low: int = 0, high: int = MAX_INT) -> int:
     if type(v) is not int or not low <= v <= high:
         raise BadEvent(f"{what} is not a whole number from {low} to {high}")
     return v
@@ -131,6 +132,7 @@ class Reader:
 
     def __init__(self) -> None:
         self._endpoints: dict[tuple[object, ...], Endpoint] = {}
+        self._lines = LineDecoder()
 
     def _endpoint(self, v: object, what: str) -> Endpoint:
         d = _obj(v, what)
@@ -145,84 +147,40 @@ class Reader:
             ns, deploy, pod = (_str(x, what) for x in raw[2:])
             hit = Endpoint(_str(raw[0], f"{what} ip"), _int(raw[1], f"{what} port", 0, 65535),
                            Workload(ns, deploy, pod))
-            if len(self._endpoints) < 100_000:
+            if len(self._endpoints) < MAX_ENDPOINTS:
                 self._endpoints[raw] = hit
         return hit
 
     def read_line(self, line: str | bytes) -> TapEvent:
-        """One line as an event. A line in the shape ``tap -o json`` writes is decoded
-        and checked in one pass by msgspec (about a sixth of the time of ``json.loads``
-        and the checks below); anything else, from a wrong type to a lone surrogate,
-        takes the general path, which accepts and refuses exactly as before and says
-        why a line is bad."""
-        try:
-            fast = _decode_line(line)
-        except (msgspec.DecodeError, RecursionError):
-            pass
-        else:
-            ev = self._from_line(fast)
-            if ev is not None:
-                return ev
+        """One line as a model event (see :meth:`read_step`)."""
+        step = self.read_step(line)
+        return step if isinstance(step, TapEvent) else step.event()
+
+    def read_step(self, line: str | bytes) -> TapEvent | Line:
+        """One line as a step of a request. A line in the shape ``tap -o json`` writes
+        is decoded and checked in one pass by msgspec and kept as a :class:`Line`
+        (made a model event when looked at; one with captured bodies at once, so
+        that a bad body is a bad line now); anything else, from a wrong type to a
+        lone surrogate, takes the general path, which accepts and refuses exactly as
+        before and says why a line is bad."""
+        fast = self._lines.decode(line)
+        if fast is not None:
+            if fast.slot != 2 or not fast.has_bodies:
+                return fast
+            try:
+                return fast.event()
+            except ValueError as e:
+                raise BadEvent(str(e)) from None
         try:
             obj = json.loads(line)
         except (ValueError, RecursionError) as e:
             raise BadEvent(f"not JSON ({type(e).__name__})") from None
         return self.read_event(obj)
 
-    def _fast_endpoint(self, e: _JEndpoint) -> Endpoint:
-        m = e.metadata
-        raw = (e.ip, e.port, m.namespace, m.deployment, m.pod) if m is not None else \
-            (e.ip, e.port, "", "", "")
-        hit = self._endpoints.get(raw)
-        if hit is None:
-            hit = Endpoint(clean(e.ip), e.port, Workload(clean(raw[2]), clean(raw[3]),
-                                                         clean(raw[4])))
-            if len(self._endpoints) < 100_000:
-                self._endpoints[raw] = hit
-        return hit
-
-    def _from_line(self, j: _JLine) -> TapEvent | None:
-        """The event of a line msgspec checked; None for one it cannot judge alone."""
-        direction = _DIRECTIONS.get(j.proxyDirection)
-        if direction is None:
-            return None
-        src, dst = self._fast_endpoint(j.source), self._fast_endpoint(j.destination)
-        tls = j.tls is True
-        req, resp, end = j.requestInitEvent, j.responseInitEvent, j.responseEndEvent
-        if isinstance(req, _JRequest):
-            redact = active()
-            return RequestInit(source=src, destination=dst, direction=direction,
-                               timestamp_us=j.timestampUs, tls=tls,
-                               stream=StreamId(req.id.base, req.id.stream),
-                               method=clean(req.method), scheme=clean(req.scheme),
-                               authority=redact.authority(clean(req.authority)),
-                               path=redact.path(clean(req.path)),
-                               headers=decode_headers(_pairs(req.headers)))
-        if isinstance(resp, _JResponse):
-            return ResponseInit(source=src, destination=dst, direction=direction,
-                                timestamp_us=j.timestampUs, tls=tls,
-                                stream=StreamId(resp.id.base, resp.id.stream),
-                                status=resp.httpStatus, latency_us=resp.sinceRequestInit.us,
-                                headers=decode_headers(_pairs(resp.headers)))
-        if isinstance(end, _JEnd):
-            return ResponseEnd(source=src, destination=dst, direction=direction,
-                               timestamp_us=j.timestampUs, tls=tls,
-                               stream=StreamId(end.id.base, end.id.stream),
-                               since_request_us=end.sinceRequestInit.us,
-                               duration_us=end.sinceResponseInit.us,
-                               response_bytes=end.responseBytes,
-                               grpc_status=end.grpcStatusCode, reset_code=end.resetErrorCode,
-                               trailers=decode_headers(_pairs(end.trailers)),
-                               request_body=_fast_body(end.capturedRequestBody,
-                                                       "capturedRequestBody"),
-                               response_body=_fast_body(end.capturedResponseBody,
-                                                        "capturedResponseBody"))
-        return None  # no event: the general path says so
-
     def read_event(self, obj: object) -> TapEvent:
         o = _obj(obj, "the line")
         named = o.get("proxyDirection")
-        direction = _DIRECTIONS.get(named) if isinstance(named, str) else None
+        direction = DIRECTIONS.get(named) if isinstance(named, str) else None
         if direction is None:
             raise BadEvent("proxyDirection is not INBOUND, OUTBOUND or UNKNOWN")
         common: dict[str, Any] = {
@@ -240,15 +198,6 @@ class Reader:
                                             _int(sid.get("stream", 0), "id stream"))
                 return _KINDS[kind](ev, common)
         raise BadEvent("no requestInitEvent, responseInitEvent or responseEndEvent")
-
-
-def decode_headers(pairs: list[tuple[str, str]] | None) -> Headers:
-    """Headers (or trailers) read from a file, as (name, value) text already checked:
-    every header a replay shows passes through here, and only here."""
-    if not pairs:
-        return ()
-    secret = active().secret  # a saved file may hold what a careless proxy let through
-    return tuple((clean(n), REDACTED if secret(n) else clean(v)) for n, v in pairs)
 
 
 def _read_headers(v: object, what: str) -> Headers:
@@ -308,99 +257,3 @@ def _read_body(ev: dict[str, Any], name: str) -> CapturedBody | None:
 
 _KINDS = {"requestInitEvent": _request, "responseInitEvent": _response,
           "responseEndEvent": _end}
-
-
-# ---- the shape ``tap -o json`` writes, for msgspec ------------------------------------
-# Each type refuses what the general path refuses (a bool is not a number, a range is a
-# range); a line that does not fit is read by the general path, never accepted here on
-# looser terms.
-
-_U63 = Annotated[int, msgspec.Meta(ge=0, le=_MAX_INT)]
-_U32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
-
-
-class _JMeta(msgspec.Struct):
-    namespace: str = ""
-    deployment: str = ""
-    pod: str = ""
-
-
-class _JEndpoint(msgspec.Struct):
-    ip: str
-    port: Annotated[int, msgspec.Meta(ge=0, le=65535)]
-    metadata: _JMeta | None = None
-
-
-class _JId(msgspec.Struct):
-    base: _U63 = 0
-    stream: _U63 = 0
-
-
-class _JDuration(msgspec.Struct):
-    seconds: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = 0
-    nanos: Annotated[int, msgspec.Meta(ge=0, le=999_999_999)] = 0
-
-    @property
-    def us(self) -> int:
-        return self.seconds * 1_000_000 + self.nanos // 1000
-
-
-class _JHeader(msgspec.Struct):
-    name: str
-    valueStr: str = ""
-
-
-def _pairs(hs: list[_JHeader] | None) -> list[tuple[str, str]] | None:
-    return None if hs is None else [(h.name, h.valueStr) for h in hs]
-
-
-class _JRequest(msgspec.Struct):
-    id: _JId
-    method: str = ""
-    scheme: str = ""
-    authority: str = ""
-    path: str = ""
-    headers: list[_JHeader] | None = None
-
-
-class _JResponse(msgspec.Struct):
-    id: _JId
-    httpStatus: Annotated[int, msgspec.Meta(ge=0, le=999)]
-    sinceRequestInit: _JDuration = msgspec.field(default_factory=_JDuration)
-    headers: list[_JHeader] | None = None
-
-
-class _JEnd(msgspec.Struct):
-    id: _JId
-    sinceRequestInit: _JDuration = msgspec.field(default_factory=_JDuration)
-    sinceResponseInit: _JDuration = msgspec.field(default_factory=_JDuration)
-    responseBytes: _U63 = 0
-    grpcStatusCode: _U32 | None = None
-    resetErrorCode: _U32 | None = None
-    trailers: list[_JHeader] | None = None
-    # Checked by the model's body reader, as on the general path.
-    capturedRequestBody: Any = msgspec.UNSET
-    capturedResponseBody: Any = msgspec.UNSET
-
-
-def _fast_body(v: Any, name: str) -> CapturedBody | None:
-    if v is msgspec.UNSET:
-        return None
-    try:
-        return read_body_json(v, name)
-    except ValueError as e:
-        raise BadEvent(str(e)) from None
-
-
-class _JLine(msgspec.Struct):
-    source: _JEndpoint
-    destination: _JEndpoint
-    proxyDirection: str
-    timestampUs: _U63 = 0
-    tls: Any = False
-    requestInitEvent: _JRequest | msgspec.UnsetType = msgspec.UNSET
-    responseInitEvent: _JResponse | msgspec.UnsetType = msgspec.UNSET
-    responseEndEvent: _JEnd | msgspec.UnsetType = msgspec.UNSET
-
-
-_decode_line = msgspec.json.Decoder(_JLine).decode

@@ -72,3 +72,12 @@ def test_the_decision_cache_stays_bounded() -> None:
     for i in range(20_000):
         r.secret(f"x-{i}")
     assert len(r._cache) <= 4096
+
+
+def test_a_query_judged_once_keeps_each_paths_own_prefix() -> None:
+    r = Redactor()
+    for path in ("/a?token=1&page=2#f", "/b/c?token=1&page=2#f", "/d?token=1&page=2#f"):
+        prefix = path[:path.index("?")]
+        assert r.path(path) == f"{prefix}?token=<redacted>&page=2#f"
+    assert r.path("/e?page=2") == "/e?page=2" and r.path("/f?page=2") == "/f?page=2"
+    assert r.path("http://u:p@h/x?token=1") == "http://<redacted>@h/x?token=<redacted>"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import replace
 
 import pytest
 from tapkit import OUTSIDE, steps
 
-from meshtui.model.tap import ResponseEnd
+from meshtui.model import redact
+from meshtui.model.tap import Direction, RequestInit, ResponseEnd, TapEvent
 from meshtui.model.tap_json import BadEvent, Reader, tap_json, tap_json_line
+from meshtui.model.tap_lines import Line
 
 
 def test_every_step_reads_back_equal() -> None:
@@ -105,6 +108,12 @@ def test_the_fast_reader_accepts_and_refuses_as_the_general_one(obj: object) -> 
     except BadEvent:
         got = BadEvent
     assert got == want
+    try:  # kept as read, then made the model event when looked at
+        step = Reader().read_step(line)
+        kept: object = step if isinstance(step, TapEvent) else step.event()
+    except BadEvent:
+        kept = BadEvent
+    assert kept == want
 
 
 def test_a_lone_surrogate_reads_back_as_a_visible_escape() -> None:
@@ -112,3 +121,72 @@ def test_a_lone_surrogate_reads_back_as_a_visible_escape() -> None:
     ev = Reader().read_line(line)
     assert ev.path.startswith("\\ud800")  # type: ignore[attr-defined]
     ev.path.encode("utf-8")  # type: ignore[attr-defined]  # printable on any terminal
+
+
+def _kept(ev: TapEvent) -> Line:
+    step = Reader().read_step(tap_json_line(ev))
+    assert isinstance(step, Line)
+    return step
+
+
+@pytest.mark.parametrize("redactor", [(), ("x-tenant",)])
+def test_a_kept_line_answers_as_its_model_event(redactor: tuple[str, ...]) -> None:
+    req, rsp, end = steps(7, base=3, grpc_status=14, direction=Direction.INBOUND,
+                          path="/v1/x?token=abc&id=\x1b&api_key=1#top",
+                          authority="bob:hunter2@emoji-svc:8080")
+    req = replace(req, method="G\x1bET", headers=(
+        ("Authorization", "Bearer s3cret"), ("User-Agent", "curl\x1b[2J"),
+        ("X-Tenant", "acme"), ("x-\u202eid", "7"), ("user-agent", "again")))
+    rsp = replace(rsp, headers=(("set-cookie", "sid=1"), ("content-type", "text/plain")))
+    end = replace(end, trailers=(("grpc-message", "gone\x07"),), tls=True)
+    redact.use(redactor)
+    try:
+        for ev in (req, rsp, end):
+            line = _kept(ev)
+            model = Reader().read_event(tap_json(ev))  # the general reader
+            assert line.event() == model
+            assert line.request_key == model.request_key
+            assert (line.direction, line.source, line.destination, line.tls) == (
+                model.direction, model.source, model.destination, model.tls)
+            for field in ("method", "scheme", "authority", "path"):
+                assert line.text(field) == getattr(model, field, "")
+            assert line.status == getattr(model, "status", None)
+            assert line.latency_us == getattr(model, "latency_us", None)
+            assert line.grpc_status == getattr(model, "grpc_status", None)
+            assert line.response_bytes == getattr(model, "response_bytes", None)
+            heads = model.trailers if isinstance(model, ResponseEnd) else model.headers  # type: ignore[attr-defined]
+            for name in ("authorization", "user-agent", "x-tenant", "x-\\u202eid",
+                         "set-cookie", "grpc-message", "missing"):
+                assert line.header_values(name) == [v for n, v in heads if n.lower() == name]
+        model_req = _kept(req).event()
+        assert isinstance(model_req, RequestInit)
+        assert model_req.path == "/v1/x?token=<redacted>&id=\\x1b&api_key=<redacted>#top"
+        assert model_req.authority == "<redacted>@emoji-svc:8080"
+        assert model_req.method == "G\\x1bET"
+        assert ("X-Tenant", "<redacted>" if redactor else "acme") in model_req.headers
+    finally:
+        redact.use(())
+
+
+def test_kept_lines_are_out_of_the_collectors_sight() -> None:
+    # A replay keeps a million of them: were they tracked, every full collection
+    # would walk them all (seconds, at that size).
+    req, rsp, end = steps()
+    req = replace(req, headers=(("user-agent", "curl/8"),))
+    for ev in (req, rsp, end):
+        line = _kept(ev)
+        gc.collect()  # a tuple of untracked items is untracked by a collection
+        assert not gc.is_tracked(line) and not gc.is_tracked(line.detail)
+        assert not any(gc.is_tracked(x) for x in gc.get_referents(line.detail))
+
+
+def test_lines_with_bodies_are_read_at_once_so_a_bad_body_is_a_bad_line() -> None:
+    from meshtui.model.tap import CapturedBody
+
+    end = replace(steps()[2], request_body=CapturedBody(b"hi", False, 4))
+    step = Reader().read_step(tap_json_line(end))
+    assert isinstance(step, ResponseEnd) and step == end
+    doc = tap_json(end)
+    doc["responseEndEvent"]["capturedRequestBody"] = {"base64": "!!"}
+    with pytest.raises(BadEvent, match="capturedRequestBody"):
+        Reader().read_step(json.dumps(doc))
