@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -106,6 +108,32 @@ async def test_http_and_upgraded_streams_travel_over_mutual_tls(tls_mesh: TlsMes
             line = next(x for x in text.splitlines() if x.startswith(family))
             assert 'tls="true"' in line and who in line, line
     assert m.app.seen.connections >= 1
+
+
+async def test_large_bodies_both_ways_and_a_slow_reader_over_mutual_tls(
+        tls_mesh: TlsMesh) -> None:
+    """Megabytes each way cross many TLS records and fill the sockets' buffers: every
+    byte arrives in order, the slow reader's backpressure included."""
+    m = tls_mesh
+    assert m.web.outbound_address is not None
+    body = os.urandom(6 * 1024 * 1024)
+    c = await Client.connect(m.web.outbound_address)
+    try:
+        r = await asyncio.wait_for(c.request("POST", "/echo", {"host": m.app_addr}, body), 30)
+        assert r.status == 200 and hashlib.sha256(r.body).digest() == \
+            hashlib.sha256(body).digest()
+        # The same again, read a little at a time: the proxies must hold back, not drop.
+        c.writer.write(f"POST /echo HTTP/1.1\r\nhost: {m.app_addr}\r\n"
+                       f"content-length: {len(body)}\r\n\r\n".encode() + body)
+        got = bytearray()
+        head = await asyncio.wait_for(c.reader.readuntil(b"\r\n\r\n"), 30)
+        assert head.startswith(b"HTTP/1.1 200")
+        while len(got) < len(body):
+            got += await asyncio.wait_for(c.reader.read(64 * 1024), 30)
+            await asyncio.sleep(0.001)
+        assert bytes(got) == body
+    finally:
+        await c.close()
 
 
 async def test_plain_client_still_served_and_counted_without_identity(
