@@ -61,7 +61,7 @@ def line_parts(steps: Steps, slot: int) -> list[tuple[str, str]]:
         return []
     style = status_style(steps.status)
     # Spaces end spans rather than start them: SVG screenshots drop leading ones.
-    parts = [(f"{ev.KIND} ", f"bold {style}".strip()), (f"{ev.stream!s:<9}", "dim"),
+    parts = [(f"{ev.KIND} ", f"bold {style}".strip()), (f"{ev.stream!s:<8} ", "dim"),
              (f"{ev.direction.short:<4}", "dim"),
              (f"{ev.source.label} → {ev.destination.label}  ", "")]
     if isinstance(ev, RequestInit):

@@ -215,3 +215,18 @@ async def test_the_detail_offers_the_request_as_curl() -> None:
         await pilot.press("c")
         await pilot.pause(0.1)
         assert app.clipboard == detail.curl
+
+
+def test_a_long_request_id_stays_apart_from_the_direction() -> None:
+    """Ids grow with a long run (base:stream past eight characters): the direction after
+    them must still read as a word of its own."""
+    from dataclasses import replace
+
+    from meshtui.client.fake_source import fake_request
+    from meshtui.model.tap import StreamId
+
+    ev, _rsp, _end = fake_request(1, 0)
+    long = replace(ev, stream=StreamId(666, 66653))
+    [rec], [slot] = StepTracker().join_events([long])
+    words = render_item(rec, slot).plain.split()
+    assert words[1] == "666:66653" and words[2] in ("in", "out")
