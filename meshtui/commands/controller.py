@@ -98,11 +98,9 @@ def run(args: argparse.Namespace) -> int:
 
         cred = Path(args.credential_file) if args.credential_file else \
             credential.path_for(listen)
-        try:
-            token = credential.create(cred)
-        except OSError as e:
-            raise RuntimeFailure(f"controller: cannot write the credential {cred}: "
-                                 f"{(e.strerror or str(e)).lower()}") from None
+        # Written once the port is this controller's: a second one started on a busy
+        # address must not lock the clients out of the first.
+        token = credential.new_token()
         ctl = Controller(args.inventory, listen, scrape_interval_s=args.scrape_interval,
                          scrape_timeout_s=args.scrape_timeout, via=args.via,
                          identity=authority, api_token=token)
@@ -116,6 +114,12 @@ def run(args: argparse.Namespace) -> int:
             await ctl.start()
         except ListenError as e:
             raise RuntimeFailure(str(e)) from None
+        try:
+            credential.create(cred, token)
+        except OSError as e:
+            await ctl.stop()
+            raise RuntimeFailure(f"controller: cannot write the credential {cred}: "
+                                 f"{(e.strerror or str(e)).lower()}") from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

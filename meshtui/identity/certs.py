@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 from pathlib import Path
 
 from cryptography import x509
@@ -86,10 +87,18 @@ def load_key(path: Path) -> PrivateKey:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Writes a file only its owner can read, created so from the start (no 0644 window)."""
+    """Writes a file only its owner can read: a new file, created 0600 beside ``path``
+    (never through a link) and renamed over it, so that no reader ever sees it
+    half-written or with an older file's permissions."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(path, 0o600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 

@@ -27,8 +27,13 @@ def path_for(server: str) -> Path:
     return Path(base) / "meshtui" / "credentials" / safe
 
 
-def create(path: Path) -> str:
-    token = secrets.token_urlsafe(32)
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def create(path: Path, token: str | None = None) -> str:
+    """Writes ``token`` (a new one if None) where clients will look for it."""
+    token = token or new_token()
     write_private(path, token.encode())
     return token
 

@@ -61,3 +61,32 @@ def test_cli_uses_the_written_credential_and_fails_in_one_line_without(tmp_path:
     finally:
         ctl.terminate()
         ctl.wait(timeout=10)
+
+
+def test_a_second_controller_on_a_busy_address_leaves_the_first_ones_credential(
+        tmp_path: Path) -> None:
+    """Started again by mistake where one already listens, a controller fails to bind
+    and exits 1 — without writing a credential the running one does not know."""
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("pods:\n  - {name: a-0, namespace: ns, deployment: a, address: 127.0.0.1:1}\n")
+    server = f"127.0.0.1:{_free_port()}"
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("MESHTUI_CREDENTIAL", None)
+    args = [MESHTUI, "controller", "--listen", server, "--inventory", str(inv)]
+    first = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        cred = tmp_path / "state" / "meshtui" / "credentials" / server.replace(":", "_")
+        deadline = time.monotonic() + 15
+        while not (cred.exists() and _cli(server, env).returncode == 0):
+            assert time.monotonic() < deadline, "the first controller never answered"
+            time.sleep(0.2)
+        before = cred.read_bytes()
+        second = subprocess.run(args, env=env, capture_output=True, text=True, timeout=30,
+                                stdin=subprocess.DEVNULL)
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        assert cred.read_bytes() == before
+        assert _cli(server, env).returncode == 0
+    finally:
+        first.terminate()
+        first.wait(timeout=10)
