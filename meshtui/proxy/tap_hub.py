@@ -272,9 +272,19 @@ class TapHub:
         Cheap, and called before any tap object is built: a tap filtered to other
         traffic costs the data path little more than this loop.
         """
+        path, authority = self._as_shown(path, authority)
         return [s for s in self.subscribers
                 if s.filter.matches_request(DIRECTIONS.get(direction, Direction.UNKNOWN),
                                             method, path, authority)]
+
+    def _as_shown(self, path: str, authority: str) -> tuple[str, str]:
+        """The path and authority as subscribers will see them: a filter on the raw
+        ones would tell, by what it lets through, a secret it never shows (a prefix
+        ``/login?token=s3`` would find out a token one character at a time)."""
+        red = self.redactor
+        if red is None:
+            return path, authority
+        return red.path(path), red.authority(authority)
 
     def all_full(self) -> bool:
         """True when every subscriber would drop any request now, whatever its
@@ -295,6 +305,7 @@ class TapHub:
         for every subscriber it matches, and returns them (they lose its later
         events too), as :meth:`admit` would."""
         d = DIRECTIONS.get(direction, Direction.UNKNOWN)
+        path, authority = self._as_shown(path, authority)
         lost = [s for s in self.subscribers
                 if s.filter.matches_request(d, method, path, authority)]
         for sub in lost:

@@ -347,3 +347,23 @@ def test_full_queues_count_every_lost_event_and_a_workload_filter_is_still_check
         assert everything.dropped == 150 * 3 + 5 * 2 + 2 * 3
     finally:
         telemetry_module.TapRequest = real  # type: ignore[misc]
+
+
+def test_a_filter_cannot_find_out_a_redacted_value_by_what_it_lets_through() -> None:
+    """Paths and authorities are matched as tap shows them: a prefix that reaches into a
+    secret query value, or an authority naming a user, matches nothing, so no one can
+    guess a token one character at a time from which requests appear."""
+    tel = make()
+    guess = tel.hub.subscribe(common_pb2.TapMatch(path_prefix="/login?token=s3"))
+    plain = tel.hub.subscribe(common_pb2.TapMatch(path_prefix="/login"))
+    user = tel.hub.subscribe(common_pb2.TapMatch(authority="ann:pw@app:80"))
+    call(tel, path="/login?token=s3cret", authority="ann:pw@app:80")
+    call(tel, path="/login?token=abc")
+    assert drain(tel, guess) == [] and drain(tel, user) == []
+    paths = [e.request_init.path for e in drain(tel, plain) if e.HasField("request_init")]
+    assert paths == ["/login?token=<redacted>"] * 2
+    # Shown in full (--show-secrets), a proxy matches what it shows.
+    shown = make(show_secrets=True)
+    sub = shown.hub.subscribe(common_pb2.TapMatch(path_prefix="/login?token=s3"))
+    call(shown, path="/login?token=s3cret")
+    assert len(drain(shown, sub)) == 3
