@@ -13,7 +13,7 @@ import base64
 import json
 import shlex
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
@@ -64,6 +64,19 @@ def _header(hs: Iterable[tuple[str, str]], name: str) -> str:
 _PHRASES = {s.value: s.phrase for s in HTTPStatus}
 
 
+#: The last instant a HAR date can hold (year 9999); a saved file may claim later.
+_LAST_US = 253_402_300_799_999_999
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _started(us: int) -> str:
+    """An ISO 8601 date for HAR, from microseconds since the epoch, kept to years 1970
+    to 9999 (a replayed file's timestamp is whatever its writer put there)."""
+    us = min(max(0, us), _LAST_US)
+    return (_EPOCH + timedelta(microseconds=us)).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")
+
+
 def _ms(us: int | None) -> float:
     return max(0, us or 0) / 1000
 
@@ -92,8 +105,7 @@ def har_entry(r: Request) -> dict[str, Any]:
     wait = _ms(r.latency_us)
     receive = _ms(end.duration_us) if end else 0.0
     entry: dict[str, Any] = {
-        "startedDateTime": datetime.fromtimestamp((r.started_us or 0) / 1e6, UTC)
-        .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "startedDateTime": _started(r.started_us or 0),
         "time": wait + receive,
         "request": {
             "method": r.method or "", "url": _url(r), "httpVersion": "",

@@ -351,6 +351,10 @@ class TapScreen(Screen[None]):
                 self.notify(f"could not write {path}: {e.strerror}", severity="error",
                             markup=False)
                 return
+            except (ValueError, OverflowError) as e:
+                # What a replayed file held and no format can carry: the feed goes on.
+                self.notify(f"could not write {path}: {e}", severity="error", markup=False)
+                return
             self.notify(f"wrote {n:,} {what} to {os.path.abspath(path)}", markup=False)
 
         self.app.push_screen(SavePrompt(f"Write {what} shown to:", default), done)

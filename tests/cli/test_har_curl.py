@@ -107,3 +107,15 @@ def test_captured_bodies_go_into_har_as_text_or_base64() -> None:
     # Without bodies captured, neither field appears.
     plain = har([joined()])["log"]["entries"][0]
     assert "postData" not in plain["request"] and "text" not in plain["response"]["content"]
+
+
+def test_a_timestamp_past_what_har_dates_hold_is_written_as_the_last_one(
+        tmp_path: Path) -> None:
+    """A replayed file may claim any time up to 2**63 µs; HAR's dates end in year 9999."""
+    r = joined()
+    assert r.init is not None
+    r.init = replace(r.init, timestamp_us=2**63 - 1)
+    path = tmp_path / "far.har"
+    assert write_har(str(path), [r]) == 1
+    [e] = json.loads(path.read_text())["log"]["entries"]
+    assert e["startedDateTime"] == "9999-12-31T23:59:59.999Z"
