@@ -123,25 +123,35 @@ def _matcher(q: TapQuery):  # type: ignore[no-untyped-def]
     match (an event whose request start is not in the file passes the latter); None
     when the query asks for everything (most replays: the test is then skipped)."""
     from meshtui.model.inventory import Workload
-    from meshtui.model.tap import RequestInit, ResponseEnd
+    from meshtui.model.tap import Direction, RequestInit, ResponseEnd
 
-    match = TapMatch(q.method, q.path_prefix, q.authority)
-    want = Workload(q.namespace or "", q.name or "" if q.kind == "deployment" else "",
-                    q.name or "" if q.kind == "pod" else "")
-    if q.kind == "namespace" and q.name:
-        want = Workload(q.name)
+    def workload(kind: str, namespace: str | None, name: str | None) -> Workload:
+        if kind == "namespace" and name:
+            return Workload(name)
+        return Workload(namespace or "", name or "" if kind == "deployment" else "",
+                        name or "" if kind == "pod" else "")
 
-    def side(w: Workload) -> bool:
+    def within(want: Workload, w: Workload) -> bool:
         return ((not want.namespace or want.namespace == w.namespace)
                 and (not want.deployment or want.deployment == w.deployment)
                 and (not want.pod or want.pod == w.pod))
 
-    if not want and not match:
+    match = TapMatch(q.method, q.path_prefix, q.authority)
+    want = workload(q.kind, q.namespace, q.name)
+    # With --to, as a live tap: the resource's own calls (outbound) to that one.
+    to = workload(*q.to) if q.to else None
+
+    if not want and not match and to is None:
         return None
     refused: set[object] = set()  # requests whose start did not match: their later steps go too
 
     def keep(ev: TapEvent) -> bool:
-        if want and not (side(ev.source.workload) or side(ev.destination.workload)):
+        if to is not None:
+            if ev.direction is not Direction.OUTBOUND or not within(want, ev.source.workload) \
+                    or not within(to, ev.destination.workload):
+                return False
+        elif want and not (within(want, ev.source.workload)
+                           or within(want, ev.destination.workload)):
             return False
         if not match:
             return True

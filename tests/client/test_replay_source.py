@@ -157,3 +157,20 @@ def test_a_query_reads_model_events_and_keeps_what_it_asks_for(tmp_path: Path) -
     posts = {ev.request_key for ev in events if getattr(ev, "method", "") == "POST"}
     assert posts and kept == [general.read_event(tap_json(ev)) for ev in events
                               if ev.request_key in posts]
+
+
+def test_to_keeps_the_resources_own_calls_to_that_one(tmp_path: Path) -> None:
+    """`tap --replay FILE deploy/web --to deploy/voting`, as a live tap with --to: web's
+    outbound calls to voting, not its calls to emoji nor what web serves."""
+    web = steps()[0].source
+    voting = Endpoint("10.0.0.7", 8080, Workload("emojivoto", "voting", "voting-0"))
+    events: list[TapEvent] = []
+    events += steps(1, dst=voting, path="/vote")
+    events += steps(2, path="/list")  # web → emoji
+    events += steps(3, src=voting, dst=web, direction=Direction.INBOUND, path="/in")
+    path = tmp_path / "saved.jsonl"
+    path.write_text("".join(tap_json_line(ev) + "\n" for ev in events))
+    q = TapQuery("deployment", web.workload.namespace, web.workload.deployment,
+                 to=("deployment", "emojivoto", "voting"))
+    kept = [ev for b in read_all(ReplaySource(path), q) for ev in b.events]
+    assert [getattr(ev, "path", None) for ev in kept] == ["/vote", None, None]
