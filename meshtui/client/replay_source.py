@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from meshtui.client.queries import (
     EdgeQuery,
@@ -92,7 +93,7 @@ class ReplaySource:
         except OSError as e:
             raise RuntimeFailure(f"--replay {clean(str(self.path))}: {e.strerror}") from None
         with f:
-            for number, line in enumerate(f, 1):
+            for number, line in enumerate(_bounded_lines(f), 1):
                 if not line.strip():
                     continue
                 try:
@@ -116,6 +117,23 @@ class ReplaySource:
             notes = (f"{self.bad:,} bad line{'s' if self.bad != 1 else ''} skipped in "
                      f"{clean(self.path.name)} (first at {first_bad})",)
         yield TapBatch(LineEvents(batch), {}, {}, notes=notes)
+
+
+def _bounded_lines(f: BinaryIO) -> Iterator[bytes]:
+    """The file's lines, none held longer than :data:`MAX_LINE` bytes and one more (a
+    longer one is read past in pieces, and stands as its first piece: bad, and said so)."""
+    readline = f.readline
+    limit = MAX_LINE + 1
+    while True:
+        line = readline(limit)
+        if not line:
+            return
+        if len(line) == limit and not line.endswith(b"\n"):
+            while True:
+                rest = readline(limit)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield line
 
 
 def _matcher(q: TapQuery):  # type: ignore[no-untyped-def]

@@ -174,3 +174,26 @@ def test_to_keeps_the_resources_own_calls_to_that_one(tmp_path: Path) -> None:
                  to=("deployment", "emojivoto", "voting"))
     kept = [ev for b in read_all(ReplaySource(path), q) for ev in b.events]
     assert [getattr(ev, "path", None) for ev in kept] == ["/vote", None, None]
+
+
+def test_an_overlong_line_is_skipped_without_being_held(tmp_path: Path) -> None:
+    """A 24 MB line (a file that is not tap's, or a corrupt one) is counted bad and read
+    past in pieces: memory stays near the line limit, and the lines after it are read."""
+    import tracemalloc
+
+    events = traffic(2)
+    path = tmp_path / "saved.jsonl"
+    with path.open("wb") as f:
+        f.write((tap_json_line(events[0]) + "\n").encode())
+        f.write(b"x" * 24_000_000 + b"\n")
+        f.write("".join(tap_json_line(ev) + "\n" for ev in events[1:]).encode())
+    source = ReplaySource(path)
+    tracemalloc.start()
+    try:
+        batches = read_all(source)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sum(len(b.events) for b in batches) == len(events)
+    assert source.bad == 1 and "line 2: longer than" in batches[-1].notes[0]
+    assert peak < 8_000_000, peak
