@@ -20,6 +20,7 @@ from meshtui.model.redact import REDACTED, active
 from meshtui.model.sanitize import clean, clean_bytes, clean_http
 from meshtui.model.stats import StatRow
 from meshtui.model.tap import (
+    MAX_CAPTURE_BODY,
     CapturedBody,
     Direction,
     Endpoint,
@@ -200,7 +201,10 @@ def _body(end: Any, name: str) -> CapturedBody | None:
     if not end.HasField(name):
         return None
     b = getattr(end, name)
-    return CapturedBody(bytes(b.data), b.truncated, b.limit)
+    # Never more than the most anyone may ask for, whatever a proxy sends.
+    limit = min(b.limit, MAX_CAPTURE_BODY)
+    data = bytes(b.data[:limit])
+    return CapturedBody(data, b.truncated or len(b.data) > limit, limit)
 
 
 # ---- edges -----------------------------------------------------------------------

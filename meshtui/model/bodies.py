@@ -153,6 +153,8 @@ def read_body_json(v: object, what: str) -> CapturedBody:
         data = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"{what}.base64 is not base64") from None
+    if len(data) > limit:
+        raise ValueError(f"{what} holds {len(data)} bytes, past its limit of {limit}")
     return CapturedBody(data, truncated, limit)
 
 

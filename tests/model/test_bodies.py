@@ -40,8 +40,25 @@ def test_bodies_survive_a_save_and_replay_and_bad_ones_are_refused() -> None:
     back = Reader().read_line(tap_json_line(end))
     assert back.request_body == end.request_body  # type: ignore[attr-defined]
     assert back.response_body == end.response_body  # type: ignore[attr-defined]
-    for bad in ({"base64": "!!"}, {"base64": 3}, {"base64": "", "limit": 1 << 20}, []):
+    for bad in ({"base64": "!!"}, {"base64": 3}, {"base64": "", "limit": 1 << 20}, [],
+                {"base64": "aGVsbG8=", "limit": 2}):  # 5 bytes, past its own limit
         doc = tap_json(end)
         doc["responseEndEvent"]["capturedRequestBody"] = bad
         with pytest.raises(BadEvent, match="capturedRequestBody"):
             Reader().read_line(json.dumps(doc))
+
+
+def test_a_wire_body_longer_than_anyone_may_ask_is_cut() -> None:
+    """Whatever a proxy sends (a foreign or broken one), a client keeps at most the
+    largest body anyone may ask for, and says it was cut."""
+    from meshtui.client.convert import tap_event
+    from meshtui.model.tap import MAX_CAPTURE_BODY
+    from meshtui.v1 import common_pb2
+
+    ev = common_pb2.TapEvent(response_end=common_pb2.ResponseEnd(
+        request_body=common_pb2.CapturedBody(data=b"x" * (MAX_CAPTURE_BODY + 10),
+                                             limit=MAX_CAPTURE_BODY + 10)))
+    end = tap_event(ev)
+    assert end is not None and end.request_body is not None  # type: ignore[attr-defined]
+    body = end.request_body  # type: ignore[attr-defined]
+    assert len(body.data) == MAX_CAPTURE_BODY and body.truncated
