@@ -179,7 +179,13 @@ class ProxyServer:
             await ident.start(wait_s=FIRST_CERT_WAIT_S)
         except IdentityError as e:
             raise RuntimeFailure(f"proxy: {e}") from None
+        except ValueError as e:  # an answer that is no certificate (bad DER, wrong key)
+            raise RuntimeFailure(f"proxy: the controller's certificate cannot be used: "
+                                 f"{e}") from None
         self.identity = ident
+        if cfg.inventory is None:
+            log.warning("proxy: --identity without --inventory: no meshed peer is known, "
+                        "so outbound connections go plain (inbound TLS is still served)")
         return MeshTls(ident, self.inventory)
 
     async def _gated_grpc(self, host: str, port: int) -> None:
