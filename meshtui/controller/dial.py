@@ -15,8 +15,8 @@ its own listeners, and iptables leaves loopback traffic alone.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import grpc
 
@@ -29,13 +29,32 @@ CHANNEL_OPTIONS: Sequence[tuple[str, int]] = (
 )
 
 
-@dataclass
 class DialTls:
     """With identity on: the controller's credentials for the proxies' tap ports, and
-    the identity each proxy at an address must present (None: not a meshed pod's)."""
+    the identity each proxy at an address must present (None: not a meshed pod's).
 
-    credentials: grpc.ChannelCredentials
-    server_identity: Callable[[str], str | None]
+    ``issue`` makes a new certificate: (credentials, when to renew them, wall clock).
+    Renewed as Linkerd's proxies renew theirs, at 70 % of its life; ``generation``
+    counts the renewals, so that channels made with older credentials are made again
+    before those expire.
+    """
+
+    def __init__(self, issue: Callable[[], tuple[grpc.ChannelCredentials, float]],
+                 server_identity: Callable[[str], str | None],
+                 clock: Callable[[], float] = time.time) -> None:
+        self._issue = issue
+        self.server_identity = server_identity
+        self._clock = clock
+        self.credentials, self._renew_at = issue()
+        self.generation = 0
+
+    def refresh(self) -> bool:
+        """Renews the certificate when due; True if it did."""
+        if self._clock() < self._renew_at:
+            return False
+        self.credentials, self._renew_at = self._issue()
+        self.generation += 1
+        return True
 
 
 class Dialer:
@@ -56,6 +75,8 @@ class Dialer:
 
     def channel(self, addr: str) -> grpc.aio.Channel:
         if self.via is None or not self.through_proxy(addr):
+            if self.tls is not None:
+                self.tls.refresh()
             name = self.tls.server_identity(addr) if self.tls is not None else None
             if self.tls is not None and name:
                 return grpc.aio.secure_channel(addr, self.tls.credentials, options=[

@@ -84,12 +84,14 @@ def to_snapshot(resp: proxy_pb2.ScrapeResponse, st: PodState, store: MeshStore,
 
 
 class _Target:
-    __slots__ = ("addr", "channel", "stub")
+    __slots__ = ("addr", "channel", "gen", "stub")
 
     def __init__(self, addr: str, dialer: Dialer) -> None:
         self.addr = addr
         self.channel = dialer.channel(addr)
         self.stub = proxy_pb2_grpc.MetricsStub(self.channel)
+        # The controller's certificate the channel was made with (see DialTls).
+        self.gen = dialer.tls.generation if dialer.tls is not None else 0
 
 
 class Scraper:
@@ -131,10 +133,16 @@ class Scraper:
     def _reconcile(self) -> list[tuple[PodState, _Target]]:
         out = []
         live: dict[PodKey, _Target] = {}
+        tls = self.dialer.tls
+        if tls is not None:
+            tls.refresh()
+        gen = tls.generation if tls is not None else 0
         for st in self.store.proxied():
             addr = str(st.pod.proxy)
             t = self._targets.get(st.key)
-            if t is None or t.addr != addr:
+            # A renewed certificate: channels made with the old one are made again, so
+            # that none reconnects with a certificate about to expire.
+            if t is None or t.addr != addr or t.gen != gen:
                 if t is not None:
                     self._closing.add(asyncio.ensure_future(t.channel.close(grace=None)))
                 t = _Target(addr, self.dialer)

@@ -145,10 +145,17 @@ class Controller:
 def _dial_tls(authority: Authority, store: MeshStore) -> DialTls:
     """The controller's own certificate, signed by its issuer, for the tap ports."""
     from meshtui.identity import certs, identity_name
-    from meshtui.identity.names import CONTROLLER_IDENTITY
+    from meshtui.identity.names import CONTROLLER_IDENTITY, RENEW_AT
 
-    key = certs.new_key()
-    got = authority.issue(CONTROLLER_IDENTITY, key.public_key())
+    def issue() -> tuple[grpc.ChannelCredentials, float]:
+        key = certs.new_key()
+        got = authority.issue(CONTROLLER_IDENTITY, key.public_key())
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=certs.cert_pem(got.anchor), private_key=certs.key_pem(key),
+            certificate_chain=certs.cert_pem(got.leaf) + certs.cert_pem(got.issuer))
+        begin = got.leaf.not_valid_before_utc.timestamp()
+        end = got.leaf.not_valid_after_utc.timestamp()
+        return creds, begin + RENEW_AT * (end - begin)
 
     def server_identity(addr: str) -> str | None:
         host, _, port = addr.rpartition(":")
@@ -158,10 +165,7 @@ def _dial_tls(authority: Authority, store: MeshStore) -> DialTls:
                 return identity_name(st.pod.service_account, st.pod.namespace)
         return None
 
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=certs.cert_pem(got.anchor), private_key=certs.key_pem(key),
-        certificate_chain=certs.cert_pem(got.leaf) + certs.cert_pem(got.issuer))
-    return DialTls(creds, server_identity)
+    return DialTls(issue, server_identity)
 
 
 def _probe(listen: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,3 +138,39 @@ async def test_the_controller_scrapes_a_gated_proxy(gated: Gated) -> None:
     while st.last_ok is None and loop.time() < end:
         await asyncio.sleep(0.05)
     assert st.last_ok is not None, st.last_error
+
+
+async def test_the_controller_renews_its_own_certificate_and_goes_on_scraping(
+        tmp_path: Path) -> None:
+    """Certificates of three seconds: past the first one's life, the controller still
+    gets through the gate (on new channels, and its scrapes go on), none refused."""
+    tap = free_port()
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps({"pods": [
+        {"name": "web-0", "namespace": "ns", "deployment": "web",
+         "address": "127.0.0.1:1", "proxy": f"127.0.0.1:{tap}"}]}))
+    auth = Authority.in_state_dir(tmp_path / "state", leaf_lifetime_s=3)
+    ctl = Controller(inv, "127.0.0.1:0", identity=auth, scrape_interval_s=0.2)
+    await ctl.start()
+    proxy = ProxyServer(proxy_config(None, tap=Address("127.0.0.1", tap), inventory=str(inv),
+                                     identity=Address("127.0.0.1", ctl.port),
+                                     identity_token=auth.pod_token("ns", "web-0")))
+    await proxy.start()
+    gated = Gated(auth, ctl, proxy)
+    try:
+        await asyncio.sleep(4.5)  # the controller's first certificate expired at 3 s
+        assert ctl.dialer.tls is not None and ctl.dialer.tls.generation >= 1
+        ch = ctl.dialer.channel(gated.tap)
+        try:
+            got = await proxy_pb2_grpc.MetricsStub(ch).Scrape(proxy_pb2.ScrapeRequest(),
+                                                              timeout=3)
+            assert got.proxy.workload.pod == "web-0"
+        finally:
+            await ch.close()
+        [st] = ctl.store.proxied()
+        # The scraper too, on channels made again with the new certificate.
+        assert st.last_ok is not None and time.monotonic() - st.last_ok < 1.5, st.last_error
+        assert gated.refused("tap_handshake") == 0 and gated.refused("tap_identity") == 0
+    finally:
+        await proxy.stop(grace=0.2)
+        await ctl.stop(None)
