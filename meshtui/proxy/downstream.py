@@ -149,11 +149,12 @@ class Downstream(asyncio.Protocol):
             # address it was spelled with.
             self._refuse("loop")
             return
-        if lst.open_conns >= lst.max_conns and not self._make_room():
-            self._refuse("max_connections")
-            return
-        lst.open_conns += 1
-        self.counted = True
+        if not self.counted:  # (a TLS connection's decrypted side holds its slot already)
+            if lst.open_conns >= lst.max_conns and not self._make_room():
+                self._refuse("max_connections")
+                return
+            lst.open_conns += 1
+            self.counted = True
         ctx.conns.add(self)
         tls = transport.get_extra_info("ssl_object")
         if tls is not None:
@@ -572,10 +573,17 @@ class Downstream(asyncio.Protocol):
         self.state = CLOSED
         self.closed = True
         self.ctx.conns.discard(self)
-        self._uncount()
         lst, ctx = self.listener, self.ctx
-        terminate(ctx.loop, self.transport, Downstream(lst), server_ctx, first,
-                  lambda: ctx.count_failure(lst.direction, "tls_handshake"))
+        # The slot passes to the decrypted side, so that connections still in their
+        # handshake count against the cap; given back if the handshake fails.
+        inner = Downstream(lst)
+        inner.counted, self.counted = self.counted, False
+
+        def failed() -> None:
+            ctx.count_failure(lst.direction, "tls_handshake")
+            inner._uncount()
+
+        terminate(ctx.loop, self.transport, inner, server_ctx, first, failed)
 
     def _detect_tunnel(self, timed_out: bool) -> None:
         kind = http1.detect(self.buf, timed_out=timed_out)

@@ -226,3 +226,28 @@ def test_identity_without_a_token_is_bad_usage(tmp_path: Path) -> None:
     cfg = from_args(p.parse_args(["--identity", "127.0.0.1:8086"]),
                     {"MESHTUI_IDENTITY_TOKEN_FILE": str(tok)})
     assert cfg.identity_token == "abc"
+
+
+async def test_connections_in_their_tls_handshake_count_against_the_cap(
+        tmp_path: Path) -> None:
+    """Forty clients that open a ClientHello and stall: the listener's cap (4) holds
+    them too, the rest are refused and counted, and a finished or failed handshake
+    gives its slot back."""
+    async with started(tmp_path) as m:
+        emoji = m.emoji
+        assert emoji.inbound is not None and emoji.inbound_address is not None
+        emoji.inbound.max_conns = 4
+        stalled = []
+        for _ in range(40):
+            r, w = await asyncio.open_connection(*emoji.inbound_address)
+            w.write(b"\x16\x03\x01\x02\x00")  # a ClientHello's first bytes, and no more
+            stalled.append((r, w))
+        await asyncio.sleep(0.5)  # detection, then the handshakes that were let in
+        assert emoji.inbound.open_conns <= 4
+        assert 'reason="max_connections"' in m.metrics(emoji)
+        for _r, w in stalled:
+            w.close()
+        deadline = asyncio.get_running_loop().time() + 5
+        while emoji.inbound.open_conns and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        assert emoji.inbound.open_conns == 0  # every slot given back
