@@ -33,7 +33,7 @@ from meshtui.proxy.h2frames import (
 )
 from meshtui.proxy.http1_server import Http1Server
 from meshtui.proxy.http2 import H2Relay
-from meshtui.proxy.mtls import looks_like_tls, terminate
+from meshtui.proxy.mtls import client_hello_name, looks_like_tls, terminate
 from meshtui.proxy.origdst import original_dst
 from meshtui.proxy.pool import LoopDetected, Upstream, open_upstream
 from meshtui.proxy.routing import NoRoute, Router
@@ -543,8 +543,13 @@ class Downstream(asyncio.Protocol):
             if tls is None and not timed_out:
                 return
             if tls and mesh.identity.server_ctx is not None:
-                self._terminate_tls(mesh.identity.server_ctx)
-                return
+                whole, name = client_hello_name(self.buf)
+                if not whole and not timed_out:
+                    return
+                if name == mesh.name:  # a meshed peer, asking for this pod's identity
+                    self._terminate_tls(mesh.identity.server_ctx)
+                    return
+                # An unmeshed client's own TLS: the app's to answer, relayed as is.
             if isinstance(self.tcp, _Unopened):
                 dst = self._known_dst()
                 if dst is not None:

@@ -40,6 +40,39 @@ def looks_like_tls(buf: bytes | bytearray) -> bool | None:
     return buf[1] == _MAJOR and 1 <= buf[2] <= 4
 
 
+def client_hello_name(buf: bytes | bytearray) -> tuple[bool, str | None]:
+    """(whether the first TLS record is all here, the server name its ClientHello asks
+    for, None if none or not one). A meshed peer names the identity it expects; any
+    other name is an unmeshed client's own TLS, for the app."""
+    if len(buf) < 5:
+        return False, None
+    n = int.from_bytes(buf[3:5], "big")
+    if len(buf) < 5 + n:
+        return False, None
+    rec = bytes(buf[5:5 + n])
+    try:
+        if rec[0] != 1:  # not a ClientHello
+            return True, None
+        body = rec[4:4 + int.from_bytes(rec[1:4], "big")]
+        p = 2 + 32  # version, random
+        p += 1 + body[p]  # session id
+        p += 2 + int.from_bytes(body[p:p + 2], "big")  # cipher suites
+        p += 1 + body[p]  # compression methods
+        end = p + 2 + int.from_bytes(body[p:p + 2], "big")
+        p += 2
+        while p + 4 <= end:
+            kind = int.from_bytes(body[p:p + 2], "big")
+            size = int.from_bytes(body[p + 2:p + 4], "big")
+            p += 4
+            if kind == 0 and body[p + 2] == 0:  # server_name: its first, a host name
+                length = int.from_bytes(body[p + 3:p + 5], "big")
+                return True, body[p + 5:p + 5 + length].decode("ascii", "replace")
+            p += size
+    except IndexError:  # cut short or malformed: no name
+        pass
+    return True, None
+
+
 class MeshTls:
     """The proxy's identity and what it expects of its peers.
 

@@ -23,6 +23,7 @@ from meshtui.identity import identity_name
 from meshtui.identity.authority import Authority
 from meshtui.identity.workload import WorkloadIdentity, grpc_asker
 from meshtui.model.inventory import Address
+from meshtui.proxy.mtls import client_hello_name
 from meshtui.proxy.prom_metrics import metrics_text
 from meshtui.proxy.server import ProxyServer
 
@@ -152,6 +153,48 @@ async def test_plain_client_still_served_and_counted_without_identity(
     text = m.metrics(m.emoji)
     line = next(x for x in text.splitlines() if x.startswith("request_total{"))
     assert 'tls="no_identity"' in line and "client_id" not in line
+
+
+async def test_an_unmeshed_clients_own_tls_goes_to_the_app_untouched(tls_mesh: TlsMesh) -> None:
+    """A client that speaks TLS to the app itself (its server name is the app's, not
+    this pod's identity) is relayed as opaque bytes, as without identity: the proxy
+    does not answer its ClientHello with the mesh's certificate."""
+    m = tls_mesh
+    assert m.emoji.inbound_address is not None
+    before = m.app.seen.connections
+    r, w = await asyncio.open_connection(*m.emoji.inbound_address)
+    w.write(hello("app.example"))
+    deadline = asyncio.get_running_loop().time() + 5
+    while m.app.seen.connections == before:  # the bytes went on to the app
+        assert asyncio.get_running_loop().time() < deadline, "never reached the app"
+        await asyncio.sleep(0.02)
+    # No ServerHello came back: the app (plain HTTP) waits for a request head.
+    with contextlib.suppress(TimeoutError):
+        assert not (await asyncio.wait_for(r.read(1), 0.5)).startswith(b"\x16")
+    w.close()
+    assert "tls_handshake" not in m.metrics(m.emoji)
+
+
+def hello(server_name: str | None) -> bytes:
+    """A real ClientHello (OpenSSL's, through Python's ssl), asking for ``server_name``."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    out = ssl.MemoryBIO()
+    obj = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname=server_name)
+    with contextlib.suppress(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return out.read()
+
+
+def test_the_server_name_is_read_from_a_client_hello() -> None:
+    first = hello(EMOJI)
+    assert client_hello_name(first) == (True, EMOJI)
+    assert client_hello_name(hello(None)) == (True, None)
+    assert client_hello_name(first[:40]) == (False, None)
+    assert client_hello_name(first[:5] + b"\x01\x00") == (False, None)
+    broken = first[:5] + bytes(len(first) - 5)
+    assert client_hello_name(broken) == (True, None)
 
 
 async def test_certificate_from_another_anchor_is_refused_at_handshake(
