@@ -17,6 +17,7 @@ from itertools import pairwise
 
 BOX_HEIGHT = 3  # a border line, the name, a border line
 ROW_GAP = 1
+MARGIN = 3  # left of the first layer, right of the last: room for calls going back
 COL_GAP = 14  # room for each layer's arrows to turn apart and a success rate by each head
 
 
@@ -118,7 +119,9 @@ def layout(nodes: Sequence[tuple[Hashable, str]], calls: Sequence[tuple[Hashable
         col.sort(key=mean_caller)
         row.update({k: i for i, k in enumerate(col)})
     boxes: dict[Hashable, Box] = {}
-    x = 0
+    # A call back to an earlier layer runs left of its callee and right of its
+    # caller: margins on both sides keep it on the grid.
+    x = MARGIN if columns else 0
     for i, col in enumerate(columns):
         width = max(len(labels[k]) for k in col) + 4
         for j, k in enumerate(col):
@@ -127,7 +130,8 @@ def layout(nodes: Sequence[tuple[Hashable, str]], calls: Sequence[tuple[Hashable
     routes = tuple(_route(boxes[a], boxes[b], n) for n, (a, b) in enumerate(calls)
                    if a in boxes and b in boxes and a != b)
     height = max((b.y + BOX_HEIGHT for b in boxes.values()), default=0)
-    return Layout(tuple(boxes[k] for k in keys), routes, max(x - COL_GAP, 0), height)
+    width = x - COL_GAP + MARGIN if columns else 0
+    return Layout(tuple(boxes[k] for k in keys), routes, width, height)
 
 
 def _route(a: Box, b: Box, n: int) -> Route:

@@ -63,3 +63,14 @@ def test_each_arrow_runs_from_caller_to_callee_and_crosses_no_box() -> None:
 def test_an_empty_namespace_has_an_empty_layout() -> None:
     lay = layout([], [])
     assert (lay.boxes, lay.routes, lay.width, lay.height) == ((), (), 0, 0)
+
+
+def test_a_call_back_to_an_earlier_layer_is_drawn_whole_on_the_grid() -> None:
+    """web → voting and voting → web: the call back runs right of voting, below both
+    boxes and into web from the left, every cell of it inside the layout."""
+    lay = layout([("web", "web"), ("voting", "voting")], [("web", "voting"), ("voting", "web")])
+    back = next(r for r in lay.routes if r.src == "voting")
+    drawn = cells(back)
+    assert all(0 <= x <= lay.width and 0 <= y <= lay.height for x, y, _ in drawn)
+    web = lay.box("web")
+    assert web is not None and (web.x - 1, web.mid_y, "▶") in drawn
