@@ -67,7 +67,8 @@ def edge_rows(q: EdgeQuery, results: dict[str, Any]) -> list[EdgeRow]:
         total[key] = total.get(key, 0.0) + v
         if labels.get("classification") == "success":
             ok[key] = ok.get(key, 0.0) + v
-        secured[key] = secured.get(key, True) and labels.get("tls") == "true"
+        if v > 0:  # a series with no traffic in the window (plain, long ago) has no say
+            secured[key] = secured.get(key, True) and labels.get("tls") == "true"
     quantiles: dict[str, dict[EdgeKey, float]] = {}
     for name in ("p50", "p95", "p99"):
         quantiles[name] = {}
@@ -78,7 +79,7 @@ def edge_rows(q: EdgeQuery, results: dict[str, Any]) -> list[EdgeRow]:
     rows = []
     for key in sorted(k for k, n in total.items() if n > 0):
         n = total[key]
-        rows.append(EdgeRow(q.kind, *key, secured=secured[key], success=ok.get(key, 0.0) / n,
+        rows.append(EdgeRow(q.kind, *key, secured=secured.get(key, False), success=ok.get(key, 0.0) / n,
                             rps=n / window, p50_ms=quantiles["p50"].get(key),
                             p95_ms=quantiles["p95"].get(key), p99_ms=quantiles["p99"].get(key)))
     return rows

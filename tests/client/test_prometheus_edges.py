@@ -51,3 +51,21 @@ def test_edge_queries_read_outbound_series_by_both_ends() -> None:
     assert queries["requests"] == (
         'sum(increase(response_total{direction="outbound", namespace="emojivoto"}[60s])) '
         "by (namespace, deployment, dst_namespace, dst_deployment, classification, tls)")
+
+
+def test_a_plain_series_with_no_calls_in_the_window_leaves_the_edge_secured() -> None:
+    """A proxy keeps its counters for its whole life: a plain series from before its
+    certificate came, flat since, must not take SECURED from an edge whose calls in the
+    window all went over mutual TLS; one with calls in the window does."""
+    from meshtui.client.prom_edges import edge_rows
+
+    q = EdgeQuery("deployment", "emojivoto", window_s=60)
+    ends_ = {"namespace": "emojivoto", "deployment": "web", "dst_namespace": "emojivoto",
+             "dst_deployment": "voting", "classification": "success"}
+    quiet = {"p50": [], "p95": [], "p99": []}
+    [row] = edge_rows(q, {"requests": [({**ends_, "tls": "true"}, 600.0),
+                                       ({**ends_, "tls": "false"}, 0.0)], **quiet})
+    assert row.secured and row.rps == 10.0
+    [row] = edge_rows(q, {"requests": [({**ends_, "tls": "true"}, 600.0),
+                                       ({**ends_, "tls": "false"}, 6.0)], **quiet})
+    assert not row.secured
