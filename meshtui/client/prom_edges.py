@@ -79,7 +79,8 @@ def edge_rows(q: EdgeQuery, results: dict[str, Any]) -> list[EdgeRow]:
     rows = []
     for key in sorted(k for k, n in total.items() if n > 0):
         n = total[key]
-        rows.append(EdgeRow(q.kind, *key, secured=secured.get(key, False), success=ok.get(key, 0.0) / n,
-                            rps=n / window, p50_ms=quantiles["p50"].get(key),
+        rows.append(EdgeRow(q.kind, *key, secured=secured.get(key, False),
+                            success=ok.get(key, 0.0) / n, rps=n / window,
+                            p50_ms=quantiles["p50"].get(key),
                             p95_ms=quantiles["p95"].get(key), p99_ms=quantiles["p99"].get(key)))
     return rows
