@@ -101,8 +101,11 @@ class Authority:
 
     def issue(self, name: str, key: ec.EllipticCurvePublicKey) -> Issued:
         """A certificate for ``name`` (no checks: for the controller's own identity)."""
+        # Never past the issuer's own end: a leaf that outlives it would not verify.
+        left = self.issuer.not_valid_after_utc - certs.now()
         leaf = certs.build_cert(subject=name, public_key=key, issuer=self.issuer.subject,
-                                signer=self.issuer_key, lifetime=self.leaf_lifetime,
+                                signer=self.issuer_key,
+                                lifetime=max(dt.timedelta(0), min(self.leaf_lifetime, left)),
                                 ca_pathlen=None)
         return Issued(leaf, self.issuer, self.anchor)
 

@@ -70,6 +70,7 @@ class _Front(asyncio.Protocol):
         self.transport: Any = None
         self.back: asyncio.Transport | None = None
         self.held: list[bytes] | None = []
+        self.opening: asyncio.Task[None] | None = None  # kept: a task nobody holds may go
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -77,7 +78,7 @@ class _Front(asyncio.Protocol):
             self.gate.refused("tap_identity")
             transport.abort()  # type: ignore[attr-defined]
             return
-        asyncio.get_running_loop().create_task(self._open())
+        self.opening = asyncio.get_running_loop().create_task(self._open())
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -85,6 +86,9 @@ class _Front(asyncio.Protocol):
             back, _ = await loop.create_unix_connection(lambda: _Back(self), self.gate.backend)
         except OSError:
             self.transport.abort()
+            return
+        if self.transport.is_closing():  # the client left while this was connecting
+            back.close()
             return
         self.back = back
         for data in self.held or ():
