@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         from meshtui.identity import credential
 
         cred = Path(args.credential_file) if args.credential_file else \
-            credential.path_for(listen)
+            credential.path_for(credential.clients_address(listen))
         # Written once the port is this controller's: a second one started on a busy
         # address must not lock the clients out of the first.
         token = credential.new_token()

@@ -31,6 +31,15 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def clients_address(listen: str) -> str:
+    """The address local clients use for a controller listening on ``listen``: a
+    wildcard (every interface) is reached, and its credential looked for, at loopback."""
+    host, _, port = listen.rpartition(":")
+    if host.strip("[]") in ("0.0.0.0", "::", ""):
+        return f"127.0.0.1:{port}"
+    return listen
+
+
 def create(path: Path, token: str | None = None) -> str:
     """Writes ``token`` (a new one if None) where clients will look for it."""
     token = token or new_token()

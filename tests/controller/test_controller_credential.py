@@ -90,3 +90,12 @@ def test_a_second_controller_on_a_busy_address_leaves_the_first_ones_credential(
     finally:
         first.terminate()
         first.wait(timeout=10)
+
+
+def test_a_controller_on_every_interface_writes_the_credential_where_local_clients_look(
+) -> None:
+    from meshtui.identity.credential import clients_address
+
+    assert clients_address("0.0.0.0:8086") == "127.0.0.1:8086"
+    assert clients_address("[::]:8086") == "127.0.0.1:8086"
+    assert clients_address("127.0.0.2:9") == "127.0.0.2:9"
