@@ -21,7 +21,7 @@ from pathlib import Path
 
 from meshtui.demo import prometheus as prom
 from meshtui.identity import credential
-from meshtui.identity.authority import Authority
+from meshtui.identity.authority import ANCHOR_CRT, Authority
 from meshtui.identity.certs import write_private
 from meshtui.model.inventory import Address, Inventory, Pod, Service
 
@@ -140,7 +140,10 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
             "proxy", "--inbound", str(pod.inbound), "--outbound", str(outbound),
             "--app", str(app), "--tap", str(pod.proxy), "--admin", str(pod.admin),
             "--pod", name, "--namespace", ns, "--deployment", deploy, "--pod-ip", ip,
-            "--inventory", str(inventory_path)), {"MESHTUI_IDENTITY_TOKEN_FILE": str(token)},
+            "--inventory", str(inventory_path)), {
+                "MESHTUI_IDENTITY_TOKEN_FILE": str(token),
+                # The anchor out of band, as a cluster's would be mounted into each pod.
+                "MESHTUI_IDENTITY_TRUST_ANCHOR": str(ctl_state / "identity" / ANCHOR_CRT)},
             ready_http=pod.admin))
         procs.append(ProcessSpec(name, "app", app_argv, {
             "MESHTUI_APP_LISTEN": str(app), "HTTP_PROXY": f"http://{outbound}", **app_env}))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+from itertools import pairwise
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -68,6 +70,22 @@ def build_cert(*, subject: str, public_key: ec.EllipticCurvePublicKey, issuer: x
                                                    ExtendedKeyUsageOID.CLIENT_AUTH]), False)
              .add_extension(x509.SubjectAlternativeName([x509.DNSName(subject)]), False))
     return b.sign(signer, hashes.SHA256())
+
+
+def chains_to(leaf: x509.Certificate, chain: tuple[x509.Certificate, ...],
+              anchor: x509.Certificate) -> bool:
+    """Whether ``leaf`` is signed by the first of ``chain``, each by the next, the last
+    by ``anchor`` (names, signatures and validity dates)."""
+    at = now()
+    links = [leaf, *chain, anchor]
+    for cert, issuer in pairwise(links):
+        if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+            return False
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+    return True
 
 
 def cert_pem(cert: x509.Certificate) -> bytes:

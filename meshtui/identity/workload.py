@@ -83,9 +83,12 @@ def grpc_asker(controller: str, namespace: str, pod: str, token: str,
 class WorkloadIdentity:
     """Holds ``name``'s certificate, asks ``ask`` for it, and renews it until stopped."""
 
-    def __init__(self, name: str, ask: Ask) -> None:
+    def __init__(self, name: str, ask: Ask, anchor: x509.Certificate | None = None) -> None:
+        """``anchor``: the trust anchor, given out of band; without it, the first answer's
+        is kept, and no later answer may change it."""
         self.name = name
         self._ask = ask
+        self.anchor = anchor
         self._key = certs.new_key()
         self.bundle: Bundle | None = None
         self.renewals = 0
@@ -123,6 +126,12 @@ class WorkloadIdentity:
         anchor = x509.load_der_x509_certificate(resp.trust_anchor_der)
         if certs.dns_names(leaf) != [self.name] or leaf.public_key() != self._key.public_key():
             raise IdentityError(f"the controller issued a certificate that is not {self.name}'s")
+        if self.anchor is not None and anchor != self.anchor:
+            raise IdentityError("the controller answered with another trust anchor than "
+                                "the one this proxy trusts")
+        if not certs.chains_to(leaf, chain, anchor):
+            raise IdentityError("the controller's certificate does not chain to its anchor")
+        self.anchor = anchor
         b = Bundle(leaf, chain, anchor)
         self.server_ctx, self.client_ctx = contexts(self._key, b)
         self.bundle = b

@@ -85,6 +85,9 @@ class ProxyConfig:
     identity: Address | None = None
     #: The pod's token, given at start, that the controller checks the CSR against.
     identity_token: str = ""
+    #: The trust anchor (a PEM file) given out of band: the controller's answers must
+    #: chain to it. None: the first answer's anchor is kept, and may never change.
+    identity_anchor: str | None = None
     #: The service account the pod's identity names; '' : its deployment's name.
     serviceaccount: str = ""
 
@@ -116,6 +119,7 @@ ENV = {
     "identity": "MESHTUI_IDENTITY_ADDR",
     "identity_token": "MESHTUI_IDENTITY_TOKEN",
     "identity_token_file": "MESHTUI_IDENTITY_TOKEN_FILE",
+    "identity_anchor": "MESHTUI_IDENTITY_TRUST_ANCHOR",
     "serviceaccount": "MESHTUI_SERVICEACCOUNT",
 }
 
@@ -174,6 +178,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "with it, meshed peers are spoken to over mutual TLS", "HOST:PORT")
     opt("--identity-token", "identity_token", "the pod's identity token (prefer the file "
         "or the environment: a flag shows in ps)", "TOKEN")
+    opt("--identity-trust-anchor", "identity_anchor", "the mesh's trust anchor (PEM), given "
+        "out of band: certificates that do not chain to it are refused", "FILE")
     opt("--identity-token-file", "identity_token_file", "a file holding the pod's identity "
         "token", "FILE")
     opt("--serviceaccount", "serviceaccount", "the service account the pod's identity "
@@ -281,6 +287,7 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         redact=redact,
         identity=addr("identity", None),
         identity_token=_token(get("identity_token"), get("identity_token_file")),
+        identity_anchor=get("identity_anchor") or None,
         serviceaccount=get("serviceaccount") or "",
     )
     if cfg.identity is not None and not cfg.identity_token:

@@ -172,9 +172,19 @@ class ProxyServer:
 
         cfg = self.config
         sa = cfg.serviceaccount or cfg.deployment or "default"
+        anchor = None
+        if cfg.identity_anchor:
+            from cryptography import x509
+
+            try:
+                with open(cfg.identity_anchor, "rb") as f:
+                    anchor = x509.load_pem_x509_certificate(f.read())
+            except (OSError, ValueError) as e:
+                raise RuntimeFailure(f"proxy: cannot read the trust anchor "
+                                     f"{cfg.identity_anchor!r}: {e}") from None
         ident = WorkloadIdentity(identity_name(sa, cfg.namespace), grpc_asker(
             f"{controller.host}:{controller.port}", cfg.namespace, cfg.pod,
-            cfg.identity_token))
+            cfg.identity_token), anchor)
         try:
             await ident.start(wait_s=FIRST_CERT_WAIT_S)
         except IdentityError as e:

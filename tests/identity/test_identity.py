@@ -179,3 +179,43 @@ async def _status(c: Controller):  # type: ignore[no-untyped-def]
 
     async with ControllerClient(f"127.0.0.1:{c.port}") as client:
         return await client.identity_status()
+
+
+def _answers(auth: Authority, name: str, issuer_of: Authority | None = None):  # type: ignore[no-untyped-def]
+    """An ``ask`` answering as ``auth`` would (its anchor), the leaf signed by
+    ``issuer_of``'s issuer when given (a chain that does not hold)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from meshtui.v1 import identity_pb2
+
+    async def ask(csr_der: bytes) -> identity_pb2.CertifyResponse:
+        csr = x509.load_der_x509_csr(csr_der)
+        got = (issuer_of or auth).issue(name, csr.public_key())  # type: ignore[arg-type]
+        return identity_pb2.CertifyResponse(
+            leaf_der=got.leaf.public_bytes(Encoding.DER),
+            intermediates_der=[got.issuer.public_bytes(Encoding.DER)],
+            trust_anchor_der=auth.anchor.public_bytes(Encoding.DER))
+    return ask
+
+
+async def test_a_proxy_trusts_only_the_anchor_it_was_given_or_first_saw(tmp_path: Path) -> None:
+    """Certify travels in plain: someone on the path could answer with an anchor of
+    their own. Given the anchor out of band, a proxy refuses any other; without it, it
+    keeps the first answer's and refuses a change at renewal; a leaf that does not
+    chain to the anchor it came with is refused too."""
+    mesh = Authority.in_state_dir(tmp_path / "mesh")
+    rogue = Authority.in_state_dir(tmp_path / "rogue")
+    with pytest.raises(IdentityError, match="another trust anchor"):
+        await WorkloadIdentity(WEB, _answers(rogue, WEB), mesh.anchor).start()
+    pinned = WorkloadIdentity(WEB, _answers(mesh, WEB), mesh.anchor)
+    assert (await pinned.start()).anchor == mesh.anchor
+    await pinned.stop()
+    first = WorkloadIdentity(WEB, _answers(mesh, WEB))
+    await first.start()
+    await first.stop()
+    first._ask = _answers(rogue, WEB)
+    with pytest.raises(IdentityError, match="another trust anchor"):
+        await first.refresh()
+    with pytest.raises(IdentityError, match="does not chain"):
+        await WorkloadIdentity(WEB, _answers(mesh, WEB, issuer_of=rogue)).start()

@@ -294,3 +294,17 @@ async def test_connections_in_their_tls_handshake_count_against_the_cap(
         while emoji.inbound.open_conns and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         assert emoji.inbound.open_conns == 0  # every slot given back
+
+
+async def test_an_unreadable_trust_anchor_ends_the_start_in_one_line(tmp_path: Path) -> None:
+    from meshtui.errors import RuntimeFailure
+
+    bad = tmp_path / "anchor.crt"
+    bad.write_text("not a certificate")
+    auth = Authority.in_state_dir(tmp_path / "state")
+    proxy = ProxyServer(proxy_config(None, identity=Address("127.0.0.1", free_port()),
+                                     identity_token=auth.pod_token("ns", "web-0"),
+                                     identity_anchor=str(bad)))
+    with pytest.raises(RuntimeFailure, match="cannot read the trust anchor"):
+        await proxy.start()
+    await proxy.stop(grace=0.1)
