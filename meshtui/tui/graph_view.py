@@ -104,6 +104,20 @@ class GraphView(Widget, can_focus=True):
             for dy, line in enumerate(rows[:BOX_HEIGHT]):
                 for dx, ch in enumerate(line):
                     grid[b.y + dy][b.x + dx] = (ch, style)
+        for (src, dst), e in self.edges.items():
+            own = g.box(src) if src == dst else None
+            if own is None:
+                continue
+            # A workload calling itself (its pods one another): a loop mark under its
+            # box with the success rate, or the mark alone on its border.
+            style = success_style(e.success) or "green"
+            mark = f"↻ {format_success(e.success)}"
+            x, y = (own.x, own.y + BOX_HEIGHT) if self._free(grid, own.x, own.y + BOX_HEIGHT,
+                                                         len(mark)) else (own.x + 1, -1)
+            if y < 0:
+                mark, y = "↻", own.y + BOX_HEIGHT - 1
+            for i, ch in enumerate(mark):
+                grid[y][x + i] = (ch, style)
         out = Text(no_wrap=True, overflow="crop")
         for row in grid:
             for ch, style in row:
@@ -112,7 +126,7 @@ class GraphView(Widget, can_focus=True):
         return out
 
     def _free(self, grid: list[list[tuple[str, str]]], x: int, y: int, n: int) -> bool:
-        return y >= 0 and x >= 0 and x + n <= len(grid[0]) and all(
+        return 0 <= y < len(grid) and x >= 0 and x + n <= len(grid[0]) and all(
             grid[y][x + i][0] == " " and self.graph.box_at(x + i, y) is None
             for i in range(n))
 
