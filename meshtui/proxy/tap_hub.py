@@ -37,6 +37,10 @@ RESPONSE_END = 2
 #: Most bytes of captured bodies one subscriber's queue holds (its queue admits
 #: fewer requests when it captures bodies): 128 requests at 64 KiB each way.
 BODY_QUEUE_BYTES = 16 << 20
+#: Most bytes of bodies being captured by requests still under way, all subscribers
+#: together: past it, a request is tapped without its bodies (a slow upload each at
+#: 64 KiB, thousands at once, would otherwise hold their copies all together).
+BODY_INFLIGHT_BYTES = 64 << 20
 
 
 def _keep_freed_memory() -> None:
@@ -189,6 +193,9 @@ class TapHub:
     ) -> None:
         self.max_capture_body = max(0, max_capture_body)
         self._malloc_tuned = False
+        #: Requests under way that capture bodies, and the most bytes they may hold.
+        self.capturing = 0
+        self.capturing_bytes = 0
         self.clock = clock
         self.show_secrets = show_secrets
         self.redactor: Redactor | None = None if show_secrets else redactor

@@ -30,7 +30,14 @@ from meshtui.model.inventory import Workload
 from meshtui.model.redact import Redactor
 from meshtui.model.tap import GRPC_FAILURES, MAX_CAPTURE_BODY
 from meshtui.proxy.http1 import ERROR_HEADER, grpc_status_code
-from meshtui.proxy.tap_hub import RESPONSE_END, RESPONSE_INIT, Subscriber, TapHub, TapRequest
+from meshtui.proxy.tap_hub import (
+    BODY_INFLIGHT_BYTES,
+    RESPONSE_END,
+    RESPONSE_INIT,
+    Subscriber,
+    TapHub,
+    TapRequest,
+)
 from meshtui.v1 import common_pb2, proxy_pb2
 
 # response_start's default: look for grpc-status in the headers.
@@ -268,6 +275,10 @@ class RequestObs:
 
     def _finish(self, status: int, success: bool, with_latency: bool) -> ResponseStats:
         self.done = True
+        if self.cap:  # its bodies no longer grow: they leave the in-flight budget
+            hub = self._tel.hub
+            hub.capturing -= 1
+            hub.capturing_bytes -= 2 * self.cap
         key = (status, success)
         stats = self._route.responses.get(key)
         if stats is None:
@@ -584,10 +595,13 @@ class Telemetry:
         if taking:
             obs._taking = taking
             cap = max(s.capture for s in taking)
-            if cap:
+            hub = self.hub
+            if cap and hub.capturing_bytes + 2 * cap <= BODY_INFLIGHT_BYTES:
                 obs.cap = cap
                 obs.req_body = []
                 obs.resp_body = []
+                hub.capturing += 1
+                hub.capturing_bytes += 2 * cap
         if losing:
             obs._lost = losing
 

@@ -367,3 +367,32 @@ def test_a_filter_cannot_find_out_a_redacted_value_by_what_it_lets_through() -> 
     sub = shown.hub.subscribe(common_pb2.TapMatch(path_prefix="/login?token=s3"))
     call(shown, path="/login?token=s3cret")
     assert len(drain(shown, sub)) == 3
+
+
+def test_bodies_of_requests_under_way_are_held_to_one_budget() -> None:
+    """Two thousand slow uploads at once, each asked for 64 KiB each way: past the
+    in-flight budget the later ones are tapped without bodies, and every byte of the
+    budget comes back as they end."""
+    from meshtui.proxy.tap_hub import BODY_INFLIGHT_BYTES
+
+    tel = make()
+    sub = tel.hub.subscribe(capture_body=65536)
+    under_way = []
+    for i in range(2000):  # the subscriber keeps up: its queue never stops a request
+        under_way.append(tel.request(Direction.OUTBOUND, ("10.0.0.5", 40000),
+                                     ("10.0.0.7", 8080), i, "POST", "http", "emoji-svc:8080",
+                                     "/up", []))
+        drain(tel, sub)
+    capturing = [o for o in under_way if o.cap]
+    assert len(capturing) == BODY_INFLIGHT_BYTES // (2 * 65536)
+    assert tel.hub.capturing_bytes <= BODY_INFLIGHT_BYTES
+    for o in under_way:
+        if o.cap:
+            o.capture_request(b"x" * 1000)
+        o.response_start(200, [])
+        o.response_end(0)
+        drain(tel, sub)
+    assert (tel.hub.capturing, tel.hub.capturing_bytes) == (0, 0)
+    after = tel.request(Direction.OUTBOUND, ("10.0.0.5", 40000), ("10.0.0.7", 8080), 1,
+                        "POST", "http", "emoji-svc:8080", "/up", [])
+    assert after.cap == 65536  # room again
