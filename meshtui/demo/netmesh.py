@@ -20,7 +20,7 @@ from pathlib import Path
 
 from meshtui.demo import prometheus as prom
 from meshtui.demo.netns import PodNetwork
-from meshtui.demo.topology import EMOJIVOTO, Plan, ProcessSpec, pod_name
+from meshtui.demo.topology import EMOJIVOTO, Plan, ProcessSpec, app_stage, pod_name
 from meshtui.errors import RuntimeFailure
 from meshtui.identity.credential import path_for
 from meshtui.model.inventory import Address, Inventory, Pod, Service
@@ -75,7 +75,9 @@ def plan_iptables(net: PodNetwork, server: Address, state_dir: Path, scale: int 
                               str(path_for(str(server))))] if app == "controller"
                 else [*enter, *_py("-m", "meshtui.demo.apps", app)])
         procs.append(ProcessSpec(name, "app", argv, {"MESHTUI_APP_LISTEN": f"0.0.0.0:{port}",
-                                                     **env}))
+                                                     **env},
+                                 # (no ready_tcp: from the host, the pod's port is its proxy's)
+                                 stage=0 if app == "controller" else app_stage(deploy)))
         return pod
 
     dns = add("kube-system", "kube-dns", "kube-dns", {})

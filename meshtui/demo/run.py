@@ -121,9 +121,11 @@ def running_mesh(server: Address, *, intercept: str = "proxy", scale: int = 1,
                                  prometheus=prom_spec)
         else:
             plan = plan_explicit(server, state, scale=scale, rps=rps, prometheus=prom_spec)
-        for spec in plan.processes:
-            sup.start(spec)
-        sup.wait_ready(READY_TIMEOUT_S)
+        for stage in sorted({spec.stage for spec in plan.processes}):
+            for spec in plan.processes:
+                if spec.stage == stage:
+                    sup.start(spec)
+            sup.wait_ready(READY_TIMEOUT_S)
         ok = True
         yield plan, sup
     finally:

@@ -41,10 +41,24 @@ class ProcessSpec:
     ready_http: Address | None = None  # GET ready_path here answers 200 once it is up
     ready_path: str = "/ready"
     ready_tcp: Address | None = None  # or: this port accepts connections
+    # Started once every process of a lower stage is ready, as a pod's app waits for
+    # its proxy and a Service lists only ready pods: a caller never meets a peer
+    # whose proxy or app is still starting (the first calls would fail).
+    stage: int = 0
 
     @property
     def label(self) -> str:
         return f"{self.pod} ({self.role})"
+
+
+# Proxies and the controller are stage 0; apps by what they call (kube-dns first,
+# then emojivoto's servers, then the bot that drives them).
+APP_STAGES = {"kube-dns": 1, "emoji": 2, "voting": 2, "web": 2, "vote-bot": 3}
+SERVES = frozenset({"kube-dns", "emoji", "voting", "web"})  # apps a ready_tcp can wait for
+
+
+def app_stage(deploy: str) -> int:
+    return APP_STAGES.get(deploy, 1)
 
 
 @dataclass
@@ -146,7 +160,8 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
                 "MESHTUI_IDENTITY_TRUST_ANCHOR": str(ctl_state / "identity" / ANCHOR_CRT)},
             ready_http=pod.admin))
         procs.append(ProcessSpec(name, "app", app_argv, {
-            "MESHTUI_APP_LISTEN": str(app), "HTTP_PROXY": f"http://{outbound}", **app_env}))
+            "MESHTUI_APP_LISTEN": str(app), "HTTP_PROXY": f"http://{outbound}", **app_env},
+            ready_tcp=app if deploy in SERVES else None, stage=app_stage(deploy)))
         pods.append(pod)
         return pod
 
@@ -181,6 +196,7 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
                               "--state-dir", str(ctl_state),
                               "--credential-file", str(credential.path_for(str(server))))
     procs[-1].ready_tcp = ctl.address
+    procs[-1].stage = 0  # the proxies' certificates come from it
 
     prom_pod = None
     if prometheus is not None:
@@ -195,7 +211,7 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
     pods.append(legacy)
     procs.append(ProcessSpec(legacy.name, "app", _app("idle"),
                              {"MESHTUI_APP_LISTEN": str(legacy.address)},
-                             ready_tcp=legacy.address))
+                             ready_tcp=legacy.address, stage=app_stage("legacy-app")))
 
     def endpoints(deploy: str) -> tuple[Address, ...]:
         return tuple(p.address for p in pods if p.deployment == deploy and p.address)

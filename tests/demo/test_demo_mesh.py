@@ -64,6 +64,10 @@ def test_rates_match_what_the_load_generator_sent(demo) -> None:
     server, _proc, _, state = demo
     # web's inbound traffic is vote-bot's requests: compare the bot's own count.
     report = state / "vote-bot.json"
+    deadline = time.monotonic() + 10
+    while not report.exists():  # written each second once the bot runs
+        assert time.monotonic() < deadline, "vote-bot wrote no report"
+        time.sleep(0.2)
     first = json.loads(report.read_text())
     time.sleep(10)
     second = json.loads(report.read_text())
@@ -182,3 +186,43 @@ def test_meshed_pods_talk_mutual_tls_and_the_unmeshed_cli_plain(demo) -> None:
     inbound = [e for e in events if e["proxyDirection"] == "INBOUND"]
     assert inbound, stderr or stdout
     assert all(e["tls"] is False for e in inbound), stdout
+
+
+def _series(admin: str) -> list[tuple[dict[str, str], float]]:
+    """A proxy's response_total series, straight from its /metrics."""
+    import re
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"http://{admin}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out = []
+    for line in text.splitlines():
+        if line.startswith("response_total{"):
+            labels, value = line[len("response_total{"):].rsplit("} ", 1)
+            out.append((dict(re.findall(r'(\w+)="([^"]*)"', labels)), float(value)))
+    return out
+
+
+def test_no_call_fails_from_the_start_but_the_apps_own_fault(demo) -> None:
+    """Every pod starts after the proxies and peers it calls are ready, as in a
+    cluster: from the first request, the only failures are the doughnut's vote
+    (UNKNOWN from voting, web's 500 to the bot). A web that called voting before
+    voting's proxy listened had seen connections refused."""
+    _server, _proc, _, state = demo
+    inventory = json.loads((state / "inventory.json").read_text())
+    admins = {p["deployment"]: p["admin"] for p in inventory["pods"] if p.get("admin")}
+    # Counted since each proxy started: wait until the bot has voted a while.
+    series = _series(admins["web"])
+    deadline = time.monotonic() + 30
+    while sum(v for lab, v in series if lab["direction"] == "inbound") < 50:
+        assert time.monotonic() < deadline, series
+        time.sleep(0.5)
+        series = _series(admins["web"])
+    web_failures = [(lab, v) for lab, v in series
+                    if lab["direction"] == "outbound" and lab["classification"] == "failure"]
+    assert all(lab.get("grpc_status") == "2" and lab["dst_deployment"] == "voting"
+               for lab, _ in web_failures), web_failures
+    bot_failures = [(lab, v) for lab, v in _series(admins["vote-bot"])
+                    if lab["direction"] == "outbound" and lab["classification"] == "failure"]
+    assert all(lab["status_code"] == "500" for lab, _ in bot_failures), bot_failures

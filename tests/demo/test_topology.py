@@ -89,3 +89,24 @@ def test_a_missing_program_or_a_busy_port_is_one_line_and_no_prometheus(monkeypa
         assert run._prometheus(addr, said.append) is None
     assert len(said) == 2 and str(addr) in said[1] and "--prometheus-listen" in said[1]
     assert run._prometheus(None, said.append) is None and len(said) == 2
+
+
+def test_each_process_starts_after_the_proxies_and_peers_it_calls(tmp_path: Path) -> None:
+    plan = plan_explicit(Address("127.0.0.1", 18086), tmp_path, seed=4)
+    deploy = {p.name: p.deployment for p in plan.inventory.pods}
+
+    def stage(d: str, role: str = "app") -> int:
+        return next(s.stage for s in plan.processes
+                    if deploy.get(s.pod) == d and s.role == role)
+
+    proxies = {s.stage for s in plan.processes if s.role == "proxy"}
+    assert proxies == {0} and stage("controller") == 0  # certificates come from it
+    apps = [s for s in plan.processes if s.role == "app" and deploy[s.pod] != "controller"]
+    assert min(s.stage for s in apps) > 0
+    # kube-dns before those that resolve names, web's peers before the bot calls web
+    assert stage("kube-dns") < stage("emoji") == stage("voting") == stage("web")
+    assert stage("web") < stage("vote-bot")
+    # a stage is waited for only where a process says when it is ready
+    for s in apps:
+        if deploy[s.pod] in ("web", "emoji", "voting", "kube-dns"):
+            assert s.ready_tcp is not None
