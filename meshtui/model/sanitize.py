@@ -66,3 +66,72 @@ def clean_http(text: str) -> str:
     except UnicodeEncodeError:
         return clean(text)
     return clean_bytes(raw)
+
+
+# clean()'s escapes, read back: every backslash in its output starts one of these.
+_ESCAPE = re.compile(r"\\(?:([\\tnr])|x([0-9a-f]{2})|u([0-9a-f]{4}))")
+_NAMED_BACK = {"\\": b"\\", "t": b"\t", "n": b"\n", "r": b"\r"}
+
+
+def raw_bytes(shown: str) -> bytes:
+    """The bytes :func:`clean` (or :func:`clean_bytes`) was given, from what it made.
+
+    What the client holds is cleaned for display; what it writes for other programs
+    (a saved file, a curl line, HAR) must carry the original, or each save and replay
+    would escape the escapes again (``C:\\temp`` read back as ``C:\\\\temp``). A
+    ``\\xNN`` from 0x80 up is taken as that byte: a C1 control (U+0080..U+009F)
+    comes back as its code as a byte rather than its UTF-8 form, and shows the same.
+    """
+    if "\\" not in shown:
+        return shown.encode("utf-8", "surrogatepass")
+    out = bytearray()
+    pos = 0
+    for m in _ESCAPE.finditer(shown):
+        out += shown[pos:m.start()].encode("utf-8", "surrogatepass")
+        named, byte, code = m.groups()
+        if named:
+            out += _NAMED_BACK[named]
+        elif byte:
+            out.append(int(byte, 16))
+        else:
+            out += chr(int(code, 16)).encode("utf-8", "surrogatepass")
+        pos = m.end()
+    out += shown[pos:].encode("utf-8", "surrogatepass")
+    return bytes(out)
+
+
+def raw_text(shown: str) -> str:
+    """The text :func:`clean` was given, from what it made: ``\\x80``..``\\x9f`` are
+    the C1 controls they show, and a byte that was not UTF-8 (or a lone surrogate)
+    becomes U+FFFD, as text cannot hold it (:func:`raw_bytes` keeps it)."""
+    if "\\" not in shown:
+        return shown
+    out = []
+    pos = 0
+    for m in _ESCAPE.finditer(shown):
+        out.append(shown[pos:m.start()])
+        named, byte, code = m.groups()
+        if named:
+            out.append(_NAMED_BACK[named].decode())
+        elif byte:
+            n = int(byte, 16)
+            out.append(chr(n) if n <= 0x9F else "\ufffd")
+        else:
+            n = int(code, 16)
+            out.append("\ufffd" if 0xD800 <= n <= 0xDFFF else chr(n))
+        pos = m.end()
+    out.append(shown[pos:])
+    return "".join(out)
+
+
+# What a JSON writer must escape besides what json.dumps does: DEL, the C1 range and
+# the bidirectional controls reach a terminal as they are with ensure_ascii=False.
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def json_safe(dumped: str) -> str:
+    """A ``json.dumps(..., ensure_ascii=False)`` document with the characters a terminal
+    would obey written as ``\\uXXXX`` (they only ever occur inside its strings)."""
+    if dumped.isascii() and "\x7f" not in dumped:
+        return dumped
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped)

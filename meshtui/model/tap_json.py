@@ -9,13 +9,15 @@ wrong; it never trusts a type, a range or a length it did not check.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
 from meshtui.model.bodies import body_json, read_body_json
 from meshtui.model.inventory import Workload
 from meshtui.model.redact import active
-from meshtui.model.sanitize import clean
+from meshtui.model.sanitize import clean, json_safe, raw_bytes, raw_text
 from meshtui.model.tap import (
     CapturedBody,
     Endpoint,
@@ -47,7 +49,8 @@ def _peer(e: Endpoint) -> dict[str, Any]:
     meta = {k: v for k, v in (("namespace", e.workload.namespace),
                               ("deployment", e.workload.deployment),
                               ("pod", e.workload.pod)) if v}
-    return {"ip": e.ip, "port": e.port, "metadata": meta}
+    return {"ip": raw_text(e.ip), "port": e.port,
+            "metadata": {k: raw_text(v) for k, v in meta.items()}}
 
 
 def _duration(us: int) -> dict[str, int]:
@@ -55,8 +58,18 @@ def _duration(us: int) -> dict[str, int]:
     return {"seconds": us // 1_000_000, "nanos": (us % 1_000_000) * 1000}
 
 
+def _header(name: str, value: str) -> dict[str, str]:
+    """A header as Linkerd's tap writes it: its value as text when it is UTF-8, else
+    its bytes in base64 (``valueBin``); what the feed shows escaped goes out raw."""
+    text = raw_text(value)
+    if "\ufffd" in text and "\ufffd" not in value:  # bytes text cannot hold
+        return {"name": raw_text(name),
+                "valueBin": base64.b64encode(raw_bytes(value)).decode("ascii")}
+    return {"name": raw_text(name), "valueStr": text}
+
+
 def _headers(hs: Headers) -> list[dict[str, str]]:
-    return [{"name": n, "valueStr": v} for n, v in hs]
+    return [_header(n, v) for n, v in hs]
 
 
 def tap_json(ev: TapEvent) -> dict[str, Any]:
@@ -72,8 +85,10 @@ def tap_json(ev: TapEvent) -> dict[str, Any]:
     }
     sid = {"base": ev.stream.base, "stream": ev.stream.stream}
     if isinstance(ev, RequestInit):
-        out["requestInitEvent"] = {"id": sid, "method": ev.method, "scheme": ev.scheme,
-                                   "authority": ev.authority, "path": ev.path,
+        out["requestInitEvent"] = {"id": sid, "method": raw_text(ev.method),
+                                   "scheme": raw_text(ev.scheme),
+                                   "authority": raw_text(ev.authority),
+                                   "path": raw_text(ev.path),
                                    "headers": _headers(ev.headers)}
     elif isinstance(ev, ResponseInit):
         out["responseInitEvent"] = {"id": sid, "sinceRequestInit": _duration(ev.latency_us),
@@ -97,7 +112,9 @@ def tap_json(ev: TapEvent) -> dict[str, Any]:
 
 
 def tap_json_line(ev: TapEvent) -> str:
-    return json.dumps(tap_json(ev), ensure_ascii=False, separators=(",", ":"))
+    # Raw text in JSON's escapes, and nothing a terminal would obey: the line may be
+    # printed (tap -o json) as well as saved.
+    return json_safe(json.dumps(tap_json(ev), ensure_ascii=False, separators=(",", ":")))
 
 
 # ---- reading ----------------------------------------------------------------------
@@ -200,12 +217,22 @@ class Reader:
         raise BadEvent("no requestInitEvent, responseInitEvent or responseEndEvent")
 
 
+def _header_bytes(value: object, what: str) -> bytes:
+    """A ``valueBin``: base64 text, checked."""
+    if not isinstance(value, str):
+        raise BadEvent(f"{what} valueBin is not text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadEvent(f"{what} valueBin is not base64") from None
+
+
 def _read_headers(v: object, what: str) -> Headers:
     if v is None:
         return ()
     if not isinstance(v, list):
         raise BadEvent(f"{what} is not a list")
-    out = []
+    out: list[tuple[str, str | bytes]] = []
     for h in v:
         h = _obj(h, what)
         name, value = h.get("name"), h.get("valueStr", "")
@@ -213,7 +240,10 @@ def _read_headers(v: object, what: str) -> Headers:
             raise BadEvent(f"{what} name is not text")
         if not isinstance(value, str):
             raise BadEvent(f"{what} value is not text")
-        out.append((name, value))
+        if h.get("valueBin") is not None:
+            out.append((name, _header_bytes(h["valueBin"], what)))
+        else:
+            out.append((name, value))
     return decode_headers(out)
 
 

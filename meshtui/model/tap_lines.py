@@ -30,7 +30,7 @@ import msgspec
 from meshtui.model.bodies import read_body_json
 from meshtui.model.inventory import Workload
 from meshtui.model.redact import REDACTED, active
-from meshtui.model.sanitize import clean
+from meshtui.model.sanitize import clean, clean_bytes
 from meshtui.model.tap import (
     CapturedBody,
     Direction,
@@ -54,13 +54,16 @@ _U63 = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT)]
 _U32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
 
 
-def decode_headers(pairs: list[tuple[str, str]] | None) -> Headers:
-    """Headers (or trailers) read from a file, as (name, value) text already checked:
-    every header a replay shows passes through here, and only here."""
+def decode_headers(pairs: list[tuple[str, str | bytes]] | None) -> Headers:
+    """Headers (or trailers) read from a file, as (name, value) already checked, a
+    value as text (``valueStr``) or bytes (``valueBin``): every header a replay shows
+    passes through here, and only here."""
     if not pairs:
         return ()
     secret = active().secret  # a saved file may hold what a careless proxy let through
-    return tuple((clean(n), REDACTED if secret(n) else clean(v)) for n, v in pairs)
+    return tuple((clean(n), REDACTED if secret(n) else
+                  clean(v) if isinstance(v, str) else clean_bytes(v)) for n, v in pairs)
+
 
 
 class _JMeta(msgspec.Struct, gc=False):
@@ -95,14 +98,18 @@ class _JDuration(msgspec.Struct, gc=False):
 class _JHeader(msgspec.Struct, gc=False):
     name: str
     valueStr: str = ""
+    valueBin: bytes | None = None  # a value that is not UTF-8 (base64, checked by msgspec)
+
+    def value(self) -> str | bytes:
+        return self.valueStr if self.valueBin is None else self.valueBin
 
 
 # A tuple, not a list: a tuple of untracked structs leaves the collector's sight too.
 _JHeaders = tuple[_JHeader, ...] | None
 
 
-def _pairs(hs: _JHeaders) -> list[tuple[str, str]] | None:
-    return None if hs is None else [(h.name, h.valueStr) for h in hs]
+def _pairs(hs: _JHeaders) -> list[tuple[str, str | bytes]] | None:
+    return None if hs is None else [(h.name, h.value()) for h in hs]
 
 
 class _JRequest(msgspec.Struct, gc=False):
@@ -229,7 +236,7 @@ class Line(msgspec.Struct, gc=False):
         hs = d.trailers if type(d) is _JEnd else d.headers  # type: ignore[union-attr]
         if not hs:
             return []
-        return [v for _, v in decode_headers([(h.name, h.valueStr) for h in hs
+        return [v for _, v in decode_headers([(h.name, h.value()) for h in hs
                                               if _lower_name(h.name) == name])]
 
     def event(self) -> TapEvent:

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 import meshtui
 from meshtui.model.bodies import decoded
 from meshtui.model.redact import REDACTED
+from meshtui.model.sanitize import json_safe, raw_bytes, raw_text
 from meshtui.model.tap import CapturedBody, Request
 
 # Headers a curl line must not carry over: curl sets them itself, or they describe
@@ -32,8 +33,8 @@ def _url(r: Request) -> str:
     init = r.init
     if init is None:
         return ""
-    scheme = init.scheme or "http"
-    return f"{scheme}://{init.authority}{init.path}"
+    scheme = raw_text(init.scheme) or "http"
+    return f"{scheme}://{raw_text(init.authority)}{raw_text(init.path)}"
 
 
 #: What a HAR header or query parameter whose value tap withheld says, in its comment.
@@ -45,8 +46,8 @@ CURL_REDACTED_NOTE = f"{REDACTED} marks values tap withheld: put the real ones i
 def _pair(n: str, v: str) -> dict[str, str]:
     # HAR 1.2 lets every header and query parameter carry a comment.
     if v == REDACTED:
-        return {"name": n, "value": v, "comment": REDACTED_COMMENT}
-    return {"name": n, "value": v}
+        return {"name": raw_text(n), "value": v, "comment": REDACTED_COMMENT}
+    return {"name": raw_text(n), "value": raw_text(v)}
 
 
 def _headers(hs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
@@ -57,7 +58,7 @@ def _headers(hs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
 def _header(hs: Iterable[tuple[str, str]], name: str) -> str:
     for n, v in hs:
         if n.lower() == name:
-            return v
+            return raw_text(v)
     return ""
 
 
@@ -100,7 +101,7 @@ def har_entry(r: Request) -> dict[str, Any]:
     rsp_headers = (rsp.headers if rsp else ()) + (end.trailers if end else ())
     status = rsp.status if rsp else 0
     status_text = _PHRASES.get(status, "")
-    path = init.path if init else ""
+    path = raw_text(init.path) if init else ""
     size = end.response_bytes if end else -1
     wait = _ms(r.latency_us)
     receive = _ms(end.duration_us) if end else 0.0
@@ -108,7 +109,7 @@ def har_entry(r: Request) -> dict[str, Any]:
         "startedDateTime": _started(r.started_us or 0),
         "time": wait + receive,
         "request": {
-            "method": r.method or "", "url": _url(r), "httpVersion": "",
+            "method": raw_text(r.method or ""), "url": _url(r), "httpVersion": "",
             "cookies": [], "headers": _headers(req_headers),
             "queryString": [_pair(k, v) for k, v in
                             parse_qsl(path.partition("?")[2], keep_blank_values=True)],
@@ -170,7 +171,7 @@ def write_har(path: str, requests: Iterable[Request]) -> int:
 
 
 def _dumps(entry: dict[str, Any]) -> str:
-    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+    return json_safe(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
 
 
 def curl_line(r: Request) -> str:
@@ -186,5 +187,25 @@ def curl_line(r: Request) -> str:
         parts += ["-H", f"{name}: {value}"]
     if init.authority:
         parts += ["-H", f"Host: {init.authority}"]
-    parts += ["--", _url(r)]
-    return " ".join(shlex.quote(p) for p in parts)
+    parts += ["--", f"{init.scheme or 'http'}://{init.authority}{init.path}"]
+    return " ".join(_shell(p) for p in parts)
+
+
+def _shell(shown: str) -> str:
+    """A word of the curl line: the original text (not the escaped form the feed shows),
+    quoted for the shell. One holding a control character, a bidirectional one or a
+    byte that is not UTF-8 is quoted as ``$'...'`` with those as ``\\xNN``: the line
+    stays safe to show, and bash and zsh send what was seen."""
+    text = raw_bytes(shown).decode("utf-8", "surrogateescape")
+    if text.isprintable():
+        return shlex.quote(text)
+    out = []
+    for ch in text:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            raw = ch.encode("utf-8", "surrogateescape")
+            out.append("".join(f"\\x{b:02x}" for b in raw))
+    return "$'" + "".join(out) + "'"

@@ -88,6 +88,27 @@ def test_the_curl_line_reproduces_the_request(tmp_path: Path) -> None:
         assert line.count("Host:") == 1
 
 
+def test_the_curl_line_sends_the_original_bytes_not_the_escapes_shown() -> None:
+    """The feed shows ``C:\\temp`` and ``\x1b`` escaped; the curl line must send the
+    backslash once and the real byte, and still be safe to print."""
+    r = joined(method="GET", authority="127.0.0.1:9", path="/a\\\\b")
+    assert r.init is not None
+    r.init = replace(r.init, headers=(("X-Dir", "C:\\\\temp"), ("X-Esc", "a\\x1b[2Jb"),
+                                      ("X-Bin", "\\xff")))
+    line = curl_line(r)
+    assert "\x1b" not in line and "\xff" not in line  # escaped in the line itself
+    # What the shell hands curl, word by word (bash: $'...' is its quoting).
+    argv = subprocess.run(
+        ["bash", "-c", line.replace("curl", f"{sys.executable} -c 'import sys,os; "
+                                    "[os.write(1, a.encode(\"utf-8\", \"surrogateescape\") "
+                                    "+ b\"\\0\") for a in sys.argv[1:]]'", 1)],
+        capture_output=True, timeout=10).stdout.split(b"\0")
+    assert b"X-Dir: C:\\temp" in argv
+    assert b"X-Esc: a\x1b[2Jb" in argv
+    assert b"X-Bin: \xff" in argv
+    assert b"http://127.0.0.1:9/a\\b" in argv
+
+
 def test_captured_bodies_go_into_har_as_text_or_base64() -> None:
     from meshtui.model.tap import CapturedBody
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from meshtui.client.convert import tap_event
-from meshtui.model.tap_json import tap_json
+from meshtui.model.tap_json import tap_json, tap_json_line
 from meshtui.output.tap import tap_line
 from meshtui.v1 import common_pb2
 
@@ -67,4 +67,12 @@ def test_paths_with_escapes_and_markup_are_shown_literally() -> None:
     assert "\x1b" not in line and "\x9b" not in line and "\x07" not in line
     assert ":path=/[bold]x\\x1b[2J\\x9b31m" in line
     assert ":authority=evil\\x1b]0;pwned\\x07" in line
-    assert tap_json(ev)["requestInitEvent"]["headers"][0]["valueStr"] == "\\x1b[31mred\\xff"
+    # JSON carries the original (bytes that are not UTF-8 in base64, as Linkerd's
+    # valueBin), in escapes a terminal does not obey.
+    import base64
+
+    saved = tap_json(ev)["requestInitEvent"]
+    assert base64.b64decode(saved["headers"][0]["valueBin"]) == b"\x1b[31mred\xff"
+    assert saved["path"] == "/[bold]x\x1b[2J\x9b31m"
+    printed = tap_json_line(ev)
+    assert "\x1b" not in printed and "\x9b" not in printed and "\x07" not in printed

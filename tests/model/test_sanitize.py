@@ -40,3 +40,18 @@ def test_cleaned_text_has_no_control_characters(s: str) -> None:
                                       exclude_categories=("Cc", "Cs"))))
 def test_ordinary_text_is_left_alone(s: str) -> None:
     assert clean(s) == s
+
+
+def test_what_clean_shows_reads_back_as_the_original() -> None:
+    """raw_text undoes clean for any text; raw_bytes undoes clean_bytes for any bytes."""
+    import random
+
+    from meshtui.model.sanitize import clean_bytes, raw_bytes, raw_text
+
+    rng = random.Random(7)
+    alphabet = "ab\\x\t\n\r\x00\x1b\x7f\x85\x9f\u061c\u202e\u2066é漢"
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        assert raw_text(clean(text)) == text
+        raw = bytes(rng.choice(b"ab\\\x1b\xc3\xa9\xff\x80") for _ in range(rng.randint(0, 12)))
+        assert raw_bytes(clean_bytes(raw)) == raw

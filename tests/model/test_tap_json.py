@@ -190,3 +190,35 @@ def test_lines_with_bodies_are_read_at_once_so_a_bad_body_is_a_bad_line() -> Non
     doc["responseEndEvent"]["capturedRequestBody"] = {"base64": "!!"}
     with pytest.raises(BadEvent, match="capturedRequestBody"):
         Reader().read_step(json.dumps(doc))
+
+
+def test_saving_a_replay_writes_the_same_file_and_the_original_text() -> None:
+    """What the feed shows is escaped for the terminal; what is saved is the original:
+    a replayed file saved again is the same file, however often, and a backslash
+    stays one backslash (it had doubled on each save)."""
+    wire = tap_json(steps()[0])
+    wire["requestInitEvent"]["path"] = "/C:\\temp/\x1b[2J\u202e\x85"
+    wire["requestInitEvent"]["headers"] = [
+        {"name": "x-dir", "valueStr": "C:\\temp"},
+        {"name": "x-raw", "valueBin": "/2Fi"},  # 0xff 'a' 'b': not UTF-8
+    ]
+    shown = Reader().read_event(wire)
+    assert shown.path == "/C:\\\\temp/\\x1b[2J\\u202e\\x85"  # type: ignore[attr-defined]
+    assert dict(shown.headers)["x-raw"] == "\\xffab"  # type: ignore[attr-defined]
+    first = tap_json_line(shown)
+    saved = json.loads(first)["requestInitEvent"]
+    assert saved["path"] == "/C:\\temp/\x1b[2J\u202e\x85"
+    assert saved["headers"] == wire["requestInitEvent"]["headers"]
+    # Nothing a terminal obeys is in the line itself: JSON's escapes carry it.
+    assert not any(c in first for c in "\x1b\u202e\x85\x9b")
+    again = Reader().read_line(first)
+    assert again == shown
+    assert tap_json_line(again) == first
+
+
+@pytest.mark.parametrize("bad", ["not base64!", 5])
+def test_a_value_in_base64_that_is_not_is_a_bad_line(bad: object) -> None:
+    line = tap_json(steps()[0])
+    line["requestInitEvent"]["headers"] = [{"name": "x", "valueBin": bad}]
+    with pytest.raises(BadEvent, match="valueBin"):
+        Reader().read_line(json.dumps(line))
