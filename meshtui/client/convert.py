@@ -16,7 +16,7 @@ from typing import Any
 from meshtui.model.edges import EdgeRow
 from meshtui.model.histogram import Histogram
 from meshtui.model.inventory import Workload
-from meshtui.model.redact import REDACTED, active
+from meshtui.model.redact import REDACTED_BYTES, active
 from meshtui.model.sanitize import clean, clean_bytes, clean_http
 from meshtui.model.stats import StatRow
 from meshtui.model.tap import (
@@ -142,8 +142,8 @@ def _headers(hs: Sequence[common_pb2.Header]) -> tuple[tuple[str, str], ...]:
     if not hs:
         return ()
     # Redacted again here, whatever the proxy did: an older or foreign proxy may not.
-    secret = active().secret
-    return tuple((clean_http(h.name), REDACTED if secret(h.name) else clean_bytes(h.value))
+    value = active().value
+    return tuple((clean_http(h.name), clean_bytes(value(h.name, h.value, REDACTED_BYTES)))
                  for h in hs)
 
 

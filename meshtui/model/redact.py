@@ -26,6 +26,7 @@ from urllib.parse import unquote_plus
 
 #: What a withheld value reads as, in every output.
 REDACTED = "<redacted>"
+REDACTED_BYTES = REDACTED.encode()
 #: The environment variable that adds names, as ``--redact`` does.
 ENV = "MESHTUI_REDACT"
 
@@ -35,6 +36,9 @@ DEFAULT_NAMES: tuple[str, ...] = (
     "set-cookie2", "x-api-key", "x-auth-token", "x-access-token", "x-csrf-token",
     "x-xsrf-token", "x-amz-security-token", "private-token", "dpop", "sig",
 )
+#: Headers whose value is a URL: its query's secret values and its userinfo are
+#: withheld as a path's are (a redirect's ``Location`` often carries a login's token).
+URL_HEADERS: frozenset[str] = frozenset({"location", "content-location", "referer"})
 #: Globs over names: any name holding one of these words is a credential's.
 DEFAULT_PATTERNS: tuple[str, ...] = (
     "*token*", "*secret*", "*api-key*", "*apikey*", "*password*", "*passwd*",
@@ -88,11 +92,14 @@ class Redactor:
         self._names = frozenset(names)
         self._globs = re.compile("|".join(fnmatch.translate(_norm(g)) for g in globs))
         self._cache: dict[str | bytes, bool] = {}
+        self._url_names: dict[str | bytes, bool] = {}
         self._paths: dict[str, str] = {}
         self._queries: dict[str, str | None] = {}
         #: ``known(name)``: the cached decision, or None: one dict lookup, for hot loops
         #: (the cache is cleared, never replaced, so this stays bound to it).
         self.known = self._cache.get
+        #: ``url_known(name)``: likewise, whether the header holds a URL (see url_header).
+        self.url_known = self._url_names.get
 
     def secret(self, name: str | bytes) -> bool:
         """Whether values under this header or parameter name are withheld."""
@@ -105,16 +112,41 @@ class Redactor:
             self._cache[name] = hit
         return hit
 
+    def url_header(self, name: str | bytes) -> bool:
+        """Whether this header's value is a URL (:data:`URL_HEADERS`)."""
+        hit = self._url_names.get(name)
+        if hit is None:
+            hit = _norm(name.decode("latin-1") if isinstance(name, bytes) else name) in URL_HEADERS
+            if len(self._url_names) >= _CACHE_MAX:
+                self._url_names.clear()
+            self._url_names[name] = hit
+        return hit
+
+    def url(self, value: N) -> N:
+        """A URL header's value with its secrets withheld, as :meth:`path` does."""
+        if isinstance(value, bytes):
+            text = value.decode("latin-1")
+            out = self.path(text)
+            return value if out is text else out.encode("latin-1")
+        return self.path(value)
+
+    def value(self, name: str | bytes, value: N, redacted: N) -> N:
+        """What a header's value may show: ``redacted`` under a secret name, a URL's
+        secrets withheld under a URL header's, else the value."""
+        if self.secret(name):
+            return redacted
+        return self.url(value) if self.url_header(name) else value
+
     def headers(self, pairs: Sequence[tuple[N, N]], redacted: N) -> Sequence[tuple[N, N]]:
-        """``pairs`` with secret values replaced by ``redacted`` (the same object
-        back when nothing is secret, the common case)."""
-        secret = self.secret
+        """``pairs`` with secret values replaced by ``redacted`` and URL headers' secrets
+        withheld (the same object back when there is none, the common case)."""
+        secret, url_header = self.secret, self.url_header
         for name, _ in pairs:
-            if secret(name):
+            if secret(name) or url_header(name):
                 break
         else:
             return pairs
-        return tuple((n, redacted if secret(n) else v) for n, v in pairs)
+        return tuple((n, self.value(n, v, redacted)) for n, v in pairs)
 
     def path(self, path: str) -> str:
         """``/x?token=abc&id=3`` → ``/x?token=<redacted>&id=3``; an absolute URL's

@@ -29,7 +29,7 @@ import msgspec
 
 from meshtui.model.bodies import read_body_json
 from meshtui.model.inventory import Workload
-from meshtui.model.redact import REDACTED, active
+from meshtui.model.redact import REDACTED, REDACTED_BYTES, active
 from meshtui.model.sanitize import clean, clean_bytes
 from meshtui.model.tap import (
     CapturedBody,
@@ -60,9 +60,9 @@ def decode_headers(pairs: list[tuple[str, str | bytes]] | None) -> Headers:
     passes through here, and only here."""
     if not pairs:
         return ()
-    secret = active().secret  # a saved file may hold what a careless proxy let through
-    return tuple((clean(n), REDACTED if secret(n) else
-                  clean(v) if isinstance(v, str) else clean_bytes(v)) for n, v in pairs)
+    value = active().value  # a saved file may hold what a careless proxy let through
+    return tuple((clean(n), clean(value(n, v, REDACTED)) if isinstance(v, str)
+                  else clean_bytes(value(n, v, REDACTED_BYTES))) for n, v in pairs)
 
 
 

@@ -461,13 +461,20 @@ def _add_headers(
             h.value = value
         return
     known, secret = redact.known, redact.secret
+    url_known, url_header = redact.url_known, redact.url_header
     for name, value in pairs or ():
         h = dst.add()
         h.name = name.decode("latin-1")
         hit = known(name)
         if hit is None:
             hit = secret(name)
-        h.value = REDACTED if hit else value
+        if hit:
+            h.value = REDACTED
+            continue
+        url = url_known(name)
+        if url is None:
+            url = url_header(name)
+        h.value = redact.url(value) if url else value
 
 
 def _template(req: TapRequest) -> common_pb2.TapEvent:

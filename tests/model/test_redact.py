@@ -81,3 +81,17 @@ def test_a_query_judged_once_keeps_each_paths_own_prefix() -> None:
         assert r.path(path) == f"{prefix}?token=<redacted>&page=2#f"
     assert r.path("/e?page=2") == "/e?page=2" and r.path("/f?page=2") == "/f?page=2"
     assert r.path("http://u:p@h/x?token=1") == "http://<redacted>@h/x?token=<redacted>"
+
+
+def test_url_headers_lose_their_secret_query_values_and_userinfo() -> None:
+    """A redirect's Location (or a Referer) carries the same tokens a path does."""
+    r = DEFAULT
+    loc = "https://app/cb?code=1&access_token=t0k&state=x"
+    assert r.value("Location", loc, REDACTED) == (
+        f"https://app/cb?code=1&access_token={REDACTED}&state=x")
+    assert r.value(b"referer", b"http://a:b@h/p?sig=9", b"<r>") == (
+        f"http://{REDACTED}@h/p?sig={REDACTED}".encode())
+    assert r.value("x-note", "/p?token=1", REDACTED) == "/p?token=1"  # not a URL header
+    hs = (("content-location", "/d?password=2"), ("accept", "*/*"))
+    assert r.headers(hs, REDACTED) == (("content-location", f"/d?password={REDACTED}"),
+                                       ("accept", "*/*"))

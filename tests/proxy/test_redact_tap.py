@@ -12,7 +12,8 @@ from test_command import proxy_process
 from meshtui.v1 import proxy_pb2, proxy_pb2_grpc
 
 SECRETS = {"X-Api-Key": "k-123", "Authorization": "Bearer a.b.c", "X-Tenant": "acme-9",
-           "X-Session-Id": "sess-42", "User-Agent": "probe/1", "Author": "ann"}
+           "X-Session-Id": "sess-42", "User-Agent": "probe/1", "Author": "ann",
+           "Referer": "http://u:p@shop/cart?session=s1&item=4"}
 
 
 async def test_a_proxy_process_redacts_credentials_and_redact_names_in_tap() -> None:
@@ -47,6 +48,8 @@ async def test_a_proxy_process_redacts_credentials_and_redact_names_in_tap() -> 
     for name in ("x-api-key", "authorization", "x-tenant", "x-session-id"):
         assert got[name] == b"<redacted>", name
     assert got["user-agent"] == b"probe/1" and got["author"] == b"ann"
+    # A URL header's query and userinfo, as a path's.
+    assert got["referer"] == b"http://<redacted>@shop/cart?session=<redacted>&item=4"
     # Tap withholds; the app still gets everything as sent.
     _, seen_target, seen = up.seen.requests[-1]
     assert seen_target == target and seen["x-api-key"] == "k-123"
