@@ -65,7 +65,7 @@ async def started(tmp_path: Path, lifetime_s: float = 24 * 3600.0) -> AsyncItera
     auth = Authority.in_state_dir(tmp_path / "state", leaf_lifetime_s=lifetime_s)
     ctl = Controller(inv, "127.0.0.1:0", identity=auth)
     await ctl.start()
-    ident = Address("127.0.0.1", ctl.port)
+    ident = Address("127.0.0.1", ctl.identity_port)
     emoji = ProxyServer(proxy_config(
         app.port, inbound=Address("127.0.0.1", emoji_in), pod="emoji-0", deployment="emoji",
         inventory=str(inv), identity=ident, identity_token=auth.pod_token("ns", "emoji-0")))
@@ -206,7 +206,7 @@ async def test_certificate_from_another_anchor_is_refused_at_handshake(
     await ctl2.start()
     try:
         stranger = WorkloadIdentity(WEB, grpc_asker(
-            f"127.0.0.1:{ctl2.port}", "ns", "web-0", other.pod_token("ns", "web-0")))
+            f"127.0.0.1:{ctl2.identity_port}", "ns", "web-0", other.pod_token("ns", "web-0")))
         await stranger.refresh()
         assert m.emoji.inbound_address is not None
         host, port = m.emoji.inbound_address

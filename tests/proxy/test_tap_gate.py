@@ -57,7 +57,8 @@ async def gated(tmp_path: Path) -> AsyncIterator[Gated]:
     await ctl.start()
     proxy = ProxyServer(proxy_config(
         None, tap=Address("127.0.0.1", tap), inventory=str(inv),
-        identity=Address("127.0.0.1", ctl.port), identity_token=auth.pod_token("ns", "web-0")))
+        identity=Address("127.0.0.1", ctl.identity_port),
+        identity_token=auth.pod_token("ns", "web-0")))
     await proxy.start()
     try:
         yield Gated(auth, ctl, proxy)
@@ -153,7 +154,7 @@ async def test_the_controller_renews_its_own_certificate_and_goes_on_scraping(
     ctl = Controller(inv, "127.0.0.1:0", identity=auth, scrape_interval_s=0.2)
     await ctl.start()
     proxy = ProxyServer(proxy_config(None, tap=Address("127.0.0.1", tap), inventory=str(inv),
-                                     identity=Address("127.0.0.1", ctl.port),
+                                     identity=Address("127.0.0.1", ctl.identity_port),
                                      identity_token=auth.pod_token("ns", "web-0")))
     await proxy.start()
     gated = Gated(auth, ctl, proxy)
@@ -191,7 +192,7 @@ async def test_the_controller_pods_proxy_lends_its_identity_to_nobody(tmp_path: 
     auth = Authority.in_state_dir(tmp_path / "state")
     ctl = Controller(inv, "127.0.0.1:0", identity=auth, scrape_interval_s=0.2)
     await ctl.start()
-    ident = Address("127.0.0.1", ctl.port)
+    ident = Address("127.0.0.1", ctl.identity_port)
     web = ProxyServer(proxy_config(None, tap=Address("127.0.0.1", tap), inventory=str(inv),
                                    identity=ident, identity_anchor=_anchor_file(auth, tmp_path),
                                    identity_token=auth.pod_token("ns", "web-0")))
@@ -204,7 +205,7 @@ async def test_the_controller_pods_proxy_lends_its_identity_to_nobody(tmp_path: 
     try:
         assert lender.identity is not None and lender.identity.name == CONTROLLER_IDENTITY
         assert lender.outbound_address is not None
-        out = "%s:%d" % lender.outbound_address
+        out = "{}:{}".format(*lender.outbound_address)
         target = f"127.0.0.1:{tap}"
         async with grpc.aio.insecure_channel(out, options=[
                 ("grpc.default_authority", target), ("grpc.enable_http_proxy", 0)]) as ch:
