@@ -2,8 +2,9 @@
 
 Created at first start in the controller's state directory (every file 0600) or read
 from files an operator gives. It signs a CSR only when its single DNS name is the
-identity the inventory gives the asking pod and the token is that pod's: the token
-stands in for the Kubernetes service-account token Linkerd's identity service reviews.
+identity the inventory gives the asking pod and the token is that pod's and current:
+the token stands in for the (bound, expiring) Kubernetes service-account token Linkerd's
+identity service reviews.
 """
 
 from __future__ import annotations
