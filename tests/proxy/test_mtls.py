@@ -308,3 +308,35 @@ async def test_an_unreadable_trust_anchor_ends_the_start_in_one_line(tmp_path: P
     with pytest.raises(RuntimeFailure, match="cannot read the trust anchor"):
         await proxy.start()
     await proxy.stop(grace=0.1)
+
+
+async def test_the_token_file_is_read_again_at_each_renewal(tmp_path: Path) -> None:
+    """Tokens expire: whoever hands them out writes new ones into the pod's file, and a
+    proxy's renewal sends what the file holds then."""
+    from meshtui.identity.names import TOKEN_LIFETIME_S
+    from meshtui.identity.workload import IdentityError
+
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps({"pods": [
+        {"name": "web-0", "namespace": "ns", "deployment": "web", "address": "127.0.0.2:1",
+         "proxy": "127.0.0.1:1"}]}))
+    auth = Authority.in_state_dir(tmp_path / "state")
+    ctl = Controller(inv, "127.0.0.1:0", identity=auth)
+    await ctl.start()
+    token = tmp_path / "token"
+    token.write_text(auth.pod_token("ns", "web-0"))
+    web = ProxyServer(proxy_config(None, inventory=str(inv),
+                                   identity=Address("127.0.0.1", ctl.identity_port),
+                                   identity_token=token.read_text(),
+                                   identity_token_file=str(token)))
+    await web.start()
+    try:
+        assert web.identity is not None
+        token.write_text(auth.pod_token("ns", "web-0", now=0.0))  # ended long ago
+        with pytest.raises(IdentityError, match="expired"):
+            await web.identity.refresh()
+        token.write_text(auth.pod_token("ns", "web-0", lifetime_s=TOKEN_LIFETIME_S))
+        assert (await web.identity.refresh()).name == WEB
+    finally:
+        await web.stop(grace=0.2)
+        await ctl.stop(None)
