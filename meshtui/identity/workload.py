@@ -97,7 +97,7 @@ def grpc_asker(controller: str, namespace: str, pod: str, token: str | Callable[
 
 def _failure(controller: str, e: grpc.aio.AioRpcError) -> IdentityError:
     details = e.details() or ""
-    if "handshake" in details.lower() or "certificate" in details.lower():
+    if e.code() == grpc.StatusCode.UNAVAILABLE and "handshake" in details.lower():
         # Nothing was sent: the endpoint is not the mesh's (or not TLS at all).
         return IdentityError(f"identity from {controller}: the endpoint does not present "
                              f"the controller's identity under the trust anchor this proxy "

@@ -288,3 +288,20 @@ async def test_an_expired_or_altered_token_is_refused(ctl) -> None:
         await workload(c, auth, "web-0", WEB, token=mac).refresh()
     assert (await workload(c, auth, "web-0", WEB).refresh()).name == WEB
     assert c.identity is not None and c.identity.refused == 3 and c.identity.issued == 1
+
+
+async def test_the_identity_port_renews_its_own_certificate(ctl) -> None:
+    """Its certificate lives as long as a proxy's (3 s here): past that, new
+    connections get a renewed one, and proxies holding the anchor still get theirs."""
+    c, auth = ctl
+    from meshtui.identity.workload import presented_anchor
+
+    first = workload(c, auth, "web-0", WEB)
+    await first.refresh()
+    await asyncio.sleep(3.5)  # the port's first certificate has expired
+    assert await presented_anchor(f"127.0.0.1:{c.identity_port}") == auth.anchor
+    given = WorkloadIdentity(WEB, grpc_asker(f"127.0.0.1:{c.identity_port}", "emojivoto",
+                                             "web-0", auth.pod_token("emojivoto", "web-0")),
+                             auth.anchor)
+    assert (await given.refresh()).name == WEB
+    await first.refresh()
