@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="each scrape's deadline (default %(default)s)")
     p.add_argument("--via", metavar="HOST:PORT", default=None,
                    help="reach the proxies through this outbound proxy, naming each as the "
-                        "authority (a controller behind its own proxy without iptables)")
+                        "authority (a controller behind its own proxy without iptables); "
+                        "with --state-dir, meshed proxies' tap ports are dialled directly "
+                        "over mutual TLS")
     p.add_argument("--state-dir", metavar="DIR", default=None,
                    help="where the identity's trust anchor, issuer and pod-token secret are "
                         "kept (created 0600 at first start): with it the controller issues "
