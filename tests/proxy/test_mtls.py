@@ -340,3 +340,40 @@ async def test_the_token_file_is_read_again_at_each_renewal(tmp_path: Path) -> N
     finally:
         await web.stop(grace=0.2)
         await ctl.stop(None)
+
+
+async def test_an_identity_endpoint_under_another_anchor_ends_the_start_in_one_line(
+        tmp_path: Path) -> None:
+    """A proxy given the anchor, pointed at a controller of another mesh: it sends no
+    token, and says so in one line (exit 1)."""
+    import sys
+
+    from meshtui.identity import certs
+
+    mesh = Authority.in_state_dir(tmp_path / "mesh")
+    anchor = tmp_path / "anchor.crt"
+    anchor.write_bytes(certs.cert_pem(mesh.anchor))
+    rogue_auth = Authority.in_state_dir(tmp_path / "rogue")
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps({"pods": [
+        {"name": "web-0", "namespace": "ns", "deployment": "web", "address": "127.0.0.2:1",
+         "proxy": "127.0.0.1:1"}]}))
+    rogue = Controller(inv, "127.0.0.1:0", identity=rogue_auth)
+    await rogue.start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
+        env["MESHTUI_IDENTITY_TOKEN"] = mesh.pod_token("ns", "web-0")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "meshtui", "proxy", "--inbound", "127.0.0.1:0",
+            "--outbound", "127.0.0.1:0", "--pod", "web-0", "--namespace", "ns",
+            "--deployment", "web", "--inventory", str(inv),
+            "--identity", f"127.0.0.1:{rogue.identity_port}",
+            "--identity-trust-anchor", str(anchor),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        lines = err.decode().splitlines()
+        assert proc.returncode == 1, lines
+        assert len(lines) == 1 and "does not present the controller's identity" in lines[0]
+        assert rogue.identity is not None and rogue.identity.refused == 0
+    finally:
+        await rogue.stop(None)
