@@ -35,7 +35,7 @@ def start_chains(tmp: Path, origin: int) -> tuple[dict[str, int], list[subproces
     pids: dict[str, list[int]] = {}
     state = tmp / "ctl-state"
     auth = Authority.in_state_dir(state)
-    ctl = free_port()
+    ctl, ctl_identity = free_port(), free_port()
     for name, tls in (("chain plain", False), ("chain mTLS", True)):
         inv = tmp / f"inv-{tls}.json"
         callee_in, caller_out = free_port(), free_port()
@@ -49,6 +49,7 @@ def start_chains(tmp: Path, origin: int) -> tuple[dict[str, int], list[subproces
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "meshtui", "controller", "--listen", f"127.0.0.1:{ctl}",
                  "--inventory", str(inv), "--state-dir", str(state),
+                 "--identity-listen", f"127.0.0.1:{ctl_identity}",
                  "--credential-file", str(tmp / "credential")], stderr=subprocess.DEVNULL))
         chain = []
         for pod, extra in (("callee-0", ["--inbound", f"127.0.0.1:{callee_in}",
@@ -60,7 +61,8 @@ def start_chains(tmp: Path, origin: int) -> tuple[dict[str, int], list[subproces
             if tls:
                 token = tmp / f"token-{pod}"
                 write_private(token, auth.pod_token("bench", pod).encode())
-                ident = ["--identity", f"127.0.0.1:{ctl}", "--identity-token-file", str(token)]
+                ident = ["--identity", f"127.0.0.1:{ctl_identity}",
+                         "--identity-token-file", str(token)]
             p = subprocess.Popen(
                 [sys.executable, "-m", "meshtui", "proxy", *extra, "--tap", "127.0.0.1:0",
                  "--admin", "127.0.0.1:0", "--pod", pod, "--namespace", "bench",

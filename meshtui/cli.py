@@ -14,6 +14,9 @@ from meshtui.commands import COMMANDS
 from meshtui.errors import RuntimeFailure, UsageError
 
 DEFAULT_SERVER = "127.0.0.1:8086"
+# gRPC's C core writes some failures (a TLS handshake refused) to stderr at INFO; a
+# command says what went wrong in its own line. Set before any command loads gRPC.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -23,13 +23,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="each scrape's deadline (default %(default)s)")
     p.add_argument("--via", metavar="HOST:PORT", default=None,
                    help="reach the proxies through this outbound proxy, naming each as the "
-                        "authority (a controller behind its own proxy without iptables)")
+                        "authority (a controller behind its own proxy without iptables); "
+                        "with --state-dir, meshed proxies' tap ports are dialled directly "
+                        "over mutual TLS")
     p.add_argument("--state-dir", metavar="DIR", default=None,
                    help="where the identity's trust anchor, issuer and pod-token secret are "
                         "kept (created 0600 at first start): with it the controller issues "
                         "the proxies' certificates")
+    p.add_argument("--identity-listen", metavar="HOST:PORT", default=None,
+                   help="with --state-dir: the TLS port where proxies get their certificates "
+                        "(default: --listen's host, the next port)")
     p.add_argument("--pod-token", metavar="NAMESPACE/POD", default=None,
-                   help="print the identity token of a pod's proxy (from --state-dir) and exit")
+                   help="print the identity token of a pod's proxy (from --state-dir; good "
+                        "for 24 hours) and exit")
     p.add_argument("--credential-file", metavar="FILE", default=None,
                    help="where to write the API credential clients must send (0600; default: "
                         "where the CLI looks for --listen's address)")
@@ -92,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.via:
             parse_address(args.via, what="--via address")
+        identity_listen = args.identity_listen or _next_port(listen)
+        if authority is not None:
+            parse_address(identity_listen, what="--identity-listen address")
         from pathlib import Path
 
         from meshtui.identity import credential
@@ -103,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         token = credential.new_token()
         ctl = Controller(args.inventory, listen, scrape_interval_s=args.scrape_interval,
                          scrape_timeout_s=args.scrape_timeout, via=args.via,
-                         identity=authority, api_token=token)
+                         identity=authority, identity_listen=identity_listen,
+                         api_token=token)
     except InventoryError as e:
         raise UsageError(str(e)) from None
 
@@ -131,3 +141,11 @@ def run(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _next_port(listen: str) -> str:
+    """The identity port's default: the API's host, the port after it (0 stays 0)."""
+    host, _, port = listen.rpartition(":")
+    if not (port.isascii() and port.isdigit()):
+        return listen  # refused as a --listen address already
+    return f"{host}:{int(port) + 1 if int(port) else 0}"

@@ -11,6 +11,13 @@ by the inbound rules, as Linkerd's proxy-init skips 4190 and 4191).
 
 Its own pod's proxy is dialled directly either way: a proxy does not route to
 its own listeners, and iptables leaves loopback traffic alone.
+
+With identity on, a meshed proxy's tap port is dialled directly too, over mutual
+TLS with the controller's own certificate: the tap gate admits that identity
+alone, and the controller pod's proxy must not hold it for whoever can reach
+its outbound port (it sends connections to tap ports on in plain, and the gate
+cuts them). So with identity on, scrapes and tap streams are not its proxy's
+outbound traffic.
 """
 
 from __future__ import annotations
@@ -60,8 +67,8 @@ class DialTls:
 class Dialer:
     """Opens channels to proxies, through ``via`` (an outbound proxy's HOST:PORT) if set.
 
-    With ``tls``, a direct channel is mutual TLS with the controller's identity; through
-    ``via`` the outbound proxy (the controller pod's own, holding that identity) wraps it.
+    With ``tls``, a channel to a meshed proxy's tap port is mutual TLS with the
+    controller's identity, always dialled directly (see the module's note).
     """
 
     def __init__(self, via: str | None = None, tls: DialTls | None = None) -> None:
@@ -71,17 +78,20 @@ class Dialer:
 
     def through_proxy(self, addr: str) -> bool:
         """Whether a channel to ``addr`` goes through the outbound proxy."""
-        return self.via is not None and addr.rpartition(":")[0] != self._own_host
+        if self.via is None or addr.rpartition(":")[0] == self._own_host:
+            return False
+        return self.tls is None or not self.tls.server_identity(addr)
 
     def channel(self, addr: str) -> grpc.aio.Channel:
-        if self.via is None or not self.through_proxy(addr):
-            if self.tls is not None:
-                self.tls.refresh()
+        if not self.through_proxy(addr):
             name = self.tls.server_identity(addr) if self.tls is not None else None
             if self.tls is not None and name:
+                self.tls.refresh()
                 return grpc.aio.secure_channel(addr, self.tls.credentials, options=[
-                    *CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", name)])
+                    *CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", name),
+                    ("grpc.enable_http_proxy", 0)])
             return grpc.aio.insecure_channel(addr, options=list(CHANNEL_OPTIONS))
+        assert self.via is not None
         return grpc.aio.insecure_channel(self.via, options=[
             *CHANNEL_OPTIONS,
             ("grpc.default_authority", addr),

@@ -1,15 +1,24 @@
-"""The Identity gRPC service: signs a proxy's CSR for the pod the inventory knows."""
+"""The Identity gRPC service: signs a proxy's CSR for the pod the inventory knows.
+
+``Certify`` carries the pod's token, so it is answered only on the controller's TLS
+port (:func:`server_credentials`): its certificate names the controller's identity and
+chains to the trust anchor the proxies hold, so a proxy knows whom it gives its token
+to, and nobody on the path reads it. The API port, in plain, refuses it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 import grpc
 from cryptography.hazmat.primitives import serialization
 
 from meshtui.controller.store import MeshStore
+from meshtui.identity import certs
 from meshtui.identity.authority import Authority, Refused
+from meshtui.identity.names import CONTROLLER_IDENTITY, RENEW_AT
 from meshtui.v1 import identity_pb2, identity_pb2_grpc
 
 log = logging.getLogger("meshtui.controller")
@@ -27,6 +36,11 @@ class IdentityService(identity_pb2_grpc.IdentityServicer):
 
     async def Certify(self, request: identity_pb2.CertifyRequest,
                       context: grpc.aio.ServicerContext) -> identity_pb2.CertifyResponse:
+        if context.auth_context().get("transport_security_type") != [b"ssl"]:
+            self.refused += 1
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                "Certify is answered only on the controller's identity "
+                                "(TLS) port")
         st = self.store.pods.get((request.namespace, request.pod))
         sa = st.pod.service_account if st is not None and st.pod.meshed else None
         try:
@@ -59,3 +73,29 @@ class IdentityService(identity_pb2_grpc.IdentityServicer):
 
 def _ms(t: dt.datetime) -> int:
     return int(t.timestamp() * 1000)
+
+
+def server_credentials(authority: Authority) -> grpc.ServerCredentials:
+    """The identity port's TLS: a certificate for the controller's identity, made again
+    at :data:`RENEW_AT` of its life (each new connection gets the current one). The
+    chain sent ends with the anchor, so that a proxy given none can pin it."""
+    def config() -> tuple[grpc.ServerCertificateConfiguration, float]:
+        key = certs.new_key()
+        got = authority.issue(CONTROLLER_IDENTITY, key.public_key())
+        chain = b"".join(certs.cert_pem(c) for c in (got.leaf, got.issuer, got.anchor))
+        start = got.leaf.not_valid_before_utc.timestamp()
+        end = got.leaf.not_valid_after_utc.timestamp()
+        return (grpc.ssl_server_certificate_configuration([(certs.key_pem(key), chain)]),
+                start + RENEW_AT * (end - start))
+
+    first, renew = config()
+    due = [renew]
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        if time.time() < due[0]:
+            return None  # keep the current one
+        cfg, due[0] = config()
+        return cfg
+
+    return grpc.dynamic_ssl_server_credentials(first, fetch,
+                                               require_client_authentication=False)

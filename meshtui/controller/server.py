@@ -60,6 +60,9 @@ class Controller:
             :mod:`meshtui.controller.dial`); None: directly.
         identity: the certificate authority the Identity service signs with (see
             :meth:`Authority.in_state_dir`); None: no identity service.
+        identity_listen: ``HOST:PORT`` of the TLS port the proxies ask for certificates
+            at (see :mod:`meshtui.controller.identity_service`); None: ``listen``'s host,
+            a free port (:attr:`identity_port` says which).
         api_token: the bearer credential clients must send (None: none needed).
     """
 
@@ -67,9 +70,12 @@ class Controller:
                  scrape_interval_s: float = 1.0, scrape_timeout_s: float = 0.8,
                  stale_after_s: float = 2.5, inventory_poll_s: float = 0.5,
                  scrape_slices: int = 10, via: str | None = None,
-                 identity: Authority | None = None, api_token: str | None = None) -> None:
+                 identity: Authority | None = None, identity_listen: str | None = None,
+                 api_token: str | None = None) -> None:
         self.api_token = api_token
         self.listen = listen
+        self.identity_listen = identity_listen or f"{listen.rpartition(':')[0]}:0"
+        self._authority = identity
         self.watcher = InventoryWatcher(inventory, interval_s=inventory_poll_s)
         self.store = MeshStore(self.watcher.inventory, stale_after_s=stale_after_s)
         self.watcher.on_change = self.store.set_inventory
@@ -79,12 +85,15 @@ class Controller:
         self.identity = (IdentityService(self.store, identity)
                          if identity is not None else None)
         self.port = 0
+        self.identity_port = 0
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> int:
         """Binds, starts serving and scraping; returns the bound port."""
         _probe(self.listen)
+        if self._authority is not None:
+            _probe(self.identity_listen)
         from meshtui.controller.auth import BearerCheck
 
         checks = [BearerCheck(self.api_token)] if self.api_token else []
@@ -116,6 +125,20 @@ class Controller:
         if not port:
             await server.stop(None)
             raise ListenError(f"cannot listen on {self.listen}: {why}")
+        if self._authority is not None:
+            from meshtui.controller.identity_service import server_credentials
+
+            try:
+                self.identity_port = server.add_secure_port(
+                    self.identity_listen, server_credentials(self._authority))
+            except RuntimeError as e:
+                await server.stop(None)
+                raise ListenError(f"cannot listen on {self.identity_listen}: {_why(e)}"
+                                  ) from None
+            if not self.identity_port:
+                await server.stop(None)
+                raise ListenError(f"cannot listen on {self.identity_listen}: address in use "
+                                  "or not local")
         await server.start()
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -126,6 +149,9 @@ class Controller:
         host = self.listen.rpartition(":")[0]
         log.info("controller listening on %s:%d, %d pods in the inventory", host, port,
                  len(self.store.pods))
+        if self.identity_port:
+            log.info("identity (TLS) on %s:%d", self.identity_listen.rpartition(":")[0],
+                     self.identity_port)
         return port
 
     async def stop(self, grace: float | None = 0.5) -> None:

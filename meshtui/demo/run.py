@@ -64,12 +64,18 @@ class _Tender:
     def __init__(self, plan: Plan, sup: Supervisor, log: Callable[[str], None] = _say) -> None:
         self.sup = sup
         self.log = log
+        self.tokens = plan.tokens
         self.targets = (prom.TargetsSync(plan.state_dir / "inventory.json",
                                          prom.targets_path(plan.state_dir))
                         if plan.prometheus is not None else None)
 
     def tend(self) -> None:
         self.sup.tend()
+        if self.tokens is not None:
+            try:
+                self.tokens.refresh(time.time())
+            except OSError as e:  # the proxies keep the certificates they have
+                self.log(f"identity tokens not rewritten: {e}")
         if self.targets is not None:
             try:
                 self.targets.check()

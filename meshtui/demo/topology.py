@@ -15,6 +15,7 @@ import random
 import socket
 import string
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from meshtui.demo import prometheus as prom
 from meshtui.identity import credential
 from meshtui.identity.authority import ANCHOR_CRT, Authority
 from meshtui.identity.certs import write_private
+from meshtui.identity.names import TOKEN_LIFETIME_S
 from meshtui.model.inventory import Address, Inventory, Pod, Service
 
 EMOJIVOTO = ("web", "emoji", "voting", "vote-bot")
@@ -68,6 +70,7 @@ class Plan:
     server: Address  # where clients reach the controller
     report_path: Path  # vote-bot's account of what it sent
     prometheus: Address | None = None  # where clients reach the demo's Prometheus, if it runs
+    tokens: PodTokens | None = None  # the meshed pods' identity tokens, kept current
 
     @property
     def state_dir(self) -> Path:
@@ -77,6 +80,33 @@ class Plan:
     def prometheus_url(self) -> str | None:
         """The demo's Prometheus as a query client names it, if it runs."""
         return f"http://{self.prometheus}" if self.prometheus is not None else None
+
+
+class PodTokens:
+    """Each meshed pod's identity token file, written again once half a token's life
+    has passed, as the kubelet refreshes a projected service-account token: a proxy
+    reads it at each renewal, and always finds one good for half a day or more."""
+
+    def __init__(self, authority: Authority) -> None:
+        self.authority = authority
+        self.files: dict[tuple[str, str], Path] = {}
+        self._written = time.time()
+
+    def add(self, namespace: str, pod: str, path: Path) -> None:
+        self.files[(namespace, pod)] = path
+        write_private(path, authority_token(self.authority, namespace, pod))
+
+    def refresh(self, now: float) -> None:
+        if now - self._written < TOKEN_LIFETIME_S / 2:
+            return
+        for (ns, pod), path in self.files.items():
+            write_private(path, authority_token(self.authority, ns, pod, now))
+        self._written = now
+
+
+def authority_token(authority: Authority, namespace: str, pod: str,
+                    now: float | None = None) -> bytes:
+    return authority.pod_token(namespace, pod, now=now).encode()
 
 
 class PortAllocator:
@@ -135,6 +165,7 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
     # proxy can be handed its pod's token before anything starts.
     ctl_state = state_dir / "controller"
     authority = Authority.in_state_dir(ctl_state)
+    tokens = PodTokens(authority)
     report = state_dir / "vote-bot.json"
     pods: list[Pod] = []
     procs: list[ProcessSpec] = []
@@ -149,7 +180,7 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
         outbound = ports.take(ip)
         assert pod.proxy and pod.inbound and pod.admin
         token = state_dir / "identity-tokens" / name
-        write_private(token, authority.pod_token(ns, name).encode())
+        tokens.add(ns, name, token)
         procs.append(ProcessSpec(name, "proxy", _meshtui(
             "proxy", "--inbound", str(pod.inbound), "--outbound", str(outbound),
             "--app", str(app), "--tap", str(pod.proxy), "--admin", str(pod.admin),
@@ -191,9 +222,11 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
     ctl = meshed_pod("meshtui", "controller", [], {}, inbound=server)
     assert ctl.address is not None
     outbound = procs[-1].env["HTTP_PROXY"].split("://", 1)[-1]
+    # Where the proxies ask for certificates: the controller's TLS port, straight.
+    identity = ports.take(ctl.address.host)
     procs[-1].argv = _meshtui("controller", "--listen", str(ctl.address),
                               "--inventory", str(inventory_path), "--via", outbound,
-                              "--state-dir", str(ctl_state),
+                              "--state-dir", str(ctl_state), "--identity-listen", str(identity),
                               "--credential-file", str(credential.path_for(str(server))))
     procs[-1].ready_tcp = ctl.address
     procs[-1].stage = 0  # the proxies' certificates come from it
@@ -230,7 +263,7 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
             proc.env["MESHTUI_DEMO_DNS_RECORDS"] = json.dumps(dns_records)
     for proc in procs:
         if proc.role == "proxy":  # every meshed pod's certificate comes from the controller
-            proc.argv += ["--identity", str(ctl.address)]
+            proc.argv += ["--identity", str(identity)]
     inventory_path.write_text(json.dumps(inventory.to_data(), indent=2))
     if prom_pod is not None and prometheus is not None:
         # Prometheus reads no HTTP_PROXY: its scrape configuration names the
@@ -240,7 +273,7 @@ def plan_explicit(server: Address, state_dir: Path, scale: int = 1, rps: float =
                                      prometheus.interval)
         prom_app.ready_http, prom_app.ready_path = prom_pod.address, "/-/ready"
     return Plan(inventory, procs, server, report,
-                prometheus.listen if prometheus is not None else None)
+                prometheus.listen if prometheus is not None else None, tokens)
 
 
 def reports(plan: Plan) -> Iterator[Path]:

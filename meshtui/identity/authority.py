@@ -2,8 +2,9 @@
 
 Created at first start in the controller's state directory (every file 0600) or read
 from files an operator gives. It signs a CSR only when its single DNS name is the
-identity the inventory gives the asking pod and the token is that pod's: the token
-stands in for the Kubernetes service-account token Linkerd's identity service reviews.
+identity the inventory gives the asking pod and the token is that pod's and current:
+the token stands in for the (bound, expiring) Kubernetes service-account token Linkerd's
+identity service reviews.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from meshtui.identity import certs
-from meshtui.identity.names import LEAF_LIFETIME_S, TRUST_DOMAIN, identity_name
+from meshtui.identity.names import LEAF_LIFETIME_S, TOKEN_LIFETIME_S, TRUST_DOMAIN, identity_name
 
 ANCHOR_LIFETIME = dt.timedelta(days=365)
 ISSUER_LIFETIME = dt.timedelta(days=365)
@@ -72,16 +74,32 @@ class Authority:
         issuer.verify_directly_issued_by(anchor)
         return cls(anchor, issuer, key, token_secret.read_bytes(), **kw)
 
-    def pod_token(self, namespace: str, pod: str) -> str:
-        """The token a pod's proxy is started with (derived: nothing per pod is stored)."""
-        mac = hmac.new(self._secret, f"{namespace}/{pod}".encode(), hashlib.sha256)
-        return mac.hexdigest()
+    def pod_token(self, namespace: str, pod: str, *, lifetime_s: float = TOKEN_LIFETIME_S,
+                  now: float | None = None) -> str:
+        """The token a pod's proxy is given, ``<end>.<mac>``: good until ``end`` (Unix
+        seconds), which the MAC covers (derived: nothing per pod is stored)."""
+        end = int((time.time() if now is None else now) + lifetime_s)
+        return f"{end}.{self._mac(namespace, pod, end)}"
+
+    def _mac(self, namespace: str, pod: str, end: int) -> str:
+        msg = f"{namespace}/{pod}/{end}".encode()
+        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
+
+    def check_token(self, token: str, namespace: str, pod: str,
+                    now: float | None = None) -> None:
+        """Refused unless ``token`` is ``pod``'s and has not expired."""
+        end, _, mac = token.partition(".")
+        if not (end.isascii() and end.isdigit() and len(end) <= 12) or not \
+                hmac.compare_digest(mac.encode(), self._mac(namespace, pod, int(end)).encode()):
+            raise Refused(f"bad token for pod {namespace}/{pod}")
+        if int(end) <= (time.time() if now is None else now):
+            at = dt.datetime.fromtimestamp(int(end), dt.UTC).isoformat(timespec="seconds")
+            raise Refused(f"the token of pod {namespace}/{pod} expired at {at}")
 
     def sign(self, csr_der: bytes, *, namespace: str, pod: str, token: str,
              serviceaccount: str | None) -> Issued:
         """Signs for ``pod``; ``serviceaccount`` is the inventory's (None: no such pod)."""
-        if not hmac.compare_digest(token.encode(), self.pod_token(namespace, pod).encode()):
-            raise Refused(f"bad token for pod {namespace}/{pod}")
+        self.check_token(token, namespace, pod)
         if serviceaccount is None:
             raise Refused(f"no pod {namespace}/{pod} in the inventory")
         try:

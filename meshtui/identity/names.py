@@ -8,13 +8,18 @@ TRUST_DOMAIN = "meshtui.local"
 LEAF_LIFETIME_S = 24 * 3600.0
 # A proxy asks for a new certificate once this share of the current one's life has passed.
 RENEW_AT = 0.7
+# A pod token is good for this long (it carries its end): one taken from a pod's file or
+# its first contact is of no use a day later. Whoever hands pods their tokens writes new
+# ones before then, as the kubelet refreshes a projected service-account token.
+TOKEN_LIFETIME_S = 24 * 3600.0
 
 
 def identity_name(serviceaccount: str, namespace: str, domain: str = TRUST_DOMAIN) -> str:
     """The DNS name a pod's certificate carries, as Linkerd spells it."""
     return f"{serviceaccount}.{namespace}.serviceaccount.identity.{domain}"
 
-#: The controller's own identity: the only one a proxy's tap/metrics port serves.
+#: The controller's own identity: the only one a proxy's tap/metrics port serves, and
+#: the one its identity endpoint presents to the proxies asking for certificates.
 CONTROLLER_SERVICEACCOUNT, CONTROLLER_NAMESPACE = "controller", "meshtui"
 CONTROLLER_IDENTITY = identity_name(CONTROLLER_SERVICEACCOUNT, CONTROLLER_NAMESPACE)
 

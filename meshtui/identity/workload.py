@@ -18,12 +18,14 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from meshtui.identity import certs
-from meshtui.identity.names import RENEW_AT
+from meshtui.identity.names import CONTROLLER_IDENTITY, RENEW_AT
 from meshtui.v1 import identity_pb2, identity_pb2_grpc
 
 log = logging.getLogger("meshtui.identity")
@@ -59,25 +61,90 @@ class Bundle:
         return start + (end - start) * RENEW_AT
 
 
-Ask = Callable[[bytes], Awaitable[identity_pb2.CertifyResponse]]
+#: Sends a CSR; the second argument is the trust anchor the endpoint's TLS certificate
+#: must chain to (None: none yet, the endpoint's own is taken).
+Ask = Callable[[bytes, x509.Certificate | None], Awaitable[identity_pb2.CertifyResponse]]
+DER = serialization.Encoding.DER
 
 
-def grpc_asker(controller: str, namespace: str, pod: str, token: str,
+def grpc_asker(controller: str, namespace: str, pod: str, token: str | Callable[[], str],
                timeout_s: float = 5.0) -> Ask:
-    """Asks the controller's Identity service at ``controller`` (HOST:PORT)."""
-    async def ask(csr_der: bytes) -> identity_pb2.CertifyResponse:
-        async with grpc.aio.insecure_channel(controller) as ch:
+    """Asks the controller's Identity service at ``controller`` (HOST:PORT of its TLS
+    port). The token is sent only once the endpoint has shown a certificate for the
+    controller's identity chaining to the anchor; ``token`` may be a function, read at
+    each request (a token file written again before the token expires)."""
+    async def ask(csr_der: bytes, anchor: x509.Certificate | None
+                  ) -> identity_pb2.CertifyResponse:
+        if anchor is None:
+            anchor = await presented_anchor(controller, timeout_s)
+        creds = grpc.ssl_channel_credentials(root_certificates=certs.cert_pem(anchor))
+        async with grpc.aio.secure_channel(controller, creds, options=[
+                ("grpc.ssl_target_name_override", CONTROLLER_IDENTITY),
+                ("grpc.enable_http_proxy", 0)]) as ch:
             stub = identity_pb2_grpc.IdentityStub(ch)
             try:
-                return await stub.Certify(identity_pb2.CertifyRequest(
-                    namespace=namespace, pod=pod, token=token, csr_der=csr_der),
-                    timeout=timeout_s)
+                resp = await stub.Certify(identity_pb2.CertifyRequest(
+                    namespace=namespace, pod=pod, csr_der=csr_der,
+                    token=token() if callable(token) else token), timeout=timeout_s)
             except grpc.aio.AioRpcError as e:
-                retry = e.code() in (grpc.StatusCode.UNAVAILABLE,
-                                     grpc.StatusCode.DEADLINE_EXCEEDED)
-                raise IdentityError(f"identity from {controller}: {e.details()}",
-                                    retry) from None
+                raise _failure(controller, e) from None
+        if resp.trust_anchor_der != anchor.public_bytes(DER):
+            raise IdentityError("the controller answered with another trust anchor than "
+                                "the one its TLS certificate chains to")
+        return resp
     return ask
+
+
+def _failure(controller: str, e: grpc.aio.AioRpcError) -> IdentityError:
+    details = e.details() or ""
+    if e.code() == grpc.StatusCode.UNAVAILABLE and "handshake" in details.lower():
+        # Nothing was sent: the endpoint is not the mesh's (or not TLS at all).
+        return IdentityError(f"identity from {controller}: the endpoint does not present "
+                             f"the controller's identity under the trust anchor this proxy "
+                             f"holds ({details})")
+    retry = e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    return IdentityError(f"identity from {controller}: {details}", retry)
+
+
+async def presented_anchor(controller: str, timeout_s: float = 5.0) -> x509.Certificate:
+    """The trust anchor the chain of the identity endpoint at ``controller`` ends with,
+    its first certificate naming the controller's identity (pinning on first use: the
+    endpoint is believed to be the controller's, once)."""
+    host, _, port = controller.rpartition(":")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # nothing to check against yet: checked below
+    ctx.set_alpn_protocols(["h2"])
+    try:
+        _r, w = await asyncio.wait_for(asyncio.open_connection(
+            host.strip("[]"), int(port), ssl=ctx, server_hostname=CONTROLLER_IDENTITY),
+            timeout_s)
+    except ssl.SSLError as e:
+        raise IdentityError(f"identity from {controller}: no TLS there ({e.reason})"
+                            ) from None
+    except (OSError, TimeoutError) as e:
+        raise IdentityError(f"identity from {controller}: {e or 'timed out'}", True) from None
+    try:
+        ders = _unverified_chain(w.get_extra_info("ssl_object"))
+    finally:
+        w.close()
+    chain = [x509.load_der_x509_certificate(d) for d in ders]
+    if len(chain) >= 2 and certs.dns_names(chain[0]) == [CONTROLLER_IDENTITY] and \
+            chain[-1].subject == chain[-1].issuer and \
+            certs.chains_to(chain[0], tuple(chain[1:-1]), chain[-1]):
+        return chain[-1]
+    raise IdentityError(f"identity from {controller}: the endpoint's certificate is not the "
+                        "controller's under a trust anchor")
+
+
+def _unverified_chain(obj: Any) -> list[bytes]:
+    """The certificates the TLS peer sent, DER (public from Python 3.13, private before)."""
+    get = getattr(obj, "get_unverified_chain", None) or obj._sslobj.get_unverified_chain
+    return [c if isinstance(c, bytes) else c.public_bytes(_ENCODING_DER) for c in get()]
+
+
+# ssl's private constant for DER, what its certificate objects are asked for before 3.13.
+_ENCODING_DER = 2
 
 
 class WorkloadIdentity:
@@ -120,7 +187,7 @@ class WorkloadIdentity:
             self._task = None
 
     async def refresh(self) -> Bundle:
-        resp = await self._ask(certs.make_csr(self._key, self.name))
+        resp = await self._ask(certs.make_csr(self._key, self.name), self.anchor)
         leaf = x509.load_der_x509_certificate(resp.leaf_der)
         chain = tuple(x509.load_der_x509_certificate(d) for d in resp.intermediates_der)
         anchor = x509.load_der_x509_certificate(resp.trust_anchor_der)

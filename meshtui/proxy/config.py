@@ -80,11 +80,14 @@ class ProxyConfig:
     max_connections: int | None = None
     #: Header and query names (or globs) tap redacts besides the model's defaults.
     redact: tuple[str, ...] = ()
-    #: The controller's HOST:PORT to get this pod's certificate from; None: identity
+    #: The controller's identity (TLS) port, to get this pod's certificate from; None: identity
     #: off (every connection plain, as an unmeshed pod's).
     identity: Address | None = None
     #: The pod's token, given at start, that the controller checks the CSR against.
     identity_token: str = ""
+    #: The file it came from, read again at each request for a certificate (tokens
+    #: expire: whoever gave it writes a new one in time). None: given as such.
+    identity_token_file: str | None = None
     #: The trust anchor (a PEM file) given out of band: the controller's answers must
     #: chain to it. None: the first answer's anchor is kept, and may never change.
     identity_anchor: str | None = None
@@ -174,14 +177,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "comma-separated", "NAME[,NAME...]")
     opt("--mark", "mark", "socket mark (SO_MARK, needs CAP_NET_ADMIN) on the proxy's own "
         "connections, for iptables rules that let them through unredirected", "N")
-    opt("--identity", "identity", "the controller to get this pod's certificate from: "
-        "with it, meshed peers are spoken to over mutual TLS", "HOST:PORT")
+    opt("--identity", "identity", "the controller's identity port to get this pod's "
+        "certificate from (TLS): with it, meshed peers are spoken to over mutual TLS",
+        "HOST:PORT")
     opt("--identity-token", "identity_token", "the pod's identity token (prefer the file "
         "or the environment: a flag shows in ps)", "TOKEN")
     opt("--identity-trust-anchor", "identity_anchor", "the mesh's trust anchor (PEM), given "
         "out of band: certificates that do not chain to it are refused", "FILE")
     opt("--identity-token-file", "identity_token_file", "a file holding the pod's identity "
-        "token", "FILE")
+        "token, read again at each renewal", "FILE")
     opt("--serviceaccount", "serviceaccount", "the service account the pod's identity "
         "names (default: its deployment)", "NAME")
 
@@ -287,6 +291,8 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         redact=redact,
         identity=addr("identity", None),
         identity_token=_token(get("identity_token"), get("identity_token_file")),
+        identity_token_file=(None if get("identity_token")
+                             else get("identity_token_file") or None),
         identity_anchor=get("identity_anchor") or None,
         serviceaccount=get("serviceaccount") or "",
     )

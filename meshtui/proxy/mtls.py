@@ -98,12 +98,15 @@ class MeshTls:
         inv = self.inventory()
         if inv is not self._seen:  # a new inventory: its meshed pods' inbound ports
             self._seen = inv
-            # A meshed pod's tap port is behind TLS too (only the controller's
-            # identity gets through it: see meshtui.proxy.tapgate).
+            # Inbound ports only. A meshed pod's tap port admits the controller's
+            # identity alone (meshtui.proxy.tapgate), and the controller dials it with
+            # its own certificate: were the proxy to wrap connections to tap ports,
+            # the controller pod's proxy would lend that identity to any process
+            # able to reach its outbound port. They go plain, and the gate cuts them.
             self._names = {} if inv is None else {
-                (a.host, a.port): identity_name(p.service_account, p.namespace)
-                for p in inv.pods if p.meshed
-                for a in (p.inbound, p.proxy) if a is not None}
+                (p.inbound.host, p.inbound.port): identity_name(p.service_account,
+                                                                p.namespace)
+                for p in inv.pods if p.meshed and p.inbound is not None}
         return self._names.get(key)
 
     def client(self, key: Key) -> tuple[ssl.SSLContext, str] | None:

@@ -182,9 +182,19 @@ class ProxyServer:
             except (OSError, ValueError) as e:
                 raise RuntimeFailure(f"proxy: cannot read the trust anchor "
                                      f"{cfg.identity_anchor!r}: {e}") from None
+        def token() -> str:
+            """The token file as it is now: it is written again before a token expires."""
+            if cfg.identity_token_file:
+                try:
+                    with open(cfg.identity_token_file, encoding="utf-8") as f:
+                        return f.read().strip() or cfg.identity_token
+                except (OSError, UnicodeDecodeError) as e:
+                    log.warning("proxy: cannot read the identity token %r again, sending "
+                                "the one read before: %s", cfg.identity_token_file, e)
+            return cfg.identity_token
+
         ident = WorkloadIdentity(identity_name(sa, cfg.namespace), grpc_asker(
-            f"{controller.host}:{controller.port}", cfg.namespace, cfg.pod,
-            cfg.identity_token), anchor)
+            f"{controller.host}:{controller.port}", cfg.namespace, cfg.pod, token), anchor)
         try:
             await ident.start(wait_s=FIRST_CERT_WAIT_S)
         except IdentityError as e:

@@ -100,7 +100,7 @@ class CertifyRequest(_message.Message):
     namespace: _builtins.str
     pod: _builtins.str
     token: _builtins.str
-    """the per-pod token given to the proxy at start"""
+    """the pod's token, "<end, Unix seconds>.<MAC>", refused past its end"""
     csr_der: _builtins.bytes
     """a PKCS#10 request, DER"""
     def __init__(

@@ -51,7 +51,9 @@ class IdentityServicer:
 
     def Certify(self, request, context):
         """Signs the CSR if its single DNS name is the identity the inventory gives
-        the asking pod and the token is that pod's; PERMISSION_DENIED otherwise.
+        the asking pod and the token is that pod's and current; PERMISSION_DENIED
+        otherwise. Answered only on the controller's identity port (TLS, its
+        certificate chaining to the trust anchor): refused on the plain API port.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -35,7 +35,9 @@ class IdentityStub:
     def __new__(cls, channel: _aio.Channel) -> IdentityAsyncStub: ...
     Certify: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CertifyRequest, _identity_pb2.CertifyResponse]
     """Signs the CSR if its single DNS name is the identity the inventory gives
-    the asking pod and the token is that pod's; PERMISSION_DENIED otherwise.
+    the asking pod and the token is that pod's and current; PERMISSION_DENIED
+    otherwise. Answered only on the controller's identity port (TLS, its
+    certificate chaining to the trust anchor): refused on the plain API port.
     """
     Status: _grpc.UnaryUnaryMultiCallable[_identity_pb2.IdentityStatusRequest, _identity_pb2.IdentityStatus]
     """The trust anchor's and issuer's expiry and every certificate issued since the
@@ -47,7 +49,9 @@ class IdentityAsyncStub(IdentityStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Certify: _aio.UnaryUnaryMultiCallable[_identity_pb2.CertifyRequest, _identity_pb2.CertifyResponse]  # type: ignore[assignment]
     """Signs the CSR if its single DNS name is the identity the inventory gives
-    the asking pod and the token is that pod's; PERMISSION_DENIED otherwise.
+    the asking pod and the token is that pod's and current; PERMISSION_DENIED
+    otherwise. Answered only on the controller's identity port (TLS, its
+    certificate chaining to the trust anchor): refused on the plain API port.
     """
     Status: _aio.UnaryUnaryMultiCallable[_identity_pb2.IdentityStatusRequest, _identity_pb2.IdentityStatus]  # type: ignore[assignment]
     """The trust anchor's and issuer's expiry and every certificate issued since the
@@ -62,7 +66,9 @@ class IdentityServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.CertifyResponse, _abc.Awaitable[_identity_pb2.CertifyResponse]]:
         """Signs the CSR if its single DNS name is the identity the inventory gives
-        the asking pod and the token is that pod's; PERMISSION_DENIED otherwise.
+        the asking pod and the token is that pod's and current; PERMISSION_DENIED
+        otherwise. Answered only on the controller's identity port (TLS, its
+        certificate chaining to the trust anchor): refused on the plain API port.
         """
 
     @_abc_1.abstractmethod

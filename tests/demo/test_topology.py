@@ -6,6 +6,8 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
+
 from meshtui.demo import prometheus as prom
 from meshtui.demo import run
 from meshtui.demo.topology import plan_explicit
@@ -110,3 +112,26 @@ def test_each_process_starts_after_the_proxies_and_peers_it_calls(tmp_path: Path
     for s in apps:
         if deploy[s.pod] in ("web", "emoji", "voting", "kube-dns"):
             assert s.ready_tcp is not None
+
+
+def test_the_demo_writes_the_pods_tokens_again_before_they_expire(tmp_path: Path) -> None:
+    import time
+
+    from meshtui.identity.authority import Authority, Refused
+    from meshtui.identity.names import TOKEN_LIFETIME_S
+
+    plan = plan_explicit(Address("127.0.0.1", 18086), tmp_path, seed=1)
+    assert plan.tokens is not None and len(plan.tokens.files) == 6
+    (ns, pod), path = next(iter(plan.tokens.files.items()))
+    auth = Authority.in_state_dir(tmp_path / "controller")
+    first = path.read_text()
+    auth.check_token(first, ns, pod)
+    start = time.time()
+    plan.tokens.refresh(start + 60)  # too soon: kept
+    assert path.read_text() == first
+    half = start + TOKEN_LIFETIME_S / 2 + 1
+    plan.tokens.refresh(half)
+    later = start + TOKEN_LIFETIME_S + 60  # past the first token's end
+    with pytest.raises(Refused, match="expired"):
+        auth.check_token(first, ns, pod, now=later)
+    auth.check_token(path.read_text(), ns, pod, now=later)

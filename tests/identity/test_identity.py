@@ -44,7 +44,7 @@ def workload(c: Controller, auth: Authority, pod: str, name: str,
              token: str | None = None) -> WorkloadIdentity:
     ns = next(p["namespace"] for p in PODS if p["name"] == pod)
     tok = auth.pod_token(ns, pod) if token is None else token
-    return WorkloadIdentity(name, grpc_asker(f"127.0.0.1:{c.port}", ns, pod, tok))
+    return WorkloadIdentity(name, grpc_asker(f"127.0.0.1:{c.identity_port}", ns, pod, tok))
 
 
 def test_state_dir_files_are_private_and_reused(tmp_path: Path) -> None:
@@ -55,7 +55,9 @@ def test_state_dir_files_are_private_and_reused(tmp_path: Path) -> None:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
     b = Authority.in_state_dir(tmp_path)
     assert a.anchor == b.anchor and a.issuer == b.issuer
-    assert a.pod_token("ns", "p") == b.pod_token("ns", "p") != a.pod_token("ns", "q")
+    at = time.time()
+    assert a.pod_token("ns", "p", now=at) == b.pod_token("ns", "p", now=at) \
+        != a.pod_token("ns", "q", now=at)
 
 
 async def test_csr_for_another_pod_and_wrong_token_are_refused(ctl) -> None:
@@ -189,7 +191,7 @@ def _answers(auth: Authority, name: str, issuer_of: Authority | None = None):  #
 
     from meshtui.v1 import identity_pb2
 
-    async def ask(csr_der: bytes) -> identity_pb2.CertifyResponse:
+    async def ask(csr_der: bytes, _anchor: object) -> identity_pb2.CertifyResponse:
         csr = x509.load_der_x509_csr(csr_der)
         got = (issuer_of or auth).issue(name, csr.public_key())  # type: ignore[arg-type]
         return identity_pb2.CertifyResponse(
@@ -219,3 +221,87 @@ async def test_a_proxy_trusts_only_the_anchor_it_was_given_or_first_saw(tmp_path
         await first.refresh()
     with pytest.raises(IdentityError, match="does not chain"):
         await WorkloadIdentity(WEB, _answers(mesh, WEB, issuer_of=rogue)).start()
+
+
+async def test_the_token_goes_only_to_an_endpoint_chaining_to_the_anchor(
+        ctl, tmp_path: Path) -> None:
+    """A proxy sends its token only over TLS to the controller's identity under the
+    anchor it holds (given, or pinned at first use): another mesh's controller at the
+    address it asks never sees the token."""
+    c, auth = ctl
+    rogue_auth = Authority.in_state_dir(tmp_path / "rogue")
+    rogue = Controller(tmp_path / "inventory.json", "127.0.0.1:0", identity=rogue_auth)
+    await rogue.start()
+    try:
+        token = auth.pod_token("emojivoto", "web-0")
+        given = WorkloadIdentity(WEB, grpc_asker(
+            f"127.0.0.1:{rogue.identity_port}", "emojivoto", "web-0", token), auth.anchor)
+        with pytest.raises(IdentityError, match="does not present the controller's identity"):
+            await given.refresh()
+        # Pinned at first use, from the real controller; a renewal sent elsewhere is
+        # refused alike.
+        pinned = workload(c, auth, "web-0", WEB)
+        await pinned.refresh()
+        assert pinned.anchor == auth.anchor
+        pinned._ask = grpc_asker(f"127.0.0.1:{rogue.identity_port}", "emojivoto", "web-0",
+                                 token)
+        with pytest.raises(IdentityError, match="does not present the controller's identity"):
+            await pinned.refresh()
+        assert rogue.identity is not None
+        assert rogue.identity.issued == rogue.identity.refused == 0  # no Certify reached it
+    finally:
+        await rogue.stop(None)
+
+
+async def test_certify_in_plain_is_refused_before_the_token_is_looked_at(ctl) -> None:
+    import grpc
+
+    from meshtui.identity import certs
+    from meshtui.v1 import identity_pb2, identity_pb2_grpc
+
+    c, auth = ctl
+    csr = certs.make_csr(certs.new_key(), WEB)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{c.port}") as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await identity_pb2_grpc.IdentityStub(ch).Certify(identity_pb2.CertifyRequest(
+                namespace="emojivoto", pod="web-0", csr_der=csr,
+                token=auth.pod_token("emojivoto", "web-0")), timeout=2)
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "TLS" in (e.value.details() or "")
+    assert c.identity is not None and c.identity.issued == 0
+
+
+async def test_an_expired_or_altered_token_is_refused(ctl) -> None:
+    """A token taken from a pod (its file, a log) is good until the end it carries; its
+    end cannot be moved without the controller's secret."""
+    from meshtui.identity.names import TOKEN_LIFETIME_S
+
+    c, auth = ctl
+    old = auth.pod_token("emojivoto", "web-0", now=time.time() - TOKEN_LIFETIME_S - 1)
+    with pytest.raises(IdentityError, match="expired at"):
+        await workload(c, auth, "web-0", WEB, token=old).refresh()
+    end, _, mac = old.partition(".")
+    moved = f"{int(end) + 2 * int(TOKEN_LIFETIME_S)}.{mac}"
+    with pytest.raises(IdentityError, match="bad token"):
+        await workload(c, auth, "web-0", WEB, token=moved).refresh()
+    with pytest.raises(IdentityError, match="bad token"):  # the permanent kind of before
+        await workload(c, auth, "web-0", WEB, token=mac).refresh()
+    assert (await workload(c, auth, "web-0", WEB).refresh()).name == WEB
+    assert c.identity is not None and c.identity.refused == 3 and c.identity.issued == 1
+
+
+async def test_the_identity_port_renews_its_own_certificate(ctl) -> None:
+    """Its certificate lives as long as a proxy's (3 s here): past that, new
+    connections get a renewed one, and proxies holding the anchor still get theirs."""
+    c, auth = ctl
+    from meshtui.identity.workload import presented_anchor
+
+    first = workload(c, auth, "web-0", WEB)
+    await first.refresh()
+    await asyncio.sleep(3.5)  # the port's first certificate has expired
+    assert await presented_anchor(f"127.0.0.1:{c.identity_port}") == auth.anchor
+    given = WorkloadIdentity(WEB, grpc_asker(f"127.0.0.1:{c.identity_port}", "emojivoto",
+                                             "web-0", auth.pod_token("emojivoto", "web-0")),
+                             auth.anchor)
+    assert (await given.refresh()).name == WEB
+    await first.refresh()

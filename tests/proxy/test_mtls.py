@@ -65,7 +65,7 @@ async def started(tmp_path: Path, lifetime_s: float = 24 * 3600.0) -> AsyncItera
     auth = Authority.in_state_dir(tmp_path / "state", leaf_lifetime_s=lifetime_s)
     ctl = Controller(inv, "127.0.0.1:0", identity=auth)
     await ctl.start()
-    ident = Address("127.0.0.1", ctl.port)
+    ident = Address("127.0.0.1", ctl.identity_port)
     emoji = ProxyServer(proxy_config(
         app.port, inbound=Address("127.0.0.1", emoji_in), pod="emoji-0", deployment="emoji",
         inventory=str(inv), identity=ident, identity_token=auth.pod_token("ns", "emoji-0")))
@@ -206,7 +206,7 @@ async def test_certificate_from_another_anchor_is_refused_at_handshake(
     await ctl2.start()
     try:
         stranger = WorkloadIdentity(WEB, grpc_asker(
-            f"127.0.0.1:{ctl2.port}", "ns", "web-0", other.pod_token("ns", "web-0")))
+            f"127.0.0.1:{ctl2.identity_port}", "ns", "web-0", other.pod_token("ns", "web-0")))
         await stranger.refresh()
         assert m.emoji.inbound_address is not None
         host, port = m.emoji.inbound_address
@@ -308,3 +308,72 @@ async def test_an_unreadable_trust_anchor_ends_the_start_in_one_line(tmp_path: P
     with pytest.raises(RuntimeFailure, match="cannot read the trust anchor"):
         await proxy.start()
     await proxy.stop(grace=0.1)
+
+
+async def test_the_token_file_is_read_again_at_each_renewal(tmp_path: Path) -> None:
+    """Tokens expire: whoever hands them out writes new ones into the pod's file, and a
+    proxy's renewal sends what the file holds then."""
+    from meshtui.identity.names import TOKEN_LIFETIME_S
+    from meshtui.identity.workload import IdentityError
+
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps({"pods": [
+        {"name": "web-0", "namespace": "ns", "deployment": "web", "address": "127.0.0.2:1",
+         "proxy": "127.0.0.1:1"}]}))
+    auth = Authority.in_state_dir(tmp_path / "state")
+    ctl = Controller(inv, "127.0.0.1:0", identity=auth)
+    await ctl.start()
+    token = tmp_path / "token"
+    token.write_text(auth.pod_token("ns", "web-0"))
+    web = ProxyServer(proxy_config(None, inventory=str(inv),
+                                   identity=Address("127.0.0.1", ctl.identity_port),
+                                   identity_token=token.read_text(),
+                                   identity_token_file=str(token)))
+    await web.start()
+    try:
+        assert web.identity is not None
+        token.write_text(auth.pod_token("ns", "web-0", now=0.0))  # ended long ago
+        with pytest.raises(IdentityError, match="expired"):
+            await web.identity.refresh()
+        token.write_text(auth.pod_token("ns", "web-0", lifetime_s=TOKEN_LIFETIME_S))
+        assert (await web.identity.refresh()).name == WEB
+    finally:
+        await web.stop(grace=0.2)
+        await ctl.stop(None)
+
+
+async def test_an_identity_endpoint_under_another_anchor_ends_the_start_in_one_line(
+        tmp_path: Path) -> None:
+    """A proxy given the anchor, pointed at a controller of another mesh: it sends no
+    token, and says so in one line (exit 1)."""
+    import sys
+
+    from meshtui.identity import certs
+
+    mesh = Authority.in_state_dir(tmp_path / "mesh")
+    anchor = tmp_path / "anchor.crt"
+    anchor.write_bytes(certs.cert_pem(mesh.anchor))
+    rogue_auth = Authority.in_state_dir(tmp_path / "rogue")
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps({"pods": [
+        {"name": "web-0", "namespace": "ns", "deployment": "web", "address": "127.0.0.2:1",
+         "proxy": "127.0.0.1:1"}]}))
+    rogue = Controller(inv, "127.0.0.1:0", identity=rogue_auth)
+    await rogue.start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
+        env["MESHTUI_IDENTITY_TOKEN"] = mesh.pod_token("ns", "web-0")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "meshtui", "proxy", "--inbound", "127.0.0.1:0",
+            "--outbound", "127.0.0.1:0", "--pod", "web-0", "--namespace", "ns",
+            "--deployment", "web", "--inventory", str(inv),
+            "--identity", f"127.0.0.1:{rogue.identity_port}",
+            "--identity-trust-anchor", str(anchor),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        lines = err.decode().splitlines()
+        assert proc.returncode == 1, lines
+        assert len(lines) == 1 and "does not present the controller's identity" in lines[0]
+        assert rogue.identity is not None and rogue.identity.refused == 0
+    finally:
+        await rogue.stop(None)

@@ -57,7 +57,8 @@ async def gated(tmp_path: Path) -> AsyncIterator[Gated]:
     await ctl.start()
     proxy = ProxyServer(proxy_config(
         None, tap=Address("127.0.0.1", tap), inventory=str(inv),
-        identity=Address("127.0.0.1", ctl.port), identity_token=auth.pod_token("ns", "web-0")))
+        identity=Address("127.0.0.1", ctl.identity_port),
+        identity_token=auth.pod_token("ns", "web-0")))
     await proxy.start()
     try:
         yield Gated(auth, ctl, proxy)
@@ -153,7 +154,7 @@ async def test_the_controller_renews_its_own_certificate_and_goes_on_scraping(
     ctl = Controller(inv, "127.0.0.1:0", identity=auth, scrape_interval_s=0.2)
     await ctl.start()
     proxy = ProxyServer(proxy_config(None, tap=Address("127.0.0.1", tap), inventory=str(inv),
-                                     identity=Address("127.0.0.1", ctl.port),
+                                     identity=Address("127.0.0.1", ctl.identity_port),
                                      identity_token=auth.pod_token("ns", "web-0")))
     await proxy.start()
     gated = Gated(auth, ctl, proxy)
@@ -174,3 +175,69 @@ async def test_the_controller_renews_its_own_certificate_and_goes_on_scraping(
     finally:
         await proxy.stop(grace=0.2)
         await ctl.stop(None)
+
+
+async def test_the_controller_pods_proxy_lends_its_identity_to_nobody(tmp_path: Path) -> None:
+    """The controller pod's proxy holds the controller's identity, but its outbound port
+    answers any local process: a plain client that names a tap port through it (as a
+    gRPC authority, or with CONNECT) must get nothing, while the controller itself,
+    dialling with its own certificate, still scrapes."""
+    tap = free_port()
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps({"pods": [
+        {"name": "web-0", "namespace": "ns", "deployment": "web",
+         "address": "127.0.0.1:1", "proxy": f"127.0.0.1:{tap}"},
+        {"name": "controller-0", "namespace": "meshtui", "deployment": "controller",
+         "address": "127.0.0.3:1", "proxy": "127.0.0.3:2"}]}))
+    auth = Authority.in_state_dir(tmp_path / "state")
+    ctl = Controller(inv, "127.0.0.1:0", identity=auth, scrape_interval_s=0.2)
+    await ctl.start()
+    ident = Address("127.0.0.1", ctl.identity_port)
+    web = ProxyServer(proxy_config(None, tap=Address("127.0.0.1", tap), inventory=str(inv),
+                                   identity=ident, identity_anchor=_anchor_file(auth, tmp_path),
+                                   identity_token=auth.pod_token("ns", "web-0")))
+    lender = ProxyServer(proxy_config(
+        None, pod="controller-0", namespace="meshtui", deployment="controller",
+        inventory=str(inv), identity=ident, identity_anchor=_anchor_file(auth, tmp_path),
+        identity_token=auth.pod_token("meshtui", "controller-0")))
+    await web.start()
+    await lender.start()
+    try:
+        assert lender.identity is not None and lender.identity.name == CONTROLLER_IDENTITY
+        assert lender.outbound_address is not None
+        out = "{}:{}".format(*lender.outbound_address)
+        target = f"127.0.0.1:{tap}"
+        async with grpc.aio.insecure_channel(out, options=[
+                ("grpc.default_authority", target), ("grpc.enable_http_proxy", 0)]) as ch:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await proxy_pb2_grpc.MetricsStub(ch).Scrape(proxy_pb2.ScrapeRequest(),
+                                                            timeout=1.0)
+            call = proxy_pb2_grpc.TapStub(ch).Observe(proxy_pb2.ObserveRequest(), timeout=1.0)
+            with pytest.raises(grpc.aio.AioRpcError):
+                async for _ in call:
+                    pass
+        # A CONNECT tunnel to the tap port is relayed in plain: the gate cuts it.
+        r, w = await asyncio.open_connection(*lender.outbound_address)
+        w.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 2)
+        if b" 200 " in head.split(b"\r\n", 1)[0]:
+            w.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            back = await asyncio.wait_for(r.read(), 2)
+            assert b"\x00\x04" not in back[:5]  # no HTTP/2 SETTINGS: no gRPC server spoke
+        w.close()
+        # The controller, with its own certificate, gets through.
+        end = asyncio.get_running_loop().time() + 5
+        st = ctl.store.pods[("ns", "web-0")]
+        while st.last_ok is None and asyncio.get_running_loop().time() < end:
+            await asyncio.sleep(0.05)
+        assert st.last_ok is not None, st.last_error
+    finally:
+        await lender.stop(grace=0.2)
+        await web.stop(grace=0.2)
+        await ctl.stop(None)
+
+
+def _anchor_file(auth: Authority, d: Path) -> str:
+    path = d / "anchor.pem"
+    path.write_bytes(certs.cert_pem(auth.anchor))
+    return str(path)
