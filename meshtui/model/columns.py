@@ -15,6 +15,7 @@ from typing import Any
 import meshtui.model.units as units
 from meshtui.model.ordering import sort_by
 from meshtui.model.routes import DEFAULT_BY, SORT_KEYS, RouteRow
+from meshtui.model.sanitize import raw_text
 from meshtui.model.stats import StatRow, by_name
 
 
@@ -144,5 +145,11 @@ def route_columns(by: Sequence[str] = DEFAULT_BY, *, wide: bool = False) -> list
 def route_json(row: RouteRow, by: Sequence[str] = DEFAULT_BY) -> dict[str, Any]:
     """A row as JSON: the fields of every column the wide table shows, so that the
     JSON and the table never disagree on what a row holds."""
-    return {field: value(row) for name in route_columns(by, wide=True)
+    return {field: _original(value(row)) for name in route_columns(by, wide=True)
             for field, value in ROUTE_COLUMNS[name].json}
+
+
+def _original(v: Any) -> Any:
+    """Text as it was sent, not the escapes the table shows: JSON is read by programs,
+    and its own escapes (ensure_ascii) keep a terminal safe."""
+    return raw_text(v) if isinstance(v, str) else v

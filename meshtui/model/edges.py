@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import meshtui.model.units as units
+from meshtui.model.sanitize import raw_text
 
 SECURED_MARK = "√"
 
@@ -46,10 +47,11 @@ class EdgeRow:
             return None if v is None or math.isnan(v) else v
 
         return {
-            "src": self.src,
-            "src_namespace": self.src_namespace,
-            "dst": self.dst,
-            "dst_namespace": self.dst_namespace,
+            # The names as they are, not as the table escapes them (see raw_text).
+            "src": raw_text(self.src),
+            "src_namespace": raw_text(self.src_namespace),
+            "dst": raw_text(self.dst),
+            "dst_namespace": raw_text(self.dst_namespace),
             "secured": self.secured,
             "no_tls_reason": "" if self.secured else "not provided by remote",
             "success": num(self.success),

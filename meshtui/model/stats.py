@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshtui.model.histogram import Histogram
+from meshtui.model.sanitize import raw_text
 
 KINDS = ("namespace", "deployment", "pod")
 
@@ -83,9 +84,10 @@ class StatRow:
             return None if v is None or math.isnan(v) else v
 
         return {
-            "namespace": self.namespace,
+            # The names as they are, not as the table escapes them (see raw_text).
+            "namespace": raw_text(self.namespace),
             "kind": self.kind,
-            "name": self.name,
+            "name": raw_text(self.name),
             "meshed": f"{self.meshed}/{self.total}",
             "success": num(self.success),
             "rps": num(self.rps),
@@ -96,7 +98,7 @@ class StatRow:
             "tcp_read_bytes_rate": num(self.read_bytes_rate),
             "tcp_write_bytes_rate": num(self.write_bytes_rate),
             "partial": self.partial,
-            "missing_pods": list(self.missing),
+            "missing_pods": [raw_text(p) for p in self.missing],
         }
 
 
