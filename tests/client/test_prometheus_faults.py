@@ -102,10 +102,10 @@ def test_nan_figures_show_as_no_traffic(answering) -> None:  # type: ignore[no-u
             {"metric": m, "value": [time.time(), v]} for m, v in samples]}})
 
     web = {"namespace": "emojivoto", "deployment": "web"}
-    # The flags and config of the server first, then every query of the refresh: one
-    # series, NaN everywhere (a Prometheus over a window with no requests answers so).
-    answers.append((200, json.dumps({"status": "success", "data": {}})))
-    answers.append((200, json.dumps({"status": "success", "data": {}})))
+    # The flags, config and build of the server first, then every query of the refresh:
+    # one series, NaN everywhere (a Prometheus over a window with no requests answers so).
+    for _ in range(3):
+        answers.append((200, json.dumps({"status": "success", "data": {}})))
     answers.append((200, vector((web, "NaN"))))
     out = meshtui("stat", "deploy", "-n", "emojivoto", "--prometheus", url, "-o", "json")
     assert out.returncode == 0, out.stderr
