@@ -155,7 +155,17 @@ def bucket_quantile(q: float, buckets: Iterable[Bucket],
         start = bounds[b - 1]
         count -= counts[b - 1]
         rank -= counts[b - 1]
-    return start + (end - start) * (rank / count)
+    return start + (end - start) * _divide(rank, count)
+
+
+def _divide(a: float, b: float) -> float:
+    """IEEE division, as Go divides: by zero gives NaN (0/0) or an infinity, where
+    Python raises (a rank of 0 in an empty lowest bucket, when q is 0)."""
+    if b != 0:
+        return a / b
+    if a == 0 or math.isnan(a):
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 def _first_reaching(counts: Sequence[float], rank: float) -> int:

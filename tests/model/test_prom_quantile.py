@@ -45,6 +45,11 @@ def test_nan_without_inf_bucket_with_one_bucket_or_no_observations() -> None:
     assert math.isnan(bucket_quantile(0.5, []))
 
 
+def test_q_zero_over_an_empty_lowest_bucket_is_nan_as_go_divides() -> None:
+    assert math.isnan(bucket_quantile(0.0, [(1.0, 0.0), (2.0, 5.0), (INF, 5.0)]))
+    assert bucket_quantile(0.0, SPREAD) == 0.0
+
+
 def test_quantiles_out_of_range() -> None:
     assert bucket_quantile(-0.1, SPREAD) == -INF
     assert bucket_quantile(1.1, SPREAD) == INF
