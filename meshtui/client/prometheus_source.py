@@ -207,18 +207,25 @@ class PrometheusSource:
         if self._retention_s is not None:
             return
         try:
-            flags, config, build = await self._all([
-                self._get("/api/v1/status/flags", {}), self._get("/api/v1/status/config", {}),
-                self._get("/api/v1/status/buildinfo", {})])
-        except RuntimeFailure:
-            flags = config = build = None  # older servers and proxies in front may not answer
-        version = (build or {}).get("version") if isinstance(build, dict) else None
+            flags, config, build = await self._all(
+                self._status(page) for page in ("flags", "config", "buildinfo"))
+        except RuntimeFailure:  # past the deadline: the queries will say it
+            flags = config = build = {}
+        version = build.get("version")
         self._version = version if isinstance(version, str) else None
-        held = prom_duration(str((flags or {}).get("storage.tsdb.retention.time", "")))
+        held = prom_duration(str(flags.get("storage.tsdb.retention.time", "")))
         self._retention_s = held or DEFAULT_RETENTION_S
-        m = re.search(r"^\s+scrape_interval:\s*(\S+)", str((config or {}).get("yaml", "")),
-                      re.M)
+        m = re.search(r"^\s+scrape_interval:\s*(\S+)", str(config.get("yaml", "")), re.M)
         self._scrape_s = (prom_duration(m.group(1)) if m else None) or DEFAULT_SCRAPE_S
+
+    async def _status(self, page: str) -> dict[str, Any]:
+        """One status page's data; empty where the server gives none (older servers and
+        proxies in front may not answer each page): defaults stand in for it."""
+        try:
+            data = await self._get(f"/api/v1/status/{page}", {})
+        except RuntimeFailure:
+            return {}
+        return data if isinstance(data, dict) else {}
 
     async def _check_range(self, query: StatQuery, span_s: float) -> None:
         """Refuses a window longer than what the server keeps, or one that ended before
