@@ -14,10 +14,12 @@ import math
 from typing import Any
 
 from meshtui.client.promql import (
-    QUANTILES,
+    LATENCY,
+    QUANTILE_NAMES,
     dst_group_by,
     duration,
     group_by,
+    latency_rates,
     query_labels,
     selector,
 )
@@ -35,11 +37,8 @@ def edge_queries(q: EdgeQuery) -> tuple[dict[str, str], list[str]]:
     group = group_by(q.kind) + dst_group_by(q.kind)
     by = ", ".join(group)
     w = duration(q.window_s)
-    out = {"requests": f"sum(increase(response_total{sel}[{w}])) by ({by}, classification, tls)"}
-    for quantile in QUANTILES:
-        out[f"p{round(quantile * 100)}"] = (
-            f"histogram_quantile({quantile}, sum(irate(response_latency_ms_bucket{sel}[{w}]))"
-            f" by (le, {by}))")
+    out = {"requests": f"sum(increase(response_total{sel}[{w}])) by ({by}, classification, tls)",
+           LATENCY: latency_rates(sel, w, by)}
     return out, group
 
 
@@ -70,7 +69,7 @@ def edge_rows(q: EdgeQuery, results: dict[str, Any]) -> list[EdgeRow]:
         if v > 0:  # a series with no traffic in the window (plain, long ago) has no say
             secured[key] = secured.get(key, True) and labels.get("tls") == "true"
     quantiles: dict[str, dict[EdgeKey, float]] = {}
-    for name in ("p50", "p95", "p99"):
+    for name in QUANTILE_NAMES:
         quantiles[name] = {}
         for labels, v in results[name]:
             if (key := _key(q.kind, labels)) is not None and math.isfinite(v):

@@ -3,7 +3,10 @@
 The demo's own Prometheus, or a Linkerd installation's
 (``kubectl -n linkerd-viz port-forward svc/prometheus 9090``): stat rows and
 charts come from Linkerd viz's queries (:mod:`meshtui.client.promql`) over the
-HTTP API, every query of one refresh in parallel under one deadline. MESHED is
+HTTP API, every query of one refresh in parallel under one deadline; p50, p95
+and p99 are taken here from one answer of latency bucket rates, by Prometheus's
+own ``histogram_quantile`` rules, rather than asked as three queries that each
+evaluate those rates again. MESHED is
 what Prometheus knows: the proxies it scrapes per resource, and how many of
 them answered their last scrape. Prometheus has no requests to stream, so tap
 goes to the controller, when there is one.
@@ -21,7 +24,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from meshtui.client.controller_source import SourceRangeError
-from meshtui.client.promql import PROXY_JOB, group_by, history_queries, stat_queries
+from meshtui.client.promql import (
+    LATENCY,
+    PROXY_JOB,
+    QUANTILE_NAMES,
+    group_by,
+    history_queries,
+    stat_queries,
+)
 from meshtui.client.queries import (
     EdgeQuery,
     HistoryPoint,
@@ -34,6 +44,7 @@ from meshtui.client.source import Source
 from meshtui.errors import RuntimeFailure, UsageError
 from meshtui.model.edges import EdgeRow
 from meshtui.model.histogram import Histogram
+from meshtui.model.prom_quantile import series_quantiles, tolerance_for
 from meshtui.model.sanitize import clean
 from meshtui.model.stats import StatRow
 
@@ -47,6 +58,7 @@ _PROM_SCALE = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 864
                "y": 365 * 86400}
 
 Sample = tuple[dict[str, str], float]
+RangeSeries = tuple[dict[str, str], list[tuple[float, float]]]
 
 
 def check_url(url: str) -> str:
@@ -106,6 +118,7 @@ class PrometheusSource:
         self._session: Any = None
         self._retention_s: float | None = None
         self._scrape_s: float | None = None
+        self._version: str | None = None  # its histogram_quantile rules depend on it
 
     @property
     def label(self) -> str:
@@ -173,7 +186,7 @@ class PrometheusSource:
                 for s in _vector(data, self.url)]
 
     async def range(self, query: str, start: float, end: float, step: float
-                    ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+                    ) -> list[RangeSeries]:
         data = await self._get("/api/v1/query_range", {
             "query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"})
         return [(s.get("metric", {}), [(float(t), _number(v, self.url))
@@ -189,20 +202,30 @@ class PrometheusSource:
                                  f"{self.deadline_s:g}s") from None
 
     async def _learn_server(self) -> None:
-        """What the server keeps (its --storage.tsdb.retention.time) and how often it
-        scrapes (its global scrape_interval), asked once."""
+        """What the server keeps (its --storage.tsdb.retention.time), how often it
+        scrapes (its global scrape_interval) and its version, asked once."""
         if self._retention_s is not None:
             return
         try:
-            flags, config = await self._all([self._get("/api/v1/status/flags", {}),
-                                             self._get("/api/v1/status/config", {})])
-        except RuntimeFailure:
-            flags = config = None  # older servers and proxies in front may not answer
-        held = prom_duration(str((flags or {}).get("storage.tsdb.retention.time", "")))
+            flags, config, build = await self._all(
+                self._status(page) for page in ("flags", "config", "buildinfo"))
+        except RuntimeFailure:  # past the deadline: the queries will say it
+            flags = config = build = {}
+        version = build.get("version")
+        self._version = version if isinstance(version, str) else None
+        held = prom_duration(str(flags.get("storage.tsdb.retention.time", "")))
         self._retention_s = held or DEFAULT_RETENTION_S
-        m = re.search(r"^\s+scrape_interval:\s*(\S+)", str((config or {}).get("yaml", "")),
-                      re.M)
+        m = re.search(r"^\s+scrape_interval:\s*(\S+)", str(config.get("yaml", "")), re.M)
         self._scrape_s = (prom_duration(m.group(1)) if m else None) or DEFAULT_SCRAPE_S
+
+    async def _status(self, page: str) -> dict[str, Any]:
+        """One status page's data; empty where the server gives none (older servers and
+        proxies in front may not answer each page): defaults stand in for it."""
+        try:
+            data = await self._get(f"/api/v1/status/{page}", {})
+        except RuntimeFailure:
+            return {}
+        return data if isinstance(data, dict) else {}
 
     async def _check_range(self, query: StatQuery, span_s: float) -> None:
         """Refuses a window longer than what the server keeps, or one that ended before
@@ -233,6 +256,7 @@ class PrometheusSource:
         names = list(queries)
         results = dict(zip(names, await self._all(self.instant(queries[n], at) for n in names),
                            strict=True))
+        results.update(_quantiles(results.pop(LATENCY), tolerance_for(self._version)))
         rows = _rows(query, group, results)
         if not rows:
             await self._check_scrapes_proxies(at)
@@ -259,9 +283,11 @@ class PrometheusSource:
         end -= end % step_s
         start = end - span_s
         names = list(queries)
-        answers = await self._all(self.range(queries[n], start, end, step_s) for n in names)
+        answers = dict(zip(names, await self._all(self.range(queries[n], start, end, step_s)
+                                                  for n in names), strict=True))
+        answers.update(_range_quantiles(answers.pop(LATENCY), tolerance_for(self._version)))
         series: dict[tuple[str, str, str], dict[float, dict[str, float | None]]] = {}
-        for name, answer in zip(names, answers, strict=True):
+        for name, answer in answers.items():
             for labels, values in answer:
                 key = _key(query.kind, group, labels)
                 per_t = series.setdefault(key, {})
@@ -281,8 +307,10 @@ class PrometheusSource:
         queries, _ = edge_queries(query)
         at = query.until if query.until is not None else time.time()
         names = list(queries)
-        answers = await self._all(self.instant(queries[n], at) for n in names)
-        rows = edge_rows(query, dict(zip(names, answers, strict=True)))
+        answers = dict(zip(names, await self._all(self.instant(queries[n], at) for n in names),
+                           strict=True))
+        answers.update(_quantiles(answers.pop(LATENCY), tolerance_for(self._version)))
+        rows = edge_rows(query, answers)
         if not rows:
             await self._check_scrapes_proxies(at)
         return rows
@@ -311,6 +339,31 @@ def _vector(data: Any, url: str, kind: str = "vector") -> list[dict[str, Any]]:
     return result if isinstance(result, list) else []
 
 
+def _quantiles(rates: list[Sample], tolerance: float) -> dict[str, list[Sample]]:
+    """p50, p95 and p99 by name, as viz's three ``histogram_quantile`` queries would
+    have answered them, from the one answer of the latency buckets' rates."""
+    answers = series_quantiles(rates, tuple(QUANTILE_NAMES.values()), tolerance)
+    return {name: [(labels, qs[i]) for labels, qs in answers]
+            for i, name in enumerate(QUANTILE_NAMES)}
+
+
+def _range_quantiles(rates: list[RangeSeries], tolerance: float
+                     ) -> dict[str, list[RangeSeries]]:
+    """The same for a range query: each step's buckets give that step's quantiles."""
+    at_step: dict[float, list[Sample]] = {}
+    for labels, values in rates:
+        for t, v in values:
+            at_step.setdefault(t, []).append((labels, v))
+    out: dict[str, dict[tuple[tuple[str, str], ...], RangeSeries]] = {
+        name: {} for name in QUANTILE_NAMES}
+    for t in sorted(at_step):
+        for name, answer in _quantiles(at_step[t], tolerance).items():
+            for labels, v in answer:
+                key = tuple(sorted(labels.items()))
+                out[name].setdefault(key, (labels, []))[1].append((t, v))
+    return {name: list(series.values()) for name, series in out.items()}
+
+
 def _key(kind: str, group: list[str], labels: dict[str, str]) -> tuple[str, str, str]:
     """A row's identity from a series' labels: the last group label names it, the one
     before it (if any) is its namespace; a namespace's row has none, as the controller's."""
@@ -337,7 +390,7 @@ def _rows(query: StatQuery, group: list[str], results: dict[str, list[Sample]]
     def by_key(name: str, grouping: list[str] = group) -> dict[tuple[str, str, str], float]:
         return {_key(query.kind, grouping, labels): v for labels, v in results[name]}
 
-    quantiles = {n: by_key(n) for n in ("p50", "p95", "p99")}
+    quantiles = {n: by_key(n) for n in QUANTILE_NAMES}
     tcp, read, write = by_key("tcp"), by_key("read"), by_key("write")
     targets = by_key("targets", meshed_group)
     up = by_key("up", meshed_group)

@@ -102,10 +102,10 @@ def test_nan_figures_show_as_no_traffic(answering) -> None:  # type: ignore[no-u
             {"metric": m, "value": [time.time(), v]} for m, v in samples]}})
 
     web = {"namespace": "emojivoto", "deployment": "web"}
-    # The flags and config of the server first, then every query of the refresh: one
-    # series, NaN everywhere (a Prometheus over a window with no requests answers so).
-    answers.append((200, json.dumps({"status": "success", "data": {}})))
-    answers.append((200, json.dumps({"status": "success", "data": {}})))
+    # The flags, config and build of the server first, then every query of the refresh:
+    # one series, NaN everywhere (a Prometheus over a window with no requests answers so).
+    for _ in range(3):
+        answers.append((200, json.dumps({"status": "success", "data": {}})))
     answers.append((200, vector((web, "NaN"))))
     out = meshtui("stat", "deploy", "-n", "emojivoto", "--prometheus", url, "-o", "json")
     assert out.returncode == 0, out.stderr
@@ -125,3 +125,34 @@ def test_bad_options_exit_2_in_one_line(args: list[str], says: str) -> None:
     out = meshtui("stat", "deploy", "-o", "json", *args)
     assert out.returncode == 2
     assert says in one_line(out)
+
+
+def test_a_status_page_refused_leaves_the_others_read() -> None:
+    """A server (or a proxy in front) that refuses buildinfo still says what it keeps."""
+    pages = {"/api/v1/status/flags": (200, {"status": "success", "data": {
+                 "storage.tsdb.retention.time": "2h"}}),
+             "/api/v1/status/buildinfo": (404, {"status": "error", "errorType": "not_found",
+                                                "error": "no such page"})}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, answer = pages.get(self.path.split("?")[0], (
+                200, {"status": "success", "data": {"resultType": "vector", "result": []}}))
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        out = meshtui("stat", "deploy", "--prometheus", url, "--since", "-3h", "-o", "json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 2 and "keeps 2h" in one_line(out)

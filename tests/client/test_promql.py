@@ -1,6 +1,12 @@
 """Linkerd viz's selectors and groupings, query by query."""
 
-from meshtui.client.promql import history_queries, request_labels, selector, stat_queries
+from meshtui.client.promql import (
+    history_queries,
+    request_labels,
+    selector,
+    stat_queries,
+    viz_quantile,
+)
 from meshtui.client.queries import StatQuery
 
 
@@ -32,8 +38,13 @@ def test_queries_are_viz_shapes_with_sorted_escaped_selectors() -> None:
     sel = '{direction="inbound", namespace="emojivoto"}'
     assert q["requests"] == (f"sum(increase(response_total{sel}[60s])) "
                              "by (namespace, deployment, classification, tls)")
-    assert q["p95"] == ("histogram_quantile(0.95, sum(irate(response_latency_ms_bucket"
-                        f"{sel}[60s])) by (le, namespace, deployment))")
+    # Viz's p50/p95/p99 are histogram_quantile over these rates: asked once, taken locally.
+    assert q["latency"] == ("sum(irate(response_latency_ms_bucket"
+                            f"{sel}[60s])) by (le, namespace, deployment)")
+    assert "p95" not in q
+    assert viz_quantile(0.95, q["latency"]) == (
+        "histogram_quantile(0.95, sum(irate(response_latency_ms_bucket"
+        f"{sel}[60s])) by (le, namespace, deployment))")
     assert q["tcp"] == f"sum(tcp_open_connections{sel}) by (namespace, deployment)"
     assert 'peer="src"' in q["read"]
     assert q["targets"] == ('count(up{job="linkerd-proxy", namespace="emojivoto"}) '
