@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshtui.model.sanitize import clean
+
 
 class InventoryError(ValueError):
     """The inventory file is not what it should be."""
@@ -179,6 +181,7 @@ class Inventory:
             if (ns, name) in seen:
                 raise InventoryError(f"pod {ns}/{name} is listed twice")
             seen.add((ns, name))
+            _check_names(i, ns, name, raw)
 
             def addr(key: str, raw: Mapping[str, Any] = raw, name: str = name) -> Address | None:
                 v = raw.get(key)
@@ -222,6 +225,23 @@ class Inventory:
                 for s in self.services
             ]
         return doc
+
+
+def _check_names(i: int, ns: str, name: str, raw: Mapping[str, Any]) -> None:
+    """Names that identities and tokens are made of must read one way only.
+
+    An identity is ``<serviceaccount>.<namespace>.serviceaccount...`` and a pod's token
+    is made of ``<namespace>/<pod>``: a namespace with a dot, or any of them with a
+    slash, could give two pods the same identity or the same token. Kubernetes
+    forbids both (a namespace is a DNS label; the others are DNS subdomains).
+    """
+    if "." in ns or "/" in ns:
+        raise InventoryError(f"pods[{i}]: namespace {clean(ns)!r} may not hold '.' or '/' "
+                             "(a namespace is a DNS label)")
+    for key, value in (("name", name), ("deployment", raw.get("deployment")),
+                       ("serviceaccount", raw.get("serviceaccount"))):
+        if isinstance(value, str) and "/" in value:
+            raise InventoryError(f"pods[{i}]: {key} {clean(value)!r} may not hold '/'")
 
 
 def _services_from_data(raw_list: Any) -> tuple[Service, ...]:

@@ -55,6 +55,22 @@ def test_malformed_inventory_is_exit_2_in_one_line(tmp_path: Path) -> None:
     assert "nowhere" in one_line(out.stderr)
 
 
+@pytest.mark.parametrize(("pod", "said"), [
+    ({"name": "b-0", "namespace": "a.b", "deployment": "c"}, "namespace 'a.b'"),
+    ({"name": "x/y", "namespace": "a"}, "name 'x/y'"),
+    ({"name": "p", "namespace": "a", "serviceaccount": "s/t"}, "serviceaccount 's/t'"),
+])
+def test_names_that_could_make_two_identities_alike_are_exit_2(
+        tmp_path: Path, pod: dict[str, str], said: str) -> None:
+    """``c.a.b`` could be serviceaccount c in namespace a.b or serviceaccount c.a in
+    namespace b; ``a/x/y`` likewise for a token: such an inventory is refused."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"pods": [pod]}))
+    out = run("--inventory", str(bad), cwd=tmp_path)
+    assert out.returncode == 2
+    assert said in one_line(out.stderr)
+
+
 def test_port_taken_is_exit_1_in_one_line(tmp_path: Path, inventory: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
