@@ -35,7 +35,8 @@ RESPONSE_END = 2
 
 
 #: Most bytes of captured bodies one subscriber's queue holds (its queue admits
-#: fewer requests when it captures bodies): 128 requests at 64 KiB each way.
+#: fewer requests when it captures bodies: 128 requests at 64 KiB each way). Counted
+#: exactly: a request ending past it is queued without its bodies.
 BODY_QUEUE_BYTES = 16 << 20
 #: Most bytes of bodies being captured by requests still under way, all subscribers
 #: together: past it, a request is tapped without its bodies (a slow upload each at
@@ -123,8 +124,8 @@ class Subscriber:
     """
 
     __slots__ = (
-        "burst", "capacity", "capture", "closed", "delivered", "dropped", "filter", "last",
-        "limited", "queue", "rate", "reported", "tokens", "wake",
+        "body_bytes", "burst", "capacity", "capture", "closed", "delivered", "dropped",
+        "filter", "last", "limited", "queue", "rate", "reported", "tokens", "wake",
     )
 
     def __init__(self, filt: TapMatch, max_rps: float, capacity: int, now: float,
@@ -132,6 +133,8 @@ class Subscriber:
         self.filter = filt
         #: Bytes of each body this subscriber sees (0: none), already within the ceiling.
         self.capture = capture
+        #: Bytes of bodies its queue holds now (at most BODY_QUEUE_BYTES).
+        self.body_bytes = 0
         self.rate = max_rps
         # A one-second burst lets a subscriber see the start of a spike at all.
         self.burst = max(1.0, max_rps)
@@ -372,13 +375,22 @@ class TapHub:
     @staticmethod
     def emit(taking: Sequence[Subscriber], ev: tuple[Any, ...]) -> None:
         """Queues a later event of an admitted request."""
+        size = _bodies_size(ev)
+        bare: tuple[Any, ...] | None = None
         for sub in taking:
             # Admission left room for this event; the hard cap only guards a
             # queue flooded by many admitted requests all still in flight.
             if sub.closed or len(sub.queue) >= 2 * sub.capacity:
                 sub.dropped += 1
                 continue
-            sub.queue.append(ev)
+            queued = ev
+            if size and sub.capture:
+                if sub.body_bytes + size > BODY_QUEUE_BYTES:
+                    # Its queue holds all the bodies it may: this end goes without.
+                    queued = bare = bare or (*ev[:-1], None)
+                else:
+                    sub.body_bytes += size
+            sub.queue.append(queued)
             if not sub.wake.is_set():
                 sub.wake.set()
 
@@ -439,13 +451,24 @@ class TapHub:
         # message well under gRPC's default 4 MiB receive limit.
         while q and n < most and size < self.max_batch_bytes:
             ev = events.add()  # filled in place: nested keyword messages would be copied
-            fill_event(ev, q.popleft(), redact, sub.capture)
+            queued = q.popleft()
+            if sub.body_bytes and queued[0] == RESPONSE_END:
+                sub.body_bytes -= _bodies_size(queued)
+            fill_event(ev, queued, redact, sub.capture)
             size += ev.ByteSize()
             n += 1
         sub.delivered += n
         batch.dropped = sub.dropped - sub.reported
         sub.reported = sub.dropped
         return batch
+
+
+def _bodies_size(ev: tuple[Any, ...]) -> int:
+    """Bytes of captured bodies a queued event holds (0 for all but a captured end)."""
+    if ev[0] != RESPONSE_END or ev[-1] is None:
+        return 0
+    req, _, resp = ev[-1]
+    return sum(map(len, req)) + sum(map(len, resp))
 
 
 # --- protobuf building (the subscriber's stream only) ---------------------

@@ -396,3 +396,34 @@ def test_bodies_of_requests_under_way_are_held_to_one_budget() -> None:
     after = tel.request(Direction.OUTBOUND, ("10.0.0.5", 40000), ("10.0.0.7", 8080), 1,
                         "POST", "http", "emoji-svc:8080", "/up", [])
     assert after.cap == 65536  # room again
+
+
+def test_a_subscriber_that_reads_nothing_holds_at_most_its_bodies_budget() -> None:
+    """Requests admitted while earlier ones were still under way all end together:
+    their bodies are counted as they are queued, and past the subscriber's budget an
+    end is queued without them (the queue had held up to three times the budget)."""
+    from meshtui.proxy.tap_hub import BODY_QUEUE_BYTES
+
+    tel = make()
+    sub = tel.hub.subscribe(capture_body=65536)
+    body = b"y" * 65536
+    # 200 at once (the queue has room for all their events: it admits by events, and
+    # only their first is queued when they are admitted), 128 KiB of bodies each.
+    under_way = [tel.request(Direction.OUTBOUND, ("10.0.0.5", 40000), ("10.0.0.7", 8080),
+                             i, "POST", "http", "emoji-svc:8080", "/up", [])
+                 for i in range(200)]
+    started = [o for o in under_way if o.cap]
+    for o in started:
+        o.capture_request(body)
+        o.response_start(200, [])
+        o.capture_response(body)
+        o.response_end(len(body))
+    held = sum(len(b"".join(ev[-1][0])) + len(b"".join(ev[-1][2]))
+               for ev in sub.queue if ev[0] == 2 and ev[-1] is not None)
+    assert held == sub.body_bytes <= BODY_QUEUE_BYTES
+    assert held > BODY_QUEUE_BYTES - 2 * 65536  # filled, not refused outright
+    ends = [e.response_end for e in drain(tel, sub) if e.HasField("response_end")]
+    with_bodies = [e for e in ends if e.HasField("request_body")]
+    assert len(ends) == len(started) and 0 < len(with_bodies) < len(ends)
+    assert all(e.request_body.data == body for e in with_bodies)
+    assert sub.body_bytes == 0  # all given back as the batches went out
