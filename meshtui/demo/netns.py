@@ -7,6 +7,9 @@ Layout (all made by the demo, all removed when it stops)::
     pod ns 1 ── veth ─┤   10.77.0.0/24: root side .254, pods from .10
     pod ns 2 ── veth ─┘
 
+(``10.77.N.0/24``: the first N whose addresses no interface of the host holds yet, so
+that two demos at once each have their own.)
+
 Each pod gets its own namespace with ``eth0`` on the bridge and loopback, so
 its app, its proxy and ``proxy-init``'s iptables rules are its own, as in a
 Kubernetes pod. The root namespace's end of the bridge lets ``meshtui`` on
@@ -48,12 +51,22 @@ def can_make_namespaces() -> str | None:
     return None
 
 
+def free_subnet(base: str = "10.77") -> str:
+    """The first ``base.N`` (a /24) that no address of the host's interfaces or routes
+    is in: another demo's bridge, or the site's own network."""
+    used = _ip("-4", "-o", "addr", "show").stdout + _ip("-4", "route", "show").stdout
+    for n in range(256):
+        if f"{base}.{n}." not in used:
+            return f"{base}.{n}"
+    raise RuntimeFailure(f"demo: every {base}.N.0/24 is in use on this host")
+
+
 @dataclass
 class PodNetwork:
     """Builds and tears down the namespaces; names are prefixed per run."""
 
     prefix: str = field(default_factory=lambda: f"mt{os.getpid() % 100000}")
-    subnet: str = "10.77.0"
+    subnet: str = ""  # chosen by setup(): see free_subnet()
     namespaces: list[str] = field(default_factory=list)
     _next_host: int = 10
 
@@ -77,6 +90,8 @@ class PodNetwork:
         why = can_make_namespaces()
         if why:
             raise RuntimeFailure(f"demo: --intercept iptables {why}")
+        if not self.subnet:
+            self.subnet = free_subnet()
         _ip("netns", "add", self.node)
         self.namespaces.append(self.node)
         _ip("link", "add", self.bridge, "type", "bridge", netns=self.node)

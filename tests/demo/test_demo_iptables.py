@@ -130,3 +130,20 @@ def test_a_start_removes_what_a_killed_demo_left_behind() -> None:
         second.send_signal(signal.SIGINT)
         second.wait(30)
     assert not (_netns() - before)
+
+
+@pytest.mark.skipif(WHY is not None, reason=f"iptables demo {WHY}")
+def test_two_pod_networks_at_once_take_different_subnets() -> None:
+    """A second iptables demo on the host gets a /24 of its own (both had taken
+    10.77.0.0/24, and each answered for the other's addresses)."""
+    from meshtui.demo.netns import PodNetwork
+
+    first, second = PodNetwork(prefix="mtsubA"), PodNetwork(prefix="mtsubB")
+    try:
+        first.setup()
+        second.setup()
+        assert first.subnet != second.subnet
+        assert first.subnet.startswith("10.77.") and second.subnet.startswith("10.77.")
+    finally:
+        second.teardown()
+        first.teardown()
