@@ -397,6 +397,28 @@ class StepTracker:
         return rec
 
 
+def body_limit(events: Iterable[Any]) -> int | None:
+    """The limit of the first captured body among ``events`` (wire events as they came,
+    model events or a replay's lines), None if none carries one: what the proxies
+    actually copy, which their ``--max-capture-body`` may hold below what was asked."""
+    wire = getattr(events, "wire", None)
+    if wire is not None:
+        for ev in wire:
+            if ev.WhichOneof("event") == "response_end" and \
+                    ev.response_end.HasField("request_body"):
+                return int(ev.response_end.request_body.limit)
+        return None
+    for ev in getattr(events, "lines", events):
+        if isinstance(ev, Line):
+            if ev.slot != 2 or not ev.has_bodies:
+                continue
+            ev = ev.event()
+        body = getattr(ev, "request_body", None)
+        if body is not None:
+            return int(body.limit)
+    return None
+
+
 class WireEvents(Sequence[TapEvent]):
     """A slice of a wire batch, read as model events (converted as they are read).
 

@@ -173,7 +173,13 @@ class BodyClamp:
         for ev in events:
             body = getattr(ev, "request_body", None)
             if body is not None and body.limit < self.asked:
-                self.limit = body.limit
-                return (f"bodies are captured up to {body.limit} bytes, not {self.asked}: "
-                        f"the proxies' --max-capture-body is lower")
+                return self.saw(body.limit)
         return None
+
+    def saw(self, limit: int) -> str | None:
+        """As :meth:`check`, given a captured body's limit."""
+        if self.limit is not None or not self.asked or limit >= self.asked:
+            return None
+        self.limit = limit
+        return (f"bodies are captured up to {limit} bytes, not {self.asked}: "
+                f"the proxies' --max-capture-body is lower")

@@ -28,9 +28,9 @@ from textual.widgets import Footer, Input, Static
 from meshtui.client.budget import Budget
 from meshtui.client.queries import TapBatch, TapQuery
 from meshtui.client.source import Source
-from meshtui.client.tap_wire import Steps, StepTracker
+from meshtui.client.tap_wire import Steps, StepTracker, body_limit
 from meshtui.errors import RuntimeFailure, UsageError
-from meshtui.model.bodies import body_lines, is_grpc
+from meshtui.model.bodies import BodyClamp, body_lines, is_grpc
 from meshtui.model.feed_filter import FeedFilter, FilterError
 from meshtui.model.redact import REDACTED
 from meshtui.model.tap import Request, RequestInit, ResponseEnd, ResponseInit, TapEvent
@@ -183,6 +183,10 @@ class TapScreen(Screen[None]):
         self._rate: deque[tuple[float, int]] = deque(maxlen=20)
         self.filter_text = filter_text  # what the filter shows (applied on mount)
         self.notes: list[str] = []  # what the source said once (a replay's bad lines)
+        # Until the first captured body shows what the proxies copy (it may be less
+        # than asked): then it is said once, as the CLI does.
+        self._clamp: BodyClamp | None = BodyClamp(query.capture_body) \
+            if query.capture_body else None
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f" {self.title_text}", style="bold"), id="crumbs")
@@ -224,6 +228,14 @@ class TapScreen(Screen[None]):
     def _take(self, batch: TapBatch) -> bool:
         """Adds one batch to the feed; True once --limit events have been taken."""
         events = batch.events
+        if self._clamp is not None:
+            limit = body_limit(events)
+            if limit is not None:
+                note = self._clamp.saw(limit)
+                if note:
+                    self.notes.append(note)
+                    self.notify(note, severity="warning")
+                self._clamp = None
         wire = getattr(events, "wire", None)  # WireEvents: still as they came
         if wire is not None:
             t0 = Budget.clock()

@@ -82,3 +82,17 @@ async def test_the_status_line_says_bodies_are_captured() -> None:
         await pilot.pause(0.5)
         status = str(app.screen.query_one("#status").render())
     assert "capturing bodies (first 4,096 bytes)" in status
+
+
+async def test_the_feed_says_once_when_proxies_capture_less_than_asked(
+        tmp_path: Path) -> None:
+    """Asked for 4,096 bytes, the proxies copied 64 (their --max-capture-body): the
+    status line says so, as the CLI does."""
+    app = MeshApp(ReplaySource(saved(tmp_path)),
+                  TapQuery("namespace", None, None, capture_body=4096),
+                  buffer=1000, title="tap ns (replay)")
+    async with app.run_test(size=(240, 30)) as pilot:
+        await until(lambda: app.screen.state == "stream ended")
+        await pilot.pause(0.6)
+        status = str(app.screen.query_one("#status").render())
+    assert "bodies are captured up to 64 bytes, not 4096" in status

@@ -241,3 +241,16 @@ def test_header_values_read_from_wire_steps_as_the_converted_events_hold_them() 
         want = [v for n, v in headers if n.lower() == name]
         assert recs[0].header_values(name) == want
     assert recs[0].header_values("user-agent") == ["\\x1b[31mbot", "curl/8.5"]
+
+
+def test_the_limit_proxies_capture_bodies_at_is_read_from_wire_and_model_events() -> None:
+    from meshtui.client.tap_wire import WireEvents, body_limit
+    from meshtui.v1 import common_pb2
+
+    init = common_pb2.TapEvent()
+    init.request_init.method = "POST"
+    end = common_pb2.TapEvent()
+    end.response_end.request_body.limit = 512
+    assert body_limit(WireEvents([init, end])) == 512
+    assert body_limit(WireEvents([init])) is None
+    assert body_limit(list(WireEvents([init, end]))) == 512  # as model events
