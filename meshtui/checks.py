@@ -109,14 +109,15 @@ def proxy_certificate_problem(p: Any, now: float) -> str:
 
     if not p.scraped:
         return "not scraped yet since the controller started"
-    if not p.reported:
+    if not p.HasField("held"):
         return "its proxy reports no certificate (running without identity?)"
-    if p.identity != p.expected_identity:
-        return (f"holds a certificate for {clean(p.identity)}, "
+    held = p.held
+    if held.identity != p.expected_identity:
+        return (f"holds a certificate for {clean(held.identity)}, "
                 f"not {clean(p.expected_identity)}")
-    if p.not_before_ms / 1000 > now:
-        return f"its certificate is valid only in {_span(p.not_before_ms / 1000 - now)}"
-    left = p.not_after_ms / 1000 - now
+    if held.not_before_ms / 1000 > now:
+        return f"its certificate is valid only in {_span(held.not_before_ms / 1000 - now)}"
+    left = held.not_after_ms / 1000 - now
     if left <= 0:
         return f"its certificate expired {_span(-left)} ago"
     if left <= PROXY_NEAR_EXPIRY_S:

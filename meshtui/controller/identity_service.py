@@ -19,7 +19,7 @@ from meshtui.controller.store import MeshStore, PodState
 from meshtui.identity import certs
 from meshtui.identity.authority import Authority, Refused
 from meshtui.identity.names import CONTROLLER_IDENTITY, RENEW_AT, identity_name
-from meshtui.v1 import identity_pb2, identity_pb2_grpc
+from meshtui.v1 import identity_pb2, identity_pb2_grpc, proxy_pb2
 
 log = logging.getLogger("meshtui.controller")
 DER = serialization.Encoding.DER
@@ -69,10 +69,10 @@ class IdentityService(identity_pb2_grpc.IdentityServicer):
             issuer_not_after_ms=_ms(a.issuer.not_valid_after_utc),
             pods=[identity_pb2.CertifiedPod(namespace=ns, pod=pod, issued_ms=i, not_after_ms=n)
                   for (ns, pod), (i, n) in self.certified.items()],
-            proxies=[_held(st) for st in self.store.states() if st.pod.meshed])
+            proxies=[_proxy_certificate(st) for st in self.store.states() if st.pod.meshed])
 
 
-def _held(st: PodState) -> identity_pb2.ProxyCertificate:
+def _proxy_certificate(st: PodState) -> identity_pb2.ProxyCertificate:
     """What a meshed pod's proxy last said it holds, beside what it should hold: the
     proxy's word, kept from the scrapes, so a restarted controller knows it again
     at the first scrape rather than at the next renewal."""
@@ -82,8 +82,10 @@ def _held(st: PodState) -> identity_pb2.ProxyCertificate:
         expected_identity=identity_name(p.service_account, p.namespace),
         scraped=st.last_ok is not None, scraped_ms=int(st.last_ok_wall * 1000))
     if st.certificate is not None:
-        out.reported = True
-        out.identity, out.not_before_ms, out.not_after_ms = st.certificate
+        name, not_before_ms, not_after_ms, refreshes, errors = st.certificate
+        out.held.CopyFrom(proxy_pb2.HeldCertificate(
+            identity=name, not_before_ms=not_before_ms, not_after_ms=not_after_ms,
+            refreshes=refreshes, refresh_errors=errors))
     return out
 
 

@@ -9,6 +9,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from meshtui.v1 import proxy_pb2 as _proxy_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -75,27 +76,21 @@ class ProxyCertificate(_message.Message):
     POD_FIELD_NUMBER: _builtins.int
     EXPECTED_IDENTITY_FIELD_NUMBER: _builtins.int
     SCRAPED_FIELD_NUMBER: _builtins.int
-    REPORTED_FIELD_NUMBER: _builtins.int
-    IDENTITY_FIELD_NUMBER: _builtins.int
-    NOT_BEFORE_MS_FIELD_NUMBER: _builtins.int
-    NOT_AFTER_MS_FIELD_NUMBER: _builtins.int
     SCRAPED_MS_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     pod: _builtins.str
     expected_identity: _builtins.str
     scraped: _builtins.bool
-    """False until a scrape of the proxy has answered since the controller started;
-    the fields below are then empty.
-    """
-    reported: _builtins.bool
-    """False when the proxy answered but reports no certificate (identity off, or a
-    proxy too old to say).
-    """
-    identity: _builtins.str
-    not_before_ms: _builtins.int
-    not_after_ms: _builtins.int
+    """False until a scrape of the proxy has answered since the controller started."""
     scraped_ms: _builtins.int
-    """wall clock of that scrape"""
+    """wall clock of the last good scrape"""
+    @_builtins.property
+    def held(self) -> _proxy_pb2.HeldCertificate:
+        """Absent when the proxy answered without one (identity off, or a proxy too old
+        to say) or has not answered yet.
+        """
+
     def __init__(
         self,
         *,
@@ -103,15 +98,12 @@ class ProxyCertificate(_message.Message):
         pod: _builtins.str = ...,
         expected_identity: _builtins.str = ...,
         scraped: _builtins.bool = ...,
-        reported: _builtins.bool = ...,
-        identity: _builtins.str = ...,
-        not_before_ms: _builtins.int = ...,
-        not_after_ms: _builtins.int = ...,
         scraped_ms: _builtins.int = ...,
+        held: _proxy_pb2.HeldCertificate | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["held", b"held"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_identity", b"expected_identity", "identity", b"identity", "namespace", b"namespace", "not_after_ms", b"not_after_ms", "not_before_ms", b"not_before_ms", "pod", b"pod", "reported", b"reported", "scraped", b"scraped", "scraped_ms", b"scraped_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_identity", b"expected_identity", "held", b"held", "namespace", b"namespace", "pod", b"pod", "scraped", b"scraped", "scraped_ms", b"scraped_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -118,8 +118,10 @@ async def test_a_restarted_controller_knows_every_certificate_from_the_proxies(
                 assert "√ every meshed proxy holds a current certificate for its identity" \
                     in out
                 held = started[1].identity.bundle.leaf.not_valid_after_utc.timestamp()
-                name, _, until = second.store.pods[("ns", "emoji-0")].certificate or ("", 0, 0)
-                assert (name, until) == (identity_name("emoji-sa", "ns"), int(held * 1000))
+                name, _, until, refreshes, _ = second.store.pods[("ns", "emoji-0")].certificate \
+                    or ("", 0, 0, 0, 0)
+                assert (name, until, refreshes) == (
+                    identity_name("emoji-sa", "ns"), int(held * 1000), 1)
     finally:
         await first.stop(None)
 
@@ -209,22 +211,24 @@ async def test_metrics_carry_the_certificate_the_proxy_holds(tmp_path: Path) -> 
 
 def test_each_way_a_proxy_can_fail_is_one_line() -> None:
     from meshtui.checks import identity_results
-    from meshtui.v1 import identity_pb2
+    from meshtui.v1 import identity_pb2, proxy_pb2
 
     now = 1_800_000_000.0
     far = int((now + 86400) * 1000)
+    name = identity_name("web", "ns")
 
-    def proxy(pod: str, **kw: object) -> identity_pb2.ProxyCertificate:
-        name = identity_name("web", "ns")
-        base: dict[str, object] = dict(namespace="ns", pod=pod, expected_identity=name,
-                                       scraped=True, reported=True, identity=name,
-                                       not_before_ms=0, not_after_ms=far)
-        return identity_pb2.ProxyCertificate(**{**base, **kw})  # type: ignore[arg-type]
+    def proxy(pod: str, reported: bool = True, **kw: object) -> identity_pb2.ProxyCertificate:
+        out = identity_pb2.ProxyCertificate(namespace="ns", pod=pod, expected_identity=name,
+                                            scraped=True)
+        if reported:
+            held: dict[str, object] = dict(identity=name, not_before_ms=0, not_after_ms=far)
+            out.held.CopyFrom(proxy_pb2.HeldCertificate(**{**held, **kw}))  # type: ignore[arg-type]
+        return out
 
     status = identity_pb2.IdentityStatus(anchor_not_after_ms=far * 400,
                                          issuer_not_after_ms=far * 400, proxies=[
         proxy("good-0"), proxy("old-0", not_after_ms=int((now - 7200) * 1000)),
-        proxy("plain-0", reported=False, identity="", not_after_ms=0),
+        proxy("plain-0", reported=False),
         proxy("early-0", not_before_ms=int((now + 600) * 1000)),
         proxy("odd\x1b[2J-0", identity="x\u202ey")])
     *_, certs = identity_results(status, 5, now)
