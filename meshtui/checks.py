@@ -65,33 +65,81 @@ async def _once(server: str) -> list[Result]:
             out.append(Result(False, "controller reports its identity", clean(str(e))))
             return out
         if status is not None:
-            meshed_pods = [(r.namespace, r.name) for r in pods.resources if r.proxied_pods]
-            out.extend(identity_results(status, meshed_pods, time.time()))
+            out.extend(identity_results(
+                status, sum(r.proxied_pods for r in pods.resources), time.time()))
     return out
 
 
 # Linkerd's check warns 60 days before the anchor or the issuer expires.
 NEAR_EXPIRY_S = 60 * 86400
+# A proxy renews at 70 % of its certificate's life (16.8 h of 24): one whose certificate
+# has less than this left has failed to renew for hours.
+PROXY_NEAR_EXPIRY_S = 3600
+# Pods named one line each under a failed check; the rest are counted.
+SHOWN_PODS = 10
 
 
-def identity_results(status: Any, meshed: list[tuple[str, str]], now: float) -> list[Result]:
-    """The identity checks: anchor and issuer valid and not near expiry, and a current
-    certificate for every meshed pod (``status``: an ``IdentityStatus``)."""
-    from meshtui.model.sanitize import clean
-
+def identity_results(status: Any, meshed: int, now: float) -> list[Result]:
+    """The identity checks: anchor and issuer valid and not near expiry, and every
+    meshed pod's proxy reporting a current certificate for the identity the inventory
+    gives it (``status``: an ``IdentityStatus``; ``meshed``: how many pods the
+    controller lists as meshed, to tell a controller that reports no proxies)."""
     out = []
     for what, until_ms in (("trust anchor", status.anchor_not_after_ms),
                            ("issuer certificate", status.issuer_not_after_ms)):
         left = until_ms / 1000 - now
         out.append(Result(left > NEAR_EXPIRY_S, f"{what} is valid for at least 60 days",
                           "expired" if left <= 0 else f"expires in {left / 86400:.0f} days"))
-    certified = {(p.namespace, p.pod): p.not_after_ms / 1000 for p in status.pods}
-    stale = [f"{clean(ns)}/{clean(pod)}" for ns, pod in meshed
-             if certified.get((ns, pod), 0.0) <= now]
-    more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
-    out.append(Result(not stale, "every meshed proxy holds a current certificate",
-                      f"none issued or expired: {', '.join(stale[:5])}{more}"))
+    text = "every meshed proxy holds a current certificate for its identity"
+    if meshed and not status.proxies:
+        out.append(Result(False, text, "the controller does not say what its proxies "
+                                       "hold (a controller older than this client?)"))
+        return out
+    bad = [f"{_pod(p)}: {why}" for p in status.proxies
+           if (why := proxy_certificate_problem(p, now))]
+    more = [f"and {len(bad) - SHOWN_PODS} more"] if len(bad) > SHOWN_PODS else []
+    out.append(Result(not bad, text, "\n    ".join(bad[:SHOWN_PODS] + more)))
     return out
+
+
+def proxy_certificate_problem(p: Any, now: float) -> str:
+    """Why one pod's proxy fails the certificate check ('' when it passes), from what
+    it reported in the controller's last scrape of it (``p``: a ``ProxyCertificate``)."""
+    from meshtui.model.sanitize import clean
+
+    if not p.scraped:
+        return "not scraped yet since the controller started"
+    if not p.HasField("held"):
+        return "its proxy reports no certificate (running without identity?)"
+    held = p.held
+    if held.identity != p.expected_identity:
+        return (f"holds a certificate for {clean(held.identity)}, "
+                f"not {clean(p.expected_identity)}")
+    if held.not_before_ms / 1000 > now:
+        return f"its certificate is valid only in {_span(held.not_before_ms / 1000 - now)}"
+    left = held.not_after_ms / 1000 - now
+    if left <= 0:
+        return f"its certificate expired {_span(-left)} ago"
+    if left <= PROXY_NEAR_EXPIRY_S:
+        return f"its certificate expires in {_span(left)}"
+    return ""
+
+
+def _pod(p: Any) -> str:
+    # Names are the inventory's, whoever wrote it: shown, never obeyed.
+    from meshtui.model.sanitize import clean
+
+    return f"{clean(p.namespace)}/{clean(p.pod)}"
+
+
+def _span(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    if s < 2 * 86400:
+        return f"{s / 3600:.0f} h"
+    return f"{s / 86400:.0f} days"
 
 
 async def run_checks(server: str, wait_s: float = 0.0) -> int:

@@ -15,11 +15,11 @@ import time
 import grpc
 from cryptography.hazmat.primitives import serialization
 
-from meshtui.controller.store import MeshStore
+from meshtui.controller.store import MeshStore, PodState
 from meshtui.identity import certs
 from meshtui.identity.authority import Authority, Refused
-from meshtui.identity.names import CONTROLLER_IDENTITY, RENEW_AT
-from meshtui.v1 import identity_pb2, identity_pb2_grpc
+from meshtui.identity.names import CONTROLLER_IDENTITY, RENEW_AT, identity_name
+from meshtui.v1 import identity_pb2, identity_pb2_grpc, proxy_pb2
 
 log = logging.getLogger("meshtui.controller")
 DER = serialization.Encoding.DER
@@ -68,7 +68,25 @@ class IdentityService(identity_pb2_grpc.IdentityServicer):
             anchor_not_after_ms=_ms(a.anchor.not_valid_after_utc),
             issuer_not_after_ms=_ms(a.issuer.not_valid_after_utc),
             pods=[identity_pb2.CertifiedPod(namespace=ns, pod=pod, issued_ms=i, not_after_ms=n)
-                  for (ns, pod), (i, n) in self.certified.items()])
+                  for (ns, pod), (i, n) in self.certified.items()],
+            proxies=[_proxy_certificate(st) for st in self.store.states() if st.pod.meshed])
+
+
+def _proxy_certificate(st: PodState) -> identity_pb2.ProxyCertificate:
+    """What a meshed pod's proxy last said it holds, beside what it should hold: the
+    proxy's word, kept from the scrapes, so a restarted controller knows it again
+    at the first scrape rather than at the next renewal."""
+    p = st.pod
+    out = identity_pb2.ProxyCertificate(
+        namespace=p.namespace, pod=p.name,
+        expected_identity=identity_name(p.service_account, p.namespace),
+        scraped=st.last_ok is not None, scraped_ms=int(st.last_ok_wall * 1000))
+    if st.certificate is not None:
+        name, not_before_ms, not_after_ms, refreshes, errors = st.certificate
+        out.held.CopyFrom(proxy_pb2.HeldCertificate(
+            identity=name, not_before_ms=not_before_ms, not_after_ms=not_after_ms,
+            refreshes=refreshes, refresh_errors=errors))
+    return out
 
 
 def _ms(t: dt.datetime) -> int:

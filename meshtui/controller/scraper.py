@@ -189,6 +189,10 @@ class Scraper:
         st.windows.observe(to_snapshot(resp, st, self.store, now))
         self.fold_s += time.perf_counter() - t0
         st.run_id, st.version, st.start_time_ms = ident.run_id, ident.version, ident.start_time_ms
+        cert = resp.certificate
+        st.certificate = ((cert.identity, cert.not_before_ms, cert.not_after_ms,
+                           cert.refreshes, cert.refresh_errors)
+                          if resp.HasField("certificate") else None)
         st.last_ok = time.monotonic()
         st.last_ok_wall = now
         st.last_error = ""

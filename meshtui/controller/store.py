@@ -40,6 +40,10 @@ class PodState:
     last_series: dict[tuple, Series] = field(default_factory=dict)  # the last scrape's
     # Destinations whose every response series in the last scrape was over mTLS.
     tls_groups: set[GroupKey] = field(default_factory=set)
+    # The certificate the proxy said it holds in its last good scrape: (identity,
+    # notBefore, notAfter, refreshes, refresh errors), the times in ms; None when it
+    # reported none.
+    certificate: tuple[str, int, int, int, int] | None = None
 
     @property
     def key(self) -> PodKey:

@@ -15,6 +15,7 @@ import logging
 import os
 import ssl
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +160,12 @@ class WorkloadIdentity:
         self._key = certs.new_key()
         self.bundle: Bundle | None = None
         self.renewals = 0
+        #: Certificates received (the first one included) and requests that failed, as
+        #: Linkerd's proxy counts them in identity_cert_refreshes_total.
+        self.refreshes = 0
+        self.refresh_errors = 0
+        #: Wall-clock seconds when the current certificate arrived.
+        self.refreshed_at = 0.0
         self.server_ctx: ssl.SSLContext | None = None
         self.client_ctx: ssl.SSLContext | None = None
         self._task: asyncio.Task[None] | None = None
@@ -187,6 +194,16 @@ class WorkloadIdentity:
             self._task = None
 
     async def refresh(self) -> Bundle:
+        try:
+            b = await self._refresh()
+        except (IdentityError, ValueError, OSError):
+            self.refresh_errors += 1
+            raise
+        self.refreshes += 1
+        self.refreshed_at = time.time()
+        return b
+
+    async def _refresh(self) -> Bundle:
         resp = await self._ask(certs.make_csr(self._key, self.name), self.anchor)
         leaf = x509.load_der_x509_certificate(resp.leaf_der)
         chain = tuple(x509.load_der_x509_certificate(d) for d in resp.intermediates_der)

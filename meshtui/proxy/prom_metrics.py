@@ -126,6 +126,7 @@ class TelemetryCollector(Collector):
         yield hist
         yield from self._tcp(own)
         yield from self._own_health()
+        yield from self._certificate()
 
     def _tcp(self, own: tuple[str, str, str]) -> Iterator[Metric]:
         sums: dict[tuple[str, ...], list[int]] = {}
@@ -189,6 +190,29 @@ class TelemetryCollector(Collector):
         yield CounterMetricFamily(
             "meshtui_http2_untracked_streams", "HTTP/2 streams relayed past a connection's "
             "cap on tracked streams, not counted as requests.", value=tel.untracked_streams)
+
+
+    def _certificate(self) -> Iterator[Metric]:
+        """The proxy's own certificate, under the names Linkerd's proxy documents
+        (``identity_cert_refresh_count`` became ``identity_cert_refreshes_total`` with a
+        ``result`` label in 2024); nothing when identity is off, as with Linkerd's."""
+        held = self.telemetry.held_certificate()
+        if held is None:
+            return
+        yield GaugeMetricFamily(
+            "identity_cert_expiration_timestamp_seconds", "When the proxy's current mTLS "
+            "identity certificate expires, in seconds since the Unix epoch.",
+            value=held.not_after_s)
+        yield GaugeMetricFamily(
+            "identity_cert_refresh_timestamp_seconds", "When the proxy's current mTLS "
+            "identity certificate arrived, in seconds since the Unix epoch.",
+            value=held.refreshed_s)
+        fam = CounterMetricFamily(
+            "identity_cert_refreshes", "Certificates the proxy asked the identity service "
+            "for, by result.", labels=("result",))
+        fam.add_metric(("ok",), held.refreshes)
+        fam.add_metric(("error",), held.refresh_errors)
+        yield fam
 
 
 def metrics_text(telemetry: Telemetry) -> bytes:

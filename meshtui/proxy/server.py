@@ -31,7 +31,7 @@ from meshtui.proxy.context import ProxyContext
 from meshtui.proxy.listeners import Listener
 from meshtui.proxy.pool import Pool, is_own
 from meshtui.proxy.routing import Router
-from meshtui.proxy.telemetry import Direction, Identity, Telemetry
+from meshtui.proxy.telemetry import Direction, HeldCertificate, Identity, Telemetry
 
 log = logging.getLogger("meshtui.proxy")
 # How long a proxy waits at start for a controller it cannot reach yet (starting
@@ -203,6 +203,7 @@ class ProxyServer:
             raise RuntimeFailure(f"proxy: the controller's certificate cannot be used: "
                                  f"{e}") from None
         self.identity = ident
+        self.telemetry.certificate = lambda: _held(ident)
         if cfg.inventory is None:
             log.warning("proxy: --identity without --inventory: no meshed peer is known, "
                         "so outbound connections go plain (inbound TLS is still served)")
@@ -288,6 +289,16 @@ class ProxyServer:
             await self.admin.wait_closed()
             self.admin = None
         self.telemetry.hub.close()
+
+
+def _held(ident: Any) -> HeldCertificate | None:
+    """What a WorkloadIdentity holds, as the telemetry reports it (None: nothing yet)."""
+    b = ident.bundle
+    if b is None:
+        return None
+    return HeldCertificate(b.name, b.leaf.not_valid_before_utc.timestamp(),
+                           b.leaf.not_valid_after_utc.timestamp(), ident.refreshed_at,
+                           ident.refreshes, ident.refresh_errors)
 
 
 def _raise_nofile() -> int:

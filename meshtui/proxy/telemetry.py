@@ -71,6 +71,19 @@ class Identity:
         return Workload(self.namespace, self.deployment, self.pod)
 
 
+@dataclass(frozen=True)
+class HeldCertificate:
+    """The certificate the proxy presents now, in plain numbers: reading it needs no
+    ``cryptography``, which a proxy without identity never loads."""
+
+    identity: str  # the DNS name the leaf carries
+    not_before_s: float
+    not_after_s: float
+    refreshed_s: float  # wall clock when it arrived
+    refreshes: int  # certificates received since the proxy started
+    refresh_errors: int  # requests for one that failed
+
+
 class Route:
     """Request counts of one (direction, authority, destination) and its responses."""
 
@@ -405,6 +418,8 @@ class Telemetry:
         #: them by (an opaque relay to a dead upstream, a loop, the connection cap,
         #: a timeout), by (direction, reason).
         self.connection_failures: dict[tuple[int, str], int] = {}
+        #: The proxy's own certificate, read at each scrape (None: identity is off).
+        self.certificate: Callable[[], HeldCertificate | None] | None = None
 
     # --- the data path -----------------------------------------------------
 
@@ -477,6 +492,12 @@ class Telemetry:
             ),
             timestamp_ms=int(self._wall() * 1000),
         )
+        held = self.held_certificate()
+        if held is not None:
+            out.certificate.CopyFrom(proxy_pb2.HeldCertificate(
+                identity=held.identity, not_before_ms=int(held.not_before_s * 1000),
+                not_after_ms=int(held.not_after_s * 1000), refreshes=held.refreshes,
+                refresh_errors=held.refresh_errors))
         for r in _merged_routes(list(self._routes.values())):
             dst = _wl_pb(r.dst_wl)
             out.requests.append(proxy_pb2.RequestSeries(
@@ -503,6 +524,10 @@ class Telemetry:
                 dst_addr=t.dst_addr,
             ))
         return out
+
+    def held_certificate(self) -> HeldCertificate | None:
+        """The certificate the proxy holds now (None: identity off, or none yet)."""
+        return self.certificate() if self.certificate is not None else None
 
     def routes(self) -> list[Route]:
         """The request routes (a copy of the list; the objects are live)."""

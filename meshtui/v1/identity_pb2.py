@@ -22,25 +22,28 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from meshtui.v1 import proxy_pb2 as meshtui_dot_v1_dot_proxy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19meshtui/v1/identity.proto\x12\nmeshtui.v1\"\x17\n\x15IdentityStatusRequest\"W\n\x0c\x43\x65rtifiedPod\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tissued_ms\x18\x03 \x01(\x03\x12\x14\n\x0cnot_after_ms\x18\x04 \x01(\x03\"r\n\x0eIdentityStatus\x12\x1b\n\x13\x61nchor_not_after_ms\x18\x01 \x01(\x03\x12\x1b\n\x13issuer_not_after_ms\x18\x02 \x01(\x03\x12&\n\x04pods\x18\x03 \x03(\x0b\x32\x18.meshtui.v1.CertifiedPod\"P\n\x0e\x43\x65rtifyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\x12\x0f\n\x07\x63sr_der\x18\x04 \x01(\x0c\"p\n\x0f\x43\x65rtifyResponse\x12\x10\n\x08leaf_der\x18\x01 \x01(\x0c\x12\x19\n\x11intermediates_der\x18\x02 \x03(\x0c\x12\x18\n\x10trust_anchor_der\x18\x03 \x01(\x0c\x12\x16\n\x0evalid_until_ms\x18\x04 \x01(\x03\x32\x97\x01\n\x08Identity\x12\x42\n\x07\x43\x65rtify\x12\x1a.meshtui.v1.CertifyRequest\x1a\x1b.meshtui.v1.CertifyResponse\x12G\n\x06Status\x12!.meshtui.v1.IdentityStatusRequest\x1a\x1a.meshtui.v1.IdentityStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19meshtui/v1/identity.proto\x12\nmeshtui.v1\x1a\x16meshtui/v1/proxy.proto\"\x17\n\x15IdentityStatusRequest\"W\n\x0c\x43\x65rtifiedPod\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tissued_ms\x18\x03 \x01(\x03\x12\x14\n\x0cnot_after_ms\x18\x04 \x01(\x03\"\x9d\x01\n\x10ProxyCertificate\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x19\n\x11\x65xpected_identity\x18\x03 \x01(\t\x12\x0f\n\x07scraped\x18\x04 \x01(\x08\x12\x12\n\nscraped_ms\x18\x05 \x01(\x03\x12)\n\x04held\x18\x06 \x01(\x0b\x32\x1b.meshtui.v1.HeldCertificate\"\xa1\x01\n\x0eIdentityStatus\x12\x1b\n\x13\x61nchor_not_after_ms\x18\x01 \x01(\x03\x12\x1b\n\x13issuer_not_after_ms\x18\x02 \x01(\x03\x12&\n\x04pods\x18\x03 \x03(\x0b\x32\x18.meshtui.v1.CertifiedPod\x12-\n\x07proxies\x18\x04 \x03(\x0b\x32\x1c.meshtui.v1.ProxyCertificate\"P\n\x0e\x43\x65rtifyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\x12\x0f\n\x07\x63sr_der\x18\x04 \x01(\x0c\"p\n\x0f\x43\x65rtifyResponse\x12\x10\n\x08leaf_der\x18\x01 \x01(\x0c\x12\x19\n\x11intermediates_der\x18\x02 \x03(\x0c\x12\x18\n\x10trust_anchor_der\x18\x03 \x01(\x0c\x12\x16\n\x0evalid_until_ms\x18\x04 \x01(\x03\x32\x97\x01\n\x08Identity\x12\x42\n\x07\x43\x65rtify\x12\x1a.meshtui.v1.CertifyRequest\x1a\x1b.meshtui.v1.CertifyResponse\x12G\n\x06Status\x12!.meshtui.v1.IdentityStatusRequest\x1a\x1a.meshtui.v1.IdentityStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshtui.v1.identity_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IDENTITYSTATUSREQUEST']._serialized_start=41
-  _globals['_IDENTITYSTATUSREQUEST']._serialized_end=64
-  _globals['_CERTIFIEDPOD']._serialized_start=66
-  _globals['_CERTIFIEDPOD']._serialized_end=153
-  _globals['_IDENTITYSTATUS']._serialized_start=155
-  _globals['_IDENTITYSTATUS']._serialized_end=269
-  _globals['_CERTIFYREQUEST']._serialized_start=271
-  _globals['_CERTIFYREQUEST']._serialized_end=351
-  _globals['_CERTIFYRESPONSE']._serialized_start=353
-  _globals['_CERTIFYRESPONSE']._serialized_end=465
-  _globals['_IDENTITY']._serialized_start=468
-  _globals['_IDENTITY']._serialized_end=619
+  _globals['_IDENTITYSTATUSREQUEST']._serialized_start=65
+  _globals['_IDENTITYSTATUSREQUEST']._serialized_end=88
+  _globals['_CERTIFIEDPOD']._serialized_start=90
+  _globals['_CERTIFIEDPOD']._serialized_end=177
+  _globals['_PROXYCERTIFICATE']._serialized_start=180
+  _globals['_PROXYCERTIFICATE']._serialized_end=337
+  _globals['_IDENTITYSTATUS']._serialized_start=340
+  _globals['_IDENTITYSTATUS']._serialized_end=501
+  _globals['_CERTIFYREQUEST']._serialized_start=503
+  _globals['_CERTIFYREQUEST']._serialized_end=583
+  _globals['_CERTIFYRESPONSE']._serialized_start=585
+  _globals['_CERTIFYRESPONSE']._serialized_end=697
+  _globals['_IDENTITY']._serialized_start=700
+  _globals['_IDENTITY']._serialized_end=851
 # @@protoc_insertion_point(module_scope)

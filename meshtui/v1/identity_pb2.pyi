@@ -9,6 +9,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from meshtui.v1 import proxy_pb2 as _proxy_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -64,26 +65,75 @@ class CertifiedPod(_message.Message):
 Global___CertifiedPod: _TypeAlias = CertifiedPod  # noqa: Y015
 
 @_typing.final
+class ProxyCertificate(_message.Message):
+    """One meshed pod: the identity the inventory gives it and the certificate its
+    proxy reported in the controller's last good scrape of it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    POD_FIELD_NUMBER: _builtins.int
+    EXPECTED_IDENTITY_FIELD_NUMBER: _builtins.int
+    SCRAPED_FIELD_NUMBER: _builtins.int
+    SCRAPED_MS_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    pod: _builtins.str
+    expected_identity: _builtins.str
+    scraped: _builtins.bool
+    """False until a scrape of the proxy has answered since the controller started."""
+    scraped_ms: _builtins.int
+    """wall clock of the last good scrape"""
+    @_builtins.property
+    def held(self) -> _proxy_pb2.HeldCertificate:
+        """Absent when the proxy answered without one (identity off, or a proxy too old
+        to say) or has not answered yet.
+        """
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        pod: _builtins.str = ...,
+        expected_identity: _builtins.str = ...,
+        scraped: _builtins.bool = ...,
+        scraped_ms: _builtins.int = ...,
+        held: _proxy_pb2.HeldCertificate | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["held", b"held"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_identity", b"expected_identity", "held", b"held", "namespace", b"namespace", "pod", b"pod", "scraped", b"scraped", "scraped_ms", b"scraped_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProxyCertificate: _TypeAlias = ProxyCertificate  # noqa: Y015
+
+@_typing.final
 class IdentityStatus(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ANCHOR_NOT_AFTER_MS_FIELD_NUMBER: _builtins.int
     ISSUER_NOT_AFTER_MS_FIELD_NUMBER: _builtins.int
     PODS_FIELD_NUMBER: _builtins.int
+    PROXIES_FIELD_NUMBER: _builtins.int
     anchor_not_after_ms: _builtins.int
     issuer_not_after_ms: _builtins.int
     @_builtins.property
     def pods(self) -> _containers.RepeatedCompositeFieldContainer[Global___CertifiedPod]: ...
+    @_builtins.property
+    def proxies(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProxyCertificate]: ...
     def __init__(
         self,
         *,
         anchor_not_after_ms: _builtins.int = ...,
         issuer_not_after_ms: _builtins.int = ...,
         pods: _abc.Iterable[Global___CertifiedPod] | None = ...,
+        proxies: _abc.Iterable[Global___ProxyCertificate] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchor_not_after_ms", b"anchor_not_after_ms", "issuer_not_after_ms", b"issuer_not_after_ms", "pods", b"pods"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchor_not_after_ms", b"anchor_not_after_ms", "issuer_not_after_ms", b"issuer_not_after_ms", "pods", b"pods", "proxies", b"proxies"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

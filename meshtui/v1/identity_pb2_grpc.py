@@ -60,8 +60,9 @@ class IdentityServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Status(self, request, context):
-        """The trust anchor's and issuer's expiry and every certificate issued since the
-        controller started (`meshtui check`).
+        """The trust anchor's and issuer's expiry, every certificate issued since the
+        controller started, and what each meshed pod's proxy last reported holding
+        (`meshtui check`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -40,8 +40,9 @@ class IdentityStub:
     certificate chaining to the trust anchor): refused on the plain API port.
     """
     Status: _grpc.UnaryUnaryMultiCallable[_identity_pb2.IdentityStatusRequest, _identity_pb2.IdentityStatus]
-    """The trust anchor's and issuer's expiry and every certificate issued since the
-    controller started (`meshtui check`).
+    """The trust anchor's and issuer's expiry, every certificate issued since the
+    controller started, and what each meshed pod's proxy last reported holding
+    (`meshtui check`).
     """
 
 @_typing.type_check_only
@@ -54,8 +55,9 @@ class IdentityAsyncStub(IdentityStub):
     certificate chaining to the trust anchor): refused on the plain API port.
     """
     Status: _aio.UnaryUnaryMultiCallable[_identity_pb2.IdentityStatusRequest, _identity_pb2.IdentityStatus]  # type: ignore[assignment]
-    """The trust anchor's and issuer's expiry and every certificate issued since the
-    controller started (`meshtui check`).
+    """The trust anchor's and issuer's expiry, every certificate issued since the
+    controller started, and what each meshed pod's proxy last reported holding
+    (`meshtui check`).
     """
 
 class IdentityServicer(metaclass=_abc_1.ABCMeta):
@@ -77,8 +79,9 @@ class IdentityServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.IdentityStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.IdentityStatus, _abc.Awaitable[_identity_pb2.IdentityStatus]]:
-        """The trust anchor's and issuer's expiry and every certificate issued since the
-        controller started (`meshtui check`).
+        """The trust anchor's and issuer's expiry, every certificate issued since the
+        controller started, and what each meshed pod's proxy last reported holding
+        (`meshtui check`).
         """
 
 def add_IdentityServicer_to_server(servicer: IdentityServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

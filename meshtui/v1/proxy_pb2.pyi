@@ -266,6 +266,45 @@ class TcpSeries(_message.Message):
 Global___TcpSeries: _TypeAlias = TcpSeries  # noqa: Y015
 
 @_typing.final
+class HeldCertificate(_message.Message):
+    """The certificate a proxy holds now, as the proxy itself reports it (what its
+    /metrics says as identity_cert_expiration_timestamp_seconds and
+    identity_cert_refreshes_total).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    NOT_BEFORE_MS_FIELD_NUMBER: _builtins.int
+    NOT_AFTER_MS_FIELD_NUMBER: _builtins.int
+    REFRESHES_FIELD_NUMBER: _builtins.int
+    REFRESH_ERRORS_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """the DNS name the leaf carries"""
+    not_before_ms: _builtins.int
+    not_after_ms: _builtins.int
+    refreshes: _builtins.int
+    """certificates received since the proxy started"""
+    refresh_errors: _builtins.int
+    """requests for one that failed since the proxy started"""
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        not_before_ms: _builtins.int = ...,
+        not_after_ms: _builtins.int = ...,
+        refreshes: _builtins.int = ...,
+        refresh_errors: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity", "not_after_ms", b"not_after_ms", "not_before_ms", b"not_before_ms", "refresh_errors", b"refresh_errors", "refreshes", b"refreshes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeldCertificate: _TypeAlias = HeldCertificate  # noqa: Y015
+
+@_typing.final
 class ScrapeResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -274,6 +313,7 @@ class ScrapeResponse(_message.Message):
     REQUESTS_FIELD_NUMBER: _builtins.int
     RESPONSES_FIELD_NUMBER: _builtins.int
     TCP_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
     timestamp_ms: _builtins.int
     @_builtins.property
     def proxy(self) -> Global___ProxyIdentity: ...
@@ -283,6 +323,10 @@ class ScrapeResponse(_message.Message):
     def responses(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResponseSeries]: ...
     @_builtins.property
     def tcp(self) -> _containers.RepeatedCompositeFieldContainer[Global___TcpSeries]: ...
+    @_builtins.property
+    def certificate(self) -> Global___HeldCertificate:
+        """Absent when the proxy runs without identity (or is older than this field)."""
+
     def __init__(
         self,
         *,
@@ -291,10 +335,11 @@ class ScrapeResponse(_message.Message):
         requests: _abc.Iterable[Global___RequestSeries] | None = ...,
         responses: _abc.Iterable[Global___ResponseSeries] | None = ...,
         tcp: _abc.Iterable[Global___TcpSeries] | None = ...,
+        certificate: Global___HeldCertificate | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["proxy", b"proxy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "proxy", b"proxy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["proxy", b"proxy", "requests", b"requests", "responses", b"responses", "tcp", b"tcp", "timestamp_ms", b"timestamp_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "proxy", b"proxy", "requests", b"requests", "responses", b"responses", "tcp", b"tcp", "timestamp_ms", b"timestamp_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

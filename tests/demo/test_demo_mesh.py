@@ -156,6 +156,8 @@ def test_check_reports_a_healthy_mesh_and_a_missing_controller(demo) -> None:
     meshed = sum("proxy" in p for p in pods)
     assert meshed == 6 + (shutil.which("prometheus") is not None)
     assert "√ every proxy is reachable" in ok.stdout and f"{meshed} meshed" in ok.stdout
+    # As the proxies themselves report their certificates in their scrapes.
+    assert "√ every meshed proxy holds a current certificate for its identity" in ok.stdout
     down = _cli("127.0.0.1:1", "check")
     assert down.returncode == 1
     assert "× controller is reachable at 127.0.0.1:1" in down.stdout

@@ -159,21 +159,19 @@ async def test_check_reports_the_identity(ctl, capsys) -> None:
     from meshtui.checks import identity_results, run_checks
 
     c, auth = ctl
+    # The proxies' certificates count only as the proxies report them: these pods'
+    # proxies never answer, so a certificate issued does not make them healthy.
     await workload(c, auth, "web-0", WEB).refresh()
-    assert await run_checks(f"127.0.0.1:{c.port}") == 1  # emoji-0 holds no certificate
+    assert await run_checks(f"127.0.0.1:{c.port}") == 1
     out = capsys.readouterr().out
     assert "√ trust anchor is valid for at least 60 days" in out
     assert "√ issuer certificate is valid for at least 60 days" in out
-    assert "× every meshed proxy holds a current certificate" in out
-    assert "emojivoto/emoji-0" in out and "web-0" not in out.split("certificate", 2)[-1]
-    await workload(c, auth, "emoji-0", EMOJI).refresh()
-    results = identity_results(await _status(c), [("emojivoto", "web-0"),
-                                                  ("emojivoto", "emoji-0")], time.time())
-    assert all(r.ok for r in results)
+    assert "× every meshed proxy holds a current certificate for its identity" in out
+    assert "    emojivoto/web-0: not scraped yet since the controller started" in out
     # Near expiry: 30 days before the issuer's end.
     later = auth.issuer.not_valid_after_utc.timestamp() - 30 * 86400
-    results = identity_results(await _status(c), [], later)
-    assert [r.ok for r in results] == [False, False, True]
+    results = identity_results(await _status(c), 0, later)
+    assert [r.ok for r in results[:2]] == [False, False]
 
 
 async def _status(c: Controller):  # type: ignore[no-untyped-def]

@@ -244,7 +244,8 @@ def test_a_proxy_without_identity_does_not_load_the_certificate_libraries() -> N
     """cryptography and grpc's certificate side cost a proxy about 20 MB resident:
     they are loaded only when --identity asks for them."""
     out = subprocess.run(
-        [sys.executable, "-c", "import sys, meshtui.commands.proxy, meshtui.proxy.server; "
+        [sys.executable, "-c", "import sys, meshtui.commands.proxy, meshtui.proxy.server, "
+         "meshtui.proxy.prom_metrics, meshtui.proxy.grpc_service; "
          "print(sorted(m for m in ('cryptography', 'meshtui.identity.workload') "
          "if m in sys.modules))"], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip() == "[]"
