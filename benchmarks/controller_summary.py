@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import math
 import random
 import resource
 import statistics
@@ -90,6 +91,9 @@ async def run(args: argparse.Namespace) -> int:
     now = time.time()
     steps = fill(store, args.proxies, now)
     store.clock = lambda: now  # queries ask about the moment the history ends
+    # No scraper keeps the replayed proxies fresh: they count as answering throughout
+    # (else a fill and collection longer than stale_after_s leave every row empty).
+    store.stale_after_s = math.inf
     gc.collect()  # the fill's garbage, which a running controller sheds a little at a time
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"history: {args.proxies} pods, {steps} steps over 15 min, filled in "

@@ -25,7 +25,8 @@ destination its proxies sent requests to over the window, with Linkerd's
 columns (SRC DST SRC_NS DST_NS SECURED) and the calls' success rate,
 requests per second and p99 latency (-o wide adds p50 and p95).
 
-SECURED shows √ when the edge's traffic travelled over mTLS.
+SECURED shows √ when every request of the edge in the window travelled
+over mTLS.
 
 examples:
   meshtui edges deploy -n emojivoto

@@ -52,21 +52,24 @@ def edges(req: controller_pb2.EdgesRequest, store: MeshStore,
     mono = time.monotonic()
     out = controller_pb2.EdgesResponse(timestamp_ms=int(wall * 1000))
     for row, pods in rows_of(sel, store):
-        # Destinations any of the row's pods reported (a proxy's counters live
-        # as long as it runs, so its last scrape names every one it had).
-        dsts: dict[Sel, bool] = {}
+        # Destinations any of the row's pods' histories hold (a restarted proxy's
+        # earlier ones included: their calls may still be in the window).
+        dsts: set[Sel] = set()
         for st in pods:
-            for s in st.last_series.values():
-                g = cast(GroupKey, s.group)
-                if g[0] != OUTBOUND or (d := _dst_of(row.type, g)) is None:
-                    continue
-                dsts[d] = dsts.get(d, True) and g in st.tls_groups
+            if st.windows is None:
+                continue
+            for g in st.windows.groups():
+                g = cast(GroupKey, g)
+                if g[0] == OUTBOUND and (d := _dst_of(row.type, g)) is not None:
+                    dsts.add(d)
         for dst in sorted(dsts, key=lambda d: (d.namespace, d.name)):
             tot = row_totals(row, pods, None, dst, store, wall, window,
                              answering_only=not req.end_ms)
             if not tot.has_traffic:
                 continue
-            edge = out.edges.add(tls=dsts[dst])
+            # SECURED over the window, as over Prometheus: every response in it was
+            # mutual TLS (the counts of each kind, not a flag of the proxy's whole life).
+            edge = out.edges.add(tls=tot.all_tls)
             resource(row, pods, store, mono, edge.src)
             resource(dst, _dst_pods(dst, store), store, mono, edge.dst)
             scratch = controller_pb2.StatRow()

@@ -44,14 +44,9 @@ def to_snapshot(resp: proxy_pb2.ScrapeResponse, st: PodState, store: MeshStore,
     same_run = resp.proxy.run_id == st.run_id
     last = st.last_series if same_run else {}
     series: dict[tuple, Series] = {}
-    seen: set[tuple] = set()
-    plain: set[tuple] = set()  # destinations with a series not over mTLS
     for rs in resp.responses:
         d = rs.dst
         gk = (rs.direction, d.namespace, d.deployment, d.pod, rs.dst_addr)
-        seen.add(gk)
-        if not rs.tls:
-            plain.add(gk)
         key = (1, rs.authority, rs.status_code, rs.success, *gk)
         h = rs.latency
         total = h.count
@@ -62,7 +57,9 @@ def to_snapshot(resp: proxy_pb2.ScrapeResponse, st: PodState, store: MeshStore,
             series[key] = prev
             continue
         g = groups.get(gk) or group_for(st, *gk)
-        counters = (0, c, 0, 0, 0, 0, 0) if rs.success else (0, 0, c, 0, 0, 0, 0)
+        # Those over mutual TLS: all or none as tls says, or a mix (see proxy.proto).
+        n_tls = c if rs.tls else min(rs.tls_count, c)
+        counters = (0, c, 0, 0, 0, 0, 0, n_tls) if rs.success else (0, 0, c, 0, 0, 0, 0, n_tls)
         ci = h.indexes
         idx = prev.latency_indexes if prev is not None else None
         n = len(ci)
@@ -74,10 +71,9 @@ def to_snapshot(resp: proxy_pb2.ScrapeResponse, st: PodState, store: MeshStore,
         gk = (t.direction, d.namespace, d.deployment, d.pod, t.dst_addr)
         g = groups.get(gk) or group_for(st, *gk)
         series[(2, *gk)] = Series(
-            g, (0, 0, 0, t.open_total, t.close_total, t.read_bytes_total, t.write_bytes_total),
+            g, (0, 0, 0, t.open_total, t.close_total, t.read_bytes_total, t.write_bytes_total, 0),
             t.open_connections)
     st.last_series = series
-    st.tls_groups = {groups.get(gk) or group_for(st, *gk) for gk in seen - plain}
     ident = resp.proxy
     start = ident.start_time_ms / 1000.0 if ident.start_time_ms else None
     return Snapshot(ident.run_id, now, series, start)

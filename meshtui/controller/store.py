@@ -38,8 +38,6 @@ class PodState:
     # (direction, dst ns, dst deploy, dst pod, dst addr) → group, for this inventory
     groups: dict[tuple[int, str, str, str, str], GroupKey] = field(default_factory=dict)
     last_series: dict[tuple, Series] = field(default_factory=dict)  # the last scrape's
-    # Destinations whose every response series in the last scrape was over mTLS.
-    tls_groups: set[GroupKey] = field(default_factory=set)
     # The certificate the proxy said it holds in its last good scrape: (identity,
     # notBefore, notAfter, refreshes, refresh errors), the times in ms; None when it
     # reported none.

@@ -1,7 +1,8 @@
 """Edges: who calls whom, with the figures of each call, as ``edges`` shows them.
 
 The columns are Linkerd's (``SRC DST SRC_NS DST_NS SECURED``) followed by the
-golden metrics of the calls; SECURED is "√" when the edge's traffic is mTLS.
+golden metrics of the calls; SECURED is "√" when every request of the edge in the
+window went over mutual TLS (whichever source counted them).
 Every view (the printer, the JSON, the terminal graph) reads them from here.
 """
 

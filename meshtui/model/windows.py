@@ -71,8 +71,10 @@ FIELDS = (
     "tcp_closed",
     "read_bytes",
     "write_bytes",
+    "tls",  # of the responses (success + failure), those over mutual TLS
 )
-REQUESTS, SUCCESS, FAILURE, TCP_OPENED, TCP_CLOSED, READ_BYTES, WRITE_BYTES = range(len(FIELDS))
+REQUESTS, SUCCESS, FAILURE, TCP_OPENED, TCP_CLOSED, READ_BYTES, WRITE_BYTES, TLS = range(
+    len(FIELDS))
 _ZERO = (0,) * len(FIELDS)
 
 
@@ -299,6 +301,13 @@ class WindowTotals:
     @property
     def has_traffic(self) -> bool:
         return any(self.counters) or self.open_connections > 0
+
+    @property
+    def all_tls(self) -> bool:
+        """Whether every response went over mutual TLS; False when there were none
+        (no claim), as an edge with no requests has no SECURED."""
+        n = self.counters[SUCCESS] + self.counters[FAILURE]
+        return n > 0 and self.counters[TLS] == n
 
     @property
     def success_rate(self) -> float | None:

@@ -88,7 +88,7 @@ class Route:
     """Request counts of one (direction, authority, destination) and its responses."""
 
     __slots__ = ("authority", "direction", "dst_addr", "dst_wl", "requests", "responses",
-                 "tls_id")
+                 "tls_counts", "tls_id")
 
     def __init__(self, direction: int, authority: str, dst_addr: str, dst_wl: Workload,
                  tls_id: str = "") -> None:
@@ -102,6 +102,10 @@ class Route:
         self.requests = 0
         #: (status_code, success) → ResponseStats
         self.responses: dict[tuple[int, bool], ResponseStats] = {}
+        #: Only in a scrape's sum of plain and mutual-TLS routes (see _merged_routes):
+        #: of each response count, how many went over mutual TLS. None on a live
+        #: route, whose responses all went as tls_id says.
+        self.tls_counts: dict[tuple[int, bool], int] | None = None
 
 
 class ResponseStats:
@@ -504,13 +508,18 @@ class Telemetry:
                 direction=_dir(r.direction), authority=r.authority, dst=dst, count=r.requests,
                 dst_addr=r.dst_addr,
             ))
-            for (status, success), st in list(r.responses.items()):
+            tls_counts = r.tls_counts
+            for code, st in list(r.responses.items()):
+                status, success = code
                 h = st.latency
                 pairs = list(h.nonzero())
+                # tls says all or none; tls_count carries a mix (see proxy.proto).
+                n_tls = st.count if r.tls_id else tls_counts.get(code, 0) if tls_counts else 0
+                every = n_tls == st.count
                 out.responses.append(proxy_pb2.ResponseSeries(
                     direction=_dir(r.direction), authority=r.authority, dst=dst, status_code=status,
                     success=success, count=st.count, dst_addr=r.dst_addr,
-                    tls=bool(r.tls_id),
+                    tls=every, tls_count=0 if every else n_tls,
                     latency=common_pb2.Histogram(
                         count=h.count, sum_us=h.sum_us, indexes=[i for i, _ in pairs],
                         counts=[c for _, c in pairs],
@@ -646,11 +655,17 @@ def _wl_pb(w: Workload) -> common_pb2.Workload:
 
 
 def _merged_routes(routes: list[Route]) -> list[Route]:
-    """The routes as the wire keys them (no TLS in the key yet): the plain and the
-    mutual-TLS series of one destination summed, so that no wire series repeats."""
+    """The routes as the wire keys them (TLS is not in the key): the plain and the
+    mutual-TLS series of one destination summed, so that no wire series repeats,
+    with how many of each response count went over mutual TLS kept beside."""
     return _summed(routes, lambda r: (r.direction, r.authority, r.dst_addr),
-                   lambda r: Route(r.direction, r.authority, r.dst_addr, r.dst_wl, r.tls_id),
-                   _route_add)
+                   _route_sum, _route_add)
+
+
+def _route_sum(r: Route) -> Route:
+    acc = Route(r.direction, r.authority, r.dst_addr, r.dst_wl)
+    acc.tls_counts = {}
+    return acc
 
 
 def _route_add(acc: Route, r: Route) -> None:
@@ -665,8 +680,11 @@ def _route_add(acc: Route, r: Route) -> None:
             g = have.grpc = have.grpc or {}
             for k, n in st.grpc.items():
                 g[k] = g.get(k, 0) + n
-    if not r.tls_id:
-        acc.tls_id = ""  # over mutual TLS (an edge's SECURED) only while all of it was
+    if r.tls_id:
+        tls = acc.tls_counts
+        assert tls is not None  # a sum (_route_sum), never a live route
+        for code, st in list(r.responses.items()):
+            tls[code] = tls.get(code, 0) + st.count
 
 
 def _merged_tcp(series: list[TcpStats]) -> list[TcpStats]:

@@ -548,7 +548,9 @@ class Edge(_message.Message):
     TLS_FIELD_NUMBER: _builtins.int
     STATS_FIELD_NUMBER: _builtins.int
     tls: _builtins.bool
-    """Every response series of the edge in its sources' last scrapes was mTLS."""
+    """Every response of the edge in the window went over mutual TLS (false when
+    the window holds none).
+    """
     @_builtins.property
     def src(self) -> Global___Resource: ...
     @_builtins.property

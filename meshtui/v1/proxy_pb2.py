@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from meshtui.v1 import common_pb2 as meshtui_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16meshtui/v1/proxy.proto\x12\nmeshtui.v1\x1a\x17meshtui/v1/common.proto\"\\\n\x0eObserveRequest\x12#\n\x05match\x18\x01 \x01(\x0b\x32\x14.meshtui.v1.TapMatch\x12\x0f\n\x07max_rps\x18\x02 \x01(\x01\x12\x14\n\x0c\x63\x61pture_body\x18\x03 \x01(\r\"A\n\x08TapBatch\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.meshtui.v1.TapEvent\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\"\x0f\n\rScrapeRequest\"\x7f\n\rProxyIdentity\x12&\n\x08workload\x18\x01 \x01(\x0b\x32\x14.meshtui.v1.Workload\x12\x0e\n\x06pod_ip\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x15\n\rstart_time_ms\x18\x04 \x01(\x03\x12\x0e\n\x06run_id\x18\x05 \x01(\t\"\x90\x01\n\rRequestSeries\x12(\n\tdirection\x18\x01 \x01(\x0e\x32\x15.meshtui.v1.Direction\x12\x11\n\tauthority\x18\x02 \x01(\t\x12!\n\x03\x64st\x18\x03 \x01(\x0b\x32\x14.meshtui.v1.Workload\x12\r\n\x05\x63ount\x18\x04 \x01(\x04\x12\x10\n\x08\x64st_addr\x18\x05 \x01(\t\"\xec\x01\n\x0eResponseSeries\x12(\n\tdirection\x18\x01 \x01(\x0e\x32\x15.meshtui.v1.Direction\x12\x11\n\tauthority\x18\x02 \x01(\t\x12!\n\x03\x64st\x18\x03 \x01(\x0b\x32\x14.meshtui.v1.Workload\x12\x13\n\x0bstatus_code\x18\x04 \x01(\r\x12\x0f\n\x07success\x18\x05 \x01(\x08\x12\r\n\x05\x63ount\x18\x06 \x01(\x04\x12&\n\x07latency\x18\x07 \x01(\x0b\x32\x15.meshtui.v1.Histogram\x12\x10\n\x08\x64st_addr\x18\x08 \x01(\t\x12\x0b\n\x03tls\x18\t \x01(\x08\"\xe2\x01\n\tTcpSeries\x12(\n\tdirection\x18\x01 \x01(\x0e\x32\x15.meshtui.v1.Direction\x12!\n\x03\x64st\x18\x02 \x01(\x0b\x32\x14.meshtui.v1.Workload\x12\x12\n\nopen_total\x18\x03 \x01(\x04\x12\x13\n\x0b\x63lose_total\x18\x04 \x01(\x04\x12\x18\n\x10open_connections\x18\x05 \x01(\x04\x12\x18\n\x10read_bytes_total\x18\x06 \x01(\x04\x12\x19\n\x11write_bytes_total\x18\x07 \x01(\x04\x12\x10\n\x08\x64st_addr\x18\x08 \x01(\t\"{\n\x0fHeldCertificate\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x15\n\rnot_before_ms\x18\x02 \x01(\x03\x12\x14\n\x0cnot_after_ms\x18\x03 \x01(\x03\x12\x11\n\trefreshes\x18\x04 \x01(\x04\x12\x16\n\x0erefresh_errors\x18\x05 \x01(\x04\"\x82\x02\n\x0eScrapeResponse\x12(\n\x05proxy\x18\x01 \x01(\x0b\x32\x19.meshtui.v1.ProxyIdentity\x12\x14\n\x0ctimestamp_ms\x18\x02 \x01(\x03\x12+\n\x08requests\x18\x03 \x03(\x0b\x32\x19.meshtui.v1.RequestSeries\x12-\n\tresponses\x18\x04 \x03(\x0b\x32\x1a.meshtui.v1.ResponseSeries\x12\"\n\x03tcp\x18\x05 \x03(\x0b\x32\x15.meshtui.v1.TcpSeries\x12\x30\n\x0b\x63\x65rtificate\x18\x06 \x01(\x0b\x32\x1b.meshtui.v1.HeldCertificate2D\n\x03Tap\x12=\n\x07Observe\x12\x1a.meshtui.v1.ObserveRequest\x1a\x14.meshtui.v1.TapBatch0\x01\x32J\n\x07Metrics\x12?\n\x06Scrape\x12\x19.meshtui.v1.ScrapeRequest\x1a\x1a.meshtui.v1.ScrapeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16meshtui/v1/proxy.proto\x12\nmeshtui.v1\x1a\x17meshtui/v1/common.proto\"\\\n\x0eObserveRequest\x12#\n\x05match\x18\x01 \x01(\x0b\x32\x14.meshtui.v1.TapMatch\x12\x0f\n\x07max_rps\x18\x02 \x01(\x01\x12\x14\n\x0c\x63\x61pture_body\x18\x03 \x01(\r\"A\n\x08TapBatch\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.meshtui.v1.TapEvent\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\"\x0f\n\rScrapeRequest\"\x7f\n\rProxyIdentity\x12&\n\x08workload\x18\x01 \x01(\x0b\x32\x14.meshtui.v1.Workload\x12\x0e\n\x06pod_ip\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x15\n\rstart_time_ms\x18\x04 \x01(\x03\x12\x0e\n\x06run_id\x18\x05 \x01(\t\"\x90\x01\n\rRequestSeries\x12(\n\tdirection\x18\x01 \x01(\x0e\x32\x15.meshtui.v1.Direction\x12\x11\n\tauthority\x18\x02 \x01(\t\x12!\n\x03\x64st\x18\x03 \x01(\x0b\x32\x14.meshtui.v1.Workload\x12\r\n\x05\x63ount\x18\x04 \x01(\x04\x12\x10\n\x08\x64st_addr\x18\x05 \x01(\t\"\xff\x01\n\x0eResponseSeries\x12(\n\tdirection\x18\x01 \x01(\x0e\x32\x15.meshtui.v1.Direction\x12\x11\n\tauthority\x18\x02 \x01(\t\x12!\n\x03\x64st\x18\x03 \x01(\x0b\x32\x14.meshtui.v1.Workload\x12\x13\n\x0bstatus_code\x18\x04 \x01(\r\x12\x0f\n\x07success\x18\x05 \x01(\x08\x12\r\n\x05\x63ount\x18\x06 \x01(\x04\x12&\n\x07latency\x18\x07 \x01(\x0b\x32\x15.meshtui.v1.Histogram\x12\x10\n\x08\x64st_addr\x18\x08 \x01(\t\x12\x0b\n\x03tls\x18\t \x01(\x08\x12\x11\n\ttls_count\x18\n \x01(\x04\"\xe2\x01\n\tTcpSeries\x12(\n\tdirection\x18\x01 \x01(\x0e\x32\x15.meshtui.v1.Direction\x12!\n\x03\x64st\x18\x02 \x01(\x0b\x32\x14.meshtui.v1.Workload\x12\x12\n\nopen_total\x18\x03 \x01(\x04\x12\x13\n\x0b\x63lose_total\x18\x04 \x01(\x04\x12\x18\n\x10open_connections\x18\x05 \x01(\x04\x12\x18\n\x10read_bytes_total\x18\x06 \x01(\x04\x12\x19\n\x11write_bytes_total\x18\x07 \x01(\x04\x12\x10\n\x08\x64st_addr\x18\x08 \x01(\t\"{\n\x0fHeldCertificate\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x15\n\rnot_before_ms\x18\x02 \x01(\x03\x12\x14\n\x0cnot_after_ms\x18\x03 \x01(\x03\x12\x11\n\trefreshes\x18\x04 \x01(\x04\x12\x16\n\x0erefresh_errors\x18\x05 \x01(\x04\"\x82\x02\n\x0eScrapeResponse\x12(\n\x05proxy\x18\x01 \x01(\x0b\x32\x19.meshtui.v1.ProxyIdentity\x12\x14\n\x0ctimestamp_ms\x18\x02 \x01(\x03\x12+\n\x08requests\x18\x03 \x03(\x0b\x32\x19.meshtui.v1.RequestSeries\x12-\n\tresponses\x18\x04 \x03(\x0b\x32\x1a.meshtui.v1.ResponseSeries\x12\"\n\x03tcp\x18\x05 \x03(\x0b\x32\x15.meshtui.v1.TcpSeries\x12\x30\n\x0b\x63\x65rtificate\x18\x06 \x01(\x0b\x32\x1b.meshtui.v1.HeldCertificate2D\n\x03Tap\x12=\n\x07Observe\x12\x1a.meshtui.v1.ObserveRequest\x1a\x14.meshtui.v1.TapBatch0\x01\x32J\n\x07Metrics\x12?\n\x06Scrape\x12\x19.meshtui.v1.ScrapeRequest\x1a\x1a.meshtui.v1.ScrapeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,15 +43,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REQUESTSERIES']._serialized_start=371
   _globals['_REQUESTSERIES']._serialized_end=515
   _globals['_RESPONSESERIES']._serialized_start=518
-  _globals['_RESPONSESERIES']._serialized_end=754
-  _globals['_TCPSERIES']._serialized_start=757
-  _globals['_TCPSERIES']._serialized_end=983
-  _globals['_HELDCERTIFICATE']._serialized_start=985
-  _globals['_HELDCERTIFICATE']._serialized_end=1108
-  _globals['_SCRAPERESPONSE']._serialized_start=1111
-  _globals['_SCRAPERESPONSE']._serialized_end=1369
-  _globals['_TAP']._serialized_start=1371
-  _globals['_TAP']._serialized_end=1439
-  _globals['_METRICS']._serialized_start=1441
-  _globals['_METRICS']._serialized_end=1515
+  _globals['_RESPONSESERIES']._serialized_end=773
+  _globals['_TCPSERIES']._serialized_start=776
+  _globals['_TCPSERIES']._serialized_end=1002
+  _globals['_HELDCERTIFICATE']._serialized_start=1004
+  _globals['_HELDCERTIFICATE']._serialized_end=1127
+  _globals['_SCRAPERESPONSE']._serialized_start=1130
+  _globals['_SCRAPERESPONSE']._serialized_end=1388
+  _globals['_TAP']._serialized_start=1390
+  _globals['_TAP']._serialized_end=1458
+  _globals['_METRICS']._serialized_start=1460
+  _globals['_METRICS']._serialized_end=1534
 # @@protoc_insertion_point(module_scope)

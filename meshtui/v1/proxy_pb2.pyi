@@ -183,6 +183,7 @@ class ResponseSeries(_message.Message):
     LATENCY_FIELD_NUMBER: _builtins.int
     DST_ADDR_FIELD_NUMBER: _builtins.int
     TLS_FIELD_NUMBER: _builtins.int
+    TLS_COUNT_FIELD_NUMBER: _builtins.int
     direction: _common_pb2.Direction.ValueType
     authority: _builtins.str
     status_code: _builtins.int
@@ -192,8 +193,12 @@ class ResponseSeries(_message.Message):
     count: _builtins.int
     dst_addr: _builtins.str
     tls: _builtins.bool
-    """Whether this traffic travelled over mutual TLS (an edge's SECURED): true
-    only when all of it did.
+    """Whether this traffic travelled over mutual TLS: true only when all of it did."""
+    tls_count: _builtins.int
+    """Of count, how many went over mutual TLS, when only some did (left 0 when
+    tls says all or none did, and by proxies older than this field). Counted
+    through the series' life like count, so that a window's deltas say whether
+    all of the window's requests were mutual TLS (an edge's SECURED).
     """
     @_builtins.property
     def dst(self) -> _common_pb2.Workload: ...
@@ -213,10 +218,11 @@ class ResponseSeries(_message.Message):
         latency: _common_pb2.Histogram | None = ...,
         dst_addr: _builtins.str = ...,
         tls: _builtins.bool = ...,
+        tls_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dst", b"dst", "latency", b"latency"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["authority", b"authority", "count", b"count", "direction", b"direction", "dst", b"dst", "dst_addr", b"dst_addr", "latency", b"latency", "status_code", b"status_code", "success", b"success", "tls", b"tls"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authority", b"authority", "count", b"count", "direction", b"direction", "dst", b"dst", "dst_addr", b"dst_addr", "latency", b"latency", "status_code", b"status_code", "success", b"success", "tls", b"tls", "tls_count", b"tls_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -20,6 +20,7 @@ Dst = tuple[str, str, str]  # namespace, deployment, pod ("" = the proxy does no
 @dataclass
 class _Resp:
     count: int = 0
+    tls: int = 0  # of count, over mutual TLS
     latency: Histogram = field(default_factory=Histogram)
 
 
@@ -40,7 +41,6 @@ class FakeProxy(proxy_pb2_grpc.MetricsServicer, proxy_pb2_grpc.TapServicer):
         self.requests: dict[tuple, int] = {}
         self.responses: dict[tuple, _Resp] = {}
         self.tcp: dict[tuple, _Tcp] = {}
-        self.tls: set[tuple] = set()  # request keys whose traffic went over mTLS
         self.hang_s = 0.0
         self.scrapes = 0
         self.server: grpc.aio.Server | None = None
@@ -56,11 +56,10 @@ class FakeProxy(proxy_pb2_grpc.MetricsServicer, proxy_pb2_grpc.TapServicer):
     def record(self, direction: int, dst: Dst, status: int, latency_us: float, n: int = 1,
                *, authority: str = "svc", dst_addr: str = "", tls: bool = False) -> None:
         rk = (direction, authority, dst, dst_addr)
-        if tls:
-            self.tls.add(rk)
         self.requests[rk] = self.requests.get(rk, 0) + n
         r = self.responses.setdefault((*rk, status, status < 500), _Resp())
         r.count += n
+        r.tls += n if tls else 0
         r.latency.record(latency_us, n)
 
     def record_tcp(self, direction: int, dst: Dst, *, opened: int = 0, closed: int = 0,
@@ -114,9 +113,11 @@ class FakeProxy(proxy_pb2_grpc.MetricsServicer, proxy_pb2_grpc.TapServicer):
                              dst=common_pb2.Workload(namespace=dst[0], deployment=dst[1],
                                                      pod=dst[2]))
         for (direction, authority, dst, addr, status, ok), r in self.responses.items():
+            # As a proxy says it: tls when all went over mutual TLS, tls_count for a mix.
+            every = r.tls == r.count
             s = out.responses.add(direction=direction, authority=authority, count=r.count,
-                                  status_code=status, success=ok, dst_addr=addr,
-                                  tls=(direction, authority, dst, addr) in self.tls,
+                                  status_code=status, success=ok, dst_addr=addr, tls=every,
+                                  tls_count=0 if every else r.tls,
                                   dst=common_pb2.Workload(namespace=dst[0], deployment=dst[1],
                                                           pod=dst[2]))
             s.latency.count = r.latency.count

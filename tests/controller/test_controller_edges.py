@@ -56,6 +56,49 @@ async def test_edges_pair_each_source_with_the_destinations_it_called(mesh: Mesh
     assert sorted(pods) == [("web-0", "emoji-0"), ("web-1", "voting-0")]
 
 
+async def _edge(mesh: Mesh, window_s: int, end_ms: int = 0) -> tuple[bool, int]:
+    """web-0 → emoji-0 over a window: (SECURED, responses)."""
+    resp = await mesh.stats.Edges(controller_pb2.EdgesRequest(
+        selector=sel(POD, "emojivoto"), window_s=window_s, end_ms=end_ms))
+    e = pairs(resp)["web-0", "emoji-0"]
+    return e.tls, e.stats.success_count + e.stats.failure_count
+
+
+async def test_secured_is_judged_over_the_window_not_the_proxys_life(mesh: Mesh) -> None:
+    """One plain call (before certificates were issued), then only mutual TLS: the edge
+    is SECURED over a window the plain call is out of, and not over one it is in."""
+    web0 = mesh.fakes["web-0"]
+    web0.record(OUTBOUND, EMOJI, 200, 5_000, 1)
+    await mesh.settle()
+    await asyncio.sleep(1.0)
+    web0.record(OUTBOUND, EMOJI, 200, 5_000, 20, tls=True)
+    await mesh.settle()
+    assert await _edge(mesh, 60) == (False, 21)
+    # The last second up to the scrape that carried the mutual-TLS calls (a window
+    # ending then, so that a slow machine cannot move it).
+    last = mesh.state("web-0").windows.last_time  # type: ignore[union-attr]
+    assert last is not None
+    assert await _edge(mesh, 1, end_ms=int(last * 1000) + 1) == (True, 20)
+    # Plain again: a window holding only that is not secured.
+    await asyncio.sleep(1.0)
+    web0.record(OUTBOUND, EMOJI, 500, 5_000, 1)
+    await mesh.settle()
+    last = mesh.state("web-0").windows.last_time  # type: ignore[union-attr]
+    assert last is not None
+    assert await _edge(mesh, 1, end_ms=int(last * 1000) + 1) == (False, 1)
+
+
+async def test_plain_calls_before_a_proxy_restart_still_count_in_the_window(
+        mesh: Mesh) -> None:
+    web0 = mesh.fakes["web-0"]
+    web0.record(OUTBOUND, EMOJI, 200, 5_000, 3)
+    await mesh.settle()
+    web0.restart()
+    web0.record(OUTBOUND, EMOJI, 200, 5_000, 10, tls=True)
+    await mesh.settle()
+    assert await _edge(mesh, 60) == (False, 13)
+
+
 async def test_edges_of_a_quiet_namespace_are_none_and_unknown_ones_refused(mesh: Mesh) -> None:
     t = time.time()
     await until(lambda: all(mesh.scraped_after(p, t) for p in mesh.fakes))

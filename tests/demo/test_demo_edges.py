@@ -66,3 +66,9 @@ def test_edges_show_emojivotos_calls_from_the_controller_and_prometheus(demo) ->
     assert {(e["src"], e["dst"]) for e in prom} >= CALLS
     # The series' tls label, as Linkerd's proxies write it.
     assert all(e["secured"] for e in prom if (e["src"], e["dst"]) in CALLS), prom
+    # Both judge SECURED over the window: on every edge both see, they agree.
+    ctl = {(e["src"], e["dst"]): e["secured"] for e in _until_calls(server)}
+    both = ctl.keys() & {(e["src"], e["dst"]) for e in prom}
+    assert both >= CALLS
+    assert {k: ctl[k] for k in both} == {(e["src"], e["dst"]): e["secured"] for e in prom
+                                         if (e["src"], e["dst"]) in both}, (ctl, prom)

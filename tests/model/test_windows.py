@@ -146,3 +146,22 @@ def test_a_window_that_ended_earlier_covers_the_whole_window(back: int) -> None:
         assert tot.span_s == 60.0
     sent = sum(10 if t <= 1480 else 50 for t in range(int(tot.start_s) + 1, int(tot.end_s) + 1))
     assert tot.success_count == sent
+
+
+def test_all_tls_is_judged_over_the_window_from_the_count_of_mutual_tls_responses() -> None:
+    """One plain response early, then only mutual TLS: all-TLS over a window that no
+    longer holds the plain one, not over one that does, and no claim without responses."""
+    w = SourceWindows()
+
+    def at(t: float, ok: int, tls: int) -> None:
+        w.observe(snap(t, s=Series(G, counters(requests=ok, success=ok, tls=tls))))
+
+    at(100.0, 0, 0)
+    at(101.0, 1, 0)  # the plain one
+    for t in range(102, 112):
+        at(float(t), t - 100, t - 101)
+    assert not w.totals(111.0, 60.0).all_tls
+    assert w.totals(111.0, 60.0).counters[FIELDS.index("tls")] == 10
+    assert w.totals(111.0, 5.0).all_tls
+    at(200.0, 11, 10)  # nothing new
+    assert not w.totals(200.0, 5.0).all_tls and not w.totals(200.0, 5.0).has_traffic

@@ -246,26 +246,34 @@ def test_latencies_land_in_the_buckets_the_histogram_itself_picks() -> None:
     assert abs(got.sum_us - expected.sum_us) <= 1e-6 * expected.sum_us
 
 
-def test_a_destination_is_secured_on_the_wire_only_when_all_its_traffic_was_mtls() -> None:
-    """The scrape sums the plain and mutual-TLS series of one destination; the sum says
-    tls only when every part did (an edge's SECURED), and the counts add up."""
+def test_the_wire_carries_how_many_of_a_destinations_responses_were_mutual_tls() -> None:
+    """The scrape sums the plain and mutual-TLS series of one destination: tls says
+    all of it was, and a mix carries its count of mutual-TLS responses (from which the
+    controller judges an edge's SECURED over a window), per status."""
     tel = make()
     server = "emoji.emojivoto.serviceaccount.identity.meshtui.local"
 
-    def call(dst: tuple[str, int], tls_id: str) -> None:
+    def call(dst: tuple[str, int], tls_id: str, status: int = 200) -> None:
         obs = tel.request(Direction.OUTBOUND, ("10.0.0.5", 40000), dst, 1, "GET", "http",
                           "emoji-svc:8080", "/x", [], tls_id=tls_id)
-        obs.response_start(200, [])
+        obs.response_start(status, [])
         obs.response_end(10, None)
+
+    def wire() -> dict[tuple[str, int], tuple[int, bool, int]]:
+        return {(r.dst_addr, r.status_code): (r.count, r.tls, r.tls_count)
+                for r in tel.scrape().responses}
 
     for _ in range(2):
         call(("10.0.0.7", 8080), server)
-    call(("10.0.0.9", 8080), server)
     call(("10.0.0.9", 8080), "")  # one plain call to the second destination
-    s = tel.scrape()
-    tls = {(r.dst_addr, r.tls): r.count for r in s.responses}
-    assert tls == {("10.0.0.7:8080", True): 2, ("10.0.0.9:8080", False): 2}
+    call(("10.0.0.9", 8080), server)
+    call(("10.0.0.9", 8080), server, 500)
+    assert wire() == {("10.0.0.7:8080", 200): (2, True, 0),
+                      ("10.0.0.9:8080", 200): (2, False, 1),
+                      ("10.0.0.9:8080", 500): (1, True, 0)}
     # The live series go on counting apart: a second scrape sums them again.
     call(("10.0.0.9", 8080), server)
-    assert {(r.dst_addr, r.tls): r.count for r in tel.scrape().responses} == {
-        ("10.0.0.7:8080", True): 2, ("10.0.0.9:8080", False): 3}
+    call(("10.0.0.7", 8080), "")
+    assert wire() == {("10.0.0.7:8080", 200): (3, False, 2),
+                      ("10.0.0.9:8080", 200): (3, False, 2),
+                      ("10.0.0.9:8080", 500): (1, True, 0)}
