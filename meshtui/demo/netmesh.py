@@ -20,13 +20,19 @@ from pathlib import Path
 
 from meshtui.demo import prometheus as prom
 from meshtui.demo.netns import PodNetwork
-from meshtui.demo.topology import EMOJIVOTO, Plan, ProcessSpec, app_stage, pod_name
+from meshtui.demo.topology import EMOJIVOTO, Plan, PodTokens, ProcessSpec, app_stage, pod_name
 from meshtui.errors import RuntimeFailure
+from meshtui.identity.authority import ANCHOR_CRT, Authority
 from meshtui.identity.credential import path_for
 from meshtui.model.inventory import Address, Inventory, Pod, Service
 
 MARK = "0x4d54"  # "MT": the proxies' own connections, passed by proxy-init's rules
 INBOUND, OUTBOUND, TAP, ADMIN = 4143, 4140, 4190, 4191
+# The controller's identity service (Certify, over TLS of its own). Every pod's rules
+# let connections to it through untouched both ways: a proxy asks for its first
+# certificate before its own listeners are up (its gRPC client's connections carry no
+# mark), and has no certificate yet for the controller pod's proxy to check.
+IDENTITY = 8087
 # The port each app listens on in its own namespace: its Service's port.
 APP_PORTS = {"web": 80, "emoji": 8080, "voting": 8080, "vote-bot": 8080, "kube-dns": 53,
              "controller": 8086, "legacy-app": 80, "prometheus": 9090}
@@ -51,6 +57,11 @@ def plan_iptables(net: PodNetwork, server: Address, state_dir: Path, scale: int 
     pods: list[Pod] = []
     procs: list[ProcessSpec] = []
     dns_ip = ""
+    # Identity is on, as in explicit mode: the anchor and issuer are made now, so that
+    # each proxy can be handed its pod's token before anything starts.
+    ctl_state = state_dir / "controller"
+    tokens = PodTokens(Authority.in_state_dir(ctl_state))
+    anchor = str(ctl_state / "identity" / ANCHOR_CRT)
 
     def add(ns: str, deploy: str, app: str, env: dict[str, str], meshed: bool = True) -> Pod:
         name = pod_name(deploy, rng)
@@ -63,16 +74,23 @@ def plan_iptables(net: PodNetwork, server: Address, state_dir: Path, scale: int 
         pods.append(pod)
         enter = PodNetwork.exec_prefix(netns)
         if meshed:
-            _proxy_init(netns)
+            _proxy_init(netns, skip_in=(IDENTITY,) if app == "controller" else ())
+            token = state_dir / "identity-tokens" / name
+            tokens.add(ns, name, token)
             procs.append(ProcessSpec(name, "proxy", [*enter, *_py(
                 "-m", "meshtui", "proxy", "--inbound", f"0.0.0.0:{INBOUND}",
                 "--outbound", f"127.0.0.1:{OUTBOUND}", "--tap", f"0.0.0.0:{TAP}",
                 "--admin", f"0.0.0.0:{ADMIN}", "--pod", name, "--namespace", ns,
                 "--deployment", deploy, "--pod-ip", ip, "--mark", MARK,
-                "--inventory", str(inventory_path))], ready_http=pod.admin))
+                "--inventory", str(inventory_path))], {
+                    "MESHTUI_IDENTITY_TOKEN_FILE": str(token),
+                    "MESHTUI_IDENTITY_TRUST_ANCHOR": anchor},
+                ready_http=pod.admin))
         argv = ([*enter, *_py("-m", "meshtui", "controller", "--listen", f"0.0.0.0:{port}",
                               "--inventory", str(inventory_path), "--credential-file",
-                              str(path_for(str(server))))] if app == "controller"
+                              str(path_for(str(server))), "--state-dir", str(ctl_state),
+                              "--identity-listen", f"0.0.0.0:{IDENTITY}")]
+                if app == "controller"
                 else [*enter, *_py("-m", "meshtui.demo.apps", app)])
         procs.append(ProcessSpec(name, "app", argv, {"MESHTUI_APP_LISTEN": f"0.0.0.0:{port}",
                                                      **env},
@@ -125,6 +143,9 @@ def plan_iptables(net: PodNetwork, server: Address, state_dir: Path, scale: int 
             proc.env["MESHTUI_DEMO_DNS_RECORDS"] = json.dumps(records)
     inventory = Inventory(tuple(pods), tuple(services))
     inventory_path.write_text(json.dumps(inventory.to_data(), indent=2))
+    for proc in procs:
+        if proc.role == "proxy":  # every meshed pod's certificate comes from the controller
+            proc.argv += ["--identity", f"{ctl.address.host}:{IDENTITY}"]
     if prometheus is not None and prom_pod is not None and prom_app is not None:
         # The same way into the pod's namespace, then the server. iptables hands
         # its scrapes to its proxy: no proxy_url.
@@ -134,12 +155,15 @@ def plan_iptables(net: PodNetwork, server: Address, state_dir: Path, scale: int 
             None, prometheus.interval)]
         prom_app.ready_http, prom_app.ready_path = prom_pod.address, "/-/ready"
     return Plan(inventory, procs, server, report,
-                prometheus.listen if prometheus is not None else None)
+                prometheus.listen if prometheus is not None else None, tokens)
 
 
-def _proxy_init(netns: str) -> None:
+def _proxy_init(netns: str, skip_in: tuple[int, ...] = ()) -> None:
+    ignore = ["--outbound-ports-to-ignore", str(IDENTITY)]
+    if skip_in:
+        ignore += ["--inbound-ports-to-ignore", ",".join(map(str, skip_in))]
     out = subprocess.run(_py("-m", "meshtui", "proxy-init", "--netns", netns, "--proxy-uid",
-                             "none", "--proxy-mark", MARK),
+                             "none", "--proxy-mark", MARK, *ignore),
                          capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
         raise RuntimeFailure(f"demo: proxy-init in {netns} failed: "

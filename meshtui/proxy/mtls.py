@@ -82,9 +82,11 @@ class MeshTls:
     """
 
     def __init__(self, identity: WorkloadIdentity,
-                 inventory: Callable[[], Inventory | None]) -> None:
+                 inventory: Callable[[], Inventory | None],
+                 own: tuple[str, str] | None = None) -> None:
         self.identity = identity
         self.inventory = inventory
+        self.own = own  # (namespace, pod) of this proxy's pod: its app is dialled plain
         self._seen: Inventory | None = None
         self._names: dict[Key, str] = {}
 
@@ -93,8 +95,8 @@ class MeshTls:
         return self.identity.name
 
     def server_identity(self, key: Key) -> str | None:
-        """The identity of the meshed pod whose inbound proxy listens at ``key``
-        (None: not a meshed peer's proxy, spoken to in plain)."""
+        """The identity of the meshed pod whose inbound proxy listens at ``key``, or
+        whose own address it is (None: not a meshed peer's, spoken to in plain)."""
         inv = self.inventory()
         if inv is not self._seen:  # a new inventory: its meshed pods' inbound ports
             self._seen = inv
@@ -103,10 +105,15 @@ class MeshTls:
             # its own certificate: were the proxy to wrap connections to tap ports,
             # the controller pod's proxy would lend that identity to any process
             # able to reach its outbound port. They go plain, and the gate cuts them.
+            # A meshed pod's own address too: in transparent mode (iptables) a caller's
+            # proxy dials it, and the pod's rules hand the connection to its inbound
+            # proxy. (In explicit mode the router dials the inbound port instead.) Not
+            # this proxy's own pod's: that is its app, which inbound traffic reaches.
             self._names = {} if inv is None else {
-                (p.inbound.host, p.inbound.port): identity_name(p.service_account,
-                                                                p.namespace)
-                for p in inv.pods if p.meshed and p.inbound is not None}
+                (a.host, a.port): identity_name(p.service_account, p.namespace)
+                for p in inv.pods if p.meshed and p.inbound is not None
+                for a in (p.inbound, None if (p.namespace, p.name) == self.own
+                          else p.address) if a is not None}
         return self._names.get(key)
 
     def client(self, key: Key) -> tuple[ssl.SSLContext, str] | None:

@@ -207,7 +207,7 @@ class ProxyServer:
         if cfg.inventory is None:
             log.warning("proxy: --identity without --inventory: no meshed peer is known, "
                         "so outbound connections go plain (inbound TLS is still served)")
-        return MeshTls(ident, self.inventory)
+        return MeshTls(ident, self.inventory, own=(cfg.namespace, cfg.pod))
 
     async def _gated_grpc(self, host: str, port: int) -> None:
         """The tap/metrics server on a private Unix socket, the gate on the tap port."""

@@ -377,3 +377,28 @@ async def test_an_identity_endpoint_under_another_anchor_ends_the_start_in_one_l
         assert rogue.identity is not None and rogue.identity.refused == 0
     finally:
         await rogue.stop(None)
+
+
+def test_a_meshed_pods_own_address_is_its_identity_as_its_inbound_port_is() -> None:
+    """In transparent mode a caller's proxy dials the pod's address (iptables there
+    hands it to the inbound proxy): it must be wrapped in mutual TLS too. Tap ports
+    never are (only the controller's own certificate may open them)."""
+    from meshtui.model.inventory import Address, Inventory, Pod
+    from meshtui.proxy.mtls import MeshTls
+
+    voting = Pod(name="voting-0", namespace="emojivoto", deployment="voting",
+                 address=Address("10.77.0.13", 8080), proxy=Address("10.77.0.13", 4190),
+                 inbound=Address("10.77.0.13", 4143))
+    legacy = Pod(name="legacy-0", namespace="default", deployment="legacy",
+                 address=Address("10.77.0.16", 80))
+    inv = Inventory((voting, legacy))
+    mesh = MeshTls(None, lambda: inv, own=("emojivoto", "web-0"))  # type: ignore[arg-type]
+    want = "voting.emojivoto.serviceaccount.identity.meshtui.local"
+    assert mesh.server_identity(("10.77.0.13", 8080)) == want
+    assert mesh.server_identity(("10.77.0.13", 4143)) == want
+    assert mesh.server_identity(("10.77.0.13", 4190)) is None
+    assert mesh.server_identity(("10.77.0.16", 80)) is None  # not meshed: plain
+    # Voting's own proxy reaches its app there: plain.
+    own = MeshTls(None, lambda: inv, own=("emojivoto", "voting-0"))  # type: ignore[arg-type]
+    assert own.server_identity(("10.77.0.13", 8080)) is None
+    assert own.server_identity(("10.77.0.13", 4143)) == want
