@@ -100,7 +100,15 @@ def run(args: argparse.Namespace) -> int:
             parse_address(args.via, what="--via address")
         identity_listen = args.identity_listen or _next_port(listen)
         if authority is not None:
-            parse_address(identity_listen, what="--identity-listen address")
+            ident = parse_address(identity_listen, what="--identity-listen address")
+            api = parse_address(listen, what="--listen address")
+            wild = ("0.0.0.0", "::", "")
+            if ident.port == api.port and (ident.host == api.host or ident.host in wild
+                                           or api.host in wild):
+                # gRPC would bind both (SO_REUSEPORT) and split connections between the
+                # plain API and the TLS identity service at random.
+                raise UsageError(f"controller: --identity-listen {identity_listen} is the "
+                                 f"port of --listen {listen}: give it a port of its own")
         from pathlib import Path
 
         from meshtui.identity import credential

@@ -19,12 +19,17 @@ the host reach the controller's pod. Traffic never leaves these interfaces.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import ipaddress
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 
 from meshtui.errors import RuntimeFailure
+
+_SUBNET_LOCK = "/run/meshtui-demo-subnet.lock"
 
 
 def _ip(*args: str, netns: str | None = None, check: bool = True
@@ -52,11 +57,20 @@ def can_make_namespaces() -> str | None:
 
 
 def free_subnet(base: str = "10.77") -> str:
-    """The first ``base.N`` (a /24) that no address of the host's interfaces or routes
-    is in: another demo's bridge, or the site's own network."""
-    used = _ip("-4", "-o", "addr", "show").stdout + _ip("-4", "route", "show").stdout
+    """The first ``base.N`` (a /24) that overlaps no /24-or-narrower network of the host's
+    interfaces or routes, nor an address of them: another demo's bridge, a site network
+    as narrow. (A broader route, a site's ``10.0.0.0/8``, is no obstacle: the demo's own
+    /24 route is more specific and wins for its addresses.)"""
+    used = []
+    text = _ip("-4", "-o", "addr", "show").stdout + _ip("-4", "route", "show").stdout
+    for word in re.findall(r"\b(\d+\.\d+\.\d+\.\d+(?:/\d+)?)", text):
+        with contextlib.suppress(ValueError):
+            net = ipaddress.ip_network(word, strict=False)
+            if net.prefixlen >= 24:
+                used.append(net)
     for n in range(256):
-        if f"{base}.{n}." not in used:
+        mine = ipaddress.ip_network(f"{base}.{n}.0/24")
+        if not any(mine.overlaps(u) for u in used):
             return f"{base}.{n}"
     raise RuntimeFailure(f"demo: every {base}.N.0/24 is in use on this host")
 
@@ -90,8 +104,15 @@ class PodNetwork:
         why = can_make_namespaces()
         if why:
             raise RuntimeFailure(f"demo: --intercept iptables {why}")
-        if not self.subnet:
-            self.subnet = free_subnet()
+        # Chosen and taken under one lock, so that two demos starting at once each
+        # find the other's address in place.
+        with open(_SUBNET_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not self.subnet:
+                self.subnet = free_subnet()
+            self._setup()
+
+    def _setup(self) -> None:
         _ip("netns", "add", self.node)
         self.namespaces.append(self.node)
         _ip("link", "add", self.bridge, "type", "bridge", netns=self.node)

@@ -123,12 +123,26 @@ class Redactor:
         return hit
 
     def url(self, value: N) -> N:
-        """A URL header's value with its secrets withheld, as :meth:`path` does."""
+        """A URL header's value with its secrets withheld, as :meth:`path` does, and its
+        fragment judged as a query too (an OAuth redirect puts its token there:
+        ``/cb#access_token=…``); a scheme-relative ``//user@host`` loses its userinfo."""
         if isinstance(value, bytes):
             text = value.decode("latin-1")
-            out = self.path(text)
-            return value if out is text else out.encode("latin-1")
-        return self.path(value)
+            out = self._url(text)
+            return value if out == text else out.encode("latin-1")
+        return self._url(value)
+
+    def _url(self, text: str) -> str:
+        if text.startswith("//") and "@" in text:
+            host, slash, tail = text[2:].partition("/")
+            text = f"//{self.authority(host)}{slash}{tail}"
+        head, hash_, frag = text.partition("#")
+        head = self.path(head)
+        if frag:
+            judged = self._judge_query("?" + frag)
+            if judged is not None:
+                frag = judged[1:]
+        return f"{head}{hash_}{frag}"
 
     def value(self, name: str | bytes, value: N, redacted: N) -> N:
         """What a header's value may show: ``redacted`` under a secret name, a URL's

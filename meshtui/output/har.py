@@ -43,11 +43,15 @@ REDACTED_COMMENT = "value withheld by tap (meshtui.model.redact); not the origin
 CURL_REDACTED_NOTE = f"{REDACTED} marks values tap withheld: put the real ones in first"
 
 
-def _pair(n: str, v: str) -> dict[str, str]:
+def _pair(n: str, v: str, shown: bool = True) -> dict[str, str]:
+    """A header (as the feed shows it: ``shown``) or a query parameter (already the
+    original text) as HAR's name/value pair."""
+    if shown:
+        n = raw_text(n)
     # HAR 1.2 lets every header and query parameter carry a comment.
     if v == REDACTED:
-        return {"name": raw_text(n), "value": v, "comment": REDACTED_COMMENT}
-    return {"name": raw_text(n), "value": raw_text(v)}
+        return {"name": n, "value": v, "comment": REDACTED_COMMENT}
+    return {"name": n, "value": raw_text(v) if shown else v}
 
 
 def _headers(hs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
@@ -111,7 +115,7 @@ def har_entry(r: Request) -> dict[str, Any]:
         "request": {
             "method": raw_text(r.method or ""), "url": _url(r), "httpVersion": "",
             "cookies": [], "headers": _headers(req_headers),
-            "queryString": [_pair(k, v) for k, v in
+            "queryString": [_pair(k, v, shown=False) for k, v in
                             parse_qsl(path.partition("?")[2], keep_blank_values=True)],
             "headersSize": -1, "bodySize": -1,
         },

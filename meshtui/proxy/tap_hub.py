@@ -384,9 +384,10 @@ class TapHub:
                 sub.dropped += 1
                 continue
             queued = ev
-            if size and sub.capture:
-                if sub.body_bytes + size > BODY_QUEUE_BYTES:
-                    # Its queue holds all the bodies it may: this end goes without.
+            if size:
+                if not sub.capture or sub.body_bytes + size > BODY_QUEUE_BYTES:
+                    # It asked for no bodies, or its queue holds all it may: this end
+                    # goes without them (so its queue keeps none alive).
                     queued = bare = bare or (*ev[:-1], None)
                 else:
                     sub.body_bytes += size

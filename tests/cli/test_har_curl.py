@@ -140,3 +140,11 @@ def test_a_timestamp_past_what_har_dates_hold_is_written_as_the_last_one(
     assert write_har(str(path), [r]) == 1
     [e] = json.loads(path.read_text())["log"]["entries"]
     assert e["startedDateTime"] == "9999-12-31T23:59:59.999Z"
+
+
+def test_har_query_parameters_are_the_originals_read_once() -> None:
+    """A path's query is taken back to the original text once: a backslash stays one
+    and a percent-encoded backslash is not read as an escape."""
+    r = joined(path="/x?a=C:\\\\temp&b=%5Cx41")
+    q = har([r])["log"]["entries"][0]["request"]["queryString"]
+    assert q == [{"name": "a", "value": "C:\\temp"}, {"name": "b", "value": "\\x41"}]

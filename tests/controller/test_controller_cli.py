@@ -120,3 +120,13 @@ def test_bad_listen_address_is_exit_2(tmp_path: Path, inventory: Path) -> None:
     out = run("--inventory", str(inventory), "--listen", "nonsense", cwd=tmp_path)
     assert out.returncode == 2
     assert "nonsense" in one_line(out.stderr)
+
+
+def test_an_identity_port_that_is_the_api_port_is_exit_2(tmp_path: Path,
+                                                         inventory: Path) -> None:
+    port = free_port()
+    out = run("--inventory", str(inventory), "--listen", f"0.0.0.0:{port}",
+              "--state-dir", str(tmp_path / "state"),
+              "--identity-listen", f"127.0.0.1:{port}", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "a port of its own" in one_line(out.stderr)

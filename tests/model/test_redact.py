@@ -95,3 +95,14 @@ def test_url_headers_lose_their_secret_query_values_and_userinfo() -> None:
     hs = (("content-location", "/d?password=2"), ("accept", "*/*"))
     assert r.headers(hs, REDACTED) == (("content-location", f"/d?password={REDACTED}"),
                                        ("accept", "*/*"))
+
+
+def test_a_url_headers_fragment_and_scheme_relative_userinfo_are_judged_too() -> None:
+    r = DEFAULT
+    assert r.value("Location", "https://app/cb#access_token=S&state=xyz",
+                   REDACTED) == f"https://app/cb#access_token={REDACTED}&state=xyz"
+    assert r.value("location", "https://app/cb?x=1#id_token=S", REDACTED) == (
+        f"https://app/cb?x=1#id_token={REDACTED}")
+    assert r.value("referer", "//u:pw@host/x", REDACTED) == f"//{REDACTED}@host/x"
+    assert r.value("location", "/page#section-2", REDACTED) == "/page#section-2"
+    assert r.value(b"location", b"/cb#token=S", b"<r>") == f"/cb#token={REDACTED}".encode()

@@ -427,3 +427,19 @@ def test_a_subscriber_that_reads_nothing_holds_at_most_its_bodies_budget() -> No
     assert len(ends) == len(started) and 0 < len(with_bodies) < len(ends)
     assert all(e.request_body.data == body for e in with_bodies)
     assert sub.body_bytes == 0  # all given back as the batches went out
+
+
+def test_a_subscriber_without_bodies_keeps_none_of_anothers_alive() -> None:
+    """One tap captures bodies, another does not: the second's queue holds the ends
+    without them, so a stalled plain tap keeps no body memory."""
+    tel = make()
+    capturing = tel.hub.subscribe(capture_body=65536)
+    plain = tel.hub.subscribe()
+    for i in range(20):
+        o = tel.request(Direction.OUTBOUND, ("10.0.0.5", 40000), ("10.0.0.7", 8080), i,
+                        "POST", "http", "emoji-svc:8080", "/up", [])
+        o.capture_request(b"z" * 65536)
+        o.response_start(200, [])
+        o.response_end(0)
+    assert all(ev[-1] is None for ev in plain.queue if ev[0] == 2)
+    assert sum(ev[-1] is not None for ev in capturing.queue if ev[0] == 2) == 20
