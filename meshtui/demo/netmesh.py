@@ -20,7 +20,15 @@ from pathlib import Path
 
 from meshtui.demo import prometheus as prom
 from meshtui.demo.netns import PodNetwork
-from meshtui.demo.topology import EMOJIVOTO, Plan, PodTokens, ProcessSpec, app_stage, pod_name
+from meshtui.demo.topology import (
+    EMOJIVOTO,
+    SERVES,
+    Plan,
+    PodTokens,
+    ProcessSpec,
+    app_stage,
+    pod_name,
+)
 from meshtui.errors import RuntimeFailure
 from meshtui.identity.authority import ANCHOR_CRT, Authority
 from meshtui.identity.credential import path_for
@@ -94,7 +102,11 @@ def plan_iptables(net: PodNetwork, server: Address, state_dir: Path, scale: int 
                 else [*enter, *_py("-m", "meshtui.demo.apps", app)])
         procs.append(ProcessSpec(name, "app", argv, {"MESHTUI_APP_LISTEN": f"0.0.0.0:{port}",
                                                      **env},
-                                 # (no ready_tcp: from the host, the pod's port is its proxy's)
+                                 # Asked inside the pod: from the host, the pod's port is
+                                 # its proxy's (loopback passes the pod's rules).
+                                 ready_cmd=[*enter, "bash", "-c",
+                                            f"exec 3<>/dev/tcp/127.0.0.1/{port}"]
+                                 if deploy in SERVES else None,
                                  stage=0 if app == "controller" else app_stage(deploy)))
         return pod
 

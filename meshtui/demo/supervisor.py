@@ -70,7 +70,8 @@ class Supervisor:
     def wait_ready(self, timeout: float) -> None:
         """Waits until every child is up; RuntimeFailure naming the first that is not."""
         deadline = time.monotonic() + timeout
-        pending = [c for c in self.children if c.spec.ready_http or c.spec.ready_tcp]
+        pending = [c for c in self.children
+                   if c.spec.ready_http or c.spec.ready_tcp or c.spec.ready_cmd]
         while pending:
             for c in self.children:
                 if c.proc.poll() is not None:
@@ -127,6 +128,13 @@ class Supervisor:
 def _is_ready(spec: ProcessSpec) -> bool:
     if spec.ready_tcp and not _accepts(spec.ready_tcp):
         return False
+    if spec.ready_cmd:
+        try:
+            done = subprocess.run(spec.ready_cmd, capture_output=True, timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if done.returncode != 0:
+            return False
     if spec.ready_http:
         try:
             with urllib.request.urlopen(f"http://{spec.ready_http}{spec.ready_path}",

@@ -43,6 +43,7 @@ class ProcessSpec:
     ready_http: Address | None = None  # GET ready_path here answers 200 once it is up
     ready_path: str = "/ready"
     ready_tcp: Address | None = None  # or: this port accepts connections
+    ready_cmd: list[str] | None = None  # or: this command succeeds (a check inside a netns)
     # Started once every process of a lower stage is ready, as a pod's app waits for
     # its proxy and a Service lists only ready pods: a caller never meets a peer
     # whose proxy or app is still starting (the first calls would fail).

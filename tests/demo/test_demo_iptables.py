@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from demokit import MESHTUI, _free_port
@@ -45,6 +46,16 @@ def test_iptables_demo_intercepts_transparently_and_cleans_up() -> None:
                     break
             time.sleep(0.5)
         assert all(rows[d]["rps"] for d in ("web", "emoji", "voting")), rows
+        # Started in stages, each app once the peers it calls answer inside their pods:
+        # the bot's only failures are the doughnut's (web's 500), none refused.
+        from test_demo_mesh import _series
+
+        state = Path(line.split("logs in ", 1)[1].split(";", 1)[0])
+        bot = next(p for p in json.loads((state / "inventory.json").read_text())["pods"]
+                   if p["deployment"] == "vote-bot")
+        failed = [(lab, v) for lab, v in _series(bot["admin"])
+                  if lab["direction"] == "outbound" and lab["classification"] == "failure"]
+        assert all(lab["status_code"] == "500" for lab, _ in failed), failed
         tap = subprocess.run([*MESHTUI, "--server", server, "tap", "deploy/voting", "-n",
                               "emojivoto", "-o", "json", "--limit", "30"],
                              capture_output=True, text=True, timeout=30)
