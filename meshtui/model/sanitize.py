@@ -29,8 +29,10 @@ def _escape(m: re.Match[str]) -> str:
     ch = m.group()
     code = ord(ch)
     if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape): the byte
-        code -= 0xDC00
-    return _NAMED.get(ch) or (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+        return f"\\x{code - 0xDC00:02x}"
+    # Characters past 0x7F as \u: a C1 control (U+0085) must read back apart from
+    # the byte 0x85 that was not UTF-8.
+    return _NAMED.get(ch) or (f"\\x{code:02x}" if code <= 0x7F else f"\\u{code:04x}")
 
 
 def clean(text: str) -> str:
@@ -79,8 +81,7 @@ def raw_bytes(shown: str) -> bytes:
     What the client holds is cleaned for display; what it writes for other programs
     (a saved file, a curl line, HAR) must carry the original, or each save and replay
     would escape the escapes again (``C:\\temp`` read back as ``C:\\\\temp``). A
-    ``\\xNN`` from 0x80 up is taken as that byte: a C1 control (U+0080..U+009F)
-    comes back as its code as a byte rather than its UTF-8 form, and shows the same.
+    ``\\xNN`` is that byte; a character past 0x7F was escaped as ``\\uNNNN``.
     """
     if "\\" not in shown:
         return shown.encode("utf-8", "surrogatepass")
@@ -101,9 +102,9 @@ def raw_bytes(shown: str) -> bytes:
 
 
 def raw_text(shown: str) -> str:
-    """The text :func:`clean` was given, from what it made: ``\\x80``..``\\x9f`` are
-    the C1 controls they show, and a byte that was not UTF-8 (or a lone surrogate)
-    becomes U+FFFD, as text cannot hold it (:func:`raw_bytes` keeps it)."""
+    """The text :func:`clean` was given, from what it made: ``\\x80`` and up are bytes
+    that were not UTF-8, and each (like a lone surrogate) becomes U+FFFD, as text
+    cannot hold it (:func:`raw_bytes` keeps it)."""
     if "\\" not in shown:
         return shown
     out = []
@@ -115,7 +116,7 @@ def raw_text(shown: str) -> str:
             out.append(_NAMED_BACK[named].decode())
         elif byte:
             n = int(byte, 16)
-            out.append(chr(n) if n <= 0x9F else "\ufffd")
+            out.append(chr(n) if n <= 0x7F else "\ufffd")  # past 0x7F: a byte, not text
         else:
             n = int(code, 16)
             out.append("\ufffd" if 0xD800 <= n <= 0xDFFF else chr(n))

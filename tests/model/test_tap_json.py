@@ -203,7 +203,7 @@ def test_saving_a_replay_writes_the_same_file_and_the_original_text() -> None:
         {"name": "x-raw", "valueBin": "/2Fi"},  # 0xff 'a' 'b': not UTF-8
     ]
     shown = Reader().read_event(wire)
-    assert shown.path == "/C:\\\\temp/\\x1b[2J\\u202e\\x85"  # type: ignore[attr-defined]
+    assert shown.path == "/C:\\\\temp/\\x1b[2J\\u202e\\u0085"  # type: ignore[attr-defined]
     assert dict(shown.headers)["x-raw"] == "\\xffab"  # type: ignore[attr-defined]
     first = tap_json_line(shown)
     saved = json.loads(first)["requestInitEvent"]
@@ -222,3 +222,15 @@ def test_a_value_in_base64_that_is_not_is_a_bad_line(bad: object) -> None:
     line["requestInitEvent"]["headers"] = [{"name": "x", "valueBin": bad}]
     with pytest.raises(BadEvent, match="valueBin"):
         Reader().read_line(json.dumps(line))
+
+
+def test_a_c1_control_and_a_byte_that_is_not_utf8_are_saved_apart() -> None:
+    """cp1252's quotes (0x93, 0x94) are bytes, saved as valueBin; a real U+0093 is text."""
+    import base64
+
+    wire = tap_json(steps()[0])
+    wire["requestInitEvent"]["headers"] = [
+        {"name": "x-quoted", "valueBin": base64.b64encode(b"\x93hi\x94").decode()},
+        {"name": "x-c1", "valueStr": "a\u0093b"}]
+    saved = json.loads(tap_json_line(Reader().read_event(wire)))["requestInitEvent"]
+    assert saved["headers"] == wire["requestInitEvent"]["headers"]
