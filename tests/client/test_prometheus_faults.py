@@ -3,6 +3,7 @@ bad options: one line, exit 2."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -49,14 +50,13 @@ def test_a_server_that_never_answers_times_out_in_5s() -> None:
     assert 5 <= took < 12
 
 
-@pytest.fixture
-def answering() -> Iterator[tuple[str, list[tuple[int, str]]]]:
-    """A server answering each request with the next (status, body) queued."""
-    answers: list[tuple[int, str]] = []
+@contextlib.contextmanager
+def _serving(answer: Callable[[str], tuple[int, str]]) -> Iterator[str]:
+    """A local HTTP server answering each GET with ``answer(path)``; its URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            status, body = answers[0] if len(answers) == 1 else answers.pop(0)
+            status, body = answer(self.path)
             data = body.encode()
             self.send_response(status)
             self.send_header("Content-Length", str(len(data)))
@@ -69,10 +69,18 @@ def answering() -> Iterator[tuple[str, list[tuple[int, str]]]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", answers
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def answering() -> Iterator[tuple[str, list[tuple[int, str]]]]:
+    """A server answering each request with the next (status, body) queued."""
+    answers: list[tuple[int, str]] = []
+    with _serving(lambda _: answers[0] if len(answers) == 1 else answers.pop(0)) as url:
+        yield url, answers
 
 
 @pytest.mark.parametrize(("status", "kind"), [(422, "execution"), (503, "unavailable")])
@@ -134,25 +142,12 @@ def test_a_status_page_refused_leaves_the_others_read() -> None:
              "/api/v1/status/buildinfo": (404, {"status": "error", "errorType": "not_found",
                                                 "error": "no such page"})}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, answer = pages.get(self.path.split("?")[0], (
-                200, {"status": "success", "data": {"resultType": "vector", "result": []}}))
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    empty = (200, {"status": "success", "data": {"resultType": "vector", "result": []}})
 
-        def log_message(self, *args: object) -> None:
-            pass
+    def answer(path: str) -> tuple[int, str]:
+        status, doc = pages.get(path.split("?")[0], empty)
+        return status, json.dumps(doc)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with _serving(answer) as url:
         out = meshtui("stat", "deploy", "--prometheus", url, "--since", "-3h", "-o", "json")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert out.returncode == 2 and "keeps 2h" in one_line(out)
