@@ -192,18 +192,16 @@ def test_meshed_pods_talk_mutual_tls_and_the_unmeshed_cli_plain(demo) -> None:
 
 def _series(admin: str) -> list[tuple[dict[str, str], float]]:
     """A proxy's response_total series, straight from its /metrics."""
-    import re
     import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
 
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(f"http://{admin}/metrics", timeout=5) as r:
         text = r.read().decode()
-    out = []
-    for line in text.splitlines():
-        if line.startswith("response_total{"):
-            labels, value = line[len("response_total{"):].rsplit("} ", 1)
-            out.append((dict(re.findall(r'(\w+)="([^"]*)"', labels)), float(value)))
-    return out
+    return [(dict(sample.labels), sample.value)
+            for fam in text_string_to_metric_families(text)
+            for sample in fam.samples if sample.name == "response_total"]
 
 
 def test_no_call_fails_from_the_start_but_the_apps_own_fault(demo) -> None:
