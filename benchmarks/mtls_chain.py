@@ -27,8 +27,8 @@ def free_port() -> int:
 
 def start_chains(tmp: Path, origin: int) -> tuple[dict[str, int], list[subprocess.Popen[bytes]],
                                                   dict[str, list[int]]]:
-    """({"chain plain": port, "chain mTLS": port} of the callers' outbound ports and, as
-    "chain plain callee" and "chain mTLS callee", the called pods' inbound ports; the
+    """({"chain plain": port, "chain mTLS": port, "chain mTLS no link": port} of the
+    callers' outbound ports and, as "<chain> callee", the called pods' inbound ports; the
     processes; their pids per chain). Requests must name ``127.0.0.1:origin`` as Host."""
     procs: list[subprocess.Popen[bytes]] = []
     ports: dict[str, int] = {}
@@ -36,8 +36,11 @@ def start_chains(tmp: Path, origin: int) -> tuple[dict[str, int], list[subproces
     state = tmp / "ctl-state"
     auth = Authority.in_state_dir(state)
     ctl, ctl_identity = free_port(), free_port()
-    for name, tls in (("chain plain", False), ("chain mTLS", True)):
-        inv = tmp / f"inv-{tls}.json"
+    # mTLS: the caller's connections as streams of one link (the default); "no link":
+    # each in a TLS connection of its own (--link off), for comparison.
+    for name, tls, link in (("chain plain", False, True), ("chain mTLS", True, True),
+                            ("chain mTLS no link", True, False)):
+        inv = tmp / f"inv-{name.replace(' ', '-')}.json"
         callee_in, caller_out = free_port(), free_port()
         inv.write_text(json.dumps({"pods": [
             {"name": "caller-0", "namespace": "bench", "deployment": "caller",
@@ -45,7 +48,7 @@ def start_chains(tmp: Path, origin: int) -> tuple[dict[str, int], list[subproces
             {"name": "callee-0", "namespace": "bench", "deployment": "callee",
              "address": f"127.0.0.1:{origin}", "proxy": "127.0.0.1:2",
              "inbound": f"127.0.0.1:{callee_in}"}]}))
-        if tls:
+        if tls and link:
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "meshtui", "controller", "--listen", f"127.0.0.1:{ctl}",
                  "--inventory", str(inv), "--state-dir", str(state),
@@ -62,7 +65,7 @@ def start_chains(tmp: Path, origin: int) -> tuple[dict[str, int], list[subproces
                 token = tmp / f"token-{pod}"
                 write_private(token, auth.pod_token("bench", pod).encode())
                 ident = ["--identity", f"127.0.0.1:{ctl_identity}",
-                         "--identity-token-file", str(token)]
+                         "--identity-token-file", str(token), "--link", "on" if link else "off"]
             p = subprocess.Popen(
                 [sys.executable, "-m", "meshtui", "proxy", *extra, "--tap", "127.0.0.1:0",
                  "--admin", "127.0.0.1:0", "--pod", pod, "--namespace", "bench",
@@ -113,8 +116,7 @@ def caller_context(state: Path) -> ssl.SSLContext:
     auth = Authority.in_state_dir(state)
     key = new_key()
     issued = auth.issue(identity_name("caller", "bench"), key.public_key())
-    _, client = contexts(key, Bundle(issued.leaf, (issued.issuer,), issued.anchor))
-    return client
+    return contexts(key, Bundle(issued.leaf, (issued.issuer,), issued.anchor)).client
 
 
 def handshake_ms(port: int, host: str, ctx: ssl.SSLContext | None, n: int = 300) -> float:

@@ -12,6 +12,9 @@ RENEW_AT = 0.7
 # its first contact is of no use a day later. Whoever hands pods their tokens writes new
 # ones before then, as the kubelet refreshes a projected service-account token.
 TOKEN_LIFETIME_S = 24 * 3600.0
+#: The ALPN name by which two meshed proxies agree to carry many connections over one
+#: mutual-TLS connection (meshtui.proxy.link).
+LINK_ALPN = "meshtui-link/1"
 
 
 def identity_name(serviceaccount: str, namespace: str, domain: str = TRUST_DOMAIN) -> str:

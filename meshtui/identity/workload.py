@@ -19,14 +19,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from meshtui.identity import certs
-from meshtui.identity.names import CONTROLLER_IDENTITY, RENEW_AT
+from meshtui.identity.names import CONTROLLER_IDENTITY, LINK_ALPN, RENEW_AT
 from meshtui.v1 import identity_pb2, identity_pb2_grpc
 
 log = logging.getLogger("meshtui.identity")
@@ -168,6 +168,7 @@ class WorkloadIdentity:
         self.refreshed_at = 0.0
         self.server_ctx: ssl.SSLContext | None = None
         self.client_ctx: ssl.SSLContext | None = None
+        self.link_ctx: ssl.SSLContext | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, wait_s: float = 0.0) -> Bundle:
@@ -217,7 +218,7 @@ class WorkloadIdentity:
             raise IdentityError("the controller's certificate does not chain to its anchor")
         self.anchor = anchor
         b = Bundle(leaf, chain, anchor)
-        self.server_ctx, self.client_ctx = contexts(self._key, b)
+        self.server_ctx, self.client_ctx, self.link_ctx = contexts(self._key, b)
         self.bundle = b
         return b
 
@@ -237,24 +238,35 @@ class WorkloadIdentity:
                      self.bundle.leaf.not_valid_after_utc.isoformat())
 
 
-def contexts(key: certs.PrivateKey, b: Bundle) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """(server, client) contexts presenting ``b``'s certificate, trusting only its anchor,
-    and each requiring the other side's certificate (mutual TLS)."""
+class Contexts(NamedTuple):
+    """A workload's TLS contexts, all presenting its certificate and requiring the peer's."""
+
+    server: ssl.SSLContext
+    client: ssl.SSLContext  # one connection per TLS connection
+    link: ssl.SSLContext  # offers the link (ALPN LINK_ALPN): many connections over one
+
+
+def contexts(key: certs.PrivateKey, b: Bundle) -> Contexts:
+    """Contexts presenting ``b``'s certificate, trusting only its anchor, and each
+    requiring the other side's certificate (mutual TLS)."""
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    link = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     # ssl loads keys only from files: a private directory, gone once they are read.
     with tempfile.TemporaryDirectory(prefix="meshtui-id-") as d:
         crt, pem_key, ca = (os.path.join(d, n) for n in ("crt.pem", "key.pem", "ca.pem"))
         certs.write_private(Path(crt), b"".join(certs.cert_pem(c) for c in (b.leaf, *b.chain)))
         certs.write_private(Path(pem_key), certs.key_pem(key))
         certs.write_private(Path(ca), certs.cert_pem(b.anchor))
-        for ctx in (server, client):
+        for ctx in (server, client, link):
             ctx.minimum_version = ssl.TLSVersion.TLSv1_3
             ctx.load_cert_chain(crt, pem_key)
             ctx.load_verify_locations(ca)
             ctx.verify_mode = ssl.CERT_REQUIRED
     # Peers are named by identity, not host: the caller checks the name it expects.
-    client.check_hostname = False
-    # gRPC clients (the controller at a tap port) insist on ALPN; proxies offer none.
-    server.set_alpn_protocols(["h2", "http/1.1"])
-    return server, client
+    client.check_hostname = link.check_hostname = False
+    # gRPC clients (the controller at a tap port) insist on ALPN; a caller's proxy
+    # offers the link; a client offering neither gets a connection per TLS connection.
+    server.set_alpn_protocols([LINK_ALPN, "h2", "http/1.1"])
+    link.set_alpn_protocols([LINK_ALPN])
+    return Contexts(server, client, link)

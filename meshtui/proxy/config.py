@@ -93,6 +93,9 @@ class ProxyConfig:
     identity_anchor: str | None = None
     #: The service account the pod's identity names; '' : its deployment's name.
     serviceaccount: str = ""
+    #: With identity on: connections to a meshed peer travel as streams of one mutual-TLS
+    #: connection to it (meshtui.proxy.link); False: each in a TLS connection of its own.
+    link: bool = True
 
 
 # flag → environment variable (the Downward API's way of handing a pod its facts)
@@ -124,6 +127,7 @@ ENV = {
     "identity_token_file": "MESHTUI_IDENTITY_TOKEN_FILE",
     "identity_anchor": "MESHTUI_IDENTITY_TRUST_ANCHOR",
     "serviceaccount": "MESHTUI_SERVICEACCOUNT",
+    "link": "MESHTUI_LINK",
 }
 
 
@@ -188,6 +192,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "token, read again at each renewal", "FILE")
     opt("--serviceaccount", "serviceaccount", "the service account the pod's identity "
         "names (default: its deployment)", "NAME")
+    opt("--link", "link", "with identity: 'on' (default) carries the connections to a "
+        "meshed peer as streams of one mutual-TLS connection; 'off' gives each its own",
+        "on|off")
 
 
 def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
@@ -268,6 +275,9 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         if not 0 < mark < 1 << 32:
             raise UsageError(f"proxy: --mark must be a number from 1 to 2^32-1 (0x.. too), "
                              f"not {raw_mark!r}")
+    link = (get("link") or "on").lower()
+    if link not in ("on", "off"):
+        raise UsageError(f"proxy: --link is 'on' or 'off', not {link!r}")
     try:
         redact = parse_names(get("redact") or "")
     except ValueError as e:
@@ -295,6 +305,7 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
                              else get("identity_token_file") or None),
         identity_anchor=get("identity_anchor") or None,
         serviceaccount=get("serviceaccount") or "",
+        link=link == "on",
     )
     if cfg.identity is not None and not cfg.identity_token:
         raise UsageError("proxy: --identity needs the pod's token (--identity-token-file, "

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from meshtui.identity.names import peer_identity
+from meshtui.identity.names import LINK_ALPN, peer_identity
 from meshtui.proxy import http1
 from meshtui.proxy.codec import R_UPSTREAM, R_WAIT, Codec
 from meshtui.proxy.h2frames import (
@@ -33,9 +33,10 @@ from meshtui.proxy.h2frames import (
 )
 from meshtui.proxy.http1_server import Http1Server
 from meshtui.proxy.http2 import H2Relay
+from meshtui.proxy.link import Link, Stream
 from meshtui.proxy.mtls import client_hello_name, looks_like_tls, terminate
 from meshtui.proxy.origdst import original_dst
-from meshtui.proxy.pool import LoopDetected, Upstream, open_upstream
+from meshtui.proxy.pool import LoopDetected, Upstream
 from meshtui.proxy.routing import NoRoute, Router
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,8 +156,12 @@ class Downstream(asyncio.Protocol):
                 return
             lst.open_conns += 1
             self.counted = True
-        ctx.conns.add(self)
         tls = transport.get_extra_info("ssl_object")
+        if tls is not None and not isinstance(transport, Stream) \
+                and tls.selected_alpn_protocol() == LINK_ALPN:
+            self._serve_link(transport)
+            return
+        ctx.conns.add(self)
         if tls is not None:
             self.tls_id = peer_identity(tls)
         # With identity on, an inbound connection may turn out to be TLS: its series
@@ -590,6 +595,24 @@ class Downstream(asyncio.Protocol):
 
         terminate(ctx.loop, self.transport, inner, server_ctx, first, failed)
 
+    def _serve_link(self, transport: Any) -> None:
+        """A meshed caller's link (ALPN): each of its streams is served as a connection
+        of its own; this object gives its place to the link, which keeps the slot."""
+        self.state = CLOSED
+        self.closed = True
+        lst, ctx = self.listener, self.ctx
+
+        def lost(link: Link) -> None:
+            ctx.conns.discard(link)
+            self._uncount()
+
+        link = Link(False, accept=lambda: Downstream(lst), lost=lost)
+        ctx.conns.add(link)
+        transport.set_protocol(link)
+        link.connection_made(transport)
+        if ctx.draining:
+            link.drain()
+
     def _detect_tunnel(self, timed_out: bool) -> None:
         kind = http1.detect(self.buf, timed_out=timed_out)
         if kind == http1.NEED_MORE:
@@ -636,8 +659,7 @@ class Downstream(asyncio.Protocol):
         pool = ctx.pool
         try:
             up = await asyncio.wait_for(
-                open_upstream(key, None, pool.mark, pool.source_ip, pool.hops, pool.own,
-                              pool.tls(key)),
+                pool.connect(key, pooled=False),
                 ctx.timeouts.connect)
         except LoopDetected:
             ctx.count_failure(self.direction, "loop")

@@ -45,7 +45,7 @@ from meshtui.proxy.h2frames import (
     frame,
     goaway,
 )
-from meshtui.proxy.pool import LoopDetected, open_upstream
+from meshtui.proxy.pool import LoopDetected
 from meshtui.proxy.routing import NoRoute
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -435,8 +435,7 @@ class H2Relay:
         try:
             pool = ctx.pool
             up = await asyncio.wait_for(
-                open_upstream(key, None, pool.mark, pool.source_ip, pool.hops, pool.own,
-                              pool.tls(key)),
+                pool.connect(key, pooled=False),
                 ctx.timeouts.connect)
         except LoopDetected:
             ctx.failures += 1

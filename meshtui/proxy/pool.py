@@ -15,12 +15,16 @@ import logging
 import socket
 import ssl
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httptools
 
 from meshtui.proxy.http1 import serialize
 from meshtui.proxy.mtls import HANDSHAKE_TIMEOUT, MeshTls, check_server
+
+if TYPE_CHECKING:  # pragma: no cover
+    from meshtui.proxy.links import Links
 
 Key = tuple[str, int]
 
@@ -303,14 +307,22 @@ async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = N
         tls: (client context, the server identity it must present): mutual TLS to a
             meshed peer's proxy; OSError if the server is someone else.
     """
+    proto = await dial(key, lambda: Upstream(pool, key), mark, source_ip, tls)
+    return _checked(proto, hops, own, tls)
+
+
+async def dial(key: Key, factory: Callable[[], asyncio.Protocol], mark: int | None = None,
+               source_ip: str | None = None,
+               tls: tuple[ssl.SSLContext, str] | None = None) -> Any:
+    """Connects to ``key`` as :func:`open_upstream` does; the protocol made."""
     loop = asyncio.get_running_loop()
     local = (source_ip, 0) if source_ip and key[0].startswith("127.") else None
     wrap: dict[str, Any] = {} if tls is None else {
         "ssl": tls[0], "server_hostname": tls[1], "ssl_handshake_timeout": HANDSHAKE_TIMEOUT}
     if mark is None:
-        _, proto = await loop.create_connection(lambda: Upstream(pool, key), key[0], key[1],
+        _, proto = await loop.create_connection(factory, key[0], key[1],
                                                 local_addr=local, **wrap)
-        return _checked(proto, hops, own, tls)
+        return proto
     infos = await loop.getaddrinfo(key[0], key[1], type=socket.SOCK_STREAM)
     if not infos:
         raise OSError(f"cannot resolve {key[0]}")
@@ -325,8 +337,8 @@ async def open_upstream(key: Key, pool: Pool | None = None, mark: int | None = N
     except BaseException:
         sock.close()
         raise
-    _, proto = await loop.create_connection(lambda: Upstream(pool, key), sock=sock, **wrap)
-    return _checked(proto, hops, own, tls)
+    _, proto = await loop.create_connection(factory, sock=sock, **wrap)
+    return proto
 
 
 def _checked(up: Upstream, hops: dict[Key, Key] | None, own: set[Key] | None,
@@ -365,6 +377,8 @@ class Pool:
         self.source_ip = source_ip
         #: This proxy's identity and its peers' (None: identity off, everything plain).
         self.mesh_tls: MeshTls | None = None
+        #: Links to meshed peers (None: identity off, or each connection its own TLS).
+        self.links: Links | None = None
         self._idle: dict[Key, list[Upstream]] = {}
         #: The proxy's open upstream connections, local address to the address
         #: reached: a client coming from one of them to that same address is the
@@ -397,10 +411,19 @@ class Pool:
         m = self.mesh_tls
         return (m.server_identity(key) or "") if m is not None else ""
 
-    async def connect(self, key: Key) -> Upstream:
-        up = await open_upstream(key, self, self.mark, self.source_ip, self.hops, self.own,
-                                 self.tls(key))
-        self.opened += 1
+    async def connect(self, key: Key, pooled: bool = True) -> Upstream:
+        """A new connection to ``key``: kept in this pool once its exchange ends when
+        ``pooled``, else its owner's (a tunnel, an HTTP/2 relay). To a meshed peer, a
+        stream of the link to it when the peer takes links."""
+        tls = self.tls(key)
+        up = None
+        if tls is not None and self.links is not None:
+            up = await self.links.stream(key, self if pooled else None)
+        if up is None:
+            up = await open_upstream(key, self if pooled else None, self.mark,
+                                     self.source_ip, self.hops, self.own, tls)
+        if pooled:
+            self.opened += 1
         return up
 
     def release(self, up: Upstream) -> None:
@@ -431,6 +454,8 @@ class Pool:
                 self._idle[key] = keep
             else:
                 del self._idle[key]
+        if self.links is not None:
+            self.links.sweep(now, self.idle_timeout)
 
     def idle_count(self) -> int:
         return sum(len(v) for v in self._idle.values())
@@ -440,6 +465,8 @@ class Pool:
             for u in idle:
                 u.close()
         self._idle.clear()
+        if self.links is not None:
+            self.links.close()
 
 
 def request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],

@@ -130,6 +130,10 @@ class ProxyServer:
         try:
             if cfg.identity is not None:
                 pool.mesh_tls = await self._identity(cfg.identity)
+                if cfg.link:
+                    from meshtui.proxy.links import Links  # only with identity on
+
+                    pool.links = Links(pool)
             if cfg.inbound is not None:
                 self.inbound = Listener(ctx, Direction.INBOUND, True, self.router)
                 await self.inbound.start(cfg.inbound.host, cfg.inbound.port)

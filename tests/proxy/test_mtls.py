@@ -402,3 +402,78 @@ def test_a_meshed_pods_own_address_is_its_identity_as_its_inbound_port_is() -> N
     own = MeshTls(None, lambda: inv, own=("emojivoto", "voting-0"))  # type: ignore[arg-type]
     assert own.server_identity(("10.77.0.13", 8080)) is None
     assert own.server_identity(("10.77.0.13", 4143)) == want
+
+
+async def test_many_client_connections_reach_the_callee_over_one_tls_connection(
+        tls_mesh: TlsMesh) -> None:
+    """The caller's proxy carries each connection to a meshed peer as a stream of one
+    link: twenty clients at once, one TLS connection, twenty connections at the callee
+    (each with the caller's identity), and each client's bytes its own."""
+    m = tls_mesh
+    assert m.web.outbound_address is not None and m.web.ctx is not None
+    clients = [await Client.connect(m.web.outbound_address) for _ in range(20)]
+    try:
+        rs = await asyncio.gather(*(c.request("POST", "/echo", {"host": m.app_addr},
+                                              f"client {i}".encode())
+                                    for i, c in enumerate(clients)))
+        assert [r.body for r in rs] == [f"client {i}".encode() for i in range(20)]
+    finally:
+        for c in clients:
+            await c.close()
+    links = m.web.ctx.pool.links
+    assert links is not None and links.opened == 1
+    assert [len(v) for v in links.live.values()] == [1]
+    opened = sum(float(x.rsplit(" ", 1)[1]) for x in m.metrics(m.emoji).splitlines()
+                 if x.startswith("tcp_open_total{") and f'client_id="{WEB}"' in x)
+    assert opened == 20
+
+
+async def test_an_h2_client_with_a_meshed_identity_is_served_over_a_link(
+        tls_mesh: TlsMesh) -> None:
+    """A caller written with the h2 library, holding the web pod's certificate, opens
+    CONNECT streams to the callee's proxy over TLS (ALPN meshtui-link/1) and speaks
+    HTTP/1.1 inside: the callee's proxy serves and counts them as web's requests."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    from meshtui.identity.certs import new_key
+    from meshtui.identity.workload import Bundle, contexts
+
+    m = tls_mesh
+    key = new_key()
+    issued = m.auth.issue(WEB, key.public_key())
+    ctx = contexts(key, Bundle(issued.leaf, (issued.issuer,), issued.anchor)).link
+    assert m.emoji.inbound_address is not None
+    host, port = m.emoji.inbound_address
+    r, w = await asyncio.open_connection(host, port, ssl=ctx, server_hostname=EMOJI)
+    assert w.get_extra_info("ssl_object").selected_alpn_protocol() == "meshtui-link/1"
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sids = []
+    for i in range(2):
+        sid = conn.get_next_available_stream_id()
+        sids.append(sid)
+        conn.send_headers(sid, [(":method", "CONNECT"), (":authority", m.app_addr)])
+        conn.send_data(sid, f"POST /echo HTTP/1.1\r\nhost: {m.app_addr}\r\n"
+                            f"content-length: 6\r\n\r\nh2 #{i}\n".encode())
+    w.write(conn.data_to_send())
+    got = dict.fromkeys(sids, b"")
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 10
+    while not all(g.endswith(b"\n") and b"\r\n\r\n" in g for g in got.values()):
+        assert loop.time() < end, got
+        data = await asyncio.wait_for(r.read(65536), 10)
+        assert data, "the callee closed the link"
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.DataReceived):
+                got[ev.stream_id] += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+        w.write(conn.data_to_send())
+    for i, sid in enumerate(sids):
+        assert got[sid].startswith(b"HTTP/1.1 200") and got[sid].endswith(f"h2 #{i}\n".encode())
+    w.close()
+    text = m.metrics(m.emoji)
+    line = next(x for x in text.splitlines()
+                if x.startswith("response_total{") and f'client_id="{WEB}"' in x)
+    assert 'classification="success"' in line and line.endswith(" 2.0"), line
