@@ -205,7 +205,10 @@ class Downstream(asyncio.Protocol):
     def eof_received(self) -> bool:
         try:
             # TLS has no half-close: over it the connection ends with the client's side.
-            return self._eof() and self.transport.get_extra_info("ssl_object") is None
+            # (A stream of a link has one: END_STREAM.)
+            t = self.transport
+            return self._eof() and (isinstance(t, Stream)
+                                    or t.get_extra_info("ssl_object") is None)
         except Exception:
             self._crashed("eof")
             return False

@@ -69,6 +69,8 @@ MAX_FRAME = 16_384
 HIGH_WATER = 64 * 1024
 #: The largest header block taken (a CONNECT's is a few dozen bytes).
 MAX_BLOCK = 16 * 1024
+#: Seconds a callee keeps a link that carries no stream (callers close theirs sooner).
+IDLE_TIMEOUT = 120.0
 _DEFAULT_WINDOW = 65_535
 _HEAD = struct.Struct(">BHBBL")
 _U32 = struct.Struct(">L")
@@ -97,7 +99,10 @@ class Stream(asyncio.Transport):
         self.reading = True
         self.writer_paused = False
         self.closing = False  # close(): end once pending is out
+        self.eof_wanted = False  # write_eof(): END_STREAM once pending is out
         self.sent_end = False
+        if link.write_paused:  # the link's transport is over its limit already
+            self.writer_paused = True
         self.got_end = False
         self.eof_delivered = False
         self.done = False
@@ -128,14 +133,14 @@ class Stream(asyncio.Transport):
             self.reading = True
             return
         self.reading = True
-        held, self.held = self.held, []
-        for i, data in enumerate(held):
+        # Taken from the front in place: data_received may pause and resume again
+        # (a nested call then goes on where this one stopped, in order).
+        held = self.held
+        while held and self.reading and not self.done:
+            data = held.pop(0)
             self.protocol.data_received(data)
             self._consumed(len(data))
-            if not self.reading or self.done:  # paused (or ended) again: keep the rest
-                self.held = held[i + 1:] + self.held
-                return
-        if self.got_end and not self.eof_delivered:
+        if not held and self.reading and self.got_end and not self.eof_delivered:
             self._deliver_eof()
 
     def get_write_buffer_size(self) -> int:
@@ -148,7 +153,7 @@ class Stream(asyncio.Transport):
         return True
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self.sent_end or self.closing or self.done or not data:
+        if self.eof_wanted or self.closing or self.done or not data:
             return
         if self.pending:
             self._queue(bytes(data))
@@ -159,12 +164,17 @@ class Stream(asyncio.Transport):
         self.write(b"".join(list_of_data))
 
     def write_eof(self) -> None:
-        if self.sent_end or self.done:
+        if self.eof_wanted or self.done:
             return
-        self.sent_end = True
+        self.eof_wanted = True
         if not self.pending:
-            self.link.send_end(self)
+            self._send_end()
             self._maybe_done()
+
+    def _send_end(self) -> None:
+        if not self.sent_end:
+            self.sent_end = True
+            self.link.send_end(self)
 
     def close(self) -> None:
         if self.closing or self.done:
@@ -204,14 +214,12 @@ class Stream(asyncio.Transport):
             self.protocol.resume_writing()
         if self.closing:
             self._finish_close()
-        elif self.sent_end:
-            self.link.send_end(self)
+        elif self.eof_wanted:
+            self._send_end()
             self._maybe_done()
 
     def _finish_close(self) -> None:
-        if not self.sent_end:
-            self.sent_end = True
-            self.link.send_end(self)
+        self._send_end()
         if not self.got_end:
             # Nothing more is wanted from the peer (TCP's close, not a half-close).
             self.link.send_reset(self, NO_ERROR)
@@ -282,7 +290,8 @@ class Stream(asyncio.Transport):
         if paused and not self.writer_paused:
             self.writer_paused = True
             self.protocol.pause_writing()
-        elif not paused and self.writer_paused and self.pending_size <= HIGH_WATER:
+        elif not paused and self.writer_paused and self.pending_size <= HIGH_WATER \
+                and not self.link.write_paused:
             self.writer_paused = False
             self.protocol.resume_writing()
 
@@ -363,7 +372,8 @@ class Link(asyncio.Protocol):
 
     # The callee's proxy sweeps and drains it with its connections.
     def tick(self, now: float) -> None:
-        pass
+        if not self.streams and now - self.idle_since > IDLE_TIMEOUT:
+            self.close()  # a caller gone quiet: its slot back
 
     def drain(self) -> None:
         self.close()
@@ -458,6 +468,8 @@ class Link(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         for s in list(self.streams.values()):
+            if self.write_paused:  # one of them filled it again
+                return
             s._writable(False)
 
     def _fail(self, code: int, reason: str) -> None:
@@ -608,7 +620,12 @@ class Link(asyncio.Protocol):
         s = Stream(self, sid, proto)
         self.streams[sid] = s
         self._send(frame(HEADERS, END_HEADERS, sid, self._encoder.encode([(b":status", b"200")])))
-        proto.connection_made(s)
+        try:
+            proto.connection_made(s)
+        except Exception:  # that connection fails, not the link's others
+            log.debug("proxy: a link stream failed at its start", exc_info=True)
+            s.abort()
+            return
         if flags & END_STREAM and not s.done:
             s._data(b"", True)
 
@@ -641,8 +658,8 @@ class Link(asyncio.Protocol):
             if s.send_window <= 0:
                 continue  # waits for its own window, not the link's
             s._drain_pending()
-            if s.pending:
-                return
+            if s.pending and s.send_window > 0:
+                return  # the link's window is spent again
 
     def _on_settings(self, flags: int, sid: int, payload: bytes) -> None:
         if sid:

@@ -51,6 +51,9 @@ class Links:
                 task = self._opening.get(key)
                 if task is None:
                     task = asyncio.get_running_loop().create_task(self._open(key))
+                    # Its failure is each waiter's; with none left (all timed out) it
+                    # is still taken, not reported as never retrieved.
+                    task.add_done_callback(lambda t: t.cancelled() or t.exception())
                     self._opening[key] = task
                 # Shielded: a caller that gives up (its connect timeout) leaves the
                 # link opening for the others.

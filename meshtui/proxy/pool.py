@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httptools
 
 from meshtui.proxy.http1 import serialize
+from meshtui.proxy.link import Stream
 from meshtui.proxy.mtls import HANDSHAKE_TIMEOUT, MeshTls, check_server
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -216,7 +217,7 @@ class Upstream(asyncio.Protocol):
             tunnel.tunnel_eof()
             # Keep sending the other way until it ends too; TLS has no half-close.
             t = self.transport
-            return t is None or t.get_extra_info("ssl_object") is None
+            return t is None or isinstance(t, Stream) or t.get_extra_info("ssl_object") is None
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -339,3 +339,28 @@ async def test_the_callees_side_serves_an_h2_caller(pair: Pair) -> None:
     assert all(e.eof for e in box)
     w.close()
     server.close()
+
+
+async def test_an_end_written_behind_queued_bytes_then_a_close_still_ends_the_stream(
+        pair: Pair) -> None:
+    """write_eof() and close() while the window holds bytes back: the bytes, then the
+    end, reach the callee once it reads again, and both sides finish cleanly."""
+    e = End()
+    pair.client.open_stream(e, "10.0.0.1:80")
+    assert e.transport is not None
+    e.transport.write(b"!")
+    await until(lambda: len(pair.ends) == 1)
+    callee = pair.ends[0]
+    callee.echo = False
+    assert callee.transport is not None
+    callee.transport.pause_reading()
+    body = os.urandom(STREAM_WINDOW * 2)
+    e.transport.write(body)
+    e.transport.write_eof()
+    e.transport.close()
+    await asyncio.sleep(0.05)
+    callee.transport.resume_reading()
+    await until(lambda: callee.eof)
+    assert bytes(callee.got) == b"!" + body
+    assert await asyncio.wait_for(callee.lost, 5) is None
+    assert await asyncio.wait_for(e.lost, 5) is None
