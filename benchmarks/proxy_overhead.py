@@ -19,8 +19,9 @@ nghttpd, each directly and through a ``meshtui proxy`` of its own. It prints
    grpcio's server is too slow to load the proxy), and for GETs to nghttpd
    (``-c 32 -m 10``); rounds interleaved, medians kept;
 3. meshed to meshed: a request through the caller pod's proxy and the callee's, in
-   plain TCP and over mutual TLS — latency at the fixed rate, keep-alive
-   throughput, and a request on a new connection (the handshake's cost);
+   plain TCP, over mutual TLS (the link: streams of one TLS connection) and over mutual
+   TLS with a TLS connection per connection (``--link off``) — latency at the fixed
+   rate, keep-alive throughput, and a request on a new connection (the handshake's cost);
 4. the HTTP/1.1 proxy's resident memory (now and peak).
 
 Targets (this machine's kind, 2 cores): throughput at least half of nginx's,
