@@ -31,29 +31,36 @@ from typing import Any
 from hpack import Decoder, Encoder
 
 from meshtui.proxy.h2frames import (
+    ACK,
+    CANCEL,
+    COMPRESSION_ERROR,
+    CONTINUATION,
     DATA,
+    DEFAULT_MAX_FRAME,
     END_HEADERS,
     END_STREAM,
+    FLOW_CONTROL_ERROR,
+    FRAME_SIZE_ERROR,
     GOAWAY,
     HEADERS,
+    NO_ERROR,
     PADDED,
     PING,
     PREFACE,
     PRIORITY_FLAG,
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
     RST_STREAM,
     SETTINGS,
+    SETTINGS_INITIAL_WINDOW_SIZE,
+    SETTINGS_MAX_CONCURRENT_STREAMS,
+    SETTINGS_MAX_FRAME_SIZE,
     WINDOW_UPDATE,
     frame,
     goaway,
 )
 
 log = logging.getLogger("meshtui.proxy")
-
-CONTINUATION = 0x9
-ACK = 0x1
-NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR = 0x0, 0x1, 0x3
-STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL = 0x5, 0x6, 0x7, 0x8
-_MAX_CONCURRENT, _INITIAL_WINDOW, _MAX_FRAME = 0x3, 0x4, 0x5
 
 #: What a stream's peer may send ahead of its reader: a slow reader holds at most
 #: this much of its stream in the proxy.
@@ -64,7 +71,7 @@ LINK_WINDOW = 16 * 1024 * 1024
 #: Streams a link carries at once; past it the caller opens another link.
 MAX_STREAMS = 1024
 #: The largest frame either side sends (HTTP/2's default: every peer takes it).
-MAX_FRAME = 16_384
+MAX_FRAME = DEFAULT_MAX_FRAME
 #: Bytes a stream queues beyond its window before its writer is paused.
 HIGH_WATER = 64 * 1024
 #: The largest header block taken (a CONNECT's is a few dozen bytes).
@@ -431,8 +438,9 @@ class Link(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
-        settings = struct.pack(">HLHLHL", _INITIAL_WINDOW, STREAM_WINDOW,
-                               _MAX_CONCURRENT, MAX_STREAMS, _MAX_FRAME, MAX_FRAME)
+        settings = struct.pack(">HLHLHL", SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW,
+                               SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS,
+                               SETTINGS_MAX_FRAME_SIZE, MAX_FRAME)
         grow = frame(WINDOW_UPDATE, 0, 0, _U32.pack(LINK_WINDOW - _DEFAULT_WINDOW))
         self._send((PREFACE if self.client else b"") + frame(SETTINGS, 0, 0, settings) + grow)
 
@@ -591,7 +599,7 @@ class Link(asyncio.Protocol):
         try:
             fields = self._decoder.decode(block, raw=True)
         except Exception as e:  # hpack's errors: the link's state is lost with them
-            raise LinkError(0x9, f"header block does not decode: {e}") from None
+            raise LinkError(COMPRESSION_ERROR, f"header block does not decode: {e}") from None
         s = self.streams.get(sid)
         if self.client:
             # The answer to a CONNECT: 2xx and the stream goes on; anything else ends it.
@@ -670,7 +678,7 @@ class Link(asyncio.Protocol):
             raise LinkError(FRAME_SIZE_ERROR, "SETTINGS of the wrong size")
         for i in range(0, len(payload), 6):
             key, value = struct.unpack_from(">HL", payload, i)
-            if key == _INITIAL_WINDOW:
+            if key == SETTINGS_INITIAL_WINDOW_SIZE:
                 if value > 2**31 - 1:
                     raise LinkError(FLOW_CONTROL_ERROR, "initial window too large")
                 delta = value - self.peer_initial_window
@@ -682,11 +690,11 @@ class Link(asyncio.Protocol):
                         if s.pending:
                             self.blocked.pop(s.sid, None)
                             s._drain_pending()
-            elif key == _MAX_FRAME:
+            elif key == SETTINGS_MAX_FRAME_SIZE:
                 if not MAX_FRAME <= value <= 2**24 - 1:
                     raise LinkError(PROTOCOL_ERROR, "bad SETTINGS_MAX_FRAME_SIZE")
                 self.peer_max_frame = min(value, MAX_FRAME)
-            elif key == _MAX_CONCURRENT:
+            elif key == SETTINGS_MAX_CONCURRENT_STREAMS:
                 self.peer_max_streams = value
         self._send(frame(SETTINGS, ACK, 0))
 

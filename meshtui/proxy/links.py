@@ -32,9 +32,10 @@ class Links:
         self.unlinked: set[Key] = set()
         self.opened = 0  # links opened, for the proxy's own accounting and tests
 
-    async def stream(self, key: Key, pool: Pool | None) -> Upstream | None:
-        """A new upstream connection to ``key`` over a link (None: the peer takes no
-        links; connect on your own). OSError as a connection's would be."""
+    async def stream(self, key: Key, want: str, pool: Pool | None) -> Upstream | None:
+        """A new upstream connection to ``key``, whose proxy must be ``want``, over a
+        link (None: the peer takes no links; connect on your own). OSError as a
+        connection's would be."""
         if key in self.unlinked:
             return None
         current = self._ctx()
@@ -50,7 +51,7 @@ class Links:
             if link is None:
                 task = self._opening.get(key)
                 if task is None:
-                    task = asyncio.get_running_loop().create_task(self._open(key))
+                    task = asyncio.get_running_loop().create_task(self._open(key, want))
                     # Its failure is each waiter's; with none left (all timed out) it
                     # is still taken, not reported as never retrieved.
                     task.add_done_callback(lambda t: t.cancelled() or t.exception())
@@ -67,17 +68,16 @@ class Links:
             return up
         raise ConnectionResetError(f"no link to {key[0]}:{key[1]} could take a stream")
 
-    async def _open(self, key: Key) -> Link | None:
+    async def _open(self, key: Key, want: str) -> Link | None:
         pool = self.pool
         try:
-            tls = pool.tls(key)
             ctx = self._ctx()
-            if tls is None or ctx is None:
+            if ctx is None:
                 return None
             link = await dial(key, lambda: Link(True, lost=self._lost), pool.mark,
-                              pool.source_ip, (ctx, tls[1]))
+                              pool.source_ip, (ctx, want))
             t = link.transport
-            check_server(t, tls[1])
+            check_server(t, want)
             if t.get_extra_info("ssl_object").selected_alpn_protocol() != LINK_ALPN:
                 log.info("proxy: %s:%d takes no links: a TLS connection per connection",
                          *key)

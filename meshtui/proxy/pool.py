@@ -419,7 +419,7 @@ class Pool:
         tls = self.tls(key)
         up = None
         if tls is not None and self.links is not None:
-            up = await self.links.stream(key, self if pooled else None)
+            up = await self.links.stream(key, tls[1], self if pooled else None)
         if up is None:
             up = await open_upstream(key, self if pooled else None, self.mark,
                                      self.source_ip, self.hops, self.own, tls)

@@ -70,6 +70,21 @@ async def until(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-
         await asyncio.sleep(0.005)
 
 
+async def stalled(pair: Pair) -> tuple[End, End]:
+    """(the caller's end, the callee's end) of a new stream whose callee echoes nothing
+    and has stopped reading."""
+    e = End()
+    pair.client.open_stream(e, "10.0.0.1:80")
+    assert e.transport is not None
+    e.transport.write(b"!")
+    await until(lambda: len(pair.ends) == 1)
+    callee = pair.ends[0]
+    callee.echo = False
+    assert callee.transport is not None
+    callee.transport.pause_reading()
+    return e, callee
+
+
 @pytest.fixture
 async def pair() -> AsyncIterator[Pair]:
     loop = asyncio.get_running_loop()
@@ -156,15 +171,9 @@ async def test_a_slow_reader_holds_back_its_writer_without_losing_or_buffering_m
     """The callee stops reading: its stream's window fills, the caller's protocol is
     paused (the proxy stops reading its client), and on resuming every byte arrives
     in order; meanwhile another stream of the link is not held up."""
-    slow, other = End(), End()
-    pair.client.open_stream(slow, "10.0.0.1:80")
-    assert slow.transport is not None
-    slow.transport.write(b"!")
-    await until(lambda: len(pair.ends) == 1)
-    callee = pair.ends[0]
-    callee.echo = False
-    assert callee.transport is not None
-    callee.transport.pause_reading()
+    slow, callee = await stalled(pair)
+    other = End()
+    assert slow.transport is not None and callee.transport is not None
     body = os.urandom(3 * 1024 * 1024)
     for i in range(0, len(body), 65536):
         slow.transport.write(body[i:i + 65536])
@@ -345,15 +354,8 @@ async def test_an_end_written_behind_queued_bytes_then_a_close_still_ends_the_st
         pair: Pair) -> None:
     """write_eof() and close() while the window holds bytes back: the bytes, then the
     end, reach the callee once it reads again, and both sides finish cleanly."""
-    e = End()
-    pair.client.open_stream(e, "10.0.0.1:80")
-    assert e.transport is not None
-    e.transport.write(b"!")
-    await until(lambda: len(pair.ends) == 1)
-    callee = pair.ends[0]
-    callee.echo = False
-    assert callee.transport is not None
-    callee.transport.pause_reading()
+    e, callee = await stalled(pair)
+    assert e.transport is not None and callee.transport is not None
     body = os.urandom(STREAM_WINDOW * 2)
     e.transport.write(body)
     e.transport.write_eof()
